@@ -1,0 +1,66 @@
+//! `talos`: the command people and CI run.
+//!
+//! This crate is glue and command line only (the libraries never print and
+//! never exit). Exit codes, shared by every subcommand:
+//! 0 ok, 1 verification failed or findings, 2 bad usage or unreadable input,
+//! 3 the evidence cannot prove it either way.
+
+mod cmd;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Verify binaries and memory dumps of trusted applications.
+#[derive(Debug, Parser)]
+#[command(name = "talos", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Recover the control-flow graph of a binary and its canonical digest.
+    Cfg(cmd::cfg::Args),
+}
+
+/// What a command concluded; maps onto the documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: verified, clean, accepted, or simply done.
+    Ok,
+    /// Exit 1: verification failed, findings, rejected, different.
+    Failed,
+    /// Exit 3: the evidence cannot prove it either way.
+    Unproven,
+}
+
+impl Outcome {
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Ok => ExitCode::SUCCESS,
+            Outcome::Failed => ExitCode::from(1),
+            Outcome::Unproven => ExitCode::from(3),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Cfg(args) => cmd::cfg::run(args),
+    };
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(err) => {
+            if output::is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("talos: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

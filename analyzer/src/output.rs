@@ -1,0 +1,71 @@
+//! Writing results: to stdout, or atomically to a file.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Write `bytes` to `path` (atomically: a temporary file in the same
+/// directory, fsynced, then renamed over the target) or to stdout.
+///
+/// # Errors
+/// When the file or stdout cannot be written.
+pub fn emit(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).context("writing to stdout")?;
+            out.flush().context("writing to stdout")?;
+            Ok(())
+        }
+        Some(path) => write_atomic(path, bytes),
+    }
+}
+
+/// Replace `path` with `bytes` so that a crash leaves the old file or the new
+/// one, never a torn file.
+///
+/// # Errors
+/// When the temporary file cannot be created, written, synced or renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("{}: cannot create", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("{}: cannot write", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("{}: cannot sync", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("{}: cannot replace", path.display()))?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            // Durability of the rename; failure here is not a torn file.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Whether the error chain ends in a broken pipe (`talos ... | head`), which
+/// is not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,161 @@
+//! Architecture-neutral instruction and flow types, and the one trait each
+//! decoder implements (after lancelot's `flow.rs`). The graph builder only
+//! sees [`Insn`] and [`Flow`]; it never knows which instruction set it walks.
+
+pub mod x86;
+
+use crate::image::{Arch, Image};
+
+/// How control leaves an instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Falls through to the next instruction.
+    Seq,
+    /// Unconditional direct jump.
+    Jump(u64),
+    /// Conditional direct jump; falls through when not taken.
+    CondJump(u64),
+    /// Direct call; returns to the next instruction unless the callee does
+    /// not return.
+    Call(u64),
+    /// Jump through a register or memory. `slot` is the memory cell read,
+    /// when the instruction names a fixed address (a GOT or IAT entry).
+    IndirectJump {
+        /// Address of the memory operand, if fixed.
+        slot: Option<u64>,
+    },
+    /// Call through a register or memory.
+    IndirectCall {
+        /// Address of the memory operand, if fixed.
+        slot: Option<u64>,
+    },
+    /// Return to the caller.
+    Return,
+    /// Execution stops here: halt, trap, undefined instruction.
+    Stop,
+}
+
+impl Flow {
+    /// Whether control can continue at the next instruction.
+    #[must_use]
+    pub fn falls_through(self) -> bool {
+        matches!(
+            self,
+            Flow::Seq | Flow::CondJump(_) | Flow::Call(_) | Flow::IndirectCall { .. }
+        )
+    }
+
+    /// Whether the instruction ends a basic block.
+    #[must_use]
+    pub fn ends_block(self) -> bool {
+        !matches!(self, Flow::Seq)
+    }
+}
+
+/// A register known to hold a constant after an instruction: how the
+/// decoders pass address materialisation (`lea r, [rip+x]`, `auipc`,
+/// `adrp`) from one instruction to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegConst {
+    /// Architecture register number.
+    pub reg: u16,
+    /// The value it holds.
+    pub value: u64,
+}
+
+/// One decoded instruction, reduced to what graph recovery needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insn {
+    /// Address as linked.
+    pub addr: u64,
+    /// Length in bytes.
+    pub len: u8,
+    /// Control flow.
+    pub flow: Flow,
+    /// An address this instruction computes or reads (`lea`, absolute
+    /// immediates, pc-relative pairs): a candidate code or data pointer.
+    pub data_ref: Option<u64>,
+    /// A register this instruction sets to a known constant.
+    pub konst: Option<RegConst>,
+}
+
+impl Insn {
+    /// One past the last byte.
+    #[must_use]
+    pub fn end(&self) -> u64 {
+        self.addr.wrapping_add(u64::from(self.len))
+    }
+}
+
+/// A resolved jump table: `count` entries of `entry_size` bytes at `table`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpTable {
+    /// Address of the first entry.
+    pub table: u64,
+    /// Bytes per entry.
+    pub entry_size: u8,
+    /// Target of every entry, in table order (duplicates kept).
+    pub targets: Vec<u64>,
+}
+
+impl JumpTable {
+    /// Bytes the table occupies.
+    #[must_use]
+    pub fn byte_len(&self) -> u64 {
+        (self.targets.len() as u64).saturating_mul(u64::from(self.entry_size))
+    }
+}
+
+/// What the graph builder asks of an instruction set.
+pub trait Decoder: Sync {
+    /// The architecture decoded.
+    fn arch(&self) -> Arch;
+
+    /// Smallest instruction alignment (1 on x86, 2 with RISC-V C, 4 on A64).
+    fn alignment(&self) -> u64;
+
+    /// Decode the instruction at the start of `bytes`, which sits at `addr`.
+    /// `prev` is the instruction just before it in the same straight-line
+    /// run, if any. `None` when the bytes are not a valid instruction.
+    fn decode(&self, bytes: &[u8], addr: u64, prev: Option<&Insn>) -> Option<Insn>;
+
+    /// Whether the instruction is alignment padding (nops, trap fill, zero
+    /// fill) rather than code anyone meant to run.
+    fn is_padding(&self, bytes: &[u8], insn: &Insn) -> bool;
+
+    /// Try to resolve the indirect jump at the end of `path` (instruction
+    /// addresses in execution order, the jump last) as a jump table.
+    fn resolve_jump_table(&self, image: &Image<'_>, path: &[u64]) -> Option<JumpTable>;
+
+    /// Append the canonical bytes of the instruction at `addr` to `out`: its
+    /// bytes with every absolute address that points into `[lo, hi)`
+    /// rewritten relative to `base`, so that the same code linked at another
+    /// address has the same canonical bytes. Returns the instruction length,
+    /// 0 when the bytes do not decode.
+    fn canonical_bytes(
+        &self,
+        bytes: &[u8],
+        addr: u64,
+        span: (u64, u64),
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> usize;
+
+    /// Render the instruction as assembly text (for DOT and text output).
+    fn render(&self, bytes: &[u8], addr: u64) -> Option<String>;
+}
+
+/// The decoder for an image's architecture.
+///
+/// # Errors
+/// [`crate::Error::UnsupportedArch`] when no decoder exists for it.
+pub fn decoder_for(image: &Image<'_>) -> crate::Result<Box<dyn Decoder>> {
+    match image.arch {
+        Arch::X86 => Ok(Box::new(x86::X86Decoder::new(32, image.got_base))),
+        Arch::X86_64 => Ok(Box::new(x86::X86Decoder::new(64, None))),
+        other => Err(crate::Error::UnsupportedArch(format!(
+            "{} (decoder not available yet)",
+            other.name()
+        ))),
+    }
+}

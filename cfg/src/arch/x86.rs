@@ -1,0 +1,773 @@
+//! x86 and x86-64 through iced-x86.
+//!
+//! Besides classifying control flow, this module resolves the jump tables
+//! gcc and clang emit for `switch` (-O0 to -O3, PIE and non-PIE, and the
+//! GOT-relative tables of 32-bit PIC code) with a small symbolic
+//! interpreter over the instructions leading to the indirect jump: register
+//! and stack-slot values are linear sums of unknowns and table loads, and
+//! the bound comes from the `cmp`/`ja` that guards the path.
+
+use std::collections::{BTreeMap, HashMap};
+
+use iced_x86::{
+    ConditionCode, Decoder as IcedDecoder, DecoderOptions, FlowControl, Formatter, Instruction,
+    InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess, OpKind, Register,
+};
+
+use super::{Decoder, Flow, Insn, JumpTable, RegConst};
+use crate::image::{Arch, Image};
+use crate::limits;
+
+/// Longest x86 instruction.
+const MAX_INSN_LEN: usize = 15;
+
+/// Decoder for 32-bit (`bitness` 32) or 64-bit x86.
+#[derive(Debug, Clone)]
+pub struct X86Decoder {
+    bitness: u32,
+    /// `DT_PLTGOT` of 32-bit images: the value `ebx` holds in PIC code.
+    got_base: Option<u64>,
+}
+
+impl X86Decoder {
+    /// A decoder for `bitness` 32 or 64. `got_base` is the GOT address that
+    /// 32-bit PIC code keeps in `ebx`.
+    #[must_use]
+    pub fn new(bitness: u32, got_base: Option<u64>) -> Self {
+        X86Decoder { bitness, got_base }
+    }
+
+    fn decode_iced(&self, bytes: &[u8], addr: u64) -> Option<Instruction> {
+        let window = bytes.get(..bytes.len().min(MAX_INSN_LEN))?;
+        let mut dec = IcedDecoder::with_ip(self.bitness, window, addr, DecoderOptions::NONE);
+        if !dec.can_decode() {
+            return None;
+        }
+        let ins = dec.decode();
+        (!ins.is_invalid()).then_some(ins)
+    }
+
+    fn mask(&self, v: u64) -> u64 {
+        if self.bitness == 32 {
+            v & 0xffff_ffff
+        } else {
+            v
+        }
+    }
+
+    /// The fixed address of an instruction's memory operand, if it has one.
+    fn fixed_memory_address(&self, ins: &Instruction) -> Option<u64> {
+        if ins.is_ip_rel_memory_operand() {
+            return Some(ins.ip_rel_memory_address());
+        }
+        let has_mem = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
+        if !has_mem || ins.memory_index() != Register::None {
+            return None;
+        }
+        match ins.memory_base() {
+            Register::None => Some(self.mask(ins.memory_displacement64())),
+            // 32-bit PIC: ebx holds the GOT address (i386 psABI).
+            Register::EBX if self.bitness == 32 => self
+                .got_base
+                .map(|g| self.mask(g.wrapping_add(ins.memory_displacement64()))),
+            _ => None,
+        }
+    }
+}
+
+fn is_branch_operand(kind: OpKind) -> bool {
+    matches!(
+        kind,
+        OpKind::NearBranch16
+            | OpKind::NearBranch32
+            | OpKind::NearBranch64
+            | OpKind::FarBranch16
+            | OpKind::FarBranch32
+    )
+}
+
+fn immediate_operand(ins: &Instruction) -> Option<u64> {
+    (0..ins.op_count()).find_map(|i| match ins.op_kind(i) {
+        OpKind::Immediate32 | OpKind::Immediate64 | OpKind::Immediate32to64 => {
+            Some(ins.immediate(i))
+        }
+        _ => None,
+    })
+}
+
+impl Decoder for X86Decoder {
+    fn arch(&self) -> Arch {
+        if self.bitness == 32 {
+            Arch::X86
+        } else {
+            Arch::X86_64
+        }
+    }
+
+    fn alignment(&self) -> u64 {
+        1
+    }
+
+    fn decode(&self, bytes: &[u8], addr: u64, _prev: Option<&Insn>) -> Option<Insn> {
+        let ins = self.decode_iced(bytes, addr)?;
+        let len = u8::try_from(ins.len()).ok()?;
+        let next = ins.next_ip();
+        let near_target = || is_branch_operand(ins.op0_kind()).then(|| ins.near_branch_target());
+        let flow = match ins.flow_control() {
+            FlowControl::Next => {
+                if ins.mnemonic() == Mnemonic::Hlt {
+                    Flow::Stop
+                } else {
+                    Flow::Seq
+                }
+            }
+            FlowControl::UnconditionalBranch => match ins.op0_kind() {
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                    Flow::Jump(ins.near_branch_target())
+                }
+                _ => Flow::IndirectJump { slot: None },
+            },
+            FlowControl::IndirectBranch => Flow::IndirectJump {
+                slot: self.fixed_memory_address(&ins),
+            },
+            FlowControl::ConditionalBranch => match near_target() {
+                Some(t) => Flow::CondJump(t),
+                None => Flow::Seq,
+            },
+            FlowControl::Return => Flow::Return,
+            FlowControl::Call => match ins.op0_kind() {
+                // `call next; pop reg` reads the program counter; not a call.
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                    let t = ins.near_branch_target();
+                    if t == next { Flow::Seq } else { Flow::Call(t) }
+                }
+                OpKind::FarBranch16 | OpKind::FarBranch32 => Flow::IndirectCall { slot: None },
+                // syscall, sysenter, vmcall...: control comes back.
+                _ => Flow::Seq,
+            },
+            FlowControl::IndirectCall => Flow::IndirectCall {
+                slot: self.fixed_memory_address(&ins),
+            },
+            FlowControl::Interrupt => {
+                if ins.mnemonic() == Mnemonic::Int3 {
+                    Flow::Stop
+                } else {
+                    Flow::Seq
+                }
+            }
+            FlowControl::XbeginXabortXend => match near_target() {
+                Some(t) if ins.mnemonic() == Mnemonic::Xbegin => Flow::CondJump(t),
+                _ => Flow::Seq,
+            },
+            FlowControl::Exception => Flow::Stop,
+        };
+        let mut data_ref = None;
+        let mut konst = None;
+        if ins.is_ip_rel_memory_operand() {
+            data_ref = Some(ins.ip_rel_memory_address());
+        } else if !matches!(flow, Flow::Jump(_) | Flow::CondJump(_) | Flow::Call(_)) {
+            if let Some(imm) = immediate_operand(&ins) {
+                data_ref = Some(self.mask(imm));
+            } else if let Some(a) = self.fixed_memory_address(&ins)
+                && ins.memory_base() == Register::None
+            {
+                data_ref = Some(a);
+            }
+        }
+        let dest = ins.op0_register();
+        if ins.op0_kind() == OpKind::Register && dest != Register::None {
+            let reg = dest.full_register() as u16;
+            match ins.mnemonic() {
+                Mnemonic::Lea if ins.is_ip_rel_memory_operand() => {
+                    konst = Some(RegConst {
+                        reg,
+                        value: ins.ip_rel_memory_address(),
+                    });
+                }
+                Mnemonic::Mov => {
+                    if let Some(imm) = immediate_operand(&ins) {
+                        konst = Some(RegConst {
+                            reg,
+                            value: self.mask(imm),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(Insn {
+            addr,
+            len,
+            flow,
+            data_ref,
+            konst,
+        })
+    }
+
+    fn is_padding(&self, bytes: &[u8], insn: &Insn) -> bool {
+        if bytes.get(..2) == Some(&[0, 0]) {
+            return true;
+        }
+        let Some(ins) = self.decode_iced(bytes, insn.addr) else {
+            return false;
+        };
+        match ins.mnemonic() {
+            Mnemonic::Nop | Mnemonic::Int3 => true,
+            // `lea esi, [esi+0]` and `lea esi, [esi+eiz*1+0]`: old 32-bit fill.
+            Mnemonic::Lea => {
+                ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Memory
+                    && ins.memory_base() == ins.op0_register()
+                    && matches!(ins.memory_index(), Register::None)
+                    && ins.memory_displacement64() == 0
+            }
+            // `xchg ax, ax` / `mov edi, edi` style two-operand no-ops.
+            Mnemonic::Xchg | Mnemonic::Mov => {
+                ins.op_count() == 2
+                    && ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op0_register() == ins.op1_register()
+                    && !(self.bitness == 64 && ins.op0_register().size() == 4)
+            }
+            _ => false,
+        }
+    }
+
+    fn resolve_jump_table(&self, image: &Image<'_>, path: &[u64]) -> Option<JumpTable> {
+        let mut interp = Interp::new(self);
+        let mut insns = Vec::with_capacity(path.len());
+        for &a in path {
+            let bytes = image.bytes_from(a)?;
+            insns.push(self.decode_iced(bytes, a)?);
+        }
+        let (jump, body) = insns.split_last()?;
+        for (i, ins) in body.iter().enumerate() {
+            let next = insns.get(i.checked_add(1)?).map(Instruction::ip);
+            interp.step(ins, next);
+        }
+        let target = match jump.op0_kind() {
+            OpKind::Register => interp.reg(jump.op0_register()),
+            OpKind::Memory => {
+                let addr = interp.address(jump);
+                let size = if self.bitness == 32 { 4 } else { 8 };
+                interp.load(addr, size, false)
+            }
+            _ => return None,
+        };
+        interp.match_table(image, &target, self.bitness)
+    }
+
+    fn canonical_bytes(
+        &self,
+        bytes: &[u8],
+        addr: u64,
+        span: (u64, u64),
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let Some(ins) = self.decode_iced(bytes, addr) else {
+            return 0;
+        };
+        let Some(raw) = bytes.get(..ins.len()) else {
+            return 0;
+        };
+        let start = out.len();
+        out.extend_from_slice(raw);
+        let window = bytes.get(..bytes.len().min(MAX_INSN_LEN)).unwrap_or(bytes);
+        let offsets = IcedDecoder::with_ip(self.bitness, window, addr, DecoderOptions::NONE)
+            .get_constant_offsets(&ins);
+        let in_image = |v: u64| v >= span.0 && v < span.1;
+        let mut rewrite = |field_off: usize, size: usize, value: u64| {
+            if size < 4 || !in_image(value) {
+                return;
+            }
+            let rel = value.wrapping_sub(base).to_le_bytes();
+            if let (Some(dst), Some(src)) = (
+                start
+                    .checked_add(field_off)
+                    .and_then(|o| out.get_mut(o..o.checked_add(size)?)),
+                rel.get(..size),
+            ) {
+                dst.copy_from_slice(src);
+            }
+        };
+        if offsets.has_displacement() && !ins.is_ip_rel_memory_operand() {
+            rewrite(
+                offsets.displacement_offset(),
+                offsets.displacement_size(),
+                self.mask(ins.memory_displacement64()),
+            );
+        }
+        let has_branch = (0..ins.op_count()).any(|i| is_branch_operand(ins.op_kind(i)));
+        if offsets.has_immediate()
+            && !has_branch
+            && let Some(imm) = immediate_operand(&ins)
+        {
+            rewrite(
+                offsets.immediate_offset(),
+                offsets.immediate_size(),
+                self.mask(imm),
+            );
+        }
+        ins.len()
+    }
+
+    fn render(&self, bytes: &[u8], addr: u64) -> Option<String> {
+        let ins = self.decode_iced(bytes, addr)?;
+        let mut fmt = IntelFormatter::new();
+        fmt.options_mut().set_first_operand_char_index(0);
+        let mut s = String::new();
+        fmt.format(&ins, &mut s);
+        Some(s)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Jump-table resolution: a symbolic interpreter over linear values.
+
+/// An unknown quantity: an initial register value, a fresh result, or a
+/// load from a symbolic address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Atom {
+    Sym(u32),
+    Load { addr: Val, size: u8, signed: bool },
+}
+
+/// `c + Σ coeff·atom`, wrapping arithmetic, terms sorted by atom id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+struct Val {
+    c: u64,
+    terms: Vec<(u32, u64)>,
+}
+
+impl Val {
+    fn konst(c: u64) -> Self {
+        Val {
+            c,
+            terms: Vec::new(),
+        }
+    }
+
+    fn atom(id: u32) -> Self {
+        Val {
+            c: 0,
+            terms: vec![(id, 1)],
+        }
+    }
+
+    fn as_const(&self) -> Option<u64> {
+        self.terms.is_empty().then_some(self.c)
+    }
+
+    fn add(&self, other: &Val) -> Val {
+        let mut terms: BTreeMap<u32, u64> = self.terms.iter().copied().collect();
+        for &(a, k) in &other.terms {
+            let e = terms.entry(a).or_insert(0);
+            *e = e.wrapping_add(k);
+        }
+        Val {
+            c: self.c.wrapping_add(other.c),
+            terms: terms.into_iter().filter(|&(_, k)| k != 0).collect(),
+        }
+    }
+
+    fn scale(&self, k: u64) -> Val {
+        Val {
+            c: self.c.wrapping_mul(k),
+            terms: self
+                .terms
+                .iter()
+                .map(|&(a, c)| (a, c.wrapping_mul(k)))
+                .filter(|&(_, c)| c != 0)
+                .collect(),
+        }
+    }
+
+    /// `(atom, coeff, c)` when the value is `c + coeff·atom`.
+    fn single(&self) -> Option<(u32, u64, u64)> {
+        match self.terms.as_slice() {
+            [(a, k)] => Some((*a, *k, self.c)),
+            _ => None,
+        }
+    }
+}
+
+/// Upper bound learnt from a guard: `atom + offset < count` (unsigned).
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    offset: u64,
+    count: u64,
+}
+
+struct Interp<'d> {
+    dec: &'d X86Decoder,
+    atoms: Vec<Atom>,
+    interned: HashMap<Atom, u32>,
+    regs: HashMap<Register, Val>,
+    mem: HashMap<Val, Val>,
+    fresh: u32,
+    last_cmp: Option<(Val, u64)>,
+    bounds: HashMap<u32, Bound>,
+    info: InstructionInfoFactory,
+}
+
+impl<'d> Interp<'d> {
+    fn new(dec: &'d X86Decoder) -> Self {
+        Interp {
+            dec,
+            atoms: Vec::new(),
+            interned: HashMap::new(),
+            regs: HashMap::new(),
+            mem: HashMap::new(),
+            fresh: 0,
+            last_cmp: None,
+            bounds: HashMap::new(),
+            info: InstructionInfoFactory::new(),
+        }
+    }
+
+    fn intern(&mut self, atom: Atom) -> u32 {
+        if let Some(&id) = self.interned.get(&atom) {
+            return id;
+        }
+        let id = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
+        self.atoms.push(atom.clone());
+        self.interned.insert(atom, id);
+        id
+    }
+
+    fn fresh(&mut self) -> Val {
+        self.fresh = self.fresh.wrapping_add(1);
+        // Fresh symbols live above the register-initial ones.
+        let id = self.intern(Atom::Sym(0x1_0000u32.wrapping_add(self.fresh)));
+        Val::atom(id)
+    }
+
+    fn reg(&mut self, r: Register) -> Val {
+        let full = r.full_register();
+        if let Some(v) = self.regs.get(&full) {
+            return v.clone();
+        }
+        if full == Register::RBX && self.dec.bitness == 32 {
+            if let Some(g) = self.dec.got_base {
+                return Val::konst(g);
+            }
+        }
+        let id = self.intern(Atom::Sym(full as u32));
+        let v = Val::atom(id);
+        self.regs.insert(full, v.clone());
+        v
+    }
+
+    fn set(&mut self, r: Register, v: Val) {
+        let v = if self.dec.bitness == 32 || r.size() == 4 {
+            // 32-bit results are zero-extended; keep constants exact.
+            match v.as_const() {
+                Some(c) => Val::konst(c & 0xffff_ffff),
+                None => v,
+            }
+        } else {
+            v
+        };
+        self.regs.insert(r.full_register(), v);
+    }
+
+    fn address(&mut self, ins: &Instruction) -> Val {
+        if ins.is_ip_rel_memory_operand() {
+            return Val::konst(ins.ip_rel_memory_address());
+        }
+        if ins.memory_segment() == Register::FS || ins.memory_segment() == Register::GS {
+            return self.fresh();
+        }
+        let mut v = Val::konst(ins.memory_displacement64());
+        if ins.memory_base() != Register::None {
+            let b = self.reg(ins.memory_base());
+            v = v.add(&b);
+        }
+        if ins.memory_index() != Register::None {
+            let i = self.reg(ins.memory_index());
+            v = v.add(&i.scale(u64::from(ins.memory_index_scale())));
+        }
+        v
+    }
+
+    fn load(&mut self, addr: Val, size: u8, signed: bool) -> Val {
+        if let Some(v) = self.mem.get(&addr) {
+            return v.clone();
+        }
+        let id = self.intern(Atom::Load { addr, size, signed });
+        Val::atom(id)
+    }
+
+    /// The value of operand `i` (register, immediate or memory).
+    fn operand(&mut self, ins: &Instruction, i: u32) -> Val {
+        match ins.op_kind(i) {
+            OpKind::Register => self.reg(ins.op_register(i)),
+            OpKind::Memory => {
+                let a = self.address(ins);
+                let size = u8::try_from(ins.memory_size().size()).unwrap_or(8);
+                self.load(a, size, false)
+            }
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64 => Val::konst(ins.immediate(i)),
+            _ => self.fresh(),
+        }
+    }
+
+    fn write_dest(&mut self, ins: &Instruction, v: Val) {
+        match ins.op0_kind() {
+            OpKind::Register => self.set(ins.op0_register(), v),
+            OpKind::Memory => {
+                let a = self.address(ins);
+                self.mem.insert(a, v);
+            }
+            _ => {}
+        }
+    }
+
+    fn clobber(&mut self, ins: &Instruction) {
+        let written: Vec<Register> = self
+            .info
+            .info(ins)
+            .used_registers()
+            .iter()
+            .filter(|u| {
+                matches!(
+                    u.access(),
+                    OpAccess::Write
+                        | OpAccess::CondWrite
+                        | OpAccess::ReadWrite
+                        | OpAccess::ReadCondWrite
+                )
+            })
+            .map(|u| u.register())
+            .collect();
+        for r in written {
+            if r.is_gpr() {
+                let f = self.fresh();
+                self.regs.insert(r.full_register(), f);
+            }
+        }
+        if ins.op0_kind() == OpKind::Memory {
+            self.mem.clear();
+        }
+    }
+
+    fn step(&mut self, ins: &Instruction, next: Option<u64>) {
+        let m = ins.mnemonic();
+        match m {
+            Mnemonic::Mov if ins.op_count() == 2 => {
+                let v = self.operand(ins, 1);
+                self.write_dest(ins, v);
+            }
+            Mnemonic::Movsxd | Mnemonic::Movsx | Mnemonic::Movzx
+                if ins.op0_kind() == OpKind::Register =>
+            {
+                let signed = m != Mnemonic::Movzx;
+                let v = match ins.op1_kind() {
+                    OpKind::Memory => {
+                        let a = self.address(ins);
+                        let size = u8::try_from(ins.memory_size().size()).unwrap_or(4);
+                        self.load(a, size, signed)
+                    }
+                    _ => {
+                        let v = self.operand(ins, 1);
+                        self.resign(v, signed)
+                    }
+                };
+                self.set(ins.op0_register(), v);
+            }
+            Mnemonic::Cdqe => {
+                let v = self.reg(Register::EAX);
+                let v = self.resign(v, true);
+                self.set(Register::RAX, v);
+            }
+            Mnemonic::Lea => {
+                let a = self.address(ins);
+                self.set(ins.op0_register(), a);
+            }
+            Mnemonic::Add | Mnemonic::Sub => {
+                let a = self.operand(ins, 0);
+                let b = self.operand(ins, 1);
+                let b = if m == Mnemonic::Sub {
+                    b.scale(u64::MAX)
+                } else {
+                    b
+                };
+                let v = a.add(&b);
+                self.write_dest(ins, v);
+            }
+            Mnemonic::Shl | Mnemonic::Sal if ins.op1_kind() != OpKind::Register => {
+                let a = self.operand(ins, 0);
+                let sh = ins.immediate(1) & 63;
+                self.write_dest(ins, a.scale(1u64 << sh));
+            }
+            Mnemonic::Xor
+                if ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op0_register() == ins.op1_register() =>
+            {
+                self.set(ins.op0_register(), Val::konst(0));
+            }
+            Mnemonic::And
+                if ins.op0_kind() == OpKind::Register && ins.op1_kind() != OpKind::Register =>
+            {
+                let mask = ins.immediate(1);
+                let f = self.fresh();
+                // `and r, 2^k-1` bounds the result like a guard would.
+                if mask < limits::MAX_JUMP_TABLE_ENTRIES && (mask & mask.wrapping_add(1)) == 0 {
+                    if let Some((a, 1, 0)) = f.single() {
+                        self.bounds.insert(
+                            a,
+                            Bound {
+                                offset: 0,
+                                count: mask.wrapping_add(1),
+                            },
+                        );
+                    }
+                }
+                self.set(ins.op0_register(), f);
+            }
+            Mnemonic::Cmp => {
+                let a = self.operand(ins, 0);
+                let imm = match ins.op1_kind() {
+                    OpKind::Register | OpKind::Memory => None,
+                    _ => Some(ins.immediate(1)),
+                };
+                self.last_cmp = imm.map(|i| (a, i));
+            }
+            Mnemonic::Call => {
+                for r in [
+                    Register::RAX,
+                    Register::RCX,
+                    Register::RDX,
+                    Register::RSI,
+                    Register::RDI,
+                    Register::R8,
+                    Register::R9,
+                    Register::R10,
+                    Register::R11,
+                ] {
+                    let f = self.fresh();
+                    self.regs.insert(r, f);
+                }
+                self.mem.clear();
+                self.last_cmp = None;
+            }
+            _ if ins.flow_control() == FlowControl::ConditionalBranch => {
+                self.guard(ins, next);
+                return;
+            }
+            _ => self.clobber(ins),
+        }
+        if m != Mnemonic::Cmp && self.writes_flags(ins) {
+            self.last_cmp = None;
+        }
+    }
+
+    fn writes_flags(&mut self, ins: &Instruction) -> bool {
+        !matches!(
+            ins.mnemonic(),
+            Mnemonic::Mov
+                | Mnemonic::Movsxd
+                | Mnemonic::Movsx
+                | Mnemonic::Movzx
+                | Mnemonic::Lea
+                | Mnemonic::Cdqe
+                | Mnemonic::Nop
+        )
+    }
+
+    fn resign(&mut self, v: Val, signed: bool) -> Val {
+        if let Some((a, 1, 0)) = v.single()
+            && let Some(Atom::Load { addr, size, .. }) = self.atoms.get(a as usize).cloned()
+        {
+            let id = self.intern(Atom::Load { addr, size, signed });
+            return Val::atom(id);
+        }
+        v
+    }
+
+    /// Learn a bound from `cmp x, imm` followed by an unsigned conditional
+    /// jump, given which way the path went.
+    fn guard(&mut self, ins: &Instruction, next: Option<u64>) {
+        let Some((value, imm)) = self.last_cmp.clone() else {
+            return;
+        };
+        let taken = match next {
+            Some(n) if n == ins.near_branch_target() && n != ins.next_ip() => true,
+            Some(n) if n == ins.next_ip() => false,
+            _ => return,
+        };
+        // The path continues only when `value <= imm` (count imm+1) or
+        // `value < imm` (count imm).
+        let count = match (ins.condition_code(), taken) {
+            (ConditionCode::a, false) | (ConditionCode::be, true) => imm.checked_add(1),
+            (ConditionCode::ae, false) | (ConditionCode::b, true) => Some(imm),
+            _ => None,
+        };
+        let Some(count) = count else { return };
+        if count == 0 || count > limits::MAX_JUMP_TABLE_ENTRIES {
+            return;
+        }
+        if let Some((atom, 1, offset)) = value.single() {
+            self.bounds.insert(atom, Bound { offset, count });
+        }
+    }
+
+    fn match_table(&self, image: &Image<'_>, target: &Val, bitness: u32) -> Option<JumpTable> {
+        let ptr_mask = if bitness == 32 { 0xffff_ffff } else { u64::MAX };
+        // Find the load of a table entry among the target's terms.
+        let (load_atom, rest_const) = match target.terms.as_slice() {
+            [(a, 1)] => (*a, target.c),
+            _ => return None,
+        };
+        let Atom::Load { addr, size, signed } = self.atoms.get(load_atom as usize)? else {
+            return None;
+        };
+        let (index, scale, c1) = addr.single()?;
+        if u64::from(*size) != scale || !matches!(size, 4 | 8) {
+            return None;
+        }
+        let bound = self.bounds.get(&index)?;
+        let table = c1.wrapping_sub(scale.wrapping_mul(bound.offset)) & ptr_mask;
+        // Absolute entries hold addresses; relative ones an offset from the
+        // constant added after the load (the table itself for gcc/clang).
+        let relative = rest_const != 0;
+        if relative && !(*signed || *size == 4 && bitness == 32) {
+            return None;
+        }
+        let sec = image.sections.iter().find(|s| s.contains(table));
+        if sec.is_some_and(|s| s.perms.write) {
+            // A writable table could change at run time; not a switch.
+            return None;
+        }
+        let mut targets = Vec::with_capacity(usize::try_from(bound.count).ok()?);
+        for i in 0..bound.count {
+            let slot = table.checked_add(i.checked_mul(scale)?)?;
+            let raw = image.read_uint(slot, *size)?;
+            let t = if relative {
+                let entry = if *size == 4 {
+                    raw as u32 as i32 as i64 as u64
+                } else {
+                    raw
+                };
+                rest_const.wrapping_add(entry) & ptr_mask
+            } else {
+                raw & ptr_mask
+            };
+            targets.push(t);
+        }
+        Some(JumpTable {
+            table,
+            entry_size: *size,
+            targets,
+        })
+    }
+}

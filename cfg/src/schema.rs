@@ -1,0 +1,131 @@
+//! The `talos.cfg/1` JSON document (specified in `docs/schema-cfg.md`).
+//!
+//! The same structs serialise `talos cfg --format json` and read saved
+//! documents back (`talos diff` accepts them in place of binaries).
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::model::{
+    Anomaly, Block, Cfg, Function, FunctionSource, JumpTableInfo, Stats, Unresolved,
+};
+
+/// Schema identifier written in every document.
+pub const SCHEMA: &str = "talos.cfg/1";
+
+/// Facts about the analysed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinaryInfo {
+    /// Path as given on the command line.
+    pub path: String,
+    /// `elf` or `pe`.
+    pub format: String,
+    /// `x86`, `x86_64`, `riscv64`, `aarch64`.
+    pub arch: String,
+    /// `executable`, `pie_executable` or `shared_object`.
+    pub kind: String,
+    /// Image base that digests are relative to.
+    pub base: u64,
+    /// Entry point, if any.
+    pub entry: Option<u64>,
+    /// Build-id, lowercase hex, if any.
+    pub build_id: Option<String>,
+    /// BLAKE3 of the whole file, lowercase hex.
+    pub blake3: String,
+}
+
+/// One function in the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionDoc {
+    /// Entry address as linked.
+    pub addr: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Name, if known.
+    pub name: Option<String>,
+    /// Why talos thinks this is a function.
+    pub source: FunctionSource,
+    /// Proven never to return.
+    pub noreturn: bool,
+    /// Function digest.
+    pub digest: Digest,
+    /// Basic blocks.
+    pub blocks: Vec<Block>,
+}
+
+impl From<&Function> for FunctionDoc {
+    fn from(f: &Function) -> Self {
+        FunctionDoc {
+            addr: f.addr,
+            size: f.size,
+            name: f.name.clone(),
+            source: f.source,
+            noreturn: f.noreturn,
+            digest: f.digest,
+            blocks: f.blocks.clone(),
+        }
+    }
+}
+
+/// A whole `talos.cfg/1` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CfgDoc {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Version of talos that wrote it.
+    pub talos_version: String,
+    /// The analysed file.
+    pub binary: BinaryInfo,
+    /// Digest of the whole graph.
+    pub digest: Digest,
+    /// Counts.
+    pub stats: Stats,
+    /// Functions sorted by address (all, or the one asked for).
+    pub functions: Vec<FunctionDoc>,
+    /// Unresolved indirect jumps.
+    pub unresolved: Vec<Unresolved>,
+    /// Resolved jump tables.
+    pub jump_tables: Vec<JumpTableInfo>,
+    /// Oddities met on the way.
+    pub anomalies: Vec<Anomaly>,
+    /// Non-padding executable bytes no function covers.
+    pub unexplained_bytes: u64,
+}
+
+impl CfgDoc {
+    /// The document for `cfg`, with `functions` restricted to `only` when
+    /// given.
+    #[must_use]
+    pub fn new(cfg: &Cfg, path: &str, file_blake3: &str, only: Option<&Function>) -> Self {
+        let functions = match only {
+            Some(f) => vec![FunctionDoc::from(f)],
+            None => cfg.functions.iter().map(FunctionDoc::from).collect(),
+        };
+        let kind = match cfg.kind {
+            crate::ImageKind::Executable => "executable",
+            crate::ImageKind::PieExecutable => "pie_executable",
+            crate::ImageKind::SharedObject => "shared_object",
+        };
+        CfgDoc {
+            schema: SCHEMA.to_string(),
+            talos_version: env!("CARGO_PKG_VERSION").to_string(),
+            binary: BinaryInfo {
+                path: path.to_string(),
+                format: cfg.format.name().to_string(),
+                arch: cfg.arch.name().to_string(),
+                kind: kind.to_string(),
+                base: cfg.base,
+                entry: cfg.entry,
+                build_id: cfg.build_id.clone(),
+                blake3: file_blake3.to_string(),
+            },
+            digest: cfg.digest,
+            stats: cfg.stats,
+            functions,
+            unresolved: cfg.unresolved.clone(),
+            jump_tables: cfg.jump_tables.clone(),
+            anomalies: cfg.anomalies.clone(),
+            unexplained_bytes: cfg.unexplained_bytes,
+        }
+    }
+}
