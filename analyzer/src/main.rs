@@ -23,8 +23,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run talos on the embedded sample trusted application.
+    Demo(cmd::demo::Args),
     /// Recover the control-flow graph of a binary and its canonical digest.
     Cfg(cmd::cfg::Args),
+    /// State digest of a memory dump (BLAKE3 Merkle tree over its pages),
+    /// or with --diff the pages and regions two dumps differ in.
+    Digest(cmd::digest::Args),
+    /// Prove that the code in a memory dump or live process is exactly the
+    /// audited binaries, and find code that should not be there.
+    Introspect(cmd::introspect::Args),
+    /// Write an ELF core of a live process (gdb and talos read it).
+    Snapshot(cmd::snapshot::Args),
 }
 
 /// What a command concluded; maps onto the documented exit codes.
@@ -51,7 +61,11 @@ impl Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Cfg(args) => cmd::cfg::run(args),
+        Command::Digest(args) => cmd::digest::run(args),
+        Command::Introspect(args) => cmd::introspect::run(args),
+        Command::Snapshot(args) => cmd::snapshot::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -25,8 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
-use crate::arch::{Decoder, Flow, Insn, JumpTable};
+use crate::arch::{Decoder, Flow, IndirectTarget, Insn, JumpTable};
 use crate::image::{CodeRange, Image};
+use crate::index::InsnIndex;
 use crate::limits;
 use crate::model::{Anomaly, Block, Edge, EdgeKind, FunctionSource, JumpTableInfo, Unresolved};
 
@@ -105,7 +106,7 @@ impl Default for Options {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Explored {
     pub start: u64,
-    pub insns: BTreeMap<u64, Insn>,
+    pub insns: InsnIndex,
     leaders: BTreeSet<u64>,
     /// Jump instructions that are tail calls.
     tails: BTreeSet<u64>,
@@ -135,9 +136,7 @@ pub(crate) struct Explored {
 impl Explored {
     /// Lowest and highest byte of decoded code.
     fn extent(&self) -> Option<(u64, u64)> {
-        let lo = *self.insns.keys().next()?;
-        let hi = self.insns.values().map(Insn::end).max()?;
-        Some((lo, hi))
+        self.insns.extent()
     }
 }
 
@@ -173,6 +172,28 @@ impl Ctx<'_> {
                 .take(8)
                 .any(|f| addr < f.start.saturating_add(f.len))
         })
+    }
+
+    /// Whether `slot` is a cell the dynamic loader fills with a code address:
+    /// an import slot, or any entry of `.got` / `.got.plt` (the resolver
+    /// entry used by lazy binding, `_ITM_*` weak references, ...).
+    fn is_loader_slot(&self, slot: u64) -> bool {
+        self.image.import_slots.contains_key(&slot)
+            || self
+                .image
+                .sections
+                .iter()
+                .any(|s| matches!(s.name.as_str(), ".got" | ".got.plt") && s.contains(slot))
+    }
+
+    /// Whether `target` lies strictly inside the FDE of the function at
+    /// `start` (and is no known entry).
+    fn calls_into_own_body(&self, start: u64, target: u64) -> bool {
+        target != start
+            && !self.known.contains(&target)
+            && self
+                .fde_at(start)
+                .is_some_and(|f| target > f.start && target < f.start.saturating_add(f.len))
     }
 
     /// Whether a direct jump from the function at `start` to `target` (not a
@@ -245,10 +266,10 @@ fn decode_run(
         return;
     };
     let range_end = range.end;
-    if ex.insns.contains_key(&from) {
+    if ex.insns.contains(from) {
         return;
     }
-    if let Some((_, p)) = ex.insns.range(..from).next_back()
+    if let Some(p) = ex.insns.prev_before(from)
         && p.end() > from
     {
         ex.overlap.get_or_insert(from);
@@ -256,7 +277,7 @@ fn decode_run(
     }
     // Nothing is inserted ahead of the run while it runs, so one lookup of
     // the next decoded instruction and of the next function entry suffices.
-    let next_decoded = ex.insns.range(from..).next().map_or(u64::MAX, |(&a, _)| a);
+    let next_decoded = ex.insns.next_from(from).unwrap_or(u64::MAX);
     let next_entry = |after: u64| {
         ctx.known
             .range(after.saturating_add(1)..)
@@ -306,7 +327,7 @@ fn decode_run(
             ex.overlap.get_or_insert(addr);
             return;
         }
-        ex.insns.insert(addr, insn);
+        ex.insns.insert(insn);
         if let Some(r) = insn.data_ref
             && ctx.in_code(r)
         {
@@ -347,7 +368,14 @@ fn decode_run(
                 ex.leaders.insert(next);
             }
             Flow::Call(t) => {
-                if ctx.in_code(t) {
+                if ctx.calls_into_own_body(ex.start, t) {
+                    // A call to a local label inside this function's own
+                    // FDE (`_start`'s PC thunk on i386): not a new function.
+                    if ex.leaders.insert(t) || !ex.insns.contains(t) {
+                        work.push(t);
+                    }
+                    ex.jump_preds.entry(t).or_default().push(addr);
+                } else if ctx.in_code(t) {
                     ex.calls.insert(t);
                 } else {
                     ex.calls_outside.insert(addr);
@@ -375,7 +403,7 @@ fn decode_run(
             }
             Flow::IndirectJump { slot } => {
                 match slot {
-                    Some(s) if ctx.image.import_slots.contains_key(&s) => {
+                    Some(s) if ctx.is_loader_slot(s) => {
                         ex.tails.insert(addr);
                         ex.import_jumps.insert(addr, s);
                     }
@@ -412,45 +440,43 @@ fn trap_after(ctx: &Ctx<'_>, ex: &mut Explored, addr: u64, range_end: u64, next_
         && insn.end() <= range_end
         && insn.end() <= next_decoded
     {
-        ex.insns.insert(addr, insn);
+        ex.insns.insert(insn);
         ex.leaders.insert(addr);
     }
 }
 
 /// Collect up to `MAX_PATH` instructions leading to `jump`, in execution
-/// order: straight-line predecessors first, then through a jump that
-/// targets the block start (preferring a conditional one: that is where the
-/// bound check of a switch sits).
-fn path_to(ex: &Explored, jump: u64) -> Vec<u64> {
+/// order: back through straight-line code and through the one jump that
+/// enters a block. At a join point (a block entered from more than one
+/// place) the walk stops, unless `through_joins`, in which case it goes on
+/// through the straight-line predecessor (the loop preheader, for a switch
+/// inside a loop whose table base was loaded before the loop).
+fn path_to(ex: &Explored, jump: u64, through_joins: bool) -> Vec<u64> {
     const MAX_PATH: usize = 64;
     let mut rev = vec![jump];
     let mut visited = BTreeSet::from([jump]);
     let mut cur = jump;
     while rev.len() < MAX_PATH {
-        let prev = ex
+        let straight = ex
             .insns
-            .range(..cur)
-            .next_back()
-            .filter(|(_, p)| {
+            .prev_before(cur)
+            .filter(|p| {
                 p.end() == cur && p.flow.falls_through() && !ex.noreturn_calls.contains(&p.addr)
             })
-            .map(|(&a, _)| a);
-        let via_jump = || {
-            let preds = ex.jump_preds.get(&cur)?;
-            preds
-                .iter()
-                .copied()
-                .filter(|p| !visited.contains(p))
-                .min_by_key(|p| {
-                    let cond = matches!(ex.insns.get(p).map(|i| i.flow), Some(Flow::CondJump(_)));
-                    (!cond, *p)
-                })
+            .map(|p| p.addr);
+        let jumps: &[u64] = ex.jump_preds.get(&cur).map_or(&[], Vec::as_slice);
+        let next = match (straight, jumps) {
+            (Some(p), []) => Some(p),
+            (None, [p]) => Some(*p),
+            (Some(p), _) if through_joins => Some(p),
+            (None, many) if through_joins => {
+                many.iter().copied().filter(|p| !visited.contains(p)).min()
+            }
+            _ => None,
         };
-        let next = match prev {
-            Some(p) if !visited.contains(&p) => Some(p),
-            _ => via_jump(),
+        let Some(p) = next.filter(|p| !visited.contains(p)) else {
+            break;
         };
-        let Some(p) = next else { break };
         visited.insert(p);
         rev.push(p);
         cur = p;
@@ -460,10 +486,26 @@ fn path_to(ex: &Explored, jump: u64) -> Vec<u64> {
 }
 
 fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<u64>) {
-    let path = path_to(ex, jump);
-    let Some(table) = ctx.dec.resolve_jump_table(ctx.image, &path) else {
-        ex.unresolved.insert(jump);
-        return;
+    let resolved = ctx
+        .dec
+        .resolve_indirect(ctx.image, &path_to(ex, jump, false))
+        .or_else(|| {
+            ctx.dec
+                .resolve_indirect(ctx.image, &path_to(ex, jump, true))
+        });
+    let table = match resolved {
+        Some(IndirectTarget::Table(t)) => t,
+        Some(IndirectTarget::Slot(s)) if ctx.is_loader_slot(s) => {
+            // The loader fills GOT entries with function addresses: a tail
+            // call through the slot.
+            ex.tails.insert(jump);
+            ex.import_jumps.insert(jump, s);
+            return;
+        }
+        _ => {
+            ex.unresolved.insert(jump);
+            return;
+        }
     };
     // Every target must be code in the same section as the jump, or the
     // bound was wrong: reject the whole table rather than guess.
@@ -481,7 +523,7 @@ fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<
     }
     for &t in &table.targets {
         ex.jump_preds.entry(t).or_default().push(jump);
-        if ex.leaders.insert(t) || !ex.insns.contains_key(&t) {
+        if ex.leaders.insert(t) || !ex.insns.contains(t) {
             work.push(t);
         }
     }
@@ -575,6 +617,23 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Re
     for s in &image.symbols {
         if is_noreturn_name(&s.name) {
             ctx.noreturn.insert(s.addr);
+        }
+    }
+    // Import stubs that jump to a noreturn import (`abort@plt`) are known
+    // noreturn before anything calls them, which spares most callers a
+    // second decoding.
+    for (&a, _) in seeds
+        .iter()
+        .filter(|(_, s)| **s == FunctionSource::ImportStub)
+    {
+        let stub = explore(&ctx, a);
+        if !stub.import_jumps.is_empty()
+            && stub
+                .import_jumps
+                .values()
+                .all(|s| ctx.noreturn_slots.contains(s))
+        {
+            ctx.noreturn.insert(a);
         }
     }
     let mut d = Discovery {
@@ -721,9 +780,9 @@ fn settle_conflicts(
                 let Some((lo, hi)) = e.extent() else {
                     return false;
                 };
-                ctx.known.range(lo..hi).any(|&k| {
-                    k != e.start && e.insns.contains_key(&k) && !is_jump_table_target(e, k)
-                })
+                ctx.known
+                    .range(lo..hi)
+                    .any(|&k| k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k))
             })
             .map(|e| e.start)
             .collect();
@@ -749,27 +808,35 @@ fn is_jump_table_target(e: &Explored, addr: u64) -> bool {
     e.tables.values().any(|t| t.targets.contains(&addr))
 }
 
-/// Bytes covered by decoded instructions and jump tables, as merged
-/// intervals.
-fn covered(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
-    let mut iv: Vec<(u64, u64)> = Vec::new();
-    for e in explored.values() {
-        for i in e.insns.values() {
-            iv.push((i.addr, i.end()));
-        }
-        for t in e.tables.values() {
-            iv.push((t.table, t.table.saturating_add(t.byte_len())));
-        }
-    }
+/// Bytes covered by decoded instructions, as merged intervals.
+fn instruction_coverage(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
+    let mut iv: Vec<(u64, u64)> = explored.values().flat_map(|e| e.insns.ranges()).collect();
+    merge_intervals(&mut iv)
+}
+
+fn merge_intervals(iv: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
     iv.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(iv.len() / 4);
-    for (s, e) in iv {
+    for &(s, e) in iv.iter() {
         match merged.last_mut() {
             Some(last) if s <= last.1 => last.1 = last.1.max(e),
             _ => merged.push((s, e)),
         }
     }
     merged
+}
+
+/// Bytes covered by decoded instructions and jump tables, as merged
+/// intervals.
+fn covered(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
+    let mut iv: Vec<(u64, u64)> = Vec::new();
+    for e in explored.values() {
+        iv.extend(e.insns.ranges());
+        for t in e.tables.values() {
+            iv.push((t.table, t.table.saturating_add(t.byte_len())));
+        }
+    }
+    merge_intervals(&mut iv)
 }
 
 /// Gaps: executable bytes outside PLT sections that no function covers.
@@ -875,7 +942,7 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, gs: u64, ge: u64) -> bool {
     if !r.calls_outside.is_empty() {
         return false;
     }
-    if r.insns.values().any(|i| i.addr < gs || i.end() > ge) {
+    if r.insns.iter().any(|i| i.addr < gs || i.end() > ge) {
         return false;
     }
     // Calls must land on something that can be a function entry.
@@ -883,7 +950,7 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, gs: u64, ge: u64) -> bool {
         return false;
     }
     // A lone padding-like instruction or a single trap is not a function.
-    let first_is_padding = r.insns.values().next().is_some_and(|i| {
+    let first_is_padding = r.insns.iter().next().is_some_and(|i| {
         ctx.image
             .bytes_from(i.addr)
             .is_some_and(|b| ctx.dec.is_padding(b, i))
@@ -896,7 +963,7 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, gs: u64, ge: u64) -> bool {
         || !r.noreturn_calls.is_empty()
         || !r.tables.is_empty()
         || r.insns
-            .values()
+            .iter()
             .any(|i| matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }))
 }
 
@@ -925,7 +992,7 @@ fn compute_noreturn(
             || e.import_jumps.values().any(|s| !noreturn_slots.contains(s))
             || e.tails.iter().any(|j| {
                 // A tail call out of the image or to something not analysed.
-                match e.insns.get(j).map(|i| i.flow) {
+                match e.insns.get(*j).map(|i| i.flow) {
                     Some(Flow::Jump(t) | Flow::CondJump(t)) => {
                         !explored.contains_key(&t) && !known.contains(&t)
                     }
@@ -957,6 +1024,10 @@ fn compute_noreturn(
 /// Turn explored functions into blocks and edges.
 fn finish(image: &Image<'_>, dec: &dyn Decoder, code: &[CodeRange], d: Discovery) -> Recovered {
     let starts: Vec<u64> = d.explored.keys().copied().collect();
+    // A function extends from its entry over the decoded code that follows
+    // it, up to the next entry, whichever function's body that code was
+    // reached from: the cold part `f.cold` holds blocks entered from `f`.
+    let code_cov = instruction_coverage(&d.explored);
     let mut functions: Vec<RawFunction> = d
         .explored
         .par_iter()
@@ -966,12 +1037,16 @@ fn finish(image: &Image<'_>, dec: &dyn Decoder, code: &[CodeRange], d: Discovery
                 .get(starts.partition_point(|&s| s <= start))
                 .copied()
                 .unwrap_or(u64::MAX);
-            let end = blocks
+            let first = code_cov.partition_point(|&(_, end)| end <= start);
+            let end = code_cov
+                .get(first..)
+                .unwrap_or(&[])
                 .iter()
-                .filter(|b| b.addr >= start && b.addr < next_start)
-                .map(Block::end)
+                .take_while(|&&(s, _)| s < next_start)
+                .map(|&(_, e)| e.min(next_start))
                 .max()
-                .unwrap_or(start);
+                .unwrap_or(start)
+                .max(start);
             RawFunction {
                 addr: start,
                 size: end.saturating_sub(start),
@@ -1032,7 +1107,7 @@ fn finish(image: &Image<'_>, dec: &dyn Decoder, code: &[CodeRange], d: Discovery
         for &a in &e.rejected_tables {
             note("jump-table-rejected", a);
         }
-        for i in e.insns.values() {
+        for i in e.insns.iter() {
             if matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }) {
                 return_sites.push(i.end());
             }
@@ -1103,7 +1178,7 @@ fn blocks_of(e: &Explored) -> Vec<Block> {
             succs: successors(e, last),
         });
     };
-    for insn in e.insns.values() {
+    for insn in e.insns.iter() {
         if let (Some((s, end, n)), Some(l)) = (cur, last)
             && (e.leaders.contains(&insn.addr) || insn.addr != end)
         {
@@ -1132,7 +1207,7 @@ fn successors(e: &Explored, last: &Insn) -> Vec<Edge> {
     let next = last.end();
     let edge = |addr: Option<u64>, kind: EdgeKind| Edge { addr, kind };
     let fallthrough = || {
-        if e.insns.contains_key(&next) {
+        if e.insns.contains(next) {
             Some(edge(Some(next), EdgeKind::Fallthrough))
         } else {
             e.falls_into

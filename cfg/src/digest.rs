@@ -116,6 +116,18 @@ pub fn function_digest(
         e.u64(b.size);
         e.u32(b.instructions);
         canon.clear();
+        if base == 0 {
+            // Rebasing against 0 rewrites every field to itself: the
+            // canonical bytes are the raw bytes.
+            if let Some(raw) = image.read(b.addr, b.size) {
+                e.bytes(raw);
+                e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
+                for s in &b.succs {
+                    edge(&mut e, s, base);
+                }
+                continue;
+            }
+        }
         let mut a = b.addr;
         for _ in 0..b.instructions {
             let Some(bytes) = image.bytes_from(a) else {

@@ -30,6 +30,7 @@ pub mod elf;
 mod error;
 pub mod graph;
 pub mod image;
+mod index;
 pub mod limits;
 pub mod model;
 pub mod schema;
@@ -61,6 +62,7 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
 /// [`Error::UnsupportedArch`] when no decoder exists for the image.
 pub fn analyze(image: &Image<'_>, options: &Options) -> Result<Cfg> {
     let dec = arch::decoder_for(image)?;
+    let code_ranges = image.code_ranges();
     let rec = builder::recover(image, dec.as_ref(), *options);
     let names = names(image);
     let functions: Vec<Function> = rec
@@ -71,12 +73,7 @@ pub fn analyze(image: &Image<'_>, options: &Options) -> Result<Cfg> {
             let name = names.get(&f.addr).cloned().or_else(|| {
                 f.import_slot
                     .and_then(|s| image.import_slots.get(&s))
-                    .filter(|_| {
-                        image
-                            .code_ranges()
-                            .iter()
-                            .any(|r| r.plt && r.contains(f.addr))
-                    })
+                    .filter(|_| code_ranges.iter().any(|r| r.plt && r.contains(f.addr)))
                     .map(|n| format!("{n}@plt"))
             });
             Function {

@@ -9,5 +9,25 @@
 //! - **Prove, or say it cannot.** Code is `clean` only when its bytes are in
 //!   the dump and equal the audited binary; missing bytes are
 //!   `unverifiable`, never clean.
+//!
+//! Pipeline: [`core::parse`] (or [`dump::Dump::from_raw`], or
+//! `live::read`) gives a [`dump::Dump`]; [`verify::verify`] maps its
+//! executable regions back to the binaries and returns a
+//! [`report::Report`] with per-module verdicts and findings.
 
+pub mod core;
+pub mod digest;
+pub mod dump;
+pub mod error;
+mod flow;
+mod got;
+pub mod live;
+pub mod memelf;
+pub mod raw;
 pub mod region;
+pub mod report;
+pub mod resolve;
+pub mod snapshot;
+pub mod verify;
+
+pub use error::{Error, Result};

@@ -1,1 +1,5 @@
 pub mod cfg;
+pub mod demo;
+pub mod digest;
+pub mod introspect;
+pub mod snapshot;

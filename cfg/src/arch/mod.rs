@@ -87,6 +87,16 @@ impl Insn {
     }
 }
 
+/// What an indirect jump was resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndirectTarget {
+    /// A switch through a table of code addresses or offsets.
+    Table(JumpTable),
+    /// A jump to the address held in one fixed memory cell (a GOT entry
+    /// loaded into a register first: `mov rax, [rip+slot]; jmp rax`).
+    Slot(u64),
+}
+
 /// A resolved jump table: `count` entries of `entry_size` bytes at `table`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JumpTable {
@@ -124,8 +134,9 @@ pub trait Decoder: Sync {
     fn is_padding(&self, bytes: &[u8], insn: &Insn) -> bool;
 
     /// Try to resolve the indirect jump at the end of `path` (instruction
-    /// addresses in execution order, the jump last) as a jump table.
-    fn resolve_jump_table(&self, image: &Image<'_>, path: &[u64]) -> Option<JumpTable>;
+    /// addresses in execution order, the jump last): as a jump table, or as
+    /// a jump through one fixed memory cell.
+    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget>;
 
     /// Append the canonical bytes of the instruction at `addr` to `out`: its
     /// bytes with every absolute address that points into `[lo, hi)`

@@ -14,7 +14,7 @@ use iced_x86::{
     InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess, OpKind, Register,
 };
 
-use super::{Decoder, Flow, Insn, JumpTable, RegConst};
+use super::{Decoder, Flow, IndirectTarget, Insn, JumpTable, RegConst};
 use crate::image::{Arch, Image};
 use crate::limits;
 
@@ -89,7 +89,7 @@ fn is_branch_operand(kind: OpKind) -> bool {
 fn immediate_operand(ins: &Instruction) -> Option<u64> {
     (0..ins.op_count()).find_map(|i| match ins.op_kind(i) {
         OpKind::Immediate32 | OpKind::Immediate64 | OpKind::Immediate32to64 => {
-            Some(ins.immediate(i))
+            ins.try_immediate(i).ok()
         }
         _ => None,
     })
@@ -233,8 +233,8 @@ impl Decoder for X86Decoder {
         }
     }
 
-    fn resolve_jump_table(&self, image: &Image<'_>, path: &[u64]) -> Option<JumpTable> {
-        let mut interp = Interp::new(self);
+    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
+        let mut interp = Interp::new(self, image);
         let mut insns = Vec::with_capacity(path.len());
         for &a in path {
             let bytes = image.bytes_from(a)?;
@@ -254,7 +254,12 @@ impl Decoder for X86Decoder {
             }
             _ => return None,
         };
-        interp.match_table(image, &target, self.bitness)
+        if let Some(slot) = interp.single_load_of_constant(&target) {
+            return Some(IndirectTarget::Slot(slot));
+        }
+        interp
+            .match_table(image, &target, self.bitness)
+            .map(IndirectTarget::Table)
     }
 
     fn canonical_bytes(
@@ -401,6 +406,7 @@ struct Bound {
 
 struct Interp<'d> {
     dec: &'d X86Decoder,
+    image: &'d Image<'d>,
     atoms: Vec<Atom>,
     interned: HashMap<Atom, u32>,
     regs: HashMap<Register, Val>,
@@ -412,9 +418,10 @@ struct Interp<'d> {
 }
 
 impl<'d> Interp<'d> {
-    fn new(dec: &'d X86Decoder) -> Self {
+    fn new(dec: &'d X86Decoder, image: &'d Image<'d>) -> Self {
         Interp {
             dec,
+            image,
             atoms: Vec::new(),
             interned: HashMap::new(),
             regs: HashMap::new(),
@@ -448,10 +455,11 @@ impl<'d> Interp<'d> {
         if let Some(v) = self.regs.get(&full) {
             return v.clone();
         }
-        if full == Register::RBX && self.dec.bitness == 32 {
-            if let Some(g) = self.dec.got_base {
-                return Val::konst(g);
-            }
+        if full == Register::RBX
+            && self.dec.bitness == 32
+            && let Some(g) = self.dec.got_base
+        {
+            return Val::konst(g);
         }
         let id = self.intern(Atom::Sym(full as u32));
         let v = Val::atom(id);
@@ -515,7 +523,7 @@ impl<'d> Interp<'d> {
             | OpKind::Immediate8to16
             | OpKind::Immediate8to32
             | OpKind::Immediate8to64
-            | OpKind::Immediate32to64 => Val::konst(ins.immediate(i)),
+            | OpKind::Immediate32to64 => Val::konst(ins.try_immediate(i).unwrap_or(0)),
             _ => self.fresh(),
         }
     }
@@ -603,9 +611,9 @@ impl<'d> Interp<'d> {
                 let v = a.add(&b);
                 self.write_dest(ins, v);
             }
-            Mnemonic::Shl | Mnemonic::Sal if ins.op1_kind() != OpKind::Register => {
+            Mnemonic::Shl | Mnemonic::Sal if ins.try_immediate(1).is_ok() => {
                 let a = self.operand(ins, 0);
-                let sh = ins.immediate(1) & 63;
+                let sh = ins.try_immediate(1).unwrap_or(0) & 63;
                 self.write_dest(ins, a.scale(1u64 << sh));
             }
             Mnemonic::Xor
@@ -615,22 +623,21 @@ impl<'d> Interp<'d> {
             {
                 self.set(ins.op0_register(), Val::konst(0));
             }
-            Mnemonic::And
-                if ins.op0_kind() == OpKind::Register && ins.op1_kind() != OpKind::Register =>
-            {
-                let mask = ins.immediate(1);
+            Mnemonic::And if ins.op0_kind() == OpKind::Register && ins.try_immediate(1).is_ok() => {
+                let mask = ins.try_immediate(1).unwrap_or(u64::MAX);
                 let f = self.fresh();
                 // `and r, 2^k-1` bounds the result like a guard would.
-                if mask < limits::MAX_JUMP_TABLE_ENTRIES && (mask & mask.wrapping_add(1)) == 0 {
-                    if let Some((a, 1, 0)) = f.single() {
-                        self.bounds.insert(
-                            a,
-                            Bound {
-                                offset: 0,
-                                count: mask.wrapping_add(1),
-                            },
-                        );
-                    }
+                if mask < limits::MAX_JUMP_TABLE_ENTRIES
+                    && (mask & mask.wrapping_add(1)) == 0
+                    && let Some((a, 1, 0)) = f.single()
+                {
+                    self.bounds.insert(
+                        a,
+                        Bound {
+                            offset: 0,
+                            count: mask.wrapping_add(1),
+                        },
+                    );
                 }
                 self.set(ins.op0_register(), f);
             }
@@ -638,11 +645,18 @@ impl<'d> Interp<'d> {
                 let a = self.operand(ins, 0);
                 let imm = match ins.op1_kind() {
                     OpKind::Register | OpKind::Memory => None,
-                    _ => Some(ins.immediate(1)),
+                    _ => ins.try_immediate(1).ok(),
                 };
                 self.last_cmp = imm.map(|i| (a, i));
             }
             Mnemonic::Call => {
+                // 32-bit PIC reads its own address with a thunk
+                // (`__x86.get_pc_thunk.bx`: `mov ebx, [esp]; ret`) that
+                // changes nothing else.
+                if let Some(r) = self.pc_thunk_register(ins) {
+                    self.set(r, Val::konst(ins.next_ip()));
+                    return;
+                }
                 for r in [
                     Register::RAX,
                     Register::RCX,
@@ -669,6 +683,26 @@ impl<'d> Interp<'d> {
         if m != Mnemonic::Cmp && self.writes_flags(ins) {
             self.last_cmp = None;
         }
+    }
+
+    /// The register a call to a PC thunk loads with the return address.
+    fn pc_thunk_register(&self, ins: &Instruction) -> Option<Register> {
+        if self.dec.bitness != 32 || !is_branch_operand(ins.op0_kind()) {
+            return None;
+        }
+        let target = ins.near_branch_target();
+        let bytes = self.image.bytes_from(target)?;
+        let first = self.dec.decode_iced(bytes, target)?;
+        let second = self
+            .dec
+            .decode_iced(bytes.get(first.len()..)?, first.next_ip())?;
+        let loads_return_address = first.mnemonic() == Mnemonic::Mov
+            && first.op0_kind() == OpKind::Register
+            && first.op1_kind() == OpKind::Memory
+            && first.memory_base() == Register::ESP
+            && first.memory_index() == Register::None
+            && first.memory_displacement64() == 0;
+        (loads_return_address && second.mnemonic() == Mnemonic::Ret).then(|| first.op0_register())
     }
 
     fn writes_flags(&mut self, ins: &Instruction) -> bool {
@@ -718,6 +752,19 @@ impl<'d> Interp<'d> {
         }
         if let Some((atom, 1, offset)) = value.single() {
             self.bounds.insert(atom, Bound { offset, count });
+        }
+    }
+
+    /// The fixed address when `target` is a pointer-sized load from it.
+    fn single_load_of_constant(&self, target: &Val) -> Option<u64> {
+        let (atom, 1, 0) = target.single()? else {
+            return None;
+        };
+        match self.atoms.get(atom as usize)? {
+            Atom::Load { addr, size, .. } if u32::from(*size) * 8 == self.dec.bitness => {
+                addr.as_const()
+            }
+            _ => None,
         }
     }
 

@@ -1,0 +1,675 @@
+//! Execution flow: every thread's pc must lie on an instruction of a basic
+//! block of its module's CFG, and every return address on its stack must
+//! follow a call instruction.
+//!
+//! What is provable, and what is not:
+//! - Frame 0 comes from the thread's registers: exact.
+//! - Return addresses found by `.eh_frame` CFI unwinding (gimli) are where
+//!   the compiler says the caller's return address is saved: a value there
+//!   that does not follow a call, or points outside code, is a `flow`
+//!   finding.
+//! - When CFI runs out (no FDE, unreadable stack), the stack is scanned for
+//!   values pointing into code right after a call. Those frames are shown as
+//!   `scan` and are never findings: a scan also finds stale values.
+
+use gimli::{
+    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, Encoding, EndianSlice, EvaluationResult,
+    LittleEndian, Location as GLocation, RegisterRule, UnwindContext, UnwindSection, Value,
+};
+
+use crate::dump::{Registers, Thread};
+use crate::region::RegionKind;
+use crate::report::{
+    Finding, FindingKind, Frame, FrameMethod, Location, ThreadReport,
+};
+use crate::verify::{Ctx, Module};
+
+type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// A frame found by unwinding, before the CFG judges it.
+#[derive(Debug, Clone)]
+pub(crate) struct RawFrame {
+    pc: u64,
+    slot: Option<u64>,
+    /// The pc is exact (the caller was interrupted by a signal), not a
+    /// return address.
+    exact: bool,
+}
+
+/// Result of unwinding one thread.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Walk {
+    pc: Option<u64>,
+    sp: Option<u64>,
+    cfi: Vec<RawFrame>,
+    stop: String,
+    scan: Vec<(u64, u64)>,
+}
+
+fn eh_sections<'x>(m: &Module<'x>) -> Option<(&'x [u8], u64, Option<(&'x [u8], u64)>)> {
+    let img = m.image.as_ref()?;
+    let sec = img
+        .sections
+        .iter()
+        .find(|s| s.name == ".eh_frame" && s.has_bytes && s.alloc)?;
+    let data = img.read(sec.addr, sec.size)?;
+    let hdr = img
+        .sections
+        .iter()
+        .find(|s| s.name == ".eh_frame_hdr" && s.has_bytes && s.alloc)
+        .and_then(|h| Some((img.read(h.addr, h.size)?, h.addr)));
+    Some((data, sec.addr, hdr))
+}
+
+/// Evaluate a DWARF expression of an unwind rule to an address or value.
+fn eval_expr(
+    ctx: &Ctx<'_, '_>,
+    expr: gimli::Expression<Slice<'_>>,
+    regs: &Registers,
+    initial: Option<u64>,
+) -> Option<u64> {
+    let enc = Encoding {
+        format: gimli::Format::Dwarf32,
+        version: 4,
+        address_size: ctx.dump.pointer_size(),
+    };
+    let mut eval = expr.evaluation(enc);
+    eval.set_max_iterations(1000);
+    if let Some(v) = initial {
+        eval.set_initial_value(v);
+    }
+    let mut res = eval.evaluate().ok()?;
+    for _ in 0..1000 {
+        res = match res {
+            EvaluationResult::Complete => break,
+            EvaluationResult::RequiresMemory { address, size, .. } => {
+                let v = match size {
+                    8 => ctx.dump.read_u64(address)?,
+                    4 => u64::from(u32::from_le_bytes(
+                        ctx.dump.read(address, 4)?.try_into().ok()?,
+                    )),
+                    _ => return None,
+                };
+                eval.resume_with_memory(Value::Generic(v)).ok()?
+            }
+            EvaluationResult::RequiresRegister { register, .. } => {
+                let v = regs.dwarf(register.0)?;
+                eval.resume_with_register(Value::Generic(v)).ok()?
+            }
+            _ => return None,
+        };
+    }
+    if res != EvaluationResult::Complete {
+        return None;
+    }
+    let pieces = eval.result();
+    match pieces.first().map(|p| &p.location) {
+        Some(GLocation::Address { address }) => Some(*address),
+        Some(GLocation::Value { value }) => value.to_u64(u64::MAX).ok(),
+        _ => None,
+    }
+}
+
+/// One CFI step: the caller's registers and the stack slot of the return
+/// address, or why not.
+fn step(
+    ctx: &Ctx<'_, '_>,
+    m: &Module<'_>,
+    regs: &Registers,
+    pc: u64,
+    exact: bool,
+    uctx: &mut UnwindContext<usize>,
+) -> Result<(Registers, u64, Option<u64>, bool), String> {
+    let (Some(bias), Some((eh_data, eh_addr, hdr))) = (m.bias, eh_sections(m)) else {
+        return Err(format!("no .eh_frame for {}", m.report.path));
+    };
+    let eh = EhFrame::new(eh_data, LittleEndian);
+    let mut bases = BaseAddresses::default().set_eh_frame(eh_addr);
+    if let Some((_, a)) = hdr {
+        bases = bases.set_eh_frame_hdr(a);
+    }
+    let link = pc.wrapping_sub(bias);
+    let lookup = if exact { link } else { link.wrapping_sub(1) };
+    let via_hdr = hdr.and_then(|(h, _)| {
+        let parsed = EhFrameHdr::new(h, LittleEndian)
+            .parse(&bases, ctx.dump.pointer_size())
+            .ok()?;
+        let table = parsed.table()?;
+        table
+            .fde_for_address(&eh, &bases, lookup, EhFrame::cie_from_offset)
+            .ok()
+    });
+    let fde = match via_hdr {
+        Some(f) => f,
+        None => eh
+            .fde_for_address(&bases, lookup, EhFrame::cie_from_offset)
+            .map_err(|_| {
+                format!(
+                    "no CFI for {:#x} ({}+{:#x})",
+                    pc,
+                    m.report.path,
+                    pc.wrapping_sub(m.report.base)
+                )
+            })?,
+    };
+    let row = fde
+        .unwind_info_for_address(&eh, &bases, uctx, lookup)
+        .map_err(|e| format!("CFI for {pc:#x} unreadable: {e}"))?
+        .clone();
+    let cfa = match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => regs
+            .dwarf(register.0)
+            .ok_or_else(|| format!("CFA register {} unknown", register.0))?
+            .wrapping_add(*offset as u64),
+        CfaRule::Expression(e) => {
+            let expr = e.get(&eh).map_err(|e| e.to_string())?;
+            eval_expr(ctx, expr, regs, None)
+                .ok_or_else(|| format!("CFA expression at {pc:#x} cannot be evaluated"))?
+        }
+    };
+    let ra_reg = fde.cie().return_address_register();
+    let mut next = regs.clone();
+    let mut ra: Option<u64> = None;
+    let mut slot: Option<u64> = None;
+    let mut ra_undefined = true;
+    for (reg, rule) in row.registers() {
+        let (value, at) = match rule {
+            RegisterRule::Undefined => {
+                if *reg == ra_reg {
+                    return Err("outermost frame (CFI marks the return address undefined)".into());
+                }
+                continue;
+            }
+            RegisterRule::SameValue => (regs.dwarf(reg.0), None),
+            RegisterRule::Offset(n) => {
+                let a = cfa.wrapping_add(*n as u64);
+                (ctx.dump.read_ptr(a), Some(a))
+            }
+            RegisterRule::ValOffset(n) => (Some(cfa.wrapping_add(*n as u64)), None),
+            RegisterRule::Register(r) => (regs.dwarf(r.0), None),
+            RegisterRule::Expression(e) => {
+                let expr = e.get(&eh).map_err(|e| e.to_string())?;
+                let a = eval_expr(ctx, expr, regs, Some(cfa));
+                (a.and_then(|a| ctx.dump.read_ptr(a)), a)
+            }
+            RegisterRule::ValExpression(e) => {
+                let expr = e.get(&eh).map_err(|e| e.to_string())?;
+                (eval_expr(ctx, expr, regs, Some(cfa)), None)
+            }
+            RegisterRule::Constant(c) => (Some(*c), None),
+            _ => (None, None),
+        };
+        if *reg == ra_reg {
+            ra_undefined = false;
+            match value {
+                Some(v) => {
+                    ra = Some(v);
+                    slot = at;
+                }
+                None => {
+                    return Err(match at {
+                        Some(a) => format!("stack memory at {a:#x} is not in the dump"),
+                        None => format!("return address rule at {pc:#x} cannot be evaluated"),
+                    });
+                }
+            }
+        } else if let Some(v) = value {
+            next.set_dwarf(reg.0, v);
+        }
+    }
+    if ra_undefined {
+        return Err("outermost frame (no return-address rule)".into());
+    }
+    let ra = ra.ok_or("no return address")?;
+    next.set_sp(cfa);
+    next.set_pc(ra);
+    Ok((next, ra, slot, fde.is_signal_trampoline()))
+}
+
+/// Unwind a thread with CFI, then scan if CFI stopped early.
+pub(crate) fn unwind(ctx: &Ctx<'_, '_>, t: &Thread) -> Walk {
+    let mut w = Walk {
+        pc: t.pc(),
+        sp: t.sp(),
+        ..Walk::default()
+    };
+    let (Some(mut pc), Some(mut sp)) = (w.pc, w.sp) else {
+        w.stop = format!("no registers for {}", ctx.dump.arch.name());
+        return w;
+    };
+    let mut regs = t.regs.clone();
+    let mut exact = true;
+    let mut uctx = UnwindContext::new();
+    let mut outermost = false;
+    w.stop = format!("frame limit ({}) reached", ctx.opts.max_frames);
+    for _ in 0..ctx.opts.max_frames {
+        let Some(mi) = ctx.exec_module(pc) else {
+            w.stop = format!("{pc:#x} is not in any module's code ({})", ctx.describe(pc));
+            break;
+        };
+        let Some(m) = ctx.modules.get(mi) else { break };
+        match step(ctx, m, &regs, pc, exact, &mut uctx) {
+            Ok((next, ra, slot, signal)) => {
+                if ra == 0 {
+                    w.stop = "end of stack (return address 0)".into();
+                    outermost = true;
+                    break;
+                }
+                let new_sp = next.sp().unwrap_or(0);
+                if new_sp <= sp && !signal {
+                    w.stop = format!(
+                        "stack pointer did not grow ({sp:#x} -> {new_sp:#x}); stopped"
+                    );
+                    break;
+                }
+                w.cfi.push(RawFrame {
+                    pc: ra,
+                    slot,
+                    exact: signal,
+                });
+                regs = next;
+                pc = ra;
+                sp = new_sp;
+                exact = signal;
+            }
+            Err(why) => {
+                outermost = why.starts_with("outermost");
+                w.stop = why;
+                break;
+            }
+        }
+    }
+    if !outermost {
+        // Heuristic: values on the stack above the last known sp that point
+        // into code.
+        let limit = ctx
+            .dump
+            .region_containing(sp)
+            .map_or(sp, |r| r.start.saturating_add(r.bytes.len() as u64));
+        let mut a = sp;
+        let mut n = 0usize;
+        while a.saturating_add(8) <= limit && n < ctx.opts.scan_words && w.scan.len() < 256 {
+            if let Some(v) = ctx.dump.read_ptr(a)
+                && ctx.exec_module(v).is_some()
+            {
+                w.scan.push((a, v));
+            }
+            a += u64::from(ctx.dump.pointer_size());
+            n += 1;
+        }
+    }
+    w
+}
+
+/// Modules whose CFG judging this walk needs.
+pub(crate) fn modules_needed(ctx: &Ctx<'_, '_>, w: &Walk) -> Vec<usize> {
+    let mut out: Vec<usize> = w
+        .pc
+        .iter()
+        .copied()
+        .chain(w.cfi.iter().map(|f| f.pc))
+        .chain(w.scan.iter().map(|s| s.1))
+        .filter_map(|a| ctx.exec_module(a))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Where an address lies in a module's code, by symbol or FDE.
+fn name_in(m: &Module<'_>, link: u64) -> Option<(String, u64)> {
+    if let Some(cfg) = &m.cfg
+        && let Some(f) = cfg.function_containing(link)
+    {
+        return Some((f.display_name(), link.wrapping_sub(f.addr)));
+    }
+    let img = m.image.as_ref()?;
+    let idx = img.symbols.partition_point(|s| s.addr <= link);
+    for s in img.symbols.get(..idx).unwrap_or(&[]).iter().rev().take(16) {
+        if link < s.addr.saturating_add(s.size.max(1)) {
+            return Some((s.name.clone(), link - s.addr));
+        }
+    }
+    let f = fde_for(m, link)?;
+    Some((format!("sub_{:x}", f.start), link - f.start))
+}
+
+/// The FDE covering link address `link`.
+fn fde_for(m: &Module<'_>, link: u64) -> Option<talos_cfg::image::Fde> {
+    let img = m.image.as_ref()?;
+    let idx = img.fdes.partition_point(|f| f.start <= link);
+    img.fdes
+        .get(..idx)?
+        .iter()
+        .rev()
+        .take(8)
+        .find(|f| link < f.start.saturating_add(f.len))
+        .copied()
+}
+
+/// Where a linear decode from `from` meets `to`.
+enum Sweep {
+    /// `to` is an instruction boundary; the instruction ending there.
+    Boundary(Option<talos_cfg::arch::Insn>),
+    /// `to` falls inside this instruction.
+    Inside(talos_cfg::arch::Insn),
+    /// Decoding failed before reaching `to`.
+    Undecodable,
+}
+
+fn sweep(m: &Module<'_>, from: u64, to: u64) -> Option<Sweep> {
+    let img = m.image.as_ref()?;
+    let dec = talos_cfg::arch::decoder_for(img).ok()?;
+    let mut a = from;
+    let mut last: Option<talos_cfg::arch::Insn> = None;
+    // One instruction is at least one byte: bounded by the distance.
+    let steps = to.saturating_sub(from).min(1 << 22);
+    for _ in 0..=steps {
+        if a == to {
+            return Some(Sweep::Boundary(last));
+        }
+        if a > to {
+            return last.map(Sweep::Inside);
+        }
+        let Some(insn) = img
+            .bytes_from(a)
+            .and_then(|b| dec.decode(b, a, last.as_ref()))
+            .filter(|i| i.len > 0)
+        else {
+            return Some(Sweep::Undecodable);
+        };
+        a = insn.end();
+        last = Some(insn);
+    }
+    None
+}
+
+fn is_call(i: &talos_cfg::arch::Insn) -> bool {
+    matches!(
+        i.flow,
+        talos_cfg::arch::Flow::Call(_) | talos_cfg::arch::Flow::IndirectCall { .. }
+    )
+}
+
+/// Whether the return address `link` follows a call instruction, and the
+/// evidence: the CFG's return sites (with `--flow-cfg`), else a linear
+/// decode of the function the FDE describes, else a backward decode of the
+/// few bytes before it. `None` when nothing decides.
+fn follows_call(m: &Module<'_>, link: u64) -> (Option<bool>, &'static str) {
+    if let Some(cfg) = &m.cfg {
+        if cfg.follows_call(link) {
+            return (Some(true), "cfg");
+        }
+        if let Some((_, b)) = cfg.block_containing(link)
+            && b.addr != link
+        {
+            // Inside a recovered block: the instruction ending here is known
+            // and is not a call.
+            return (Some(false), "cfg");
+        }
+    }
+    if let Some(f) = fde_for(m, link.wrapping_sub(1)) {
+        match sweep(m, f.start, link) {
+            Some(Sweep::Boundary(Some(i))) => return (Some(is_call(&i)), "decode"),
+            Some(Sweep::Boundary(None)) => return (Some(false), "decode"),
+            Some(Sweep::Inside(_)) => return (Some(false), "decode"),
+            Some(Sweep::Undecodable) | None => {}
+        }
+    }
+    // No FDE: does any instruction ending exactly here decode as a call?
+    let Some(img) = m.image.as_ref() else {
+        return (None, "none");
+    };
+    let Ok(dec) = talos_cfg::arch::decoder_for(img) else {
+        return (None, "none");
+    };
+    for back in 2..=15u64 {
+        let at = link.wrapping_sub(back);
+        if let Some(i) = img.bytes_from(at).and_then(|b| dec.decode(b, at, None))
+            && i.end() == link
+            && is_call(&i)
+        {
+            return (Some(true), "decode");
+        }
+    }
+    (Some(false), "decode")
+}
+
+/// Where `addr` lies.
+pub(crate) fn locate(ctx: &Ctx<'_, '_>, addr: u64) -> Location {
+    let mi = ctx.exec_module(addr).or_else(|| ctx.module_at(addr));
+    if let Some(m) = mi.and_then(|i| ctx.modules.get(i)) {
+        let named = m.link(addr).and_then(|l| name_in(m, l));
+        return Location {
+            module: m.report.path.clone(),
+            offset: Some(addr - m.report.base),
+            function: named.as_ref().map(|n| n.0.clone()),
+            function_offset: named.map(|n| n.1),
+        };
+    }
+    Location {
+        module: ctx.describe(addr),
+        offset: None,
+        function: None,
+        function_offset: None,
+    }
+}
+
+fn flow_finding(t: &Thread, addr: u64, value: u64, loc: &Location, message: String) -> Finding {
+    let mut f = Finding::new(FindingKind::Flow, addr, message);
+    f.thread = Some(t.tid);
+    f.value = Some(value);
+    f.module = Some(loc.module.clone());
+    f.function = loc.function.clone();
+    f
+}
+
+fn show(loc: &Location) -> String {
+    match (&loc.offset, &loc.function, &loc.function_offset) {
+        (Some(o), Some(f), Some(fo)) => format!("{}+{o:#x}, {f}+{fo:#x}", loc.module),
+        (Some(o), _, _) => format!("{}+{o:#x}", loc.module),
+        _ => loc.module.clone(),
+    }
+}
+
+/// Check a pc against the module's code: `(check, finding message)`.
+fn check_pc(m: &Module<'_>, link: u64) -> (String, Option<String>) {
+    if let Some(cfg) = &m.cfg
+        && let Some((_, b)) = cfg.block_containing(link)
+    {
+        return match sweep(m, b.addr, link) {
+            Some(Sweep::Inside(i)) => (
+                "mid-instruction".into(),
+                Some(format!(
+                    "is inside a basic block of the CFG but in the middle of the instruction at {:#x}",
+                    i.addr.wrapping_add(m.bias.unwrap_or(0))
+                )),
+            ),
+            _ => ("in-block".into(), None),
+        };
+    }
+    let Some(f) = fde_for(m, link) else {
+        return match &m.cfg {
+            Some(_) => ("unexplained".into(), None),
+            None => ("no-fde".into(), None),
+        };
+    };
+    match sweep(m, f.start, link) {
+        Some(Sweep::Boundary(_)) => ("on-instruction".into(), None),
+        Some(Sweep::Inside(i)) => (
+            "mid-instruction".into(),
+            Some(format!(
+                "is in the middle of the instruction at {:#x} (decoding the function from its FDE start)",
+                i.addr.wrapping_add(m.bias.unwrap_or(0))
+            )),
+        ),
+        Some(Sweep::Undecodable) | None => ("undecodable".into(), None),
+    }
+}
+
+/// Judge a walk: the thread report and its findings.
+pub(crate) fn judge(ctx: &Ctx<'_, '_>, t: &Thread, w: Walk) -> (ThreadReport, Vec<Finding>) {
+    let mut findings = Vec::new();
+    let pc = w.pc.unwrap_or(0);
+    let location = locate(ctx, pc);
+    let pc_check = match ctx.exec_module(pc) {
+        None => {
+            let anon_exec = ctx.dump.region_containing(pc).is_some_and(|r| {
+                r.perms.execute && !matches!(r.kind, RegionKind::File { .. })
+            });
+            let (check, what) = if anon_exec {
+                ("anonymous-code", "anonymous executable memory")
+            } else {
+                ("outside-code", "memory that holds no module's code")
+            };
+            if w.pc.is_some() {
+                findings.push(flow_finding(
+                    t,
+                    pc,
+                    pc,
+                    &location,
+                    format!(
+                        "thread {}: pc {pc:#x} is in {what} ({})",
+                        t.tid,
+                        ctx.describe(pc)
+                    ),
+                ));
+            }
+            check.to_string()
+        }
+        Some(mi) => match ctx.modules.get(mi) {
+            Some(m) if m.image.is_some() && m.bias.is_some() => {
+                let link = m.link(pc).unwrap_or(pc);
+                let (check, why) = check_pc(m, link);
+                if let Some(why) = why {
+                    findings.push(flow_finding(
+                        t,
+                        pc,
+                        pc,
+                        &location,
+                        format!("thread {}: pc {pc:#x} ({}) {why}", t.tid, show(&location)),
+                    ));
+                }
+                check
+            }
+            Some(m) if m.report.kind == crate::report::ModuleKind::Kernel => "kernel-code".into(),
+            _ => "unchecked".into(),
+        },
+    };
+    let mut frames = vec![Frame {
+        method: FrameMethod::Registers,
+        pc,
+        stack_slot: None,
+        location,
+        follows_call: None,
+        evidence: None,
+    }];
+    for f in &w.cfi {
+        let loc = locate(ctx, f.pc);
+        let m = ctx.exec_module(f.pc).and_then(|i| ctx.modules.get(i));
+        let (follows, evidence) = match m {
+            _ if f.exact => (None, "signal-frame"),
+            Some(m) if m.image.is_some() => follows_call(m, m.link(f.pc).unwrap_or(f.pc)),
+            _ => (None, "none"),
+        };
+        let at = f.slot.unwrap_or(f.pc);
+        if m.is_none() {
+            findings.push(flow_finding(
+                t,
+                at,
+                f.pc,
+                &loc,
+                format!(
+                    "thread {}: return address {:#x}{} found by CFI points outside code ({})",
+                    t.tid,
+                    f.pc,
+                    f.slot.map(|s| format!(" at stack slot {s:#x}")).unwrap_or_default(),
+                    ctx.describe(f.pc)
+                ),
+            ));
+        } else if follows == Some(false) {
+            findings.push(flow_finding(
+                t,
+                at,
+                f.pc,
+                &loc,
+                format!(
+                    "thread {}: return address {:#x} ({}){} found by CFI does not follow a call instruction",
+                    t.tid,
+                    f.pc,
+                    show(&loc),
+                    f.slot.map(|s| format!(" at stack slot {s:#x}")).unwrap_or_default()
+                ),
+            ));
+        }
+        frames.push(Frame {
+            method: FrameMethod::Cfi,
+            pc: f.pc,
+            stack_slot: f.slot,
+            location: loc,
+            follows_call: follows,
+            evidence: Some(evidence.to_string()),
+        });
+    }
+    let mut scanned = 0usize;
+    for &(slot, v) in &w.scan {
+        if scanned >= 32 {
+            break;
+        }
+        let Some(m) = ctx.exec_module(v).and_then(|i| ctx.modules.get(i)) else {
+            continue;
+        };
+        let (follows, evidence) = follows_call(m, m.link(v).unwrap_or(v));
+        if follows != Some(true) {
+            continue;
+        }
+        scanned += 1;
+        frames.push(Frame {
+            method: FrameMethod::Scan,
+            pc: v,
+            stack_slot: Some(slot),
+            location: locate(ctx, v),
+            follows_call: follows,
+            evidence: Some(evidence.to_string()),
+        });
+    }
+    let report = ThreadReport {
+        tid: t.tid,
+        signal: t.signal,
+        pc,
+        sp: w.sp.unwrap_or(0),
+        fs_base: t.fs_base(),
+        location: frames
+            .first()
+            .map(|f| f.location.clone())
+            .unwrap_or_else(|| locate(ctx, pc)),
+        pc_check,
+        frames,
+        unwind_stop: w.stop,
+    };
+    (report, findings)
+}
+
+/// A thread report without flow checking.
+pub(crate) fn unchecked(ctx: &Ctx<'_, '_>, t: &Thread) -> ThreadReport {
+    let pc = t.pc().unwrap_or(0);
+    let location = locate(ctx, pc);
+    ThreadReport {
+        tid: t.tid,
+        signal: t.signal,
+        pc,
+        sp: t.sp().unwrap_or(0),
+        fs_base: t.fs_base(),
+        location: location.clone(),
+        pc_check: "unchecked".into(),
+        frames: vec![Frame {
+            method: FrameMethod::Registers,
+            pc,
+            stack_slot: None,
+            location,
+            follows_call: None,
+            evidence: None,
+        }],
+        unwind_stop: "not unwound (--no-flow)".into(),
+    }
+}
