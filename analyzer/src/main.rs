@@ -35,6 +35,12 @@ enum Command {
     Introspect(cmd::introspect::Args),
     /// Write an ELF core of a live process (gdb and talos read it).
     Snapshot(cmd::snapshot::Args),
+    /// Audit an enclave binary (SGX SDK, Gramine, Keystone): enclave-illegal
+    /// instructions on reachable paths, image hardening, enclave metadata.
+    Audit(cmd::audit::Args),
+    /// Compare the control-flow graphs of two builds: functions added,
+    /// removed and changed, with the blocks and edges that differ.
+    Diff(cmd::diff::Args),
 }
 
 /// What a command concluded; maps onto the documented exit codes.
@@ -66,6 +72,8 @@ fn main() -> ExitCode {
         Command::Digest(args) => cmd::digest::run(args),
         Command::Introspect(args) => cmd::introspect::run(args),
         Command::Snapshot(args) => cmd::snapshot::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Diff(args) => cmd::diff::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

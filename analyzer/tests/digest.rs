@@ -1,6 +1,12 @@
 //! End-to-end tests of `talos digest` through the real binary: raw images,
 //! saved digests, and real dumps of a live process taken by three different
 //! dumpers (talos snapshot, gdb's gcore, the kernel).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,10 +17,7 @@ const TALOS: &str = env!("CARGO_BIN_EXE_talos");
 const BASE: u64 = 0x7f12_3400_0000;
 
 fn talos(args: &[&str]) -> Output {
-    Command::new(TALOS)
-        .args(args)
-        .output()
-        .expect("run talos")
+    Command::new(TALOS).args(args).output().expect("run talos")
 }
 
 fn code(o: &Output) -> i32 {
@@ -62,7 +65,15 @@ fn digest_raw_image_is_deterministic_and_documented() {
     let dir = tempfile::tempdir().unwrap();
     let img = write(dir.path(), "a.img", &data(1, 3 * 1024 * 1024 + 100));
     let base = format!("{BASE:#x}");
-    let args = ["digest", "--raw", s(&img), "--base", &base, "--format", "json"];
+    let args = [
+        "digest",
+        "--raw",
+        s(&img),
+        "--base",
+        &base,
+        "--format",
+        "json",
+    ];
     let (o1, o2) = (talos(&args), talos(&args));
     assert_eq!(code(&o1), 0, "{}", stderr(&o1));
     assert_eq!(o1.stdout, o2.stdout, "same input, same bytes out");
@@ -81,10 +92,20 @@ fn digest_raw_image_is_deterministic_and_documented() {
     // The text form shows the same root.
     let t = talos(&["digest", "--raw", s(&img), "--base", &base]);
     assert_eq!(code(&t), 0);
-    assert!(stdout(&t).contains(v["root"].as_str().unwrap()), "{}", stdout(&t));
+    assert!(
+        stdout(&t).contains(v["root"].as_str().unwrap()),
+        "{}",
+        stdout(&t)
+    );
     // Another base address is another state.
     let other = json(&talos(&[
-        "digest", "--raw", s(&img), "--base", "0x10000", "--format", "json",
+        "digest",
+        "--raw",
+        s(&img),
+        "--base",
+        "0x10000",
+        "--format",
+        "json",
     ]));
     assert_ne!(other["root"], v["root"]);
 }
@@ -96,14 +117,25 @@ fn digest_diff_names_exactly_the_changed_page() {
     let mut b = a.clone();
     let pos = 1_234_567usize;
     b[pos] ^= 0x40;
-    let (pa, pb) = (write(dir.path(), "a.img", &a), write(dir.path(), "b.img", &b));
+    let (pa, pb) = (
+        write(dir.path(), "a.img", &a),
+        write(dir.path(), "b.img", &b),
+    );
     let base = format!("{BASE:#x}");
     let same = talos(&["digest", "--diff", "--raw", "--base", &base, s(&pa), s(&pa)]);
     assert_eq!(code(&same), 0, "{}", stderr(&same));
     assert!(stdout(&same).contains("equal"));
 
     let o = talos(&[
-        "digest", "--diff", "--raw", "--base", &base, s(&pa), s(&pb), "--format", "json",
+        "digest",
+        "--diff",
+        "--raw",
+        "--base",
+        &base,
+        s(&pa),
+        s(&pb),
+        "--format",
+        "json",
     ]);
     assert_eq!(code(&o), 1, "different: exit 1");
     let v = json(&o);
@@ -135,7 +167,15 @@ fn digest_saved_file_compares_with_dump_and_rejects_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let img = write(dir.path(), "a.img", &data(3, 600 * 1024));
     let saved = dir.path().join("a.json");
-    let o = talos(&["digest", "--raw", s(&img), "--format", "json", "-o", s(&saved)]);
+    let o = talos(&[
+        "digest",
+        "--raw",
+        s(&img),
+        "--format",
+        "json",
+        "-o",
+        s(&saved),
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(o.stdout.is_empty());
     // Saved digest against the dump, both ways round.
@@ -167,7 +207,16 @@ fn digest_settings_and_usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let img = write(dir.path(), "a.img", &data(4, 8192));
     let all = dir.path().join("all.json");
-    let o = talos(&["digest", "--raw", s(&img), "--all", "--format", "json", "-o", s(&all)]);
+    let o = talos(&[
+        "digest",
+        "--raw",
+        s(&img),
+        "--all",
+        "--format",
+        "json",
+        "-o",
+        s(&all),
+    ]);
     assert_eq!(code(&o), 0);
     let o = talos(&["digest", "--diff", "--raw", s(&all), s(&img)]);
     assert_eq!(code(&o), 2, "--all against default cannot compare");
@@ -239,6 +288,22 @@ fn has(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// XOR one byte of process `pid`'s memory at `addr` with 0x5a.
+fn flip_byte(pid: &str, addr: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{pid}/mem"))
+        .unwrap();
+    let mut b = [0u8; 1];
+    mem.seek(SeekFrom::Start(addr)).unwrap();
+    mem.read_exact(&mut b).unwrap();
+    b[0] ^= 0x5a;
+    mem.seek(SeekFrom::Start(addr)).unwrap();
+    mem.write_all(&b).unwrap();
+}
+
 fn snapshot(pid: &str, out: &Path) {
     let o = talos(&["snapshot", "--pid", pid, "-o", s(out)]);
     assert_eq!(code(&o), 0, "talos snapshot: {}", stderr(&o));
@@ -274,6 +339,37 @@ fn digest_process_dumped_twice_is_equal_across_dumpers() {
         .collect();
     assert!(masked.contains(&"vdso"), "{masked:?}");
 
+    // One byte of the process's state changed (through /proc/PID/mem, the
+    // process still stopped): exactly that page differs.
+    let heap = d["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "included" && r["pages"].as_u64().unwrap() >= 2)
+        .expect("a state region of two pages or more");
+    let start =
+        u64::from_str_radix(heap["start"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let target = start + 4096 + 0x123;
+    flip_byte(&p.pid(), target);
+    let s3 = dir.path().join("s3.core");
+    snapshot(&p.pid(), &s3);
+    let o = talos(&["digest", "--diff", s(&s1), s(&s3), "--format", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        v["pages"],
+        serde_json::json!([{
+            "start": format!("{:#018x}", start + 4096),
+            "end": format!("{:#018x}", start + 8192),
+            "count": 1,
+            "change": "modified"
+        }]),
+        "{v}"
+    );
+    assert_eq!(v["regions"].as_array().unwrap().len(), 1);
+    // Restore it, so the dumps below equal s1 again.
+    flip_byte(&p.pid(), target);
+
     if has("gcore") {
         let g = dir.path().join("g");
         let st = Command::new("gcore")
@@ -307,7 +403,13 @@ fn digest_process_dumped_twice_is_equal_across_dumpers() {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
         let o = talos(&["digest", "--diff", s(&kcore), s(&s1)]);
-        assert_eq!(code(&o), 0, "kernel core vs snapshot: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            code(&o),
+            0,
+            "kernel core vs snapshot: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
     } else {
         eprintln!("core_pattern is {pattern:?}: kernel-core part skipped");
     }
@@ -352,7 +454,14 @@ fn digest_rseq_mask_hides_a_cpu_migration() {
     std::thread::sleep(std::time::Duration::from_millis(50));
     snapshot(&p.pid(), &b);
 
-    let masked = json(&talos(&["digest", s(&a), "--rseq-offset", &off, "--format", "json"]));
+    let masked = json(&talos(&[
+        "digest",
+        s(&a),
+        "--rseq-offset",
+        &off,
+        "--format",
+        "json",
+    ]));
     let ranges: Vec<u64> = masked["regions"]
         .as_array()
         .unwrap()
@@ -364,7 +473,11 @@ fn digest_rseq_mask_hides_a_cpu_migration() {
             u64::from_str_radix(m["start"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
         })
         .collect();
-    assert_eq!(ranges.len(), 2, "cpu_id_start..cpu_id and node_id..mm_cid: {ranges:?}");
+    assert_eq!(
+        ranges.len(),
+        2,
+        "cpu_id_start..cpu_id and node_id..mm_cid: {ranges:?}"
+    );
     let rseq_page = format!("{:#018x}", ranges[0] & !0xfff);
     let pages = |v: &Value| -> Vec<String> {
         v["pages"]
@@ -374,13 +487,27 @@ fn digest_rseq_mask_hides_a_cpu_migration() {
             .map(|p| p["start"].as_str().unwrap().to_string())
             .collect()
     };
-    let plain = json(&talos(&["digest", "--diff", s(&a), s(&b), "--format", "json"]));
+    let plain = json(&talos(&[
+        "digest",
+        "--diff",
+        s(&a),
+        s(&b),
+        "--format",
+        "json",
+    ]));
     assert!(
         pages(&plain).contains(&rseq_page),
         "the kernel rewrote cpu_id: page {rseq_page} differs without the mask: {plain}"
     );
     let with = json(&talos(&[
-        "digest", "--diff", s(&a), s(&b), "--rseq-offset", &off, "--format", "json",
+        "digest",
+        "--diff",
+        s(&a),
+        s(&b),
+        "--rseq-offset",
+        &off,
+        "--format",
+        "json",
     ]));
     assert!(
         !pages(&with).contains(&rseq_page),
@@ -390,4 +517,46 @@ fn digest_rseq_mask_hides_a_cpu_migration() {
     let mut rest = pages(&plain);
     rest.retain(|p| *p != rseq_page);
     assert_eq!(pages(&with), rest);
+}
+
+/// The specification's Appendix A (an independent Python implementation,
+/// written from the text) reproduces the test vector that the Rust
+/// implementation is pinned to (`digest_known_answer_vector`).
+#[test]
+fn digest_spec_reference_implementation_reproduces_the_vector() {
+    if !has("python3") {
+        eprintln!("python3 not installed: skipped");
+        return;
+    }
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/digest-state.md");
+    let text = std::fs::read_to_string(&doc).unwrap();
+    let code = text
+        .split("```python\n")
+        .nth(1)
+        .and_then(|t| t.split("```").next())
+        .expect("Appendix A python block");
+    let mut child = Command::new("python3")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), code.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().last().unwrap().to_string())
+        .collect();
+    let want = [
+        "16ebfb490e12cbcf6efb768cc76919f3a8b4bc6e8f8a0964d5ff16142bfbb7f8",
+        "5fbd6f6eb168f9548419543f6faa502e2f4bd70ead1b32fca90adc283df7c2fb",
+        "9a3191b13e15dc97ec0d10b34282ce3308e7ed5e3f53601a15de9f8adb6a0711",
+        "c8b9c336011cf1b9b4707f6a3e40eff2b941a0024940786f5a621a0bb5e478fa",
+    ];
+    assert_eq!(got, want);
+    for w in want {
+        assert!(text.contains(w), "the spec's table lists {w}");
+    }
 }

@@ -147,6 +147,10 @@ pub(crate) struct Ctx<'a> {
     pub code: &'a [CodeRange],
     /// Function entries known at this point, sorted.
     pub known: BTreeSet<u64>,
+    /// The entries of `known` with direct evidence: seeds (entry, symbols,
+    /// FDEs, init/fini, import stubs) and direct call targets, not code
+    /// found only as a tail-call target or in a gap.
+    pub called: BTreeSet<u64>,
     /// Functions known not to return.
     pub noreturn: BTreeSet<u64>,
     /// Import slots of functions known not to return.
@@ -172,6 +176,11 @@ impl Ctx<'_> {
                 .take(8)
                 .any(|f| addr < f.start.saturating_add(f.len))
         })
+    }
+
+    /// Whether `addr` lies inside an FDE's range but not at its start.
+    fn strictly_inside_fde(&self, addr: u64) -> bool {
+        self.in_any_fde(addr) && self.fde_at(addr).is_none()
     }
 
     /// Whether `slot` is a cell the dynamic loader fills with a code address:
@@ -200,19 +209,29 @@ impl Ctx<'_> {
     /// known entry) leaves the function: the compiler's FDEs say where
     /// functions end; a jump out of the function's FDE to code no FDE
     /// covers is a tail call, while a jump into another FDE's middle goes to
-    /// a cold part of this function. Without an FDE for this function, a
-    /// backward jump before its entry to code no FDE covers is a tail call
-    /// (crtstuff's `frame_dummy` -> `register_tm_clones`).
+    /// a cold part of this function. A function the compiler described with
+    /// no FDE (crtstuff; all C code on RISC-V, whose toolchains write no
+    /// unwind tables) is taken to be one contiguous range starting at its
+    /// entry: a jump to code no FDE covers leaves it when it goes before the
+    /// entry (`frame_dummy` -> `register_tm_clones`) or over the entry of a
+    /// function something calls (entries found only in gaps or as tail-call
+    /// targets are weaker evidence: trusting them would let one wrong entry
+    /// cut a function into pieces at every jump).
     fn leaves_function(&self, start: u64, target: u64) -> bool {
-        if self.image.fdes.is_empty() {
-            return false;
-        }
         match self.fde_at(start) {
             Some(f) => {
                 let inside = target >= f.start && target < f.start.saturating_add(f.len);
                 !inside && !self.in_any_fde(target)
             }
-            None => target < start && !self.in_any_fde(target),
+            None => {
+                !self.in_any_fde(target)
+                    && (target < start
+                        || (std::env::var_os("TALOS_AB2").is_none() && self
+                            .called
+                            .range(start.saturating_add(1)..target)
+                            .next()
+                            .is_some()))
+            }
         }
     }
 
@@ -382,7 +401,7 @@ fn decode_run(
                 }
                 if ctx.noreturn.contains(&t) {
                     ex.noreturn_calls.insert(addr);
-                    trap_after(ctx, ex, next, range_end, next_decoded);
+                    trap_after(ctx, ex, next, range_end, next_decoded, work);
                     return;
                 }
                 ex.leaders.insert(next);
@@ -393,7 +412,7 @@ fn decode_run(
             Flow::IndirectCall { slot } => {
                 if slot.is_some_and(|s| ctx.noreturn_slots.contains(&s)) {
                     ex.noreturn_calls.insert(addr);
-                    trap_after(ctx, ex, next, range_end, next_decoded);
+                    trap_after(ctx, ex, next, range_end, next_decoded, work);
                     return;
                 }
                 ex.leaders.insert(next);
@@ -425,8 +444,51 @@ fn decode_run(
 /// Compilers put a trap after some calls that never return (`hlt` after
 /// `__libc_start_main` in `_start`, `ud2` after a noreturn call): it belongs
 /// to the function although nothing reaches it.
-fn trap_after(ctx: &Ctx<'_>, ex: &mut Explored, addr: u64, range_end: u64, next_decoded: u64) {
+fn trap_after(
+    ctx: &Ctx<'_>,
+    ex: &mut Explored,
+    addr: u64,
+    range_end: u64,
+    next_decoded: u64,
+    work: &mut Vec<u64>,
+) {
     if addr >= range_end || addr == next_decoded || ctx.known.contains(&addr) {
+        return;
+    }
+    // The Windows x64 unwinder needs a call's return address inside its
+    // function, so mingw keeps the code after a noreturn call (a `nop`, at
+    // -O0 the whole epilogue) and `.pdata` covers it: code the function's
+    // own RUNTIME_FUNCTION covers belongs to it, reached or not.
+    if ctx.image.format == crate::image::Format::Pe
+        && let Some(f) = ctx.fde_at(ex.start)
+        && addr < f.start.saturating_add(f.len)
+    {
+        let end = f.start.saturating_add(f.len).min(range_end).min(next_decoded);
+        let mut a = addr;
+        let mut prev: Option<Insn> = None;
+        ex.leaders.insert(addr);
+        while a < end && !ctx.known.contains(&a) {
+            let Some(insn) = ctx
+                .image
+                .bytes_from(a)
+                .and_then(|w| ctx.dec.decode(w, a, prev.as_ref()))
+                .filter(|i| i.end() <= end && i.end() > a)
+            else {
+                break;
+            };
+            ex.insns.insert(insn);
+            if let Flow::Call(t) = insn.flow
+                && ctx.in_code(t)
+            {
+                ex.calls.insert(t);
+            }
+            if insn.flow.ends_block() {
+                ex.leaders.insert(insn.end());
+            }
+            prev = Some(insn);
+            a = insn.end();
+        }
+        let _ = work;
         return;
     }
     let Some(window) = ctx.image.bytes_from(addr) else {
@@ -435,13 +497,29 @@ fn trap_after(ctx: &Ctx<'_>, ex: &mut Explored, addr: u64, range_end: u64, next_
     let Some(insn) = ctx.dec.decode(window, addr, None) else {
         return;
     };
-    if insn.flow == Flow::Stop
+    // glibc's AArch64 `_start` follows `bl __libc_start_main` with
+    // `bl abort`: a call to a noreturn import stub plays the trap's part.
+    let noreturn_call = match insn.flow {
+        Flow::Call(t) => {
+            ctx.noreturn.contains(&t)
+                && ctx.range_of(t).is_some_and(|r| r.plt)
+                && std::env::var_os("TALOS_AB").is_none()
+        }
+        _ => false,
+    };
+    if (insn.flow == Flow::Stop || noreturn_call)
         && !ctx.dec.is_padding(window, &insn)
         && insn.end() <= range_end
         && insn.end() <= next_decoded
     {
         ex.insns.insert(insn);
         ex.leaders.insert(addr);
+        if let Flow::Call(t) = insn.flow {
+            ex.noreturn_calls.insert(addr);
+            if ctx.in_code(t) {
+                ex.calls.insert(t);
+            }
+        }
     }
 }
 
@@ -486,15 +564,49 @@ fn path_to(ex: &Explored, jump: u64, through_joins: bool) -> Vec<u64> {
 }
 
 fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<u64>) {
-    let resolved = ctx
-        .dec
-        .resolve_indirect(ctx.image, &path_to(ex, jump, false))
-        .or_else(|| {
-            ctx.dec
-                .resolve_indirect(ctx.image, &path_to(ex, jump, true))
-        });
+    // Try the shortest path first, then longer ones, one block at a time: a
+    // longer path may pin the index to the constant of one particular
+    // predecessor (a state machine re-entering its switch), a shorter one
+    // may miss the bound or the table base set before a loop.
+    let full = path_to(ex, jump, true);
+    let block_starts: Vec<usize> = full
+        .iter()
+        .enumerate()
+        .filter(|&(i, a)| i == 0 || ex.leaders.contains(a))
+        .map(|(i, _)| i)
+        .collect();
+    // A slot is only an answer when the loader fills it; a load from a
+    // table at a path-specific constant index is not.
+    let fde = ctx.fde_at(ex.start).map(|f| (f.start, f.start.saturating_add(f.len)));
+    let accept = |r: &IndirectTarget| match r {
+        IndirectTarget::Slot(s) => ctx.is_loader_slot(*s),
+        // A table sized by its index's width is believed only when every
+        // target stays inside the function's own FDE, or, for a function
+        // without one (taken to be contiguous, see `leaves_function`),
+        // between its entry and the next called function.
+        IndirectTarget::NarrowTable(t) => match fde {
+            Some((lo, hi)) => t.targets.iter().all(|&x| x >= lo && x < hi),
+            None if std::env::var_os("TALOS_AB2").is_none() => {
+                let hi = ctx
+                    .called
+                    .range(ex.start.saturating_add(1)..)
+                    .next()
+                    .copied()
+                    .unwrap_or(u64::MAX);
+                t.targets.iter().all(|&x| x >= ex.start && x < hi)
+            }
+            None => false,
+        },
+        IndirectTarget::Table(_) => true,
+    };
+    // Block boundaries first; then any instruction boundary, for a switch
+    // whose dispatch block is re-entered from cases not discovered yet.
+    let mut starts: Vec<usize> = block_starts.iter().rev().copied().collect();
+    starts.extend((0..full.len()).rev().filter(|i| !block_starts.contains(i)));
+    let function: Vec<u64> = ex.insns.iter().map(|i| i.addr).collect();
+    let resolved = ctx.dec.resolve_indirect_in(ctx.image, &full, &starts, &function, &accept);
     let table = match resolved {
-        Some(IndirectTarget::Table(t)) => t,
+        Some(IndirectTarget::Table(t) | IndirectTarget::NarrowTable(t)) => t,
         Some(IndirectTarget::Slot(s)) if ctx.is_loader_slot(s) => {
             // The loader fills GOT entries with function addresses: a tail
             // call through the slot.
@@ -522,12 +634,44 @@ fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<
         return;
     }
     for &t in &table.targets {
+        // LLVM points the cases it proved unreachable just past the end of
+        // the function: at padding, or at the next function's entry. Keep
+        // the edge (it is in the table) but decode nothing there.
+        if (t != ex.start && ctx.known.contains(&t)) || padding_then_entry(ctx, t) {
+            continue;
+        }
         ex.jump_preds.entry(t).or_default().push(jump);
         if ex.leaders.insert(t) || !ex.insns.contains(t) {
             work.push(t);
         }
     }
     ex.tables.insert(jump, table);
+}
+
+/// Whether the code at `addr` is nothing but padding up to a known entry or
+/// the end of its section.
+fn padding_then_entry(ctx: &Ctx<'_>, addr: u64) -> bool {
+    let Some(range) = ctx.range_of(addr) else {
+        return false;
+    };
+    let mut a = addr;
+    let mut padded = false;
+    for _ in 0..64 {
+        if a >= range.end || (padded && ctx.known.contains(&a)) {
+            return padded;
+        }
+        let Some(bytes) = ctx.image.bytes_from(a) else {
+            return false;
+        };
+        match ctx.dec.decode(bytes, a, None) {
+            Some(i) if ctx.dec.is_padding(bytes, &i) && i.end() > a => {
+                padded = true;
+                a = i.end();
+            }
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// A recovered function before digests are computed.
@@ -583,6 +727,17 @@ pub(crate) fn seeds(
     for r in code.iter().filter(|r| r.plt) {
         let step = if r.entry_size >= 4 { r.entry_size } else { 16 };
         let mut a = r.start;
+        // `.plt` opens with the resolver stub (PLT0), whose size the psABI
+        // fixes per architecture; the import stubs follow it.
+        if r.name == ".plt" && dec.plt_header_size() != step {
+            if let Some(bytes) = image.bytes_from(a)
+                && let Some(insn) = dec.decode(bytes, a, None)
+                && !dec.is_padding(bytes, &insn)
+            {
+                add(a, FunctionSource::ImportStub);
+            }
+            a = a.saturating_add(dec.plt_header_size());
+        }
         while a < r.end {
             if let Some(bytes) = image.bytes_from(a)
                 && let Some(insn) = dec.decode(bytes, a, None)
@@ -597,15 +752,21 @@ pub(crate) fn seeds(
     out
 }
 
-/// Run recovery to its fixpoint.
-pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Recovered {
-    let code = image.code_ranges();
-    let seeds = seeds(image, &code, dec);
+/// The context every recovery starts from: the seeds as known entries, and
+/// what is known not to return before anything is decoded (named functions,
+/// import slots of named imports, and import stubs that jump through them).
+fn initial_ctx<'a>(
+    image: &'a Image<'a>,
+    dec: &'a dyn Decoder,
+    code: &'a [CodeRange],
+    seeds: &BTreeMap<u64, FunctionSource>,
+) -> Ctx<'a> {
     let mut ctx = Ctx {
         image,
         dec,
-        code: &code,
+        code,
         known: seeds.keys().copied().collect(),
+        called: seeds.keys().copied().collect(),
         noreturn: BTreeSet::new(),
         noreturn_slots: BTreeSet::new(),
     };
@@ -622,20 +783,61 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Re
     // Import stubs that jump to a noreturn import (`abort@plt`) are known
     // noreturn before anything calls them, which spares most callers a
     // second decoding.
-    for (&a, _) in seeds
-        .iter()
-        .filter(|(_, s)| **s == FunctionSource::ImportStub)
-    {
+    for (&a, _) in seeds.iter().filter(|(_, s)| **s == FunctionSource::ImportStub) {
         let stub = explore(&ctx, a);
-        if !stub.import_jumps.is_empty()
-            && stub
-                .import_jumps
-                .values()
-                .all(|s| ctx.noreturn_slots.contains(s))
-        {
+        if !stub.import_jumps.is_empty() && stub.import_jumps.values().all(|s| ctx.noreturn_slots.contains(s)) {
             ctx.noreturn.insert(a);
         }
     }
+    ctx
+}
+
+/// Recover only the functions that contain `addrs`: each address is placed
+/// in the function whose FDE (else nearest preceding seed) covers it, and
+/// only those functions are decoded. Noreturn facts are the ones known
+/// before decoding (names, import stubs), so a call to a local function that
+/// never returns is followed by its fallthrough: the blocks found are a
+/// superset of the whole-image analysis's, never fewer.
+pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Decoder, addrs: &[u64]) -> Recovered {
+    let code = image.code_ranges();
+    let seeds = seeds(image, &code, dec);
+    let ctx = initial_ctx(image, dec, &code, &seeds);
+    let mut entries: BTreeSet<u64> = BTreeSet::new();
+    for &a in addrs {
+        if !ctx.in_code(a) {
+            continue;
+        }
+        let by_fde = {
+            let i = image.fdes.partition_point(|f| f.start <= a);
+            i.checked_sub(1)
+                .and_then(|i| image.fdes.get(i))
+                .filter(|f| a < f.start.saturating_add(f.len))
+                .map(|f| f.start)
+        };
+        let entry = by_fde.or_else(|| seeds.range(..=a).next_back().map(|(&s, _)| s));
+        if let Some(e) = entry {
+            entries.insert(e);
+        }
+    }
+    let list: Vec<u64> = entries.into_iter().collect();
+    let explored: BTreeMap<u64, Explored> = list.par_iter().map(|&a| (a, explore(&ctx, a))).collect();
+    let d = Discovery {
+        sources: explored
+            .keys()
+            .map(|&a| (a, seeds.get(&a).copied().unwrap_or(FunctionSource::Fde)))
+            .collect(),
+        explored,
+        gap_found: BTreeSet::new(),
+        noreturn: ctx.noreturn.clone(),
+    };
+    finish(image, dec, &code, d)
+}
+
+/// Run recovery to its fixpoint.
+pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Recovered {
+    let code = image.code_ranges();
+    let seeds = seeds(image, &code, dec);
+    let mut ctx = initial_ctx(image, dec, &code, &seeds);
     let mut d = Discovery {
         explored: BTreeMap::new(),
         sources: seeds.clone(),
@@ -746,6 +948,7 @@ fn run_waves(
         let shared: &Ctx<'_> = ctx;
         let results: Vec<Explored> = wave.par_iter().map(|&a| explore(shared, a)).collect();
         for r in results {
+            ctx.called.extend(r.calls.iter().copied());
             for &t in &r.calls {
                 if !explored.contains_key(&t) && t != r.start {
                     sources.entry(t).or_insert(FunctionSource::Call);
@@ -783,6 +986,7 @@ fn settle_conflicts(
                 ctx.known
                     .range(lo..hi)
                     .any(|&k| k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k))
+                    || jumps_over_an_entry(ctx, e)
             })
             .map(|e| e.start)
             .collect();
@@ -802,6 +1006,19 @@ fn settle_conflicts(
         }
         run_waves(ctx, explored, sources, queue);
     }
+}
+
+/// For a function without an FDE: whether a jump that was taken for one
+/// inside the function now leaves it, because an entry found since lies
+/// between.
+fn jumps_over_an_entry(ctx: &Ctx<'_>, e: &Explored) -> bool {
+    ctx.fde_at(e.start).is_none()
+        && e.insns.iter().any(|i| match i.flow {
+            Flow::Jump(t) => {
+                t != e.start && !e.tails.contains(&i.addr) && ctx.leaves_function(e.start, t)
+            }
+            _ => false,
+        })
 }
 
 fn is_jump_table_target(e: &Explored, addr: u64) -> bool {
@@ -871,7 +1088,36 @@ fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<(u64,
     for e in explored.values() {
         pointers.extend(e.refs.iter().copied());
     }
-    let gap_list = gaps(ctx.code, &cov);
+    // Who owns the code on each side of a gap: a gap with the same function
+    // on both sides is dead code inside that function (often the
+    // continuation the compiler kept after a call it did not know never
+    // returns), not a function of its own.
+    let mut owners: Vec<(u64, u64, u64)> = explored
+        .values()
+        .flat_map(|e| e.insns.ranges().map(move |(s, end)| (s, end, e.start)))
+        .collect();
+    owners.sort_unstable();
+    let owner_ending_at = |a: u64| -> Option<u64> {
+        let i = owners.partition_point(|&(s, _, _)| s < a);
+        owners
+            .get(..i)?
+            .iter()
+            .rev()
+            .take(64)
+            .find(|&&(_, end, _)| end == a)
+            .map(|&(_, _, o)| o)
+    };
+    let owner_starting_at = |a: u64| -> Option<u64> {
+        let i = owners.partition_point(|&(s, _, _)| s < a);
+        owners.get(i).filter(|&&(s, _, _)| s == a).map(|&(_, _, o)| o)
+    };
+    let gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov)
+        .into_iter()
+        .filter(|&(gs, ge)| {
+            let before = owner_ending_at(gs);
+            before.is_none() || before != owner_starting_at(ge)
+        })
+        .collect();
     let per_gap: Vec<Vec<(u64, FunctionSource)>> = gap_list
         .par_iter()
         .map(|&(gs, ge)| {
@@ -885,23 +1131,46 @@ fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<(u64,
                     .into_iter()
                     .map(|a| (a, FunctionSource::Gap)),
             );
-            candidates.sort_unstable();
-            candidates.dedup_by_key(|c| c.0);
+            // Lowest address first; for one address the first reason
+            // (pointer before gap) wins.
+            let mut queue: BTreeMap<u64, FunctionSource> = BTreeMap::new();
+            for (a, s) in candidates {
+                queue.entry(a).or_insert(s);
+            }
             let mut taken_until = gs;
-            for (cand, source) in candidates {
-                if cand < taken_until {
+            while let Some((cand, source)) = queue.pop_first() {
+                // The compiler's FDEs say where functions start; code in the
+                // middle of one belongs to it.
+                if cand < taken_until || ctx.strictly_inside_fde(cand) {
                     continue;
                 }
                 let r = explore(ctx, cand);
                 if acceptable(ctx, &r, gs, ge) {
                     taken_until = r.extent().map_or(cand, |(_, hi)| hi);
                     found.push((cand, source));
+                    // Without alignment padding between functions (RISC-V
+                    // at -O0), the next function starts where this one's
+                    // code ends.
+                    if std::env::var_os("TALOS_AB").is_none() && taken_until < ge && !is_padding_at(ctx, taken_until, ge) {
+                        queue.entry(taken_until).or_insert(FunctionSource::Gap);
+                    }
                 }
             }
             found
         })
         .collect();
     per_gap.into_iter().flatten().collect()
+}
+
+/// Whether the instruction at `addr` (below `end`) is padding.
+fn is_padding_at(ctx: &Ctx<'_>, addr: u64, end: u64) -> bool {
+    let window = ctx.image.bytes_from(addr).and_then(|b| {
+        let max = usize::try_from(end.saturating_sub(addr)).unwrap_or(usize::MAX);
+        b.get(..b.len().min(max))
+    });
+    window
+        .and_then(|w| Some((w, ctx.dec.decode(w, addr, None)?)))
+        .is_some_and(|(w, insn)| ctx.dec.is_padding(w, &insn))
 }
 
 /// First non-padding address of the gap and after each padding run in it.

@@ -192,6 +192,398 @@ pub fn graph_digest(
     e.finish()
 }
 
+// ---------------------------------------------------------------------------
+// Position-independent digests (used by `talos diff`; specified in
+// docs/diff.md). Additive: the function and graph digests above are
+// unchanged.
+
+/// Key-derivation context of position-independent block digests.
+pub const PI_BLOCK_CONTEXT: &str = "talos 2026-11 cfg pi-block v1";
+/// Key-derivation context of position-independent local function digests.
+pub const PI_LOCAL_CONTEXT: &str = "talos 2026-11 cfg pi-local v1";
+/// Key-derivation context of position-independent function digests.
+pub const PI_FUNCTION_CONTEXT: &str = "talos 2026-11 cfg pi-function v1";
+
+/// Digests of one function that do not depend on where the function, its
+/// callees or the data it references were placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PiDigest {
+    /// Digest of the whole function, callees named (or digested) one level
+    /// deep.
+    pub function: Digest,
+    /// Digest of each basic block, in the order of `Function::blocks`.
+    pub blocks: Vec<Digest>,
+}
+
+/// Position-independent digests of every function of `cfg` (recovered from
+/// `image`), in the order of `cfg.functions`.
+///
+/// Every address an instruction encodes (pc-relative displacements, branch
+/// targets, absolute addresses inside the image) is masked out of the
+/// instruction bytes and replaced by what it points at: an offset inside
+/// the same function, the callee's name (or, unnamed, its local digest), or
+/// the name of the section it lies in.
+#[must_use]
+pub fn position_independent(image: &Image<'_>, cfg: &crate::model::Cfg) -> Vec<PiDigest> {
+    use rayon::prelude::*;
+    let Ok(dec) = crate::arch::decoder_for(image) else {
+        return cfg
+            .functions
+            .iter()
+            .map(|f| PiDigest {
+                function: Digest::default(),
+                blocks: vec![Digest::default(); f.blocks.len()],
+            })
+            .collect();
+    };
+    let ctx = PiCtx {
+        image,
+        cfg,
+        dec: dec.as_ref(),
+        span: image.address_span(),
+    };
+    // Phase 1: block digests and a local digest per function (callees by
+    // name, unnamed callees as "anonymous").
+    let local: Vec<(Digest, Vec<Digest>)> = cfg
+        .functions
+        .par_iter()
+        .map(|f| {
+            let blocks: Vec<Digest> = f.blocks.iter().map(|b| ctx.block(f, b)).collect();
+            let mut e = Enc::new(PI_LOCAL_CONTEXT);
+            e.u64(f.size);
+            e.u32(u32::try_from(blocks.len()).unwrap_or(u32::MAX));
+            for (b, d) in f.blocks.iter().zip(&blocks) {
+                e.u64(b.addr.wrapping_sub(f.addr));
+                e.0.update(&d.0);
+                for s in &b.succs {
+                    e.u8(s.kind.tag());
+                    match s.addr {
+                        Some(t) if t == f.addr || f.block_containing(t).is_some() => {
+                            e.u8(1);
+                            e.u64(t.wrapping_sub(f.addr));
+                        }
+                        _ => e.u8(0),
+                    }
+                }
+            }
+            (e.finish(), blocks)
+        })
+        .collect();
+    // Phase 2: fold in the local digest of every unnamed callee.
+    cfg.functions
+        .iter()
+        .zip(local.iter())
+        .map(|(f, (loc, blocks))| {
+            let mut e = Enc::new(PI_FUNCTION_CONTEXT);
+            e.0.update(&loc.0);
+            for b in &f.blocks {
+                for s in &b.succs {
+                    if !matches!(
+                        s.kind,
+                        crate::model::EdgeKind::Call | crate::model::EdgeKind::TailCall
+                    ) {
+                        continue;
+                    }
+                    let Some(t) = s.addr else { continue };
+                    let idx = cfg.functions.binary_search_by_key(&t, |c| c.addr).ok();
+                    match idx.and_then(|i| Some((cfg.functions.get(i)?, local.get(i)?))) {
+                        Some((callee, _)) if callee.name.is_some() => {
+                            e.u8(1);
+                            e.bytes(callee.name.as_deref().unwrap_or("").as_bytes());
+                        }
+                        Some((_, (callee_local, _))) => {
+                            e.u8(2);
+                            e.0.update(&callee_local.0);
+                        }
+                        None => e.u8(3),
+                    }
+                }
+            }
+            PiDigest {
+                function: e.finish(),
+                blocks: blocks.clone(),
+            }
+        })
+        .collect()
+}
+
+struct PiCtx<'a> {
+    image: &'a Image<'a>,
+    cfg: &'a crate::model::Cfg,
+    dec: &'a dyn Decoder,
+    span: (u64, u64),
+}
+
+/// Token kinds of a masked address.
+const TOK_NONE: u8 = 0;
+const TOK_INTRA: u8 = 1;
+const TOK_FUNCTION: u8 = 2;
+const TOK_SECTION: u8 = 3;
+const TOK_OUTSIDE: u8 = 4;
+
+impl PiCtx<'_> {
+    fn block(&self, f: &crate::model::Function, b: &Block) -> Digest {
+        // The block's own offset and the offsets of intra-function targets
+        // are left out: they shift when code before them grows, and the
+        // local function digest covers them.
+        let mut e = Enc::new(PI_BLOCK_CONTEXT);
+        e.u64(b.size);
+        e.u32(b.instructions);
+        let mut a = b.addr;
+        let mut prev: Option<crate::arch::Insn> = None;
+        let mut buf = Vec::with_capacity(16);
+        for _ in 0..b.instructions {
+            let Some(bytes) = self.image.bytes_from(a) else {
+                break;
+            };
+            let Some(insn) = self.dec.decode(bytes, a, prev.as_ref()) else {
+                break;
+            };
+            let len = usize::from(insn.len);
+            let Some(raw) = bytes.get(..len) else { break };
+            buf.clear();
+            buf.extend_from_slice(raw);
+            let mut targets: Vec<u64> = Vec::new();
+            self.mask(&mut buf, bytes, a, &insn, prev.as_ref(), &mut targets);
+            e.bytes(&buf);
+            for t in targets {
+                self.token(&mut e, f, t);
+            }
+            prev = Some(insn);
+            a = insn.end();
+        }
+        e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
+        for s in &b.succs {
+            e.u8(s.kind.tag());
+            match s.addr {
+                Some(t) => self.token(&mut e, f, t),
+                None => e.u8(TOK_NONE),
+            }
+        }
+        e.finish()
+    }
+
+    /// Write what address `t` denotes, independently of where it is.
+    fn token(&self, e: &mut Enc, f: &crate::model::Function, t: u64) {
+        if t == f.addr || f.block_containing(t).is_some() {
+            e.u8(TOK_INTRA);
+            return;
+        }
+        if let Some(callee) = self.cfg.function_at(t) {
+            e.u8(TOK_FUNCTION);
+            e.bytes(callee.name.as_deref().unwrap_or("").as_bytes());
+            return;
+        }
+        if let Some(s) = self
+            .image
+            .sections
+            .iter()
+            .find(|s| s.alloc && s.size > 0 && s.contains(t))
+        {
+            e.u8(TOK_SECTION);
+            e.bytes(s.name.as_bytes());
+            return;
+        }
+        e.u8(TOK_OUTSIDE);
+    }
+
+    /// Zero the address fields of the instruction in `buf`; push the
+    /// addresses they encoded to `targets`.
+    fn mask(
+        &self,
+        buf: &mut [u8],
+        window: &[u8],
+        addr: u64,
+        insn: &crate::arch::Insn,
+        prev: Option<&crate::arch::Insn>,
+        targets: &mut Vec<u64>,
+    ) {
+        match self.image.arch {
+            Arch::X86 | Arch::X86_64 => self.mask_x86(buf, window, addr, targets),
+            Arch::Riscv64 => mask_riscv(buf, insn, self.image.kind, targets),
+            Arch::Aarch64 => mask_aarch64(buf, insn, prev, targets),
+        }
+    }
+
+    fn mask_x86(&self, buf: &mut [u8], window: &[u8], addr: u64, targets: &mut Vec<u64>) {
+        use iced_x86::{Decoder as Iced, DecoderOptions, OpKind};
+        let bitness = if self.image.arch == Arch::X86 { 32 } else { 64 };
+        let window = window.get(..window.len().min(15)).unwrap_or(window);
+        let mut d = Iced::with_ip(bitness, window, addr, DecoderOptions::NONE);
+        let ins = d.decode();
+        if ins.is_invalid() {
+            return;
+        }
+        let offs = d.get_constant_offsets(&ins);
+        // Only position-dependent code embeds absolute addresses; in PIE
+        // code and shared objects (linked at 0) a small constant would look
+        // like one.
+        let absolute = self.image.kind == crate::image::ImageKind::Executable;
+        let in_image = |v: u64| absolute && v >= self.span.0 && v < self.span.1;
+        let mut zero = |off: usize, size: usize| {
+            if let Some(dst) = off
+                .checked_add(size)
+                .and_then(|end| buf.get_mut(off..end))
+            {
+                dst.fill(0);
+            }
+        };
+        if offs.has_displacement() {
+            let value = if ins.is_ip_rel_memory_operand() {
+                Some(ins.ip_rel_memory_address())
+            } else {
+                let v = ins.memory_displacement64();
+                let v = if bitness == 32 { v & 0xffff_ffff } else { v };
+                (offs.displacement_size() >= 4 && in_image(v)).then_some(v)
+            };
+            if let Some(v) = value {
+                zero(offs.displacement_offset(), offs.displacement_size());
+                targets.push(v);
+            }
+        }
+        let branch = (0..ins.op_count()).any(|i| {
+            matches!(
+                ins.op_kind(i),
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            )
+        });
+        if offs.has_immediate() {
+            if branch {
+                zero(offs.immediate_offset(), offs.immediate_size());
+                targets.push(ins.near_branch_target());
+            } else if offs.immediate_size() >= 4 {
+                let imm = (0..ins.op_count())
+                    .find_map(|i| match ins.op_kind(i) {
+                        OpKind::Immediate32 => Some(u64::from(ins.immediate32())),
+                        OpKind::Immediate64 => Some(ins.immediate64()),
+                        OpKind::Immediate32to64 => Some(ins.immediate32to64() as u64),
+                        _ => None,
+                    })
+                    .map(|v| if bitness == 32 { v & 0xffff_ffff } else { v });
+                if let Some(v) = imm.filter(|v| in_image(*v)) {
+                    zero(offs.immediate_offset(), offs.immediate_size());
+                    targets.push(v);
+                }
+            }
+        }
+    }
+}
+
+/// Clear bits `mask` of the little-endian word at the start of `buf`.
+fn clear_bits(buf: &mut [u8], mask: u32) {
+    let n = buf.len().min(4);
+    let mut w = [0u8; 4];
+    if let (Some(src), Some(dst)) = (buf.get(..n), w.get_mut(..n)) {
+        dst.copy_from_slice(src);
+    }
+    let v = u32::from_le_bytes(w) & !mask;
+    if let (Some(dst), Some(src)) = (buf.get_mut(..n), v.to_le_bytes().get(..n)) {
+        dst.copy_from_slice(src);
+    }
+}
+
+fn word(buf: &[u8]) -> u32 {
+    let mut w = [0u8; 4];
+    let n = buf.len().min(4);
+    if let (Some(src), Some(dst)) = (buf.get(..n), w.get_mut(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u32::from_le_bytes(w)
+}
+
+/// RISC-V: immediates of `auipc`, `jal`, branches, their compressed forms,
+/// and of the instruction that completes a pc-relative pair (the decoder
+/// reports the address it computes as `data_ref`); `lui` immediates too in
+/// position-dependent executables.
+fn mask_riscv(
+    buf: &mut [u8],
+    insn: &crate::arch::Insn,
+    kind: crate::image::ImageKind,
+    targets: &mut Vec<u64>,
+) {
+    let w = word(buf);
+    if insn.len == 2 {
+        let q = w & 3;
+        let f3 = (w >> 13) & 7;
+        // c.j / c.jal (q1 f3 5 / 1): imm in 12..2; c.beqz / c.bnez (q1 f3
+        // 6, 7): imm in 12..10 and 6..2.
+        match (q, f3) {
+            (1, 5) | (1, 1) => clear_bits(buf, 0x1ffc),
+            (1, 6) | (1, 7) => clear_bits(buf, 0x1c7c),
+            _ => {}
+        }
+    } else {
+        match w & 0x7f {
+            // auipc: imm in 31..12; the address it forms is completed (and
+            // named) by the next instruction.
+            0x17 => {
+                clear_bits(buf, 0xffff_f000);
+                return;
+            }
+            // jal: imm in 31..12.
+            0x6f => clear_bits(buf, 0xffff_f000),
+            0x37 if kind == crate::image::ImageKind::Executable => {
+                clear_bits(buf, 0xffff_f000);
+            }
+            // branches: imm in 31..25 and 11..7.
+            0x63 => clear_bits(buf, 0xfe00_0f80),
+            // I-type completing a pair (addi, loads, jalr): 31..20.
+            0x13 | 0x03 | 0x07 | 0x67 if insn.data_ref.is_some() => {
+                clear_bits(buf, 0xfff0_0000);
+            }
+            // S-type stores completing a pair: 31..25 and 11..7.
+            0x23 | 0x27 if insn.data_ref.is_some() => clear_bits(buf, 0xfe00_0f80),
+            _ => {}
+        }
+    }
+    push_flow_target(insn, targets);
+}
+
+/// AArch64: `b`, `bl`, `b.cond`, `cbz`, `tbz`, `adr`, `adrp`, literal
+/// loads, and the `add`/`ldr`/`str` low-12-bit half of an `adrp` pair.
+fn mask_aarch64(
+    buf: &mut [u8],
+    insn: &crate::arch::Insn,
+    prev: Option<&crate::arch::Insn>,
+    targets: &mut Vec<u64>,
+) {
+    let w = word(buf);
+    if w & 0x7c00_0000 == 0x1400_0000 {
+        clear_bits(buf, 0x03ff_ffff); // b, bl
+    } else if w & 0xff00_0010 == 0x5400_0000 || w & 0x7e00_0000 == 0x3400_0000 {
+        clear_bits(buf, 0x00ff_ffe0); // b.cond, cbz, cbnz
+    } else if w & 0x7e00_0000 == 0x3600_0000 {
+        clear_bits(buf, 0x0007_ffe0); // tbz, tbnz
+    } else if w & 0x9f00_0000 == 0x9000_0000 {
+        // adrp: the page it forms is completed by the next instruction.
+        clear_bits(buf, 0x60ff_ffe0);
+        return;
+    } else if w & 0x1f00_0000 == 0x1000_0000 {
+        clear_bits(buf, 0x60ff_ffe0); // adr
+    } else if w & 0x3b00_0000 == 0x1800_0000 {
+        clear_bits(buf, 0x00ff_ffe0); // ldr (literal)
+    } else if prev.is_some() && insn.data_ref.is_some() {
+        let add_imm = w & 0x7f80_0000 == 0x1100_0000;
+        let ldst_imm = w & 0x3b00_0000 == 0x3900_0000;
+        if add_imm || ldst_imm {
+            clear_bits(buf, 0x003f_fc00);
+        }
+    }
+    push_flow_target(insn, targets);
+}
+
+fn push_flow_target(insn: &crate::arch::Insn, targets: &mut Vec<u64>) {
+    use crate::arch::Flow;
+    match insn.flow {
+        Flow::Jump(t) | Flow::CondJump(t) | Flow::Call(t) => targets.push(t),
+        _ => {
+            if let Some(d) = insn.data_ref {
+                targets.push(d);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

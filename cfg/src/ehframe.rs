@@ -128,6 +128,8 @@ impl<'a> Reader<'a> {
 struct Cie {
     fde_encoding: u8,
     has_augmentation_data: bool,
+    /// Encoding of the FDEs' LSDA pointer (`L` augmentation), if any.
+    lsda_encoding: Option<u8>,
 }
 
 /// List the FDEs of an `.eh_frame` section loaded at `addr`.
@@ -136,6 +138,25 @@ struct Cie {
 /// (the caller treats FDEs as hints that the graph builder checks).
 #[must_use]
 pub fn parse_eh_frame(data: &[u8], addr: u64, ptr_size: u8) -> Vec<Fde> {
+    walk(data, addr, ptr_size).into_iter().map(|(f, _)| f).collect()
+}
+
+/// The starts of the FDEs that name a language-specific data area (LSDA):
+/// functions with exception landing pads, code the unwinder enters that no
+/// branch reaches.
+#[must_use]
+pub fn functions_with_landing_pads(data: &[u8], addr: u64, ptr_size: u8) -> Vec<u64> {
+    let mut out: Vec<u64> = walk(data, addr, ptr_size)
+        .into_iter()
+        .filter(|(_, lsda)| *lsda)
+        .map(|(f, _)| f.start)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn walk(data: &[u8], addr: u64, ptr_size: u8) -> Vec<(Fde, bool)> {
     let mut out = Vec::new();
     let mut cies: BTreeMap<usize, Option<Cie>> = BTreeMap::new();
     let mut pos = 0usize;
@@ -182,10 +203,18 @@ pub fn parse_eh_frame(data: &[u8], addr: u64, ptr_size: u8) -> Vec<Fde> {
                     && let Some(len) = r.encoded(cie.fde_encoding & 0x0f, 0, ptr_size)
                     && start != 0
                 {
-                    out.push(Fde { start, len });
+                    let mut lsda = false;
+                    if cie.has_augmentation_data
+                        && let Some(aug_len) = r.uleb()
+                        && aug_len > 0
+                        && let Some(enc) = cie.lsda_encoding
+                    {
+                        let field = addr.wrapping_add(r.pos as u64);
+                        lsda = r.encoded(enc, field, ptr_size).is_some_and(|p| p != 0);
+                    }
+                    out.push((Fde { start, len }, lsda));
                 }
             }
-            let _ = cie.map(|c| c.has_augmentation_data);
         }
         pos = next;
     }
@@ -224,6 +253,7 @@ fn parse_cie(r: &mut Reader<'_>, ptr_size: u8) -> Option<Cie> {
     let mut cie = Cie {
         fde_encoding: 0, // absptr
         has_augmentation_data: false,
+        lsda_encoding: None,
     };
     if aug.first() == Some(&b'z') {
         cie.has_augmentation_data = true;
@@ -232,9 +262,7 @@ fn parse_cie(r: &mut Reader<'_>, ptr_size: u8) -> Option<Cie> {
         for &c in aug.iter().skip(1) {
             match c {
                 b'R' => cie.fde_encoding = r.u8()?,
-                b'L' => {
-                    r.u8()?;
-                }
+                b'L' => cie.lsda_encoding = Some(r.u8()?),
                 b'P' => {
                     let enc = r.u8()?;
                     r.encoded(enc & 0x7f, 0, ptr_size)?;

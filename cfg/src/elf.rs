@@ -80,6 +80,7 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         symbols: Vec::new(),
         import_slots: BTreeMap::new(),
         fdes: Vec::new(),
+        exception_handlers: Vec::new(),
         init_fini: Vec::new(),
         code_pointers: Vec::new(),
         text_relocations: false,
@@ -90,6 +91,7 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
     image.symbols = symbols(&elf)?;
     image.import_slots = import_slots(&elf);
     image.fdes = fdes(&image);
+    image.exception_handlers = landing_pads(&image);
     dynamic_facts(&elf, &mut image);
     Ok(image)
 }
@@ -465,6 +467,18 @@ fn fdes(image: &Image<'_>) -> Vec<Fde> {
     out.sort();
     out.dedup();
     out
+}
+
+fn landing_pads(image: &Image<'_>) -> Vec<u64> {
+    image
+        .sections
+        .iter()
+        .find(|s| s.name == ".eh_frame" && s.has_bytes)
+        .and_then(|sec| {
+            let data = image.read(sec.addr, sec.size)?;
+            Some(ehframe::functions_with_landing_pads(data, sec.addr, image.arch.pointer_size()))
+        })
+        .unwrap_or_default()
 }
 
 fn dynamic_facts(elf: &Elf<'_>, image: &mut Image<'_>) {

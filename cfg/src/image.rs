@@ -233,6 +233,10 @@ pub struct Image<'data> {
     pub import_slots: BTreeMap<u64, String>,
     /// Frame description entries, sorted by start.
     pub fdes: Vec<Fde>,
+    /// Entries of functions with exception landing pads (an FDE naming an
+    /// LSDA, a PE unwind entry with a handler): code the unwinder enters
+    /// that no branch reaches, so their graphs are never complete. Sorted.
+    pub exception_handlers: Vec<u64>,
     /// Function pointers the loader runs: init/fini arrays, `DT_INIT`,
     /// `DT_FINI`, TLS callbacks. Sorted, deduplicated.
     pub init_fini: Vec<u64>,

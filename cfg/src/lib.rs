@@ -24,6 +24,7 @@
 
 pub mod arch;
 mod builder;
+pub mod diff;
 pub mod digest;
 pub mod ehframe;
 pub mod elf;
@@ -33,6 +34,7 @@ pub mod image;
 mod index;
 pub mod limits;
 pub mod model;
+pub mod pe;
 pub mod schema;
 
 use rayon::prelude::*;
@@ -43,13 +45,16 @@ pub use error::{Error, Result};
 pub use image::{Arch, Format, Image, ImageKind};
 pub use model::{Block, Cfg, Edge, EdgeKind, Function, FunctionSource, Stats};
 
-/// Load a binary (ELF) from its bytes.
+/// Load a binary (ELF or PE) from its bytes.
 ///
 /// # Errors
 /// When the bytes are not a supported, well-formed binary.
 pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
     if elf::is_elf(bytes) {
         return elf::load(bytes);
+    }
+    if pe::is_pe(bytes) {
+        return pe::load(bytes);
     }
     Err(Error::BadMagic {
         magic: bytes.iter().take(4).copied().collect(),
@@ -62,19 +67,32 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
 /// [`Error::UnsupportedArch`] when no decoder exists for the image.
 pub fn analyze(image: &Image<'_>, options: &Options) -> Result<Cfg> {
     let dec = arch::decoder_for(image)?;
-    let code_ranges = image.code_ranges();
     let rec = builder::recover(image, dec.as_ref(), *options);
+    Ok(assemble(image, dec.as_ref(), rec))
+}
+
+/// Names, digests and counts for what the builder recovered.
+fn assemble(image: &Image<'_>, dec: &dyn arch::Decoder, rec: builder::Recovered) -> Cfg {
+    let code_ranges = image.code_ranges();
     let names = names(image);
     let functions: Vec<Function> = rec
         .functions
         .into_par_iter()
         .map(|f| {
-            let digest = digest::function_digest(image, dec.as_ref(), f.addr, f.size, &f.blocks);
+            let digest = digest::function_digest(image, dec, f.addr, f.size, &f.blocks);
             let name = names.get(&f.addr).cloned().or_else(|| {
-                f.import_slot
-                    .and_then(|s| image.import_slots.get(&s))
-                    .filter(|_| code_ranges.iter().any(|r| r.plt && r.contains(f.addr)))
-                    .map(|n| format!("{n}@plt"))
+                let import = f.import_slot.and_then(|s| image.import_slots.get(&s))?;
+                match image.format {
+                    // Import stubs live in PLT sections.
+                    Format::Elf => code_ranges
+                        .iter()
+                        .any(|r| r.plt && r.contains(f.addr))
+                        .then(|| format!("{import}@plt")),
+                    // PE import thunks sit among the code: a function that
+                    // is nothing but the jump through the IAT slot.
+                    Format::Pe => matches!(f.blocks.as_slice(), [b] if b.instructions == 1)
+                        .then(|| format!("{import}{}", pe::THUNK_SUFFIX)),
+                }
             });
             Function {
                 addr: f.addr,
@@ -101,7 +119,7 @@ pub fn analyze(image: &Image<'_>, options: &Options) -> Result<Cfg> {
     }
     let pairs: Vec<(u64, Digest)> = functions.iter().map(|f| (f.addr, f.digest)).collect();
     let digest = digest::graph_digest(image.format, image.arch, image.base, image.entry, &pairs);
-    Ok(Cfg {
+    Cfg {
         format: image.format,
         arch: image.arch,
         kind: image.kind,
@@ -116,7 +134,24 @@ pub fn analyze(image: &Image<'_>, options: &Options) -> Result<Cfg> {
         anomalies: rec.anomalies,
         unexplained_bytes: rec.unexplained_bytes,
         return_sites: rec.return_sites,
-    })
+        exception_handlers: image.exception_handlers.clone(),
+    }
+}
+
+
+/// Recover only the functions holding `addrs` (the ones whose `.eh_frame`
+/// FDE, else nearest preceding known entry, covers each address): the cheap
+/// way to ask "is this address inside a basic block / after a call" of a
+/// large binary. Function sizes and the graph digest of the result describe
+/// the subset only; [`Cfg::complete`] tells whether a function's blocks are
+/// all known (no unresolved indirect jump).
+///
+/// # Errors
+/// [`Error::UnsupportedArch`] when no decoder exists for the image.
+pub fn analyze_functions(image: &Image<'_>, addrs: &[u64]) -> Result<Cfg> {
+    let dec = arch::decoder_for(image)?;
+    let rec = builder::recover_local(image, dec.as_ref(), addrs);
+    Ok(assemble(image, dec.as_ref(), rec))
 }
 
 /// The preferred name at each address: a global static symbol, then a

@@ -257,6 +257,9 @@ pub struct Cfg {
     pub unexplained_bytes: u64,
     /// Return sites (the address after every call instruction), sorted.
     pub return_sites: Vec<u64>,
+    /// Entries of functions with exception landing pads (see
+    /// [`crate::Image::exception_handlers`]), sorted.
+    pub exception_handlers: Vec<u64>,
 }
 
 impl Cfg {
@@ -311,6 +314,15 @@ impl Cfg {
             .iter()
             .find(|f| f.name.as_deref() == Some(key) || f.display_name() == key)
             .ok_or_else(|| crate::Error::NoSuchFunction(key.to_string()))
+    }
+
+    /// Whether every block of the function entered at `addr` is known: its
+    /// decoding met no indirect jump that stayed unresolved, and it has no
+    /// exception landing pads (which only the unwinder enters). Only then
+    /// does "this address is in none of its blocks" prove anything.
+    #[must_use]
+    pub fn complete(&self, addr: u64) -> bool {
+        !self.unresolved.iter().any(|u| u.function == addr) && self.exception_handlers.binary_search(&addr).is_err()
     }
 
     /// Whether `addr` is the return site of a call instruction (direct or

@@ -49,6 +49,10 @@ pub struct FunctionDoc {
     pub noreturn: bool,
     /// Function digest.
     pub digest: Digest,
+    /// Position-independent digest (see `docs/diff.md`), when the writer
+    /// computed it; `talos diff` matches moved functions with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pi_digest: Option<Digest>,
     /// Basic blocks.
     pub blocks: Vec<Block>,
 }
@@ -62,6 +66,7 @@ impl From<&Function> for FunctionDoc {
             source: f.source,
             noreturn: f.noreturn,
             digest: f.digest,
+            pi_digest: None,
             blocks: f.blocks.clone(),
         }
     }
@@ -93,6 +98,21 @@ pub struct CfgDoc {
 }
 
 impl CfgDoc {
+    /// Record the position-independent digests `pi` (in the order of
+    /// `cfg.functions`, as [`crate::digest::position_independent`] returns
+    /// them) in the document's functions.
+    pub fn set_pi_digests(&mut self, cfg: &Cfg, pi: &[crate::digest::PiDigest]) {
+        let by_addr: std::collections::BTreeMap<u64, Digest> = cfg
+            .functions
+            .iter()
+            .zip(pi)
+            .map(|(f, d)| (f.addr, d.function))
+            .collect();
+        for f in &mut self.functions {
+            f.pi_digest = by_addr.get(&f.addr).copied();
+        }
+    }
+
     /// The document for `cfg`, with `functions` restricted to `only` when
     /// given.
     #[must_use]

@@ -256,3 +256,19 @@ fn same_bytes_give_same_output_whatever_the_threads() {
     let many = analyze(&bytes);
     assert_eq!(one, many);
 }
+
+/// Absolute addresses in memory displacements (non-PIE `mov rax,
+/// [rax*8+table]`), not only in immediates, are rebased.
+#[test]
+fn digest_rebases_absolute_displacements() {
+    let build = |ip: u64| {
+        let mut a = CodeAssembler::new(64).unwrap();
+        a.mov(rax, qword_ptr(rax * 8 + (ip + 0x20) as i32)).unwrap();
+        a.ret().unwrap();
+        a.db(&[0u8; 64]).unwrap();
+        exe(ip, a.assemble(ip).unwrap())
+    };
+    let d1 = analyze(&build(0x401000)).digest;
+    let d2 = analyze(&build(0x1000_0000)).digest;
+    assert_eq!(d1, d2);
+}

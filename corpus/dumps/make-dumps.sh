@@ -75,6 +75,21 @@ declare -A M
 M[SK_BIN]="$sk"
 M[SK_BUILD_ID]="$(readelf -n "$sk" | awk '/Build ID/ { print $3 }')"
 
+# Wait until every thread of process $1 is blocked in read() (syscall 0),
+# so dumps show each thread at a known point.
+settle() {
+  for _ in $(seq 500); do
+    local busy=0
+    for f in /proc/"$1"/task/*/syscall; do
+      read -r nr _ < "$f" 2>/dev/null || nr=x
+      [[ $nr == 0 ]] || busy=1
+    done
+    [[ $busy == 0 ]] && return 0
+    sleep 0.01
+  done
+  echo "make-dumps.sh: threads of $1 did not settle in read()" >&2
+  exit 1
+}
 # Start statekeeper with stdin on a FIFO we hold open; wait for "ready".
 # Sets SK_PID and SK_HEAP. $1: name, rest: program arguments.
 start_sk() {
@@ -90,6 +105,7 @@ start_sk() {
     sleep 0.01
   done
   grep -q '^ready' "$work/$name.out" || { echo "statekeeper did not start" >&2; exit 1; }
+  settle "$SK_PID"
   SK_HEAP=$(sed -n 's/.* heap=\(0x[0-9a-f]*\).*/\1/p' "$work/$name.out")
 }
 # Load address of statekeeper in process $1.
@@ -124,7 +140,7 @@ poke "$pid" "$int3_addr" "b'\\xcc'"
 take_gcore "$pid" "$out/sk.int3.core"
 M[INT3_ADDR]=$int3_addr
 M[INT3_FUNC]=sk_checksum
-kill -9 "$pid"
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 
 # --- 2. A byte patched in the core file itself (in sk_step's code).
 cp "$out/sk.gcore-7f.core" "$out/sk.patched.core"
@@ -157,7 +173,7 @@ for l in open('/proc/$SK_PID/maps'):
     if f[1].startswith('rwx') and len(f) == 5:
         print('0x' + f[0].split('-')[0]); break")
 take_gcore "$SK_PID" "$out/sk.jit.core"
-kill -9 "$SK_PID"
+kill -9 "$SK_PID"; wait "$SK_PID" 2>/dev/null || true
 
 # --- 4. A GOT slot pointed at the heap: pause@GOT -> heap.
 start_sk got
@@ -172,7 +188,7 @@ take_gcore "$pid" "$out/sk.gothook.core"
 M[GOT_SLOT]=$got_slot
 M[GOT_VALUE]=$SK_HEAP
 M[GOT_SYMBOL]=pause
-kill -9 "$pid"
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 
 # --- 5. Flow: thread 2's pc moved into the middle of an instruction of
 #        sk_checksum; thread 3's saved return address (read -> sk_worker)
@@ -217,6 +233,7 @@ gdb.execute('gcore $out/sk.flow.core')
 gdb.execute('kill')
 EOF
 gdb -p "$pid" -batch -nx -x "$work/flow.py" >"$work/flow.log" 2>&1 || { cat "$work/flow.log" >&2; exit 1; }
+wait "$pid" 2>/dev/null || true
 while IFS='=' read -r k v; do M[$k]=$v; done < "$work/flow.txt"
 M[FLOW_PC]=$flow_pc
 M[FLOW_PC_FUNC]=sk_checksum
@@ -257,13 +274,22 @@ M[KERNEL_CORES]=$kernel
 
 # --- 7. Real programs, 0x7f.
 fifo="$work/py.in"; mkfifo "$fifo"; exec {pyfd}<>"$fifo"
-"$PY" -c 'import sys; print("ready", flush=True); sys.stdin.read()' <"$fifo" >"$work/py.out" 2>&1 &
+# Extension modules (their GOTs import data objects such as PyTuple_Type)
+# and three more threads blocked in sleep.
+MALLOC_ARENA_MAX=1 "$PY" -c '
+import sys, threading, time, ctypes, json, hashlib, sqlite3, decimal, zlib
+threading.stack_size(256 << 10)
+for _ in range(3):
+    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()' <"$fifo" >"$work/py.out" 2>&1 &  # one malloc arena: no 64 MiB reservation per thread
 pypid=$!; pids+=("$pypid")
 for _ in $(seq 500); do grep -q ready "$work/py.out" 2>/dev/null && break; sleep 0.01; done
 echo 0x7f > "/proc/$pypid/coredump_filter"
 take_gcore "$pypid" "$out/python3.gcore-7f.core"
-kill -9 "$pypid"
+kill -9 "$pypid"; wait "$pypid" 2>/dev/null || true
 M[PYTHON_BIN]=$(readlink -f "$PY")
+M[PYTHON_THREADS]=4
 
 fifo="$work/sq.in"; mkfifo "$fifo"; exec {sqfd}<>"$fifo"
 sqlite3 :memory: <"$fifo" >"$work/sq.out" 2>&1 &
@@ -272,7 +298,7 @@ printf 'create table t(a, b);\ninsert into t values (1, %s), (2, %s);\n.print re
 for _ in $(seq 500); do grep -q ready "$work/sq.out" 2>/dev/null && break; sleep 0.01; done
 echo 0x7f > "/proc/$sqpid/coredump_filter"
 take_gcore "$sqpid" "$out/sqlite3.gcore-7f.core"
-kill -9 "$sqpid"
+kill -9 "$sqpid"; wait "$sqpid" 2>/dev/null || true
 M[SQLITE3_BIN]=$(readlink -f "$(command -v sqlite3)")
 
 t1=$(date +%s.%N)

@@ -1,7 +1,7 @@
 /* talos corpus driver for SQLite (written for talos, not upstream code).
- * Opens an in-memory database, runs argv[1] (or a built-in script that
- * exercises tables, indexes, joins, aggregates, JSON and FTS-less text
- * functions) and prints every result row. */
+ * Opens an in-memory database, runs argv[1] (or a built-in script with a
+ * table, an index, a recursive CTE, a join, aggregates and JSON functions)
+ * and prints every result row. */
 #include <stdio.h>
 #include "sqlite3.h"
 

@@ -49,6 +49,10 @@ class Image:
         self.image_base = 0
         self.sections = []  # dicts: name, addr, size, offset, filesize, exec
         self.functions = []  # dicts: addr, size, name (+ aliases, size_from)
+        # Code symbols not typed as functions (STT_NOTYPE in an executable
+        # section: hand-written assembly entry points); a scorer treats a
+        # function found there as neither right nor wrong.
+        self.other_code_symbols = []  # dicts: addr, name
         self.has_symtab = False
         self.data = b""
 
@@ -141,6 +145,7 @@ def _load_elf(d):
             "exec": bool(flags & SHF_EXECINSTR) and bool(flags & 0x2),  # and SHF_ALLOC
         })
     funcs = []
+    other = []
     for (name, typ, flags, addr, foff, size, link, entsize) in raw:
         if typ != 2:  # SHT_SYMTAB
             continue
@@ -156,14 +161,25 @@ def _load_elf(d):
                 st_name, st_value, st_size, st_info, _, st_shndx = struct.unpack_from(
                     e + "IIIBBH", d, so)
             stype, bind = st_info & 0xF, st_info >> 4
-            if stype not in (STT_FUNC, STT_GNU_IFUNC):
+            if stype not in (STT_FUNC, STT_GNU_IFUNC, 0):
                 continue
             if st_shndx == 0 or st_shndx >= 0xFF00 or st_shndx >= len(img.sections):
                 continue
             if not img.sections[st_shndx]["exec"]:
                 continue
+            if stype == 0:  # STT_NOTYPE
+                sname = _cstr(d, strtab_off + st_name)
+                if sname and bind != 0:  # global/weak labels only, not local .L labels
+                    other.append({"addr": st_value, "name": sname})
+                continue
             funcs.append((st_value, st_size, _cstr(d, strtab_off + st_name), BIND_RANK.get(bind, 3)))
     img.functions = _merge_aliases(funcs)
+    func_addrs = {f["addr"] for f in img.functions}
+    seen = {}
+    for o in sorted(other, key=lambda o: (o["addr"], o["name"])):
+        if o["addr"] not in func_addrs and o["addr"] not in seen:
+            seen[o["addr"]] = o
+    img.other_code_symbols = list(seen.values())
     return img
 
 

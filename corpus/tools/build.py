@@ -159,19 +159,21 @@ def programs(srcdirs):
 
 
 # Which programs are built for which arch (every one at -O0 and -O2). The
-# matrix keeps a clean full build near 6 minutes on 2 cores (see README):
-# * sqlite3 (9.5 MB of C; one -O2 compile is ~55 s) only for x86_64 gcc;
-# * zstd (zstd_lazy.c alone ~20 s at -O2) not for i386 nor clang;
+# matrix keeps a clean full build near 5 minutes on 2 idle cores (~610 s of
+# compiler CPU; see README):
+# * sqlite3 (9.5 MB of C; one -O2 compile is ~50 s CPU) only for x86_64 gcc;
+# * zstd (zstd_lazy.c alone ~20 s CPU at -O2) only for x86_64 and aarch64;
+# * pcre2 (~30 s CPU per arch) not for i386;
 # * xz not for mingw: every liblzma file includes <windows.h> there, which
 #   costs ~0.5 s per compile (~75 s in all).
 PROGRAM_ORDER = ["bzip2", "zlib", "lz4", "xz", "pcre2", "zstd", "sqlite3"]
 QUICK_PROGRAMS = ["bzip2", "zlib"]
 PROGRAM_ARCHES = {
     "x86_64": PROGRAM_ORDER,
-    "i386": ["bzip2", "zlib", "lz4", "xz", "pcre2"],
-    "riscv64": ["bzip2", "zlib", "lz4", "xz", "pcre2", "zstd"],
+    "i386": ["bzip2", "zlib", "lz4", "xz"],
+    "riscv64": ["bzip2", "zlib", "lz4", "xz", "pcre2"],
     "aarch64": ["bzip2", "zlib", "lz4", "xz", "pcre2", "zstd"],
-    "mingw": ["bzip2", "zlib", "lz4", "pcre2", "zstd"],
+    "mingw": ["bzip2", "zlib", "lz4", "pcre2"],
     "x86_64-clang": ["bzip2", "zlib", "lz4", "xz", "pcre2"],
 }
 # Load-address variants (non-PIE code, linked at two bases) for these programs
@@ -195,18 +197,26 @@ def sha256(path):
     return h.hexdigest()
 
 
-def run(cmd, cwd=None, log=None):
-    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       env=ENV)
+def run(cmd, cwd=None, cpu=None):
+    """Run cmd; raise with its output on failure. If `cpu` is a list, append
+    the CPU seconds (user+sys) the command and its children used."""
+    with tempfile.TemporaryFile() as log:
+        p = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=ENV)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        out = log.read().decode("utf-8", "replace")
+    if cpu is not None:
+        cpu.append(ru.ru_utime + ru.ru_stime)
     if p.returncode != 0:
-        out = p.stdout.decode("utf-8", "replace")
         raise RuntimeError(f"command failed ({p.returncode}): {' '.join(cmd)}\n{out[-4000:]}")
-    return p.stdout.decode("utf-8", "replace")
+    return out
 
 
 # Fixed environment: C locale, no SOURCE_DATE_EPOCH surprises, no ccache.
 ENV = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR")}
-ENV.update(LC_ALL="C", LANG="C", TZ="UTC")
+# SOURCE_DATE_EPOCH: mingw strip stamps the PE header with the time otherwise.
+ENV.update(LC_ALL="C", LANG="C", TZ="UTC", SOURCE_DATE_EPOCH="0")
 
 
 def write_if_changed(path, text):
@@ -232,7 +242,7 @@ class Builder:
         self.total = 0
         self.t0 = time.monotonic()
         self.versions = {}
-        self.times = []  # (seconds, object) of compiles actually run
+        self.times = []  # (wall s, cpu s, object) of compiles actually run
 
     # ------------------------------------------------------------ paths
     def src_path(self, crate, rel):
@@ -293,10 +303,10 @@ class Builder:
                 if f.read() == key:
                     return obj
         os.makedirs(os.path.dirname(obj), exist_ok=True)
-        t = time.monotonic()
-        run(cmd, cwd=os.path.dirname(src))
+        t, cpu = time.monotonic(), []
+        run(cmd, cwd=os.path.dirname(src), cpu=cpu)
         with self.lock:
-            self.times.append((time.monotonic() - t, os.path.relpath(obj, self.out)))
+            self.times.append((time.monotonic() - t, cpu[0], os.path.relpath(obj, self.out)))
         with open(stamp, "w") as f:
             f.write(key)
         return obj
@@ -343,8 +353,10 @@ class Builder:
         t["exec_sections"] = [{"name": s["name"], "addr": s["addr"], "size": s["size"]}
                               for s in img.exec_sections()]
         t["functions"] = img.functions
+        if img.other_code_symbols:
+            t["other_code_symbols"] = img.other_code_symbols
         path = binary[: -len(ARCHES[arch].get("exe", "")) or None] + ".truth.json"
-        write_if_changed(path, json.dumps(t, indent=1, sort_keys=False) + "\n")
+        write_if_changed(path, dump_truth(t))
         return path, img
 
     # ------------------------------------------------------------ plan
@@ -446,12 +458,13 @@ class Builder:
             except BaseException:
                 ex.shutdown(wait=True, cancel_futures=True)
                 raise
-        print(f"  compile: {time.monotonic() - t:.1f}s wall, "
-              f"{sum(x for x, _ in self.times):.1f}s in {len(self.times)} compiler runs", flush=True)
-        # timing log (not part of the corpus; varies run to run)
-        with open(os.path.join(self.out, ".compile-times.tsv"), "w") as f:
-            for sec, obj in sorted(self.times, reverse=True):
-                f.write(f"{sec:.2f}\t{obj}\n")
+        print(f"  compile: {time.monotonic() - t:.1f}s wall; {len(self.times)} compiler runs used "
+              f"{sum(c for _, c, _ in self.times):.1f}s CPU", flush=True)
+        # timing log (not part of the corpus; varies run to run): wall s, CPU s, object
+        if self.times:
+            with open(os.path.join(self.out, ".compile-times.tsv"), "w") as f:
+                for wall, cpu, obj in sorted(self.times, key=lambda x: (-x[1], x[2])):
+                    f.write(f"{wall:.2f}\t{cpu:.2f}\t{obj}\n")
 
         t = time.monotonic()
         self.done, self.total = 0, len(targets)
@@ -554,6 +567,21 @@ class Builder:
             print(f"{e['id']:42} {e['text_size']:9d} {e['functions']:6d} "
                   f"{e['file_size']['stripped']:9d}")
         print(f"{len(entries)} binaries; manifest: {os.path.join(self.out, 'manifest.json')}")
+
+
+def dump_truth(t):
+    """JSON with one function (and one section) per line: small and diffable."""
+    head = {k: v for k, v in t.items() if k not in ("exec_sections", "functions")}
+    lines = ["{"]
+    for k, v in head.items():
+        lines.append(f" {json.dumps(k)}: {json.dumps(v)},")
+    for key in ("exec_sections", "functions"):
+        items = [" " + json.dumps(x, separators=(", ", ": ")) for x in t[key]]
+        lines.append(f' "{key}": [')
+        lines.append(",\n".join(" " + i for i in items))
+        lines.append(" ]," if key == "exec_sections" else " ]")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def diff_functions(a, b):

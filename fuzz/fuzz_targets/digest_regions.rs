@@ -107,7 +107,11 @@ fuzz_target!(|case: Case| {
                 }
             }
             let opts = DigestOptions {
-                selection: if all { Selection::All } else { Selection::State },
+                selection: if all {
+                    Selection::All
+                } else {
+                    Selection::State
+                },
                 rules: MaskRule::ALL
                     .into_iter()
                     .filter(|m| rules & (1 << (m.id() - 1)) != 0)

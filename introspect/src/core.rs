@@ -385,10 +385,7 @@ fn prstatus(desc: &[u8], arch: Arch) -> std::result::Result<Thread, String> {
 /// Parse `NT_PRPSINFO` (64-bit layout, 136 bytes).
 fn prpsinfo(desc: &[u8]) -> std::result::Result<ProcessInfo, String> {
     if desc.len() < 136 {
-        return Err(format!(
-            "NT_PRPSINFO of {} bytes, expected 136",
-            desc.len()
-        ));
+        return Err(format!("NT_PRPSINFO of {} bytes, expected 136", desc.len()));
     }
     Ok(ProcessInfo {
         uid: u32_at(desc, 16).unwrap_or(0),
@@ -396,7 +393,9 @@ fn prpsinfo(desc: &[u8]) -> std::result::Result<ProcessInfo, String> {
         pid: u32_at(desc, 24).unwrap_or(0),
         ppid: u32_at(desc, 28).unwrap_or(0),
         name: cstr(desc.get(40..56).unwrap_or(&[])),
-        args: cstr(desc.get(56..136).unwrap_or(&[])).trim_end().to_string(),
+        args: cstr(desc.get(56..136).unwrap_or(&[]))
+            .trim_end()
+            .to_string(),
     })
 }
 
@@ -538,10 +537,8 @@ fn read_notes(bytes: &[u8], phdrs: &[Phdr], arch: Arch, anomalies: &mut Vec<Anom
                         }
                     }
                 }
-                (b"CORE", NT_SIGINFO) => {
-                    if f.signal.is_none() {
-                        f.signal = u32_at(note.desc, 0).map(|s| s as i32);
-                    }
+                (b"CORE", NT_SIGINFO) if f.signal.is_none() => {
+                    f.signal = u32_at(note.desc, 0).map(|s| s as i32);
                 }
                 (b"GDB", NT_GDB_TDESC) => f.gdb = true,
                 (b"TALOS", NT_TALOS_SNAPSHOT) => f.talos = true,

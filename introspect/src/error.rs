@@ -65,7 +65,7 @@ pub enum Error {
         limit: u64,
     },
     /// A live process could not be read (`/proc`, ptrace).
-    #[error("process {pid}: {what}: {source}")]
+    #[error("process {pid}: {what}")]
     Process {
         /// The process id.
         pid: u32,
@@ -76,7 +76,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A file (module binary, snapshot output) could not be read or written.
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}")]
     Io {
         /// The file.
         path: String,
@@ -101,7 +101,9 @@ pub enum Error {
         detail: &'static str,
     },
     /// Two regions claim the same addresses.
-    #[error("region {start:#x}-{end:#x} overlaps the region before it, which ends at {previous_end:#x}")]
+    #[error(
+        "region {start:#x}-{end:#x} overlaps the region before it, which ends at {previous_end:#x}"
+    )]
     RegionOverlap {
         /// First address of the later region.
         start: u64,

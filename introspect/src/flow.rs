@@ -19,9 +19,7 @@ use gimli::{
 
 use crate::dump::{Registers, Thread};
 use crate::region::RegionKind;
-use crate::report::{
-    Finding, FindingKind, Frame, FrameMethod, Location, ThreadReport,
-};
+use crate::report::{Finding, FindingKind, Frame, FrameMethod, Location, ThreadReport};
 use crate::verify::{Ctx, Module};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
@@ -46,7 +44,10 @@ pub(crate) struct Walk {
     scan: Vec<(u64, u64)>,
 }
 
-fn eh_sections<'x>(m: &Module<'x>) -> Option<(&'x [u8], u64, Option<(&'x [u8], u64)>)> {
+/// `.eh_frame` bytes and address, and `.eh_frame_hdr` bytes and address.
+type EhSections<'x> = (&'x [u8], u64, Option<(&'x [u8], u64)>);
+
+fn eh_sections<'x>(m: &Module<'x>) -> Option<EhSections<'x>> {
     let img = m.image.as_ref()?;
     let sec = img
         .sections
@@ -257,9 +258,8 @@ pub(crate) fn unwind(ctx: &Ctx<'_, '_>, t: &Thread) -> Walk {
                 }
                 let new_sp = next.sp().unwrap_or(0);
                 if new_sp <= sp && !signal {
-                    w.stop = format!(
-                        "stack pointer did not grow ({sp:#x} -> {new_sp:#x}); stopped"
-                    );
+                    w.stop =
+                        format!("stack pointer did not grow ({sp:#x} -> {new_sp:#x}); stopped");
                     break;
                 }
                 w.cfi.push(RawFrame {
@@ -294,30 +294,57 @@ pub(crate) fn unwind(ctx: &Ctx<'_, '_>, t: &Thread) -> Walk {
             {
                 w.scan.push((a, v));
             }
-            a += u64::from(ctx.dump.pointer_size());
+            let Some(next) = a.checked_add(u64::from(ctx.dump.pointer_size())) else {
+                break;
+            };
+            a = next;
             n += 1;
         }
     }
     w
 }
 
+/// The addresses judging this walk checks: the pc, then every return
+/// address the CFI unwinder found (flagged `true`).
+pub(crate) fn checked_addresses(w: &Walk) -> Vec<(u64, bool)> {
+    w.pc.iter()
+        .map(|&a| (a, false))
+        .chain(w.cfi.iter().filter(|f| !f.exact).map(|f| (f.pc, true)))
+        .collect()
+}
+
+/// The CFG a check may use: the whole module's, else the one of the
+/// functions the threads are in.
+fn cfg_of<'m>(m: &'m Module<'_>) -> Option<&'m talos_cfg::Cfg> {
+    m.cfg.as_ref().or(m.local_cfg.as_ref())
+}
+
+/// The recovered function whose FDE (or entry) covers `link`, and whether
+/// its blocks are all known.
+fn cfg_function<'c>(m: &Module<'_>, cfg: &'c talos_cfg::Cfg, link: u64) -> Option<(&'c talos_cfg::Function, bool)> {
+    let f = cfg.function_containing(link).or_else(|| {
+        let start = fde_for(m, link)?.start;
+        cfg.function_at(start)
+    })?;
+    Some((f, cfg.complete(f.addr)))
+}
+
 /// Modules whose CFG judging this walk needs.
 pub(crate) fn modules_needed(ctx: &Ctx<'_, '_>, w: &Walk) -> Vec<usize> {
-    let mut out: Vec<usize> = w
-        .pc
-        .iter()
-        .copied()
-        .chain(w.cfi.iter().map(|f| f.pc))
-        .chain(w.scan.iter().map(|s| s.1))
-        .filter_map(|a| ctx.exec_module(a))
-        .collect();
+    let mut out: Vec<usize> =
+        w.pc.iter()
+            .copied()
+            .chain(w.cfi.iter().map(|f| f.pc))
+            .chain(w.scan.iter().map(|s| s.1))
+            .filter_map(|a| ctx.exec_module(a))
+            .collect();
     out.sort_unstable();
     out.dedup();
     out
 }
 
 /// Where an address lies in a module's code, by symbol or FDE.
-fn name_in(m: &Module<'_>, link: u64) -> Option<(String, u64)> {
+pub(crate) fn name_in(m: &Module<'_>, link: u64) -> Option<(String, u64)> {
     if let Some(cfg) = &m.cfg
         && let Some(f) = cfg.function_containing(link)
     {
@@ -392,11 +419,12 @@ fn is_call(i: &talos_cfg::arch::Insn) -> bool {
 }
 
 /// Whether the return address `link` follows a call instruction, and the
-/// evidence: the CFG's return sites (with `--flow-cfg`), else a linear
+/// evidence: the CFG's return sites (whole-module with `--flow-cfg`, else
+/// of the functions the threads are in), else a linear
 /// decode of the function the FDE describes, else a backward decode of the
 /// few bytes before it. `None` when nothing decides.
 fn follows_call(m: &Module<'_>, link: u64) -> (Option<bool>, &'static str) {
-    if let Some(cfg) = &m.cfg {
+    if let Some(cfg) = cfg_of(m) {
         if cfg.follows_call(link) {
             return (Some(true), "cfg");
         }
@@ -405,6 +433,10 @@ fn follows_call(m: &Module<'_>, link: u64) -> (Option<bool>, &'static str) {
         {
             // Inside a recovered block: the instruction ending here is known
             // and is not a call.
+            return (Some(false), "cfg");
+        }
+        // Not a return site of a function whose every block is known.
+        if let Some((_, true)) = cfg_function(m, cfg, link.wrapping_sub(1)) {
             return (Some(false), "cfg");
         }
     }
@@ -473,23 +505,37 @@ fn show(loc: &Location) -> String {
 }
 
 /// Check a pc against the module's code: `(check, finding message)`.
+///
+/// With a CFG of its function: the pc must be inside a basic block, on an
+/// instruction boundary. When the function's CFG is complete (no unresolved
+/// indirect jump) a pc outside every block is a finding; when it is not, the
+/// check falls back to decoding the function from its FDE start.
 fn check_pc(m: &Module<'_>, link: u64) -> (String, Option<String>) {
-    if let Some(cfg) = &m.cfg
-        && let Some((_, b)) = cfg.block_containing(link)
-    {
-        return match sweep(m, b.addr, link) {
-            Some(Sweep::Inside(i)) => (
-                "mid-instruction".into(),
+    if let Some(cfg) = cfg_of(m) {
+        if let Some((_, b)) = cfg.block_containing(link) {
+            return match sweep(m, b.addr, link) {
+                Some(Sweep::Inside(i)) => (
+                    "mid-instruction".into(),
+                    Some(format!(
+                        "is inside a basic block of the CFG but in the middle of the instruction at {:#x}",
+                        i.addr.wrapping_add(m.bias.unwrap_or(0))
+                    )),
+                ),
+                _ => ("in-block".into(), None),
+            };
+        }
+        if let Some((f, true)) = cfg_function(m, cfg, link) {
+            return (
+                "outside-blocks".into(),
                 Some(format!(
-                    "is inside a basic block of the CFG but in the middle of the instruction at {:#x}",
-                    i.addr.wrapping_add(m.bias.unwrap_or(0))
+                    "is in no basic block of {} (whose CFG is complete: every indirect jump resolved)",
+                    f.display_name()
                 )),
-            ),
-            _ => ("in-block".into(), None),
-        };
+            );
+        }
     }
     let Some(f) = fde_for(m, link) else {
-        return match &m.cfg {
+        return match cfg_of(m) {
             Some(_) => ("unexplained".into(), None),
             None => ("no-fde".into(), None),
         };
@@ -514,9 +560,10 @@ pub(crate) fn judge(ctx: &Ctx<'_, '_>, t: &Thread, w: Walk) -> (ThreadReport, Ve
     let location = locate(ctx, pc);
     let pc_check = match ctx.exec_module(pc) {
         None => {
-            let anon_exec = ctx.dump.region_containing(pc).is_some_and(|r| {
-                r.perms.execute && !matches!(r.kind, RegionKind::File { .. })
-            });
+            let anon_exec = ctx
+                .dump
+                .region_containing(pc)
+                .is_some_and(|r| r.perms.execute && !matches!(r.kind, RegionKind::File { .. }));
             let (check, what) = if anon_exec {
                 ("anonymous-code", "anonymous executable memory")
             } else {
@@ -583,7 +630,9 @@ pub(crate) fn judge(ctx: &Ctx<'_, '_>, t: &Thread, w: Walk) -> (ThreadReport, Ve
                     "thread {}: return address {:#x}{} found by CFI points outside code ({})",
                     t.tid,
                     f.pc,
-                    f.slot.map(|s| format!(" at stack slot {s:#x}")).unwrap_or_default(),
+                    f.slot
+                        .map(|s| format!(" at stack slot {s:#x}"))
+                        .unwrap_or_default(),
                     ctx.describe(f.pc)
                 ),
             ));

@@ -279,7 +279,9 @@ fn read_range(mem: &std::fs::File, addr: u64, len: u64, page: u64) -> Vec<u8> {
                 let end = addr + done + n;
                 while a < end {
                     let p = page.min(end - a);
-                    let Ok(p_usize) = usize::try_from(p) else { break };
+                    let Ok(p_usize) = usize::try_from(p) else {
+                        break;
+                    };
                     let o = out.len();
                     out.resize(o + p_usize, 0);
                     let ok = out
@@ -370,8 +372,16 @@ fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
         });
     }
     for pair in auxv_raw.chunks_exact(16) {
-        let k = u64::from_le_bytes(pair.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
-        let v = u64::from_le_bytes(pair.get(8..).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
+        let k = u64::from_le_bytes(
+            pair.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        );
+        let v = u64::from_le_bytes(
+            pair.get(8..)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        );
         if k == 0 {
             break;
         }
@@ -405,7 +415,11 @@ fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
                     e.start,
                     e.end,
                     e.perms,
-                    if e.name.is_empty() { "anonymous" } else { &e.name },
+                    if e.name.is_empty() {
+                        "anonymous"
+                    } else {
+                        &e.name
+                    },
                     b.len(),
                     len
                 ));
@@ -454,8 +468,10 @@ fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
         d.notes.push(format!("not fully readable: {u}"));
     }
     if unread.len() > 16 {
-        d.notes
-            .push(format!("{} more mappings not fully readable", unread.len() - 16));
+        d.notes.push(format!(
+            "{} more mappings not fully readable",
+            unread.len() - 16
+        ));
     }
     if over_budget > 0 {
         d.anomaly(

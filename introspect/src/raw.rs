@@ -36,11 +36,7 @@ pub fn dump<'a>(
     let image_end = base.saturating_add(bytes.len() as u64);
     for s in &img.segments {
         let start = (s.vaddr & mask).wrapping_add(bias);
-        let end = s
-            .vaddr
-            .saturating_add(s.mem_size)
-            .saturating_add(page - 1)
-            & mask;
+        let end = s.vaddr.saturating_add(s.mem_size).saturating_add(page - 1) & mask;
         let end = end.wrapping_add(bias);
         if end <= start {
             continue;

@@ -48,7 +48,9 @@ impl std::fmt::Debug for Resolved {
                 .field("len", &(**bytes).as_ref().len())
                 .finish(),
             Resolved::Deleted => f.write_str("Deleted"),
-            Resolved::NotFound { tried } => f.debug_struct("NotFound").field("tried", tried).finish(),
+            Resolved::NotFound { tried } => {
+                f.debug_struct("NotFound").field("tried", tried).finish()
+            }
             Resolved::Unreadable { path, error } => f
                 .debug_struct("Unreadable")
                 .field("path", path)

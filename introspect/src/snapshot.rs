@@ -11,7 +11,7 @@
 use std::io::Write;
 
 use crate::core::{
-    NT_AUXV, NT_FILE, NT_PRPSINFO, NT_PRSTATUS, NT_TALOS_SNAPSHOT, PRSTATUS_REGS,
+    NT_AUXV, NT_FILE, NT_PRPSINFO, NT_PRSTATUS, NT_SIGINFO, NT_TALOS_SNAPSHOT, PRSTATUS_REGS,
     prstatus_reg_count,
 };
 use crate::dump::{Arch, Dump};
@@ -32,11 +32,11 @@ fn note(out: &mut Vec<u8>, name: &[u8], n_type: u32, desc: &[u8]) {
     out.extend_from_slice(&n_type.to_le_bytes());
     out.extend_from_slice(name);
     out.push(0);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out.extend_from_slice(desc);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -115,6 +115,11 @@ fn notes_of(dump: &Dump<'_>) -> Vec<u8> {
         }
         note(&mut out, b"CORE", NT_FILE, &d);
     }
+    if let Some(sig) = dump.signal {
+        let mut d = vec![0u8; 128];
+        put(&mut d, 0, &sig.to_le_bytes());
+        note(&mut out, b"CORE", NT_SIGINFO, &d);
+    }
     for t in threads {
         note(&mut out, b"CORE", NT_PRSTATUS, &prstatus(t));
     }
@@ -172,20 +177,22 @@ pub fn write_core<W: Write>(dump: &Dump<'_>, out: &mut W) -> std::io::Result<()>
     put(&mut h, 60, &u16::from(xnum).to_le_bytes()); // e_shnum
     out.write_all(&h)?;
 
-    let phdr = |p_type: u32, flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64, align: u64| {
-        let mut p = [0u8; 56];
-        put(&mut p, 0, &p_type.to_le_bytes());
-        put(&mut p, 4, &flags.to_le_bytes());
-        put(&mut p, 8, &offset.to_le_bytes());
-        put(&mut p, 16, &vaddr.to_le_bytes());
-        put(&mut p, 32, &filesz.to_le_bytes());
-        put(&mut p, 40, &memsz.to_le_bytes());
-        put(&mut p, 48, &align.to_le_bytes());
-        p
-    };
+    let phdr =
+        |p_type: u32, flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64, align: u64| {
+            let mut p = [0u8; 56];
+            put(&mut p, 0, &p_type.to_le_bytes());
+            put(&mut p, 4, &flags.to_le_bytes());
+            put(&mut p, 8, &offset.to_le_bytes());
+            put(&mut p, 16, &vaddr.to_le_bytes());
+            put(&mut p, 32, &filesz.to_le_bytes());
+            put(&mut p, 40, &memsz.to_le_bytes());
+            put(&mut p, 48, &align.to_le_bytes());
+            p
+        };
     out.write_all(&phdr(4, 4, notes_off, 0, notes.len() as u64, 0, 4))?;
     for (r, (off, filesz)) in regions.iter().zip(&loads) {
-        let flags = u32::from(r.perms.read) * 4 + u32::from(r.perms.write) * 2 + u32::from(r.perms.execute);
+        let flags =
+            u32::from(r.perms.read) * 4 + u32::from(r.perms.write) * 2 + u32::from(r.perms.execute);
         out.write_all(&phdr(1, flags, *off, r.start, *filesz, r.len(), PAGE))?;
     }
     out.write_all(&notes)?;
@@ -208,7 +215,11 @@ pub fn write_core<W: Write>(dump: &Dump<'_>, out: &mut W) -> std::io::Result<()>
     if xnum {
         pad_to(out, &mut pos, shoff)?;
         let mut sh = [0u8; 64];
-        put(&mut sh, 44, &(u32::try_from(phnum).unwrap_or(u32::MAX)).to_le_bytes()); // sh_info
+        put(
+            &mut sh,
+            44,
+            &(u32::try_from(phnum).unwrap_or(u32::MAX)).to_le_bytes(),
+        ); // sh_info
         out.write_all(&sh)?;
     }
     out.flush()

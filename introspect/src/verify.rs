@@ -23,23 +23,30 @@ use crate::dump::{Dump, FileMapping, at};
 use crate::flow;
 use crate::got;
 use crate::memelf;
-use crate::region::{RegionKind};
+use crate::region::RegionKind;
 use crate::report::{
-    DiffRange, Finding, FindingKind, InputInfo, ModuleKind, ModuleReport, Overall, Report,
-    SCHEMA, Verdict,
+    DiffRange, Finding, FindingKind, InputInfo, ModuleKind, ModuleReport, Overall, Report, SCHEMA,
+    Verdict,
 };
 use crate::resolve::{FileBytes, Resolved, Resolver};
+
+/// Most modules examined in one dump (real processes map hundreds).
+pub const MAX_MODULES: usize = 4096;
 
 /// What to check and how much to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// Unwind every thread and check its pc and return addresses.
     pub flow: bool,
-    /// Also recover the whole CFG of every module a thread runs in and
-    /// check pcs against its basic blocks and return addresses against its
-    /// return sites (slow on large binaries: seconds per MB). Without it the
-    /// checks decode the one function the `.eh_frame` FDE describes.
+    /// Recover the whole CFG of every module a thread runs in (slow on large
+    /// binaries: seconds per MB; it also proves which functions never
+    /// return). Without it only the functions that hold a pc or return
+    /// address are recovered (`talos_cfg::analyze_functions`), which answers
+    /// the same block and return-site questions for those functions.
     pub flow_cfg: bool,
+    /// Recover the CFG of tampered modules to name the function of each
+    /// differing run (otherwise symbols and `.eh_frame` FDEs name them).
+    pub diff_cfg: bool,
     /// Differing runs listed per module.
     pub max_diffs: usize,
     /// Stack words scanned per thread when CFI unwinding stops early.
@@ -53,6 +60,7 @@ impl Default for Options {
         Options {
             flow: true,
             flow_cfg: false,
+            diff_cfg: true,
             max_diffs: 64,
             scan_words: 8192,
             max_frames: 256,
@@ -69,6 +77,8 @@ pub(crate) struct Module<'x> {
     pub exec: Vec<(u64, u64)>,
     pub cfg: Option<Cfg>,
     pub cfg_error: Option<String>,
+    /// CFG of just the functions a thread's pc or return addresses are in.
+    pub local_cfg: Option<Cfg>,
 }
 
 impl Module<'_> {
@@ -161,7 +171,9 @@ fn mapping_perms(dump: &Dump<'_>, m: &FileMapping) -> Option<crate::region::Perm
 /// Returns the differing runs as (offset in mapping, length), merging runs
 /// separated by fewer than 8 equal bytes.
 fn compare(mem: &[u8], file: &[u8], file_off: u64) -> Vec<(u64, u64)> {
-    let start = usize::try_from(file_off).unwrap_or(usize::MAX).min(file.len());
+    let start = usize::try_from(file_off)
+        .unwrap_or(usize::MAX)
+        .min(file.len());
     let in_file = file.get(start..).unwrap_or(&[]);
     let mut diffs: Vec<(u64, u64)> = Vec::new();
     let mut push = |i: usize| {
@@ -216,7 +228,13 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         problem: Option<(Verdict, String)>,
     }
     let mut pending: Vec<Pending> = Vec::new();
-    for g in groups {
+    if groups.len() > MAX_MODULES {
+        notes.push(format!(
+            "{} file-mapping groups: only the first {MAX_MODULES} are examined",
+            groups.len()
+        ));
+    }
+    for g in groups.into_iter().take(MAX_MODULES) {
         let perms: Vec<_> = g.iter().map(|m| mapping_perms(dump, m)).collect();
         let any_exec = perms.iter().any(|p| p.is_some_and(|p| p.execute));
         let any_unknown = perms.iter().any(Option::is_none);
@@ -271,8 +289,15 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
 
     let mut modules: Vec<Module<'_>> = Vec::new();
     for (p, fb) in pending.iter().zip(file_bytes.iter()) {
-        let Some(first) = p.mappings.first() else { continue };
-        let base = p.mappings.iter().map(|m| m.start).min().unwrap_or(first.start);
+        let Some(first) = p.mappings.first() else {
+            continue;
+        };
+        let base = p
+            .mappings
+            .iter()
+            .map(|m| m.start)
+            .min()
+            .unwrap_or(first.start);
         let end = p.mappings.iter().map(|m| m.end).max().unwrap_or(first.end);
         let mut report = ModuleReport {
             path: first.path.clone(),
@@ -376,7 +401,9 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         }
         report.load_bias = bias;
         let exec: Vec<(u64, u64)> = exec_maps.iter().map(|m| (m.start, m.end)).collect();
-        report.code_bytes = exec.iter().map(|(s, e)| e - s).sum();
+        report.code_bytes = exec
+            .iter()
+            .fold(0u64, |acc, (s, e)| acc.saturating_add(e - s));
 
         // Verdict.
         if let Some((v, why)) = &p.problem {
@@ -406,10 +433,10 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                             .unwrap_or(&[])
                     })
                     .unwrap_or(&[]);
-                report.compared_bytes += held.len() as u64;
-                report.missing_bytes += len - held.len() as u64;
+                report.compared_bytes = report.compared_bytes.saturating_add(held.len() as u64);
+                report.missing_bytes = report.missing_bytes.saturating_add(len - held.len() as u64);
                 for (o, l) in compare(held, file, m.offset) {
-                    runs.push((m.start + o, l, m.offset + o));
+                    runs.push((m.start + o, l, m.offset.wrapping_add(o)));
                 }
             }
             report.differing_bytes = runs.iter().map(|r| r.1).sum();
@@ -501,6 +528,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
             exec,
             cfg: None,
             cfg_error: None,
+            local_cfg: None,
         });
     }
 
@@ -599,9 +627,12 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                     exec: vec![(r.start, r.end)],
                     cfg: None,
                     cfg_error: None,
+                    local_cfg: None,
                 });
             }
-            RegionKind::Other { name } if dump.source == crate::dump::Source::Raw && name == "raw" => {
+            RegionKind::Other { name }
+                if dump.source == crate::dump::Source::Raw && name == "raw" =>
+            {
                 notes.push(format!(
                     "raw image {:#x}-{:#x} ({}) has no binary to compare with: give --binary PATH",
                     r.start, r.end, r.perms
@@ -658,7 +689,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
     };
     let mut need: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
     for (i, m) in ctx.modules.iter().enumerate() {
-        if !m.report.diffs.is_empty() {
+        if opts.diff_cfg && !m.report.diffs.is_empty() {
             need.insert(i);
         }
     }
@@ -689,16 +720,53 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
             }
         }
     }
-    // Functions of differing runs.
+    // Without whole CFGs, recover just the functions the threads are in.
+    if opts.flow && !opts.flow_cfg {
+        let mut addrs: std::collections::BTreeMap<usize, Vec<u64>> = std::collections::BTreeMap::new();
+        for w in &walks {
+            for (a, is_return) in flow::checked_addresses(w) {
+                let Some(i) = ctx.exec_module(a) else { continue };
+                let Some(link) = ctx.modules.get(i).and_then(|m| m.link(a)) else { continue };
+                let e = addrs.entry(i).or_default();
+                // A return address may sit just past its function's end
+                // (a call that never returns, last in the function).
+                e.push(if is_return { link.wrapping_sub(1) } else { link });
+            }
+        }
+        let local: Vec<(usize, Option<Cfg>)> = addrs
+            .par_iter()
+            .filter_map(|(&i, a)| {
+                let m = ctx.modules.get(i)?;
+                if m.cfg.is_some() {
+                    return None;
+                }
+                let img = m.image.as_ref()?;
+                Some((i, talos_cfg::analyze_functions(img, a).ok()))
+            })
+            .collect();
+        for (i, c) in local {
+            if let Some(m) = ctx.modules.get_mut(i) {
+                m.local_cfg = c;
+            }
+        }
+    }
+    // Functions of differing runs: the CFG when recovered, else symbols and
+    // FDEs.
     for m in &mut ctx.modules {
-        let Some(cfg) = &m.cfg else { continue };
-        for d in &mut m.report.diffs {
-            if let Some(f) = cfg
-                .function_containing(d.link_addr)
-                .or_else(|| nearest_function(cfg, d.link_addr))
-            {
-                d.function = Some(f.display_name());
-                d.function_offset = Some(d.link_addr.wrapping_sub(f.addr));
+        let mut named: Vec<Option<(String, u64)>> = Vec::with_capacity(m.report.diffs.len());
+        for d in &m.report.diffs {
+            let by_cfg = m.cfg.as_ref().and_then(|cfg| {
+                let f = cfg
+                    .function_containing(d.link_addr)
+                    .or_else(|| nearest_function(cfg, d.link_addr))?;
+                Some((f.display_name(), d.link_addr.wrapping_sub(f.addr)))
+            });
+            named.push(by_cfg.or_else(|| flow::name_in(m, d.link_addr)));
+        }
+        for (d, n) in m.report.diffs.iter_mut().zip(named) {
+            if let Some((f, o)) = n {
+                d.function = Some(f);
+                d.function_offset = Some(o);
             }
         }
     }
@@ -713,7 +781,10 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         for t in &dump.threads {
             threads.push(flow::unchecked(&ctx, t));
         }
-        notes.push("flow check skipped (--no-flow): thread pcs and return addresses were not checked".into());
+        notes.push(
+            "flow check skipped (--no-flow): thread pcs and return addresses were not checked"
+                .into(),
+        );
     }
     findings.sort_by(|a, b| (a.kind, a.addr, &a.message).cmp(&(b.kind, b.addr, &b.message)));
 
@@ -799,13 +870,18 @@ mod tests {
     #[test]
     fn compare_merges_close_runs_and_zero_fills_past_eof() {
         let file = [1u8, 2, 3, 4, 5, 6, 7, 8];
-        let mut mem = vec![1u8, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0];
+        let mut mem = vec![0u8; 24];
+        mem[..8].copy_from_slice(&file);
         assert!(compare(&mem, &file, 0).is_empty());
         mem[1] = 0xcc;
         mem[4] = 0xcc;
         assert_eq!(compare(&mem, &file, 0), vec![(1, 4)]);
+        // Fewer than 8 equal bytes between runs: merged.
         mem[11] = 9;
-        assert_eq!(compare(&mem, &file, 0), vec![(1, 4), (11, 1)]);
+        assert_eq!(compare(&mem, &file, 0), vec![(1, 11)]);
+        // More: separate. Past the end of the file, expected bytes are 0.
+        mem[23] = 9;
+        assert_eq!(compare(&mem, &file, 0), vec![(1, 11), (23, 1)]);
         // Offset past the end: everything must be zero.
         assert_eq!(compare(&[0, 0, 1], &file, 100), vec![(2, 1)]);
     }

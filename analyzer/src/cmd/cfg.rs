@@ -20,6 +20,8 @@ pub enum CfgFormat {
     Json,
     /// Graphviz DOT.
     Dot,
+    /// The DOT rendered by graphviz `dot -Tsvg` (needs graphviz).
+    Svg,
 }
 
 /// Arguments of `talos cfg`.
@@ -102,12 +104,17 @@ pub fn run(args: Args) -> Result<Outcome> {
     let path = args.binary.display().to_string();
     let text = match args.format {
         CfgFormat::Json => {
-            let doc = CfgDoc::new(&a.cfg, &path, &a.file_blake3, only);
+            let mut doc = CfgDoc::new(&a.cfg, &path, &a.file_blake3, only);
+            // Position-independent digests, so `talos diff` can match moved
+            // functions against this saved graph.
+            let image =
+                talos_cfg::load(&a.bytes).with_context(|| format!("{path}: cannot load"))?;
+            doc.set_pi_digests(&a.cfg, &talos_cfg::digest::position_independent(&image, &a.cfg));
             let mut s = serde_json::to_string_pretty(&doc).context("serialising talos.cfg/1")?;
             s.push('\n');
             s
         }
-        CfgFormat::Dot => {
+        CfgFormat::Dot | CfgFormat::Svg => {
             let image =
                 talos_cfg::load(&a.bytes).with_context(|| format!("{path}: cannot load"))?;
             let functions: Vec<&Function> = match only {
@@ -121,7 +128,12 @@ pub fn run(args: Args) -> Result<Outcome> {
             None => summary_text(&a.cfg, &path, &a.file_blake3),
         },
     };
-    output::emit(args.output.as_deref(), text.as_bytes())?;
+    let bytes = if args.format == CfgFormat::Svg {
+        super::diff::svg(&text)?
+    } else {
+        text.into_bytes()
+    };
+    output::emit(args.output.as_deref(), &bytes)?;
     Ok(Outcome::Ok)
 }
 

@@ -60,7 +60,8 @@ impl RuleArg {
 pub struct Args {
     /// The dump: an ELF core (kernel, gdb's gcore, talos snapshot), a raw
     /// memory image with --raw, or a saved talos.digest/1 file (checked and
-    /// shown again). With --diff: two of these, A then B.
+    /// shown again; it keeps the settings it was made with). With --diff:
+    /// two of these, A then B.
     #[arg(required = true, num_args = 1..=2, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Compare two inputs: name the regions and pages that differ.
@@ -296,11 +297,18 @@ pub fn run(args: Args) -> Result<Outcome> {
     match (args.diff, args.inputs.as_slice()) {
         (false, [one]) => {
             let l = load(one, &s)?;
+            let capacity = usize::try_from(l.digest.pages)
+                .unwrap_or(0)
+                .saturating_mul(80)
+                .saturating_add(1 << 16);
             let text = match args.format {
-                Format::Json => json(&DigestDoc::new(&l.digest, Some(tool()), Some(l.input)))?,
-                Format::Text => digest_text(&l),
+                Format::Json => json(
+                    &DigestDoc::new(&l.digest, Some(tool()), Some(l.input)),
+                    capacity,
+                )?,
+                Format::Text => digest_text(&l).into_bytes(),
             };
-            output::emit(args.output.as_deref(), text.as_bytes())?;
+            output::emit(args.output.as_deref(), &text)?;
             Ok(Outcome::Ok)
         }
         (true, [a, b]) => {
@@ -309,10 +317,10 @@ pub fn run(args: Args) -> Result<Outcome> {
             let d = diff(&la.digest, &lb.digest)
                 .with_context(|| format!("{} and {}", la.input.path, lb.input.path))?;
             let text = match args.format {
-                Format::Json => json(&DiffDoc::new(&d, &la.input.path, &lb.input.path))?,
-                Format::Text => diff_text(&d, &la, &lb),
+                Format::Json => json(&DiffDoc::new(&d, &la.input.path, &lb.input.path), 1 << 16)?,
+                Format::Text => diff_text(&d, &la, &lb).into_bytes(),
             };
-            output::emit(args.output.as_deref(), text.as_bytes())?;
+            output::emit(args.output.as_deref(), &text)?;
             Ok(if d.equal {
                 Outcome::Ok
             } else {
@@ -324,10 +332,14 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
 }
 
-fn json<T: serde::Serialize>(doc: &T) -> Result<String> {
-    let mut s = serde_json::to_string_pretty(doc).context("serialising JSON")?;
-    s.push('\n');
-    Ok(s)
+/// Pretty JSON and a newline, into a buffer sized up front (`capacity`:
+/// about 80 bytes per page hash) so a multi-GiB dump's page list is not
+/// copied by repeated growth.
+fn json<T: serde::Serialize>(doc: &T, capacity: usize) -> Result<Vec<u8>> {
+    let mut v = Vec::with_capacity(capacity);
+    serde_json::to_writer_pretty(&mut v, doc).context("serialising JSON")?;
+    v.push(b'\n');
+    Ok(v)
 }
 
 fn human_bytes(n: u64) -> String {
@@ -403,12 +415,19 @@ fn digest_text(l: &Loaded) -> String {
         );
     }
     let included = d.included().count();
+    let held = if d.missing == 0 {
+        "all held by the dump".to_string()
+    } else {
+        format!(
+            "{} more not in the dump (bound as missing)",
+            human_bytes(d.missing)
+        )
+    };
     let _ = writeln!(
         s,
-        "hashed    {} pages, {} in {included} regions; {} of them not in the dump",
+        "hashed    {} pages, {} in {included} regions; {held}",
         d.pages,
         human_bytes(d.bytes),
-        human_bytes(d.missing)
     );
     if !l.input.anomalies.is_empty() {
         let _ = writeln!(

@@ -2,6 +2,9 @@
 //! decoder implements (after lancelot's `flow.rs`). The graph builder only
 //! sees [`Insn`] and [`Flow`]; it never knows which instruction set it walks.
 
+pub mod aarch64;
+mod linear;
+pub mod riscv;
 pub mod x86;
 
 use crate::image::{Arch, Image};
@@ -95,6 +98,10 @@ pub enum IndirectTarget {
     /// A jump to the address held in one fixed memory cell (a GOT entry
     /// loaded into a register first: `mov rax, [rip+slot]; jmp rax`).
     Slot(u64),
+    /// A table whose size comes only from the width of the index (a byte
+    /// loaded and zero-extended, no compare): the caller must check that
+    /// every target stays inside the function before believing it.
+    NarrowTable(JumpTable),
 }
 
 /// A resolved jump table: `count` entries of `entry_size` bytes at `table`.
@@ -138,6 +145,26 @@ pub trait Decoder: Sync {
     /// a jump through one fixed memory cell.
     fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget>;
 
+    /// Resolve the indirect jump at the end of `path`, trying the suffixes
+    /// of `path` that begin at each of `starts` in turn (shortest first is
+    /// the caller's order), keeping only answers `accept` takes. `function`
+    /// lists every decoded instruction of the function, for facts that hold
+    /// on every path (a register set once to a constant before a loop). The
+    /// default ignores `function`.
+    fn resolve_indirect_in(
+        &self,
+        image: &Image<'_>,
+        path: &[u64],
+        starts: &[usize],
+        function: &[u64],
+        accept: &dyn Fn(&IndirectTarget) -> bool,
+    ) -> Option<IndirectTarget> {
+        let _ = function;
+        starts
+            .iter()
+            .find_map(|&i| path.get(i..).and_then(|p| self.resolve_indirect(image, p)).filter(|r| accept(r)))
+    }
+
     /// Append the canonical bytes of the instruction at `addr` to `out`: its
     /// bytes with every absolute address that points into `[lo, hi)`
     /// rewritten relative to `base`, so that the same code linked at another
@@ -154,6 +181,13 @@ pub trait Decoder: Sync {
 
     /// Render the instruction as assembly text (for DOT and text output).
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String>;
+
+    /// Bytes of the resolver stub (PLT0) at the start of an ELF `.plt`
+    /// section, before the first 16-byte import stub: 16 on x86, 32 on
+    /// RISC-V and AArch64 (psABI layouts).
+    fn plt_header_size(&self) -> u64 {
+        16
+    }
 }
 
 /// The decoder for an image's architecture.
@@ -164,9 +198,9 @@ pub fn decoder_for(image: &Image<'_>) -> crate::Result<Box<dyn Decoder>> {
     match image.arch {
         Arch::X86 => Ok(Box::new(x86::X86Decoder::new(32, image.got_base))),
         Arch::X86_64 => Ok(Box::new(x86::X86Decoder::new(64, None))),
-        other => Err(crate::Error::UnsupportedArch(format!(
-            "{} (decoder not available yet)",
-            other.name()
+        Arch::Riscv64 => Ok(Box::new(riscv::RiscvDecoder::with_absolute_addresses(
+            image.kind == crate::image::ImageKind::Executable,
         ))),
+        Arch::Aarch64 => Ok(Box::new(aarch64::Aarch64Decoder::new())),
     }
 }

@@ -95,6 +95,81 @@ fn immediate_operand(ins: &Instruction) -> Option<u64> {
     })
 }
 
+impl X86Decoder {
+    /// Interpret `path` (the indirect jump last) with `seeds` as the values
+    /// of registers at its start.
+    fn resolve_seeded(&self, image: &Image<'_>, path: &[u64], seeds: &[(Register, u64)]) -> Option<IndirectTarget> {
+        let mut interp = Interp::new(self, image);
+        for &(r, v) in seeds {
+            interp.regs.insert(r, Val::konst(v));
+        }
+        let mut insns = Vec::with_capacity(path.len());
+        for &a in path {
+            let bytes = image.bytes_from(a)?;
+            insns.push(self.decode_iced(bytes, a)?);
+        }
+        let (jump, body) = insns.split_last()?;
+        for (i, ins) in body.iter().enumerate() {
+            let next = insns.get(i.checked_add(1)?).map(Instruction::ip);
+            interp.step(ins, next);
+        }
+        let target = match jump.op0_kind() {
+            OpKind::Register => interp.reg(jump.op0_register()),
+            OpKind::Memory => {
+                let addr = interp.address(jump);
+                let size = if self.bitness == 32 { 4 } else { 8 };
+                interp.load(addr, size, false)
+            }
+            _ => return None,
+        };
+        if let Some(slot) = interp.single_load_of_constant(&target) {
+            return Some(IndirectTarget::Slot(slot));
+        }
+        let narrow = interp.narrow_index(&target);
+        interp.match_table(image, &target, self.bitness).map(|t| {
+            if narrow { IndirectTarget::NarrowTable(t) } else { IndirectTarget::Table(t) }
+        })
+    }
+
+    /// Registers written exactly once in `function`, by a constant
+    /// (`lea r, [rip+x]`, `mov r, imm`): their value is that constant
+    /// wherever the definition has run. Restoring pops in epilogues do not
+    /// count as writes; the stack pointer never qualifies.
+    fn invariant_registers(&self, image: &Image<'_>, function: &[u64]) -> Vec<(Register, u64)> {
+        let mut writes: BTreeMap<Register, (u32, Option<u64>)> = BTreeMap::new();
+        let mut info = InstructionInfoFactory::new();
+        for &a in function {
+            let Some(ins) = image.bytes_from(a).and_then(|b| self.decode_iced(b, a)) else {
+                return Vec::new();
+            };
+            if ins.mnemonic() == Mnemonic::Pop {
+                continue;
+            }
+            let konst = match ins.mnemonic() {
+                Mnemonic::Lea if ins.is_ip_rel_memory_operand() => Some(ins.ip_rel_memory_address()),
+                Mnemonic::Mov if ins.op0_kind() == OpKind::Register => immediate_operand(&ins).map(|v| self.mask(v)),
+                _ => None,
+            };
+            for u in info.info(&ins).used_registers() {
+                let written = matches!(
+                    u.access(),
+                    OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+                );
+                if written && u.register().is_gpr() {
+                    let e = writes.entry(u.register().full_register()).or_insert((0, None));
+                    e.0 = e.0.saturating_add(1);
+                    e.1 = konst;
+                }
+            }
+        }
+        writes
+            .into_iter()
+            .filter(|(r, (n, k))| *n == 1 && k.is_some() && !matches!(r, Register::RSP | Register::ESP))
+            .filter_map(|(r, (_, k))| Some((r, k?)))
+            .collect()
+    }
+}
+
 impl Decoder for X86Decoder {
     fn arch(&self) -> Arch {
         if self.bitness == 32 {
@@ -234,32 +309,31 @@ impl Decoder for X86Decoder {
     }
 
     fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
-        let mut interp = Interp::new(self, image);
-        let mut insns = Vec::with_capacity(path.len());
-        for &a in path {
-            let bytes = image.bytes_from(a)?;
-            insns.push(self.decode_iced(bytes, a)?);
-        }
-        let (jump, body) = insns.split_last()?;
-        for (i, ins) in body.iter().enumerate() {
-            let next = insns.get(i.checked_add(1)?).map(Instruction::ip);
-            interp.step(ins, next);
-        }
-        let target = match jump.op0_kind() {
-            OpKind::Register => interp.reg(jump.op0_register()),
-            OpKind::Memory => {
-                let addr = interp.address(jump);
-                let size = if self.bitness == 32 { 4 } else { 8 };
-                interp.load(addr, size, false)
-            }
-            _ => return None,
+        self.resolve_seeded(image, path, &[])
+    }
+
+    fn resolve_indirect_in(
+        &self,
+        image: &Image<'_>,
+        path: &[u64],
+        starts: &[usize],
+        function: &[u64],
+        accept: &dyn Fn(&IndirectTarget) -> bool,
+    ) -> Option<IndirectTarget> {
+        let attempt = |seeds: &[(Register, u64)]| {
+            starts.iter().find_map(|&i| {
+                path.get(i..)
+                    .and_then(|p| self.resolve_seeded(image, p, seeds))
+                    .filter(|r| accept(r))
+            })
         };
-        if let Some(slot) = interp.single_load_of_constant(&target) {
-            return Some(IndirectTarget::Slot(slot));
-        }
-        interp
-            .match_table(image, &target, self.bitness)
-            .map(IndirectTarget::Table)
+        attempt(&[]).or_else(|| {
+            // A switch inside a loop whose table base was loaded once before
+            // the loop: the base register is constant on every path, which
+            // no single path shows without also pinning the index.
+            let invariants = self.invariant_registers(image, function);
+            if invariants.is_empty() { None } else { attempt(&invariants) }
+        })
     }
 
     fn canonical_bytes(
@@ -270,17 +344,23 @@ impl Decoder for X86Decoder {
         base: u64,
         out: &mut Vec<u8>,
     ) -> usize {
-        let Some(ins) = self.decode_iced(bytes, addr) else {
+        // The field offsets come from the decoder's state, so they must be
+        // asked of the decoder that decoded the instruction.
+        let window = bytes.get(..bytes.len().min(MAX_INSN_LEN)).unwrap_or(bytes);
+        let mut decoder = IcedDecoder::with_ip(self.bitness, window, addr, DecoderOptions::NONE);
+        if !decoder.can_decode() {
             return 0;
-        };
+        }
+        let ins = decoder.decode();
+        if ins.is_invalid() {
+            return 0;
+        }
+        let offsets = decoder.get_constant_offsets(&ins);
         let Some(raw) = bytes.get(..ins.len()) else {
             return 0;
         };
         let start = out.len();
         out.extend_from_slice(raw);
-        let window = bytes.get(..bytes.len().min(MAX_INSN_LEN)).unwrap_or(bytes);
-        let offsets = IcedDecoder::with_ip(self.bitness, window, addr, DecoderOptions::NONE)
-            .get_constant_offsets(&ins);
         let in_image = |v: u64| v >= span.0 && v < span.1;
         let mut rewrite = |field_off: usize, size: usize, value: u64| {
             if size < 4 || !in_image(value) {
@@ -402,6 +482,8 @@ impl Val {
 struct Bound {
     offset: u64,
     count: u64,
+    /// Only the index's width bounds it (no guard seen).
+    narrow: bool,
 }
 
 struct Interp<'d> {
@@ -568,6 +650,7 @@ impl<'d> Interp<'d> {
     }
 
     fn step(&mut self, ins: &Instruction, next: Option<u64>) {
+        let mut guard_after: Option<(Val, u64)> = None;
         let m = ins.mnemonic();
         match m {
             Mnemonic::Mov if ins.op_count() == 2 => {
@@ -583,6 +666,28 @@ impl<'d> Interp<'d> {
                         let a = self.address(ins);
                         let size = u8::try_from(ins.memory_size().size()).unwrap_or(4);
                         self.load(a, size, signed)
+                    }
+                    // A zero-extended byte register indexes at most 256
+                    // entries (clang switches on a byte without a compare);
+                    // a later guard replaces this bound.
+                    OpKind::Register if m == Mnemonic::Movzx && ins.op1_register().size() == 1 => {
+                        let v = self.operand(ins, 1);
+                        match v.single() {
+                            // A guarded value stays itself: the guard is the
+                            // better bound (the byte's range is implied).
+                            Some((a, 1, _)) if self.bounds.contains_key(&a) => v,
+                            Some((a, 1, 0)) => {
+                                self.bounds.insert(a, Bound { offset: 0, count: 256, narrow: true });
+                                v
+                            }
+                            _ => {
+                                let f = self.fresh();
+                                if let Some((a, 1, 0)) = f.single() {
+                                    self.bounds.insert(a, Bound { offset: 0, count: 256, narrow: true });
+                                }
+                                f
+                            }
+                        }
                     }
                     _ => {
                         let v = self.operand(ins, 1);
@@ -603,6 +708,12 @@ impl<'d> Interp<'d> {
             Mnemonic::Add | Mnemonic::Sub => {
                 let a = self.operand(ins, 0);
                 let b = self.operand(ins, 1);
+                // `sub r, imm; ja` guards like `cmp r, imm; ja` (clang -O0).
+                if m == Mnemonic::Sub
+                    && let Some(imm) = ins.try_immediate(1).ok().filter(|_| ins.op1_kind() != OpKind::Register)
+                {
+                    guard_after = Some((a.clone(), imm));
+                }
                 let b = if m == Mnemonic::Sub {
                     b.scale(u64::MAX)
                 } else {
@@ -636,6 +747,7 @@ impl<'d> Interp<'d> {
                         Bound {
                             offset: 0,
                             count: mask.wrapping_add(1),
+                            narrow: false,
                         },
                     );
                 }
@@ -683,6 +795,9 @@ impl<'d> Interp<'d> {
         if m != Mnemonic::Cmp && self.writes_flags(ins) {
             self.last_cmp = None;
         }
+        if guard_after.is_some() {
+            self.last_cmp = guard_after;
+        }
     }
 
     /// The register a call to a PC thunk loads with the return address.
@@ -706,16 +821,8 @@ impl<'d> Interp<'d> {
     }
 
     fn writes_flags(&mut self, ins: &Instruction) -> bool {
-        !matches!(
-            ins.mnemonic(),
-            Mnemonic::Mov
-                | Mnemonic::Movsxd
-                | Mnemonic::Movsx
-                | Mnemonic::Movzx
-                | Mnemonic::Lea
-                | Mnemonic::Cdqe
-                | Mnemonic::Nop
-        )
+        // Only the flags an unsigned guard reads matter (CF, ZF).
+        ins.rflags_modified() & (iced_x86::RflagsBits::CF | iced_x86::RflagsBits::ZF) != 0
     }
 
     fn resign(&mut self, v: Val, signed: bool) -> Val {
@@ -751,8 +858,50 @@ impl<'d> Interp<'d> {
             return;
         }
         if let Some((atom, 1, offset)) = value.single() {
-            self.bounds.insert(atom, Bound { offset, count });
+            self.bounds.insert(atom, Bound { offset, count, narrow: false });
         }
+    }
+
+    /// 32-bit PIC switches compute `base + mem[base + 4*i + d]` with `base`
+    /// the GOT address (gcc's `.L4@GOTOFF` tables), often reloaded from a
+    /// stack slot the path does not show. When `target` has exactly that
+    /// shape with an unknown `base`, take `base` = `DT_PLTGOT`; the caller
+    /// still requires every entry to land in code. Returns the table shape:
+    /// (index atom, scale, address constant, entry size, signed, added
+    /// constant).
+    fn pic_base_shape(&self, target: &Val) -> Option<(u32, u64, u64, u8, bool, u64)> {
+        let got = self.dec.got_base.filter(|_| self.dec.bitness == 32)?;
+        let [(x, 1), (y, 1)] = target.terms.as_slice() else {
+            return None;
+        };
+        [(*x, *y), (*y, *x)].into_iter().find_map(|(base, load)| {
+            let Some(Atom::Load { addr, size: 4, signed }) = self.atoms.get(load as usize) else {
+                return None;
+            };
+            let index = match addr.terms.as_slice() {
+                [(b, 1), (i, 4)] | [(i, 4), (b, 1)] if *b == base => *i,
+                _ => return None,
+            };
+            Some((
+                index,
+                4,
+                addr.c.wrapping_add(got) & 0xffff_ffff,
+                4,
+                *signed,
+                target.c.wrapping_add(got) & 0xffff_ffff,
+            ))
+        })
+    }
+
+    /// Whether the table index in `target` is bounded only by its width.
+    fn narrow_index(&self, target: &Val) -> bool {
+        target.terms.iter().any(|&(a, _)| match self.atoms.get(a as usize) {
+            Some(Atom::Load { addr, .. }) => addr
+                .terms
+                .iter()
+                .any(|(i, _)| self.bounds.get(i).is_some_and(|b| b.narrow)),
+            _ => false,
+        })
     }
 
     /// The fixed address when `target` is a pointer-sized load from it.
@@ -771,14 +920,17 @@ impl<'d> Interp<'d> {
     fn match_table(&self, image: &Image<'_>, target: &Val, bitness: u32) -> Option<JumpTable> {
         let ptr_mask = if bitness == 32 { 0xffff_ffff } else { u64::MAX };
         // Find the load of a table entry among the target's terms.
-        let (load_atom, rest_const) = match target.terms.as_slice() {
-            [(a, 1)] => (*a, target.c),
-            _ => return None,
+        let (index, scale, c1, size, signed, rest_const) = match target.terms.as_slice() {
+            [(a, 1)] => {
+                let Atom::Load { addr, size, signed } = self.atoms.get(*a as usize)? else {
+                    return None;
+                };
+                let (index, scale, c1) = addr.single()?;
+                (index, scale, c1, *size, *signed, target.c)
+            }
+            _ => self.pic_base_shape(target)?,
         };
-        let Atom::Load { addr, size, signed } = self.atoms.get(load_atom as usize)? else {
-            return None;
-        };
-        let (index, scale, c1) = addr.single()?;
+        let (size, signed) = (&size, &signed);
         if u64::from(*size) != scale || !matches!(size, 4 | 8) {
             return None;
         }

@@ -107,3 +107,37 @@ pub fn elf32(entry: u32, segs: &[Seg]) -> Vec<u8> {
     out[..h.len()].copy_from_slice(&h);
     out
 }
+
+/// The default-variant binaries of one architecture directory of the
+/// corpus (`corpus/out/<dir>/`), unstripped and stripped, sorted. Empty
+/// (with a note) when the corpus has not been built, except under CI, where
+/// a missing corpus is an error.
+pub fn corpus_binaries(dir: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../corpus/out")
+        .join(dir);
+    let Ok(rd) = std::fs::read_dir(&root) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "corpus/out/{dir} missing under CI: run corpus/build.sh"
+        );
+        eprintln!("SKIP: corpus/out/{dir} not built (corpus/build.sh)");
+        return Vec::new();
+    };
+    let mut out: Vec<std::path::PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.ends_with(".json") && !name.contains("-base") && !name.contains("-changed")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// [`elf64`] for another machine (`e_machine`: 243 RISC-V, 183 AArch64).
+pub fn elf64_machine(machine: u16, e_type: u16, entry: u64, segs: &[Seg]) -> Vec<u8> {
+    let mut out = elf64(e_type, entry, segs);
+    out[18..20].copy_from_slice(&machine.to_le_bytes());
+    out
+}

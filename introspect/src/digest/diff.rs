@@ -151,11 +151,7 @@ pub fn diff(a: &StateDigest, b: &StateDigest) -> Result<DigestDiff> {
             .collect()
     };
     let (ma, mb) = (by_start(a), by_start(b));
-    let mut starts: Vec<u64> = a
-        .included()
-        .chain(b.included())
-        .map(|r| r.start)
-        .collect();
+    let mut starts: Vec<u64> = a.included().chain(b.included()).map(|r| r.start).collect();
     starts.sort_unstable();
     starts.dedup();
     let mut regions = Vec::new();

@@ -15,7 +15,7 @@ use blake3::platform::Platform;
 
 /// Bytes in a page, the leaf of the digest.
 pub const PAGE: usize = 4096;
-/// [`PAGE`] as u64.
+/// Bytes in a page (the leaf of the digest), as u64.
 pub const PAGE_U64: u64 = 4096;
 /// Bytes in a BLAKE3 chunk.
 const CHUNK: usize = blake3::CHUNK_LEN;
@@ -67,6 +67,17 @@ impl Keys {
             tree,
             tree_words: words(&tree),
             platform: Platform::detect(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Keys {
+    /// The keys with a given SIMD implementation (tests compare them all).
+    pub(crate) fn with_platform(platform: Platform) -> Self {
+        Keys {
+            platform,
+            ..Keys::new()
         }
     }
 }
@@ -201,7 +212,10 @@ fn masks_in(masks: &[(usize, usize)], start: usize, len: usize) -> &[(usize, usi
 fn apply_masks(buf: &mut [u8], masks: &[(usize, usize)], origin: usize) {
     for &(off, len) in masks {
         let a = off.saturating_sub(origin);
-        let b = off.saturating_add(len).saturating_sub(origin).min(buf.len());
+        let b = off
+            .saturating_add(len)
+            .saturating_sub(origin)
+            .min(buf.len());
         if let Some(s) = buf.get_mut(a..b) {
             s.fill(0);
         }

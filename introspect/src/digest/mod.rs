@@ -73,12 +73,57 @@ impl Hash32 {
     }
 }
 
+impl Hash32 {
+    /// Lowercase hex, 64 digits (what `Display` prints, without the
+    /// formatter: digests print hundreds of thousands of these).
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            for nibble in [b >> 4, b & 0xf] {
+                if let Some(&d) = DIGITS.get(usize::from(nibble)) {
+                    s.push(char::from(d));
+                }
+            }
+        }
+        s
+    }
+}
+
+impl Serialize for Hash32 {
+    /// As 64 lowercase hex digits, without allocating.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 64];
+        for (pair, b) in buf.chunks_exact_mut(2).zip(self.0) {
+            for (d, nibble) in pair.iter_mut().zip([b >> 4, b & 0xf]) {
+                *d = DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0');
+            }
+        }
+        s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash32 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Hash32;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Hash32, E> {
+                v.parse().map_err(|e| E::custom(format!("{v:?}: {e}")))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 impl fmt::Display for Hash32 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&self.to_hex())
     }
 }
 
@@ -116,7 +161,9 @@ fn hex_val(c: Option<u8>) -> Option<u8> {
 }
 
 /// Which regions count as state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Selection {
     /// Writable regions and anonymous ones (`[heap]`, `[stack]`, anonymous
@@ -569,9 +616,9 @@ pub fn state_digest(regions: &[Region<'_>], options: &DigestOptions) -> Result<S
 /// [`state_digest`], calling `prefetch` with each 1 MiB slice of region bytes
 /// right before it is hashed, on the thread that will hash it. A caller that
 /// mapped the dump can fault the slice in with one `madvise`
-/// (`MADV_POPULATE_READ`) instead of one page fault per 64 KiB, which is
-/// the difference between 4 and 6+ GB/s on a page-cached file; the library
-/// itself does no I/O.
+/// (`MADV_POPULATE_READ`) instead of one page fault per 64 KiB (best of
+/// ten rounds on a page-cached 2 GiB image: 5.2 against 3.2 GB/s; see
+/// `BENCHMARKS.md`). The library itself does no I/O.
 ///
 /// # Errors
 /// As [`state_digest`].
@@ -691,9 +738,8 @@ pub fn state_digest_with(
                     return false;
                 };
                 let e = s.saturating_add(len);
-                out.iter().any(|r| {
-                    r.status == RegionStatus::Included && s < r.end && e > r.start
-                })
+                out.iter()
+                    .any(|r| r.status == RegionStatus::Included && s < r.end && e > r.start)
             })
         })
         .collect();

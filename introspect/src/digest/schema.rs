@@ -47,7 +47,7 @@ pub struct DigestDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<InputDoc>,
     /// The dump root.
-    pub root: String,
+    pub root: Hash32,
     /// `state` or `all`.
     pub selection: Selection,
     /// The mask rules in force, sorted by id.
@@ -90,13 +90,13 @@ pub struct RegionDoc {
     /// Bytes of the region, from its start, that the dump holds.
     pub present: u64,
     /// Region root, null unless included.
-    pub root: Option<String>,
+    pub root: Option<Hash32>,
     /// Masked ranges.
     pub masked: Vec<MaskedDoc>,
     /// Number of leaves.
     pub pages: u64,
     /// The leaves, one per page, in address order.
-    pub page_hashes: Vec<String>,
+    pub page_hashes: Vec<Hash32>,
 }
 
 /// Region status as a plain string in documents (the rule of a masked
@@ -165,7 +165,7 @@ impl DigestDoc {
             schema: SCHEMA.to_string(),
             tool,
             input,
-            root: d.root.to_string(),
+            root: d.root,
             selection: d.selection,
             masks: d.rules.iter().copied().collect(),
             page_size: PAGE_SIZE,
@@ -211,7 +211,7 @@ impl DigestDoc {
             rseq_unmatched.push(parse_addr(a).map_err(malformed)?);
         }
         let d = StateDigest {
-            root: hash(&self.root)?,
+            root: self.root,
             selection: self.selection,
             rules,
             regions,
@@ -232,11 +232,6 @@ fn malformed(detail: String) -> Error {
     }
 }
 
-fn hash(s: &str) -> Result<Hash32> {
-    s.parse::<Hash32>()
-        .map_err(|e| malformed(format!("{s:?}: {e}")))
-}
-
 impl RegionDoc {
     fn new(r: &RegionDigest) -> Self {
         RegionDoc {
@@ -255,7 +250,7 @@ impl RegionDoc {
                 RegionStatus::Masked(_) => RegionStatus2::Masked,
             },
             present: r.present,
-            root: r.root.map(|h| h.to_string()),
+            root: r.root,
             masked: r
                 .masked
                 .iter()
@@ -266,7 +261,7 @@ impl RegionDoc {
                 })
                 .collect(),
             pages: r.pages.len() as u64,
-            page_hashes: r.pages.iter().map(Hash32::to_string).collect(),
+            page_hashes: r.pages.clone(),
         }
     }
 
@@ -323,11 +318,6 @@ impl RegionDoc {
                 self.page_hashes.len()
             )));
         }
-        let pages = self
-            .page_hashes
-            .iter()
-            .map(|h| hash(h))
-            .collect::<Result<Vec<_>>>()?;
         Ok(RegionDigest {
             start,
             end,
@@ -335,8 +325,8 @@ impl RegionDoc {
             kind,
             status,
             present: self.present,
-            root: self.root.as_deref().map(hash).transpose()?,
-            pages,
+            root: self.root,
+            pages: self.page_hashes,
             masked,
         })
     }
@@ -455,11 +445,7 @@ impl DiffDoc {
                 .iter()
                 .map(|p| PageRunDoc {
                     start: addr(p.start),
-                    end: addr(
-                        p.count
-                            .saturating_mul(PAGE_SIZE)
-                            .saturating_add(p.start),
-                    ),
+                    end: addr(p.count.saturating_mul(PAGE_SIZE).saturating_add(p.start)),
                     count: p.count,
                     change: p.change.name(),
                 })

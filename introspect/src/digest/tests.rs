@@ -64,11 +64,41 @@ fn file(path: &str) -> RegionKind {
 fn process(seed: u64) -> Vec<Region<'static>> {
     vec![
         region(0x40_0000, 0x3000, RX, file("/bin/ta"), data(seed, 0x3000)),
-        region(0x40_3000, 0x2000, RW, file("/bin/ta"), data(seed + 1, 0x2000)),
-        region(0x80_0000, 0x21000, RW, RegionKind::Heap, data(seed + 2, 0x21000)),
-        region(0x7fff_0000, 0x4000, RW, RegionKind::Stack, data(seed + 3, 0x4000)),
-        region(0x7fff_f000_0000, 0x4000, RO, RegionKind::Vvar, data(seed + 4, 0x4000)),
-        region(0x7fff_f000_4000, 0x2000, RX, RegionKind::Vdso, data(seed + 5, 0x2000)),
+        region(
+            0x40_3000,
+            0x2000,
+            RW,
+            file("/bin/ta"),
+            data(seed + 1, 0x2000),
+        ),
+        region(
+            0x80_0000,
+            0x21000,
+            RW,
+            RegionKind::Heap,
+            data(seed + 2, 0x21000),
+        ),
+        region(
+            0x7fff_0000,
+            0x4000,
+            RW,
+            RegionKind::Stack,
+            data(seed + 3, 0x4000),
+        ),
+        region(
+            0x7fff_f000_0000,
+            0x4000,
+            RO,
+            RegionKind::Vvar,
+            data(seed + 4, 0x4000),
+        ),
+        region(
+            0x7fff_f000_4000,
+            0x2000,
+            RX,
+            RegionKind::Vdso,
+            data(seed + 5, 0x2000),
+        ),
     ]
 }
 
@@ -255,6 +285,44 @@ fn digest_leaves_are_nodes_of_the_blake3_tree() {
     assert_eq!(*root.as_bytes(), blake3::derive_key(CONTEXT_PAGE, &bytes));
 }
 
+/// Every SIMD implementation the machine has (and the portable one) gives
+/// the same leaves and page trees: the digest does not depend on the CPU.
+#[test]
+fn digest_same_on_every_simd_platform() {
+    use blake3::platform::Platform;
+    let platforms: Vec<(&str, Platform)> = [
+        ("portable", Some(Platform::portable())),
+        ("sse2", Platform::sse2()),
+        ("sse41", Platform::sse41()),
+        ("avx2", Platform::avx2()),
+        ("avx512", Platform::avx512()),
+    ]
+    .into_iter()
+    .filter_map(|(n, p)| Some((n, p?)))
+    .collect();
+    assert!(
+        platforms.len() >= 2,
+        "at least portable and one SIMD kernel"
+    );
+    let base = 0x7f00_1234_5000u64;
+    let bytes = data(11, 37 * PAGE + 1234);
+    let masks = [(5000usize, 8usize), (70_000, 8)];
+    let reference = Keys::new();
+    let want: Vec<[u8; 32]> = masked_copy(&bytes, &masks)
+        .chunks(PAGE)
+        .enumerate()
+        .map(|(i, p)| hash::page_cv_reference(&reference, base + (i * PAGE) as u64, p))
+        .collect();
+    let want_tree = hash::tree_cv_reference(&reference, &want);
+    for (name, p) in platforms {
+        let keys = Keys::with_platform(p);
+        let mut got = vec![[0u8; 32]; want.len()];
+        hash::page_cvs(&keys, base, &bytes, &masks, &mut got);
+        assert_eq!(got, want, "{name}");
+        assert_eq!(hash::tree_cv(&keys, &got), want_tree, "{name}");
+    }
+}
+
 #[test]
 fn digest_leaf_binds_the_address() {
     let bytes = data(1, 4096);
@@ -268,8 +336,14 @@ fn digest_leaf_binds_the_address() {
 fn digest_equal_states_have_equal_digests_and_thread_count_does_not_matter() {
     let a = process(10);
     let b = process(10);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let four = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
     let da = one.install(|| digest(&a));
     let db = four.install(|| digest(&b));
     assert_eq!(da, db);
@@ -281,7 +355,13 @@ fn digest_equal_states_have_equal_digests_and_thread_count_does_not_matter() {
 #[test]
 fn digest_default_selection_is_writable_or_anonymous() {
     let mut regions = process(3);
-    regions.push(region(0x90_0000, 0x1000, RO, RegionKind::Anonymous, data(9, 0x1000)));
+    regions.push(region(
+        0x90_0000,
+        0x1000,
+        RO,
+        RegionKind::Anonymous,
+        data(9, 0x1000),
+    ));
     let d = digest(&regions);
     let status: Vec<(u64, RegionStatus)> = d.regions.iter().map(|r| (r.start, r.status)).collect();
     assert_eq!(
@@ -301,7 +381,13 @@ fn digest_default_selection_is_writable_or_anonymous() {
     // Excluded code: changing it leaves the state digest alone.
     let mut changed = process(3);
     changed[0].bytes.to_mut()[5] ^= 1;
-    changed.push(region(0x90_0000, 0x1000, RO, RegionKind::Anonymous, data(9, 0x1000)));
+    changed.push(region(
+        0x90_0000,
+        0x1000,
+        RO,
+        RegionKind::Anonymous,
+        data(9, 0x1000),
+    ));
     assert_eq!(digest(&changed).root, d.root);
     // With --all it counts.
     let all = DigestOptions {
@@ -331,8 +417,20 @@ fn digest_vdso_and_vvar_are_masked_whole_and_listed() {
     let a = process(4);
     let mut b = process(4);
     // Another kernel: other vDSO code, a bigger vvar.
-    b[4] = region(0x7fff_efff_f000, 0x5000, RO, RegionKind::Vvar, data(99, 0x5000));
-    b[5] = region(0x7fff_f000_4000, 0x1000, RX, RegionKind::Vdso, data(98, 0x1000));
+    b[4] = region(
+        0x7fff_efff_f000,
+        0x5000,
+        RO,
+        RegionKind::Vvar,
+        data(99, 0x5000),
+    );
+    b[5] = region(
+        0x7fff_f000_4000,
+        0x1000,
+        RX,
+        RegionKind::Vdso,
+        data(98, 0x1000),
+    );
     for selection in [Selection::State, Selection::All] {
         let o = DigestOptions {
             selection,
@@ -340,7 +438,11 @@ fn digest_vdso_and_vvar_are_masked_whole_and_listed() {
         };
         let (da, db) = (state_digest(&a, &o).unwrap(), state_digest(&b, &o).unwrap());
         assert_eq!(da.root, db.root, "{selection:?}");
-        let vdso = da.regions.iter().find(|r| r.kind == RegionKind::Vdso).unwrap();
+        let vdso = da
+            .regions
+            .iter()
+            .find(|r| r.kind == RegionKind::Vdso)
+            .unwrap();
         assert_eq!(vdso.status, RegionStatus::Masked(MaskRule::Vdso));
         assert_eq!(
             vdso.masked,
@@ -464,7 +566,13 @@ fn digest_missing_tail_is_explicit_never_zero_filled() {
     let full = data(8, 0x5000);
     let mut zero_tail = full.clone();
     zero_tail[0x2000..].fill(0);
-    let short = region(base, 0x5000, RW, RegionKind::Anonymous, full[..0x2000].to_vec());
+    let short = region(
+        base,
+        0x5000,
+        RW,
+        RegionKind::Anonymous,
+        full[..0x2000].to_vec(),
+    );
     let zeros = region(base, 0x5000, RW, RegionKind::Anonymous, zero_tail);
     let ds = digest(&[short]);
     let dz = digest(&[zeros]);
@@ -485,7 +593,13 @@ fn digest_missing_tail_is_explicit_never_zero_filled() {
     );
     // A partly held page is hashed over what is held, and differs from the
     // whole page.
-    let part = region(base, 0x5000, RW, RegionKind::Anonymous, full[..0x2100].to_vec());
+    let part = region(
+        base,
+        0x5000,
+        RW,
+        RegionKind::Anonymous,
+        full[..0x2100].to_vec(),
+    );
     let dp = digest(&[part]);
     assert_eq!(dp.regions[0].pages.len(), 3);
     let dfull = digest(&[region(base, 0x5000, RW, RegionKind::Anonymous, full)]);
@@ -525,7 +639,13 @@ fn digest_rejects_malformed_region_lists() {
             "bad-region",
         ),
         (
-            vec![region(0x1000, 0x1000, RW, RegionKind::Anonymous, data(1, 0x1001))],
+            vec![region(
+                0x1000,
+                0x1000,
+                RW,
+                RegionKind::Anonymous,
+                data(1, 0x1001),
+            )],
             "bad-region",
         ),
         (vec![anon(0x1800, data(1, 0x1000))], "bad-region"),
@@ -560,7 +680,13 @@ fn digest_json_round_trip_and_tamper_detection() {
         ..DigestOptions::default()
     };
     let mut regions = process(6);
-    regions.push(region(0x90_0000, 0x3000, RW, RegionKind::Anonymous, data(1, 0x1234)));
+    regions.push(region(
+        0x90_0000,
+        0x3000,
+        RW,
+        RegionKind::Anonymous,
+        data(1, 0x1234),
+    ));
     let d = state_digest(&regions, &opts).unwrap();
     let json = serde_json::to_string(&DigestDoc::new(&d, Some("t".into()), None)).unwrap();
     let back: DigestDoc = serde_json::from_str(&json).unwrap();
@@ -589,7 +715,10 @@ fn digest_json_round_trip_and_tamper_detection() {
         "digest-inconsistent"
     );
     // The dump root edited.
-    assert_eq!(tamper(&|v| v["root"] = "22".repeat(32).into()), "digest-inconsistent");
+    assert_eq!(
+        tamper(&|v| v["root"] = "22".repeat(32).into()),
+        "digest-inconsistent"
+    );
     // A mask removed.
     assert_eq!(
         tamper(&|v| v["regions"][2]["masked"] = serde_json::json!([])),
@@ -606,8 +735,14 @@ fn digest_json_round_trip_and_tamper_detection() {
     );
     // Unknown fields and bad values.
     assert!(tamper(&|v| v["extra"] = 1.into()).starts_with("serde"));
-    assert_eq!(tamper(&|v| v["regions"][1]["start"] = "12".into()), "malformed");
-    assert_eq!(tamper(&|v| v["schema"] = "talos.digest/2".into()), "malformed");
+    assert_eq!(
+        tamper(&|v| v["regions"][1]["start"] = "12".into()),
+        "malformed"
+    );
+    assert_eq!(
+        tamper(&|v| v["schema"] = "talos.digest/2".into()),
+        "malformed"
+    );
     assert_eq!(tamper(&|_| {}), "accepted");
 }
 
@@ -647,7 +782,13 @@ fn known_answer() -> StateDigest {
     let bytes: Vec<u8> = (0..0x2100u32).map(|i| (i % 251) as u8).collect();
     let r1 = region(0x10000, 0x3000, RW, RegionKind::Anonymous, bytes);
     // Region 2: one page of 0xff at 0x7ffd0000 r-- anonymous.
-    let r2 = region(0x7ffd_0000, 0x1000, RO, RegionKind::Anonymous, vec![0xff; 0x1000]);
+    let r2 = region(
+        0x7ffd_0000,
+        0x1000,
+        RO,
+        RegionKind::Anonymous,
+        vec![0xff; 0x1000],
+    );
     // Region 3: code, excluded.
     let r3 = region(0x40_0000, 0x1000, RX, file("/bin/ta"), vec![0x90; 0x1000]);
     let opts = DigestOptions {

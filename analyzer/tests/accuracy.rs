@@ -1,0 +1,187 @@
+//! Function-start accuracy of `talos cfg` on the stripped corpus binaries,
+//! scored against the symbol tables of the unstripped builds.
+//!
+//! Scoring rules (also in BENCHMARKS.md):
+//! * truth = the function symbols of the unstripped build (`*.truth.json`);
+//! * predictions in import-stub sections (`.plt*`, `.iplt`) and at PE import
+//!   thunks are not scored: symbol tables name them inconsistently;
+//! * a prediction at the address of a code symbol that is not typed as a
+//!   function (`other_code_symbols`: hand-written assembly such as zstd's
+//!   Huffman loops) is neither right nor wrong;
+//! * a start is right when the address matches exactly; sizes are compared
+//!   where the symbol has a size.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Architectures whose every binary must score at least the given F1.
+const REQUIRED: &[(&str, f64)] = &[("x86_64", 0.99), ("i386", 0.99), ("x86_64-clang", 0.99)];
+
+struct Score {
+    id: String,
+    truth: usize,
+    pred: usize,
+    tp: usize,
+    sizes_ok: usize,
+    sizes_total: usize,
+}
+
+impl Score {
+    fn precision(&self) -> f64 {
+        if self.pred == 0 { 0.0 } else { self.tp as f64 / self.pred as f64 }
+    }
+    fn recall(&self) -> f64 {
+        if self.truth == 0 { 0.0 } else { self.tp as f64 / self.truth as f64 }
+    }
+    fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+    }
+}
+
+fn score(out: &Path, entry: &Value) -> Result<Score, String> {
+    let truth = common::json(&out.join(entry["truth"].as_str().unwrap()));
+    let stripped = out.join(entry["stripped"].as_str().unwrap());
+    let o = common::talos(&["cfg", stripped.to_str().unwrap(), "--format", "json"]);
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
+    }
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stub_sections: Vec<(u64, u64)> = truth["exec_sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            let n = s["name"].as_str().unwrap_or("");
+            n.starts_with(".plt") || n == ".iplt"
+        })
+        .map(|s| {
+            let a = s["addr"].as_u64().unwrap();
+            (a, a + s["size"].as_u64().unwrap())
+        })
+        .collect();
+    let in_stubs = |a: u64| stub_sections.iter().any(|&(s, e)| a >= s && a < e);
+    let mut neutral: BTreeSet<u64> = truth
+        .get("other_code_symbols")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().filter_map(|s| s["addr"].as_u64()).collect())
+        .unwrap_or_default();
+    // PE import thunks (`jmp [rip+__imp_X]`) are scored like PLT stubs.
+    neutral.extend(
+        truth["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["thunk"].as_bool().unwrap_or(false))
+            .filter_map(|f| f["addr"].as_u64()),
+    );
+    let t: BTreeMap<u64, u64> = truth["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["addr"].as_u64().unwrap(), f["size"].as_u64().unwrap_or(0)))
+        .filter(|(a, _)| !neutral.contains(a))
+        .collect();
+    let p: BTreeMap<u64, u64> = doc["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["addr"].as_u64().unwrap(), f["size"].as_u64().unwrap()))
+        .filter(|(a, _)| !in_stubs(*a))
+        .filter(|(a, _)| !neutral.contains(a))
+        .collect();
+    let tp = p.keys().filter(|a| t.contains_key(a)).count();
+    let sized: Vec<u64> = t.iter().filter(|(a, s)| **s > 0 && p.contains_key(a)).map(|(a, _)| *a).collect();
+    let sizes_ok = sized.iter().filter(|a| p[a] == t[a]).count();
+    Ok(Score {
+        id: entry["id"].as_str().unwrap().to_string(),
+        truth: t.len(),
+        pred: p.len(),
+        tp,
+        sizes_ok,
+        sizes_total: sized.len(),
+    })
+}
+
+#[test]
+fn function_starts_on_stripped_corpus_binaries() {
+    let Some(out) = common::corpus() else { return };
+    let manifest = common::json(&out.join("manifest.json"));
+    let mut failures = Vec::new();
+    let mut table = String::from("binary                                   truth  pred    tp   precision recall  F1      sizes\n");
+    for entry in manifest["binaries"].as_array().unwrap() {
+        let arch = entry["arch"].as_str().unwrap();
+        let required = REQUIRED.iter().find(|(a, _)| *a == arch).map(|(_, f)| *f);
+        match score(&out, entry) {
+            Ok(s) => {
+                table.push_str(&format!(
+                    "{:<40} {:>5} {:>5} {:>5}   {:.4}    {:.4}  {:.4}  {}/{}\n",
+                    s.id,
+                    s.truth,
+                    s.pred,
+                    s.tp,
+                    s.precision(),
+                    s.recall(),
+                    s.f1(),
+                    s.sizes_ok,
+                    s.sizes_total
+                ));
+                if let Some(min) = required
+                    && s.f1() < min
+                {
+                    failures.push(format!("{}: F1 {:.4} < {min}", s.id, s.f1()));
+                }
+            }
+            Err(e) => {
+                table.push_str(&format!("{:<40} not analysed: {e}\n", entry["id"].as_str().unwrap()));
+                if required.is_some() {
+                    failures.push(format!("{}: {e}", entry["id"]));
+                }
+            }
+        }
+    }
+    println!("{table}");
+    assert!(failures.is_empty(), "accuracy below target:\n{}\n{table}", failures.join("\n"));
+}
+
+#[test]
+fn same_code_at_two_load_addresses_has_the_same_digest() {
+    let Some(out) = common::corpus() else { return };
+    let manifest = common::json(&out.join("manifest.json"));
+    let binaries = manifest["binaries"].as_array().unwrap();
+    let mut pairs = 0;
+    for b1 in binaries.iter().filter(|b| b["variant"] == "base1") {
+        let Some(b2) = binaries.iter().find(|b| {
+            b["variant"] == "base2" && b["arch"] == b1["arch"] && b["program"] == b1["program"] && b["opt"] == b1["opt"]
+        }) else {
+            continue;
+        };
+        let digest = |b: &Value| {
+            let p = out.join(b["stripped"].as_str().unwrap());
+            let o = common::talos(&["cfg", p.to_str().unwrap(), "--format", "json"]);
+            if !o.status.success() {
+                return None;
+            }
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            Some((v["digest"].as_str().unwrap().to_string(), v["binary"]["base"].as_u64().unwrap()))
+        };
+        let (Some((d1, base1)), Some((d2, base2))) = (digest(b1), digest(b2)) else {
+            let arch = b1["arch"].as_str().unwrap();
+            assert!(
+                !REQUIRED.iter().any(|(a, _)| *a == arch),
+                "{} could not be analysed",
+                b1["id"]
+            );
+            continue;
+        };
+        assert_ne!(base1, base2, "{}: the variants should be linked at different bases", b1["id"]);
+        assert_eq!(d1, d2, "{} vs {}: digests differ", b1["id"], b2["id"]);
+        pairs += 1;
+    }
+    assert!(pairs > 0, "no base1/base2 pairs in the corpus");
+}

@@ -1,0 +1,474 @@
+//! The rules: stable ids, default severities, one-line reasons, and where
+//! each applies. `docs/audit.md` lists the same table.
+
+use talos_cfg::{Arch, Format};
+
+use crate::model::{Severity, Tee};
+
+/// Which audits a rule belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every image, enclave or not.
+    Image,
+    /// SGX SDK enclaves.
+    Sgx,
+    /// SGX SDK enclaves and Gramine applications (both run in SGX).
+    SgxOrGramine,
+    /// Gramine applications.
+    Gramine,
+    /// Keystone eapps.
+    Keystone,
+}
+
+/// Architectures a rule can be checked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arches {
+    /// Any.
+    Any,
+    /// x86 and x86-64 only (SGX is an x86 technology).
+    X86,
+    /// RISC-V only.
+    Riscv,
+    /// AArch64 only.
+    Aarch64,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// Stable id.
+    pub id: &'static str,
+    /// Default severity.
+    pub severity: Severity,
+    /// Short title (SARIF `shortDescription`).
+    pub title: &'static str,
+    /// Why it matters, one line (SARIF `fullDescription`).
+    pub why: &'static str,
+    /// What to do about it (SARIF `help`).
+    pub help: &'static str,
+    /// Audits it belongs to.
+    pub scope: Scope,
+    /// Architectures.
+    pub arches: Arches,
+}
+
+macro_rules! rule {
+    ($id:literal, $sev:ident, $scope:ident, $arches:ident, $title:literal, $why:literal, $help:literal) => {
+        Rule {
+            id: $id,
+            severity: Severity::$sev,
+            title: $title,
+            why: $why,
+            help: $help,
+            scope: Scope::$scope,
+            arches: Arches::$arches,
+        }
+    };
+}
+
+/// Every rule, in a fixed order (SARIF `ruleIndex` is the position).
+pub const RULES: &[Rule] = &[
+    rule!(
+        "sgx-syscall",
+        High,
+        SgxOrGramine,
+        X86,
+        "SYSCALL/SYSENTER inside an SGX enclave",
+        "SYSCALL, SYSENTER, SYSEXIT and SYSRET raise #UD inside an SGX enclave: the enclave crashes or, with an exception handler, leaks control to the untrusted host.",
+        "Route the operation through an OCALL (SGX SDK) instead of a raw system call."
+    ),
+    rule!(
+        "sgx-cpuid",
+        High,
+        Sgx,
+        X86,
+        "CPUID inside an SGX enclave",
+        "CPUID raises #UD inside every SGX enclave (SGX1 and SGX2); emulating it means trusting values the untrusted host supplies.",
+        "Use sgx_cpuid() or values fixed at build time; treat host-supplied CPU features as untrusted."
+    ),
+    rule!(
+        "sgx-rdtsc",
+        Medium,
+        Sgx,
+        X86,
+        "RDTSC/RDTSCP inside an SGX enclave",
+        "RDTSC and RDTSCP raise #UD inside SGX1 enclaves; they are legal only on SGX2-capable CPUs, and the time they read is host-influenced.",
+        "Do not rely on the TSC inside the enclave; if SGX2 is required, say so in the deployment policy."
+    ),
+    rule!(
+        "sgx-io",
+        High,
+        SgxOrGramine,
+        X86,
+        "Port I/O inside an SGX enclave",
+        "IN, OUT, INS and OUTS raise #UD inside an SGX enclave (and #GP at ring 3 anyway).",
+        "Remove port I/O from enclave code; devices are reached through the host."
+    ),
+    rule!(
+        "sgx-interrupt",
+        High,
+        SgxOrGramine,
+        X86,
+        "Software interrupt or far transfer inside an SGX enclave",
+        "INT n, INTO, INT1, IRET and far CALL/JMP/RET raise #UD inside an SGX enclave.",
+        "Remove the instruction; enclave code cannot use software interrupts or change segments."
+    ),
+    rule!(
+        "sgx-vm-exit",
+        High,
+        SgxOrGramine,
+        X86,
+        "VMCALL/VMFUNC/GETSEC inside an SGX enclave",
+        "VMCALL, VMMCALL, VMFUNC, GETSEC and VMX instructions raise #UD inside an SGX enclave.",
+        "Remove the instruction; hypervisor calls cannot be made from an enclave."
+    ),
+    rule!(
+        "sgx-privileged",
+        High,
+        SgxOrGramine,
+        X86,
+        "Privileged or enclave-illegal instruction",
+        "HLT, descriptor-table, control/debug-register, MSR, cache-control and ENCLS instructions fault in an enclave (ring 3), and RDPMC, SGDT/SIDT/SLDT/STR are illegal inside enclaves.",
+        "Remove the instruction from enclave code."
+    ),
+    rule!(
+        "sgx-unreachable-instruction",
+        Low,
+        SgxOrGramine,
+        X86,
+        "Enclave-illegal instruction in unreachable code",
+        "An instruction that faults inside SGX sits in code no root reaches (entry, export, init/fini, address-taken function); it is dead today but one refactoring away from being live.",
+        "Remove the dead code, or confirm that nothing can reach it."
+    ),
+    rule!(
+        "gramine-emulated-syscall",
+        Medium,
+        Gramine,
+        X86,
+        "Raw SYSCALL in a Gramine application",
+        "Gramine traps a raw SYSCALL instruction (#UD, enclave exit, re-entry) and emulates it: correct but thousands of cycles slower than Gramine's patched libc.",
+        "Call through libc (Gramine's patched glibc), or accept the slow path for rare calls."
+    ),
+    rule!(
+        "gramine-emulated-instruction",
+        Medium,
+        Gramine,
+        X86,
+        "CPUID/RDTSC trapped and emulated by Gramine",
+        "Gramine traps CPUID and (on SGX1) RDTSC and emulates them: slow, and the values come from Gramine's policy or the host.",
+        "Avoid these instructions on hot paths; do not trust their results for security decisions."
+    ),
+    rule!(
+        "sgx-lvi-unhardened",
+        Medium,
+        Sgx,
+        X86,
+        "Indirect branches and returns without LVI load hardening",
+        "Without an LFENCE between the last load and an indirect branch or return, Load Value Injection (CVE-2020-0551) can steer enclave control flow.",
+        "Build the enclave with the SDK's LVI-mitigated toolchain (-Wa,-mlfence-after-load=yes -mlfence-before-indirect-branch=all -mlfence-before-ret=not)."
+    ),
+    rule!(
+        "sgx-not-signed",
+        Medium,
+        SgxOrGramine,
+        Any,
+        "No SIGSTRUCT to report",
+        "Without a SIGSTRUCT (SDK: .note.sgxmeta; Gramine: the .sig file) the enclave's identity (MRENCLAVE, MRSIGNER, attributes) cannot be reviewed.",
+        "Audit the signed enclave (enclave.signed.so) or pass the .sig file."
+    ),
+    rule!(
+        "sgx-metadata-malformed",
+        High,
+        SgxOrGramine,
+        Any,
+        "Malformed SGX metadata or SIGSTRUCT",
+        "A SIGSTRUCT or SDK metadata block that does not follow Intel's layout will not launch, or says something other than what reviewers read.",
+        "Re-sign the enclave with the SDK's sgx_sign or gramine-sgx-sign."
+    ),
+    rule!(
+        "sgx-signature-invalid",
+        High,
+        SgxOrGramine,
+        Any,
+        "SIGSTRUCT signature does not verify",
+        "The RSA-3072 signature over the SIGSTRUCT header and body does not verify with its own modulus (or Q1/Q2 do not match it): EINIT will refuse it, or the file was altered after signing.",
+        "Re-sign the enclave and check that nothing modifies the file afterwards."
+    ),
+    rule!(
+        "sgx-debug-enclave",
+        High,
+        SgxOrGramine,
+        Any,
+        "DEBUG enclave",
+        "A DEBUG enclave lets the host read and write its memory with EDBGRD/EDBGWR: no confidentiality or integrity in production.",
+        "Sign production enclaves with ATTRIBUTES.DEBUG = 0 (SDK: DisableDebug = 1; Gramine: sgx.debug = false)."
+    ),
+    rule!(
+        "sgx-debug-not-enforced",
+        High,
+        SgxOrGramine,
+        Any,
+        "DEBUG attribute not enforced by ATTRIBUTEMASK",
+        "ATTRIBUTEMASK does not cover DEBUG, so the host may launch this production-signed enclave in debug mode with the same MRENCLAVE and MRSIGNER.",
+        "Sign with an ATTRIBUTEMASK whose DEBUG bit (bit 1) is set."
+    ),
+    rule!(
+        "sgx-provision-key",
+        Low,
+        SgxOrGramine,
+        Any,
+        "PROVISIONKEY attribute requested",
+        "Only provisioning and quoting enclaves need the provisioning key; any other enclave asking for it widens what a compromise exposes.",
+        "Clear ATTRIBUTES.PROVISIONKEY unless this is a quoting or provisioning enclave."
+    ),
+    rule!(
+        "gramine-insecure-option",
+        High,
+        Gramine,
+        Any,
+        "insecure__ option in the Gramine manifest",
+        "Gramine names options that break its security guarantees insecure__ (host argv or environment, hard-coded keys, disabled ASLR, memory-fault info): not for production.",
+        "Remove the option; provision arguments, environment and keys through trusted files or attestation."
+    ),
+    rule!(
+        "gramine-file-check-policy",
+        High,
+        Gramine,
+        Any,
+        "sgx.file_check_policy = \"allow_all_but_log\"",
+        "Every file not listed as trusted or allowed is opened without integrity checks: the host can feed the enclave arbitrary code and data.",
+        "Use the default \"strict\" policy and list the files the application needs."
+    ),
+    rule!(
+        "gramine-log-level",
+        Medium,
+        Gramine,
+        Any,
+        "Verbose Gramine log level",
+        "Log levels above \"error\" print internal state and system-call arguments to the untrusted host and may leak secrets.",
+        "Use loader.log_level = \"error\" (or \"none\") in production."
+    ),
+    rule!(
+        "gramine-allowed-files",
+        Low,
+        Gramine,
+        Any,
+        "Unprotected allowed files",
+        "sgx.allowed_files are opened without hashing or encryption: their contents are under the host's control.",
+        "Prefer trusted (hashed) or encrypted files; keep allowed files to data the application validates."
+    ),
+    rule!(
+        "gramine-sig-mismatch",
+        High,
+        Gramine,
+        Any,
+        "Manifest and .sig disagree",
+        "The .sig does not carry the manifest's debug flag, ISV product id or SVN: it was signed from another manifest, so the reviewed manifest is not what runs.",
+        "Re-sign with gramine-sgx-sign from the reviewed manifest."
+    ),
+    rule!(
+        "gramine-manifest-missing",
+        Medium,
+        Gramine,
+        Any,
+        "No Gramine manifest found",
+        "Without the .manifest.sgx the Gramine configuration (trusted files, insecure options, debug) cannot be reviewed.",
+        "Pass --manifest FILE, or keep <binary>.manifest.sgx next to the binary."
+    ),
+    rule!(
+        "keystone-unknown-ecall",
+        Medium,
+        Keystone,
+        Riscv,
+        "ecall with an unknown or unresolved call number",
+        "The runtime call number in a7 could not be determined statically, or is not part of the Keystone/Eyrie runtime interface: the eapp may ask the runtime for something nobody reviewed.",
+        "Set a7 from a constant next to the ecall, or check the call against the runtime the eapp ships with."
+    ),
+    rule!(
+        "keystone-linux-syscall",
+        Low,
+        Keystone,
+        Riscv,
+        "Linux system call proxied by Eyrie",
+        "Eyrie forwards Linux system calls (when built with USE_LINUX_SYSCALL) to the untrusted host through an OCALL: arguments and results cross the enclave boundary.",
+        "Check that the data passed is meant to leave the enclave and that results are validated."
+    ),
+    rule!(
+        "hardening-wx-segment",
+        High,
+        Image,
+        Any,
+        "Writable and executable segment",
+        "A segment mapped both writable and executable lets any memory-write bug become code injection.",
+        "Link without -N/--omagic and without sections flagged \"awx\"."
+    ),
+    rule!(
+        "hardening-exec-stack",
+        High,
+        Image,
+        Any,
+        "Executable stack",
+        "An executable stack (PT_GNU_STACK with PF_X, or no PT_GNU_STACK) turns stack overflows into code execution.",
+        "Link with -z noexecstack and fix objects that lack .note.GNU-stack."
+    ),
+    rule!(
+        "hardening-textrel",
+        Medium,
+        Image,
+        Any,
+        "Text relocations",
+        "The loader must write into code pages to relocate them: code is writable at load time and pages are not shared; in an enclave the measured code differs from what runs.",
+        "Compile every object with -fPIC/-fPIE."
+    ),
+    rule!(
+        "hardening-no-relro",
+        Medium,
+        Image,
+        Any,
+        "No RELRO",
+        "Without PT_GNU_RELRO the GOT and other relocated data stay writable for the life of the process.",
+        "Link with -z relro (and -z now)."
+    ),
+    rule!(
+        "hardening-no-bind-now",
+        Low,
+        Image,
+        Any,
+        "Partial RELRO (no BIND_NOW)",
+        "Without BIND_NOW the lazily bound part of the GOT stays writable, a classic target for control-flow hijacking.",
+        "Link with -z now."
+    ),
+    rule!(
+        "hardening-not-pie",
+        Medium,
+        Image,
+        Any,
+        "Not position-independent",
+        "A position-dependent executable loads at a fixed address: ASLR cannot hide its code from an attacker.",
+        "Compile with -fPIE and link with -pie."
+    ),
+    rule!(
+        "hardening-no-stack-protector",
+        Low,
+        Image,
+        Any,
+        "No stack protector",
+        "No function checks a stack canary (no canary loads, no __stack_chk_fail): stack buffer overflows reach the return address unchecked.",
+        "Compile with -fstack-protector-strong."
+    ),
+    rule!(
+        "hardening-no-cet",
+        Low,
+        Image,
+        X86,
+        "No CET (IBT/SHSTK) property",
+        "Without the GNU property note marking IBT and SHSTK, the image cannot run with Intel CET indirect-branch tracking and shadow stacks.",
+        "Compile every object with -fcf-protection=full."
+    ),
+    rule!(
+        "hardening-no-bti",
+        Low,
+        Image,
+        Aarch64,
+        "No BTI/PAC property",
+        "Without the GNU property note marking BTI (and PAC), the image cannot run with branch-target identification.",
+        "Compile every object with -mbranch-protection=standard."
+    ),
+];
+
+/// The rule with this id.
+#[must_use]
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+/// Whether `rule` applies to this audit; `Err(reason)` when it does not.
+///
+/// # Errors
+/// A sentence saying why the rule does not apply.
+pub fn applies(rule: &Rule, tee: Tee, arch: Arch, format: Format) -> Result<(), String> {
+    let scope_ok = match rule.scope {
+        Scope::Image => true,
+        Scope::Sgx => tee == Tee::Sgx,
+        Scope::SgxOrGramine => matches!(tee, Tee::Sgx | Tee::Gramine),
+        Scope::Gramine => tee == Tee::Gramine,
+        Scope::Keystone => tee == Tee::Keystone,
+    };
+    if !scope_ok {
+        let needs = match rule.scope {
+            Scope::Image => "any",
+            Scope::Sgx => "sgx",
+            Scope::SgxOrGramine => "sgx or gramine",
+            Scope::Gramine => "gramine",
+            Scope::Keystone => "keystone",
+        };
+        return Err(format!(
+            "audited for tee {}; this rule is for {needs} (use --tee)",
+            tee.name()
+        ));
+    }
+    let arch_ok = match rule.arches {
+        Arches::Any => true,
+        Arches::X86 => matches!(arch, Arch::X86 | Arch::X86_64),
+        Arches::Riscv => arch == Arch::Riscv64,
+        Arches::Aarch64 => arch == Arch::Aarch64,
+    };
+    if !arch_ok {
+        let why = match rule.arches {
+            Arches::X86 if rule.id.starts_with("hardening") => "CET is an x86 feature",
+            Arches::X86 => "SGX instructions are x86 instructions",
+            Arches::Riscv => "Keystone runs on RISC-V",
+            Arches::Aarch64 => "BTI/PAC are AArch64 features",
+            Arches::Any => "",
+        };
+        return Err(format!("not applicable to {}: {why}", arch.name()));
+    }
+    if rule.id.starts_with("hardening") && format != Format::Elf {
+        return Err(format!(
+            "image-hardening rules read ELF program headers; {} is not checked yet",
+            format.name()
+        ));
+    }
+    if tee == Tee::Keystone && rule.id == "hardening-not-pie" {
+        return Err(
+            "Keystone eapps are loaded at their linked addresses by the runtime (no ASLR)"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_kebab_case_and_described() {
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate rule id");
+        for r in RULES {
+            assert!(
+                r.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{}",
+                r.id
+            );
+            assert!(!r.why.is_empty() && !r.title.is_empty() && !r.help.is_empty());
+            assert!(!r.why.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn applicability_names_the_reason() {
+        let r = rule("sgx-syscall").unwrap();
+        assert!(applies(r, Tee::Sgx, Arch::X86_64, Format::Elf).is_ok());
+        let e = applies(r, Tee::Sgx, Arch::Riscv64, Format::Elf).unwrap_err();
+        assert!(e.contains("riscv64"), "{e}");
+        let e = applies(r, Tee::None, Arch::X86_64, Format::Elf).unwrap_err();
+        assert!(e.contains("--tee"), "{e}");
+        let cet = rule("hardening-no-cet").unwrap();
+        assert!(applies(cet, Tee::None, Arch::Aarch64, Format::Elf).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! The SARIF that `talos audit` writes validates against the OASIS SARIF
+//! 2.1.0 schema shipped in `docs/sarif/`, and has what GitHub code scanning
+//! needs beyond the schema.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn validator() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("docs/sarif/sarif-schema-2.1.0.json")).unwrap(),
+    )
+    .unwrap();
+    jsonschema::draft4::new(&schema).expect("the SARIF schema compiles")
+}
+
+fn audit(
+    path: &std::path::Path,
+    manifest: Option<&std::path::Path>,
+    sig: Option<&std::path::Path>,
+) -> talos_audit::Report {
+    let bytes = std::fs::read(path).unwrap();
+    let mbytes = manifest.map(|m| std::fs::read(m).unwrap());
+    let sbytes = sig.map(|s| std::fs::read(s).unwrap());
+    let p = path.display().to_string();
+    let mp = manifest.map(|m| m.display().to_string());
+    let sp = sig.map(|s| s.display().to_string());
+    let input = talos_audit::Input {
+        path: &p,
+        bytes: &bytes,
+        manifest: mp
+            .as_deref()
+            .zip(mbytes.as_deref())
+            .map(|(path, bytes)| talos_audit::Aux { path, bytes }),
+        sig: sp
+            .as_deref()
+            .zip(sbytes.as_deref())
+            .map(|(path, bytes)| talos_audit::Aux { path, bytes }),
+    };
+    talos_audit::audit(&input, &talos_audit::Options::default()).unwrap()
+}
+
+fn check_github_requirements(sarif: &serde_json::Value) {
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    for r in rules {
+        assert!(r["id"].is_string());
+        assert!(r["shortDescription"]["text"].is_string());
+        assert!(r["fullDescription"]["text"].is_string());
+        assert!(r["properties"]["security-severity"].is_string());
+    }
+    for res in run["results"].as_array().unwrap() {
+        let id = res["ruleId"].as_str().unwrap();
+        let idx = res["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx]["id"], id);
+        assert!(
+            res["message"]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        );
+        let loc = &res["locations"][0]["physicalLocation"];
+        assert!(
+            loc["artifactLocation"]["uri"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty())
+        );
+        assert!(loc["region"]["startLine"].as_u64().is_some_and(|l| l >= 1));
+        let fp = res["partialFingerprints"]["talosFingerprint/v1"]
+            .as_str()
+            .unwrap();
+        assert_eq!(fp.len(), 64);
+    }
+}
+
+#[test]
+fn sarif_from_the_enclave_corpus_validates() {
+    let dir = root().join("corpus/out/enclave");
+    let v = validator();
+    let cases: Vec<(&str, Option<&str>, Option<&str>)> = vec![
+        ("sgx-bad.so", None, None),
+        ("sgx-clean.so", None, None),
+        (
+            "gramine-app",
+            Some("gramine-app.manifest.sgx"),
+            Some("gramine-app.sig"),
+        ),
+        ("keystone-bad", None, None),
+    ];
+    let mut checked = 0;
+    for (bin, m, s) in cases {
+        let path = dir.join(bin);
+        if !path.exists() {
+            assert!(
+                std::env::var_os("TALOS_REQUIRE_CORPUS").is_none_or(|v| v != "1"),
+                "{} missing: run corpus/enclave/build.sh",
+                path.display()
+            );
+            eprintln!("note: {} not built; skipping", path.display());
+            continue;
+        }
+        let report = audit(
+            &path,
+            m.map(|m| dir.join(m)).as_deref(),
+            s.map(|s| dir.join(s)).as_deref(),
+        );
+        let sarif = talos_audit::sarif::to_sarif(&report);
+        let errors: Vec<String> = v
+            .iter_errors(&sarif)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{bin}: {errors:#?}");
+        check_github_requirements(&sarif);
+        checked += 1;
+    }
+    eprintln!("{checked} SARIF logs validated");
+}
+
+#[test]
+fn the_schema_rejects_what_it_should() {
+    // The validator is not vacuous: a log without `version` or with a
+    // result lacking a message fails.
+    let v = validator();
+    let bad = serde_json::json!({"runs": []});
+    assert!(!v.is_valid(&bad));
+    let bad = serde_json::json!({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "t"}}, "results": [{"ruleId": "x"}]}]});
+    assert!(!v.is_valid(&bad));
+    let ok = serde_json::json!({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "t"}}, "results": [{"ruleId": "x", "message": {"text": "m"}}]}]});
+    assert!(v.is_valid(&ok));
+}

@@ -1,0 +1,192 @@
+//! Graph recovery on small hand-encoded A64 programs: `bl`/`ret`, gcc's
+//! byte-offset jump table (`adrp`/`add` table, `ldrb` with `uxtw`, `adr`
+//! base, `add .., sxtb #2`, `br`, bound from `cmp`/`b.hi`), a `br` through
+//! a GOT-like slot, and `bl abort` after a noreturn call kept in the caller.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::{Seg, elf64_machine};
+use talos_cfg::{EdgeKind, Options};
+
+const EM_AARCH64: u16 = 183;
+const RET: u32 = 0xd65f_03c0;
+
+fn movz_w(rd: u32, imm: u32) -> u32 {
+    0x5280_0000 | (imm << 5) | rd
+}
+fn cmp_w_imm(rn: u32, imm: u32) -> u32 {
+    0x7100_001f | (imm << 10) | (rn << 5)
+}
+fn b_cond(from: u64, to: u64, cond: u32) -> u32 {
+    let off = ((to as i64 - from as i64) / 4) as u32 & 0x7ffff;
+    0x5400_0000 | (off << 5) | cond
+}
+fn bl(from: u64, to: u64) -> u32 {
+    0x9400_0000 | (((to as i64 - from as i64) / 4) as u32 & 0x03ff_ffff)
+}
+fn adrp(from: u64, to: u64, rd: u32) -> u32 {
+    let pages = ((to >> 12) as i64 - (from >> 12) as i64) as u32;
+    0x9000_0000 | ((pages & 3) << 29) | (((pages >> 2) & 0x7ffff) << 5) | rd
+}
+fn adr(from: u64, to: u64, rd: u32) -> u32 {
+    let d = (to as i64 - from as i64) as u32;
+    0x1000_0000 | ((d & 3) << 29) | (((d >> 2) & 0x7ffff) << 5) | rd
+}
+fn add_imm(rd: u32, rn: u32, imm: u32) -> u32 {
+    0x9100_0000 | (imm << 10) | (rn << 5) | rd
+}
+fn ldrb_uxtw(rt: u32, rn: u32, rm: u32) -> u32 {
+    0x3860_4800 | (rm << 16) | (rn << 5) | rt
+}
+fn ldr_x(rt: u32, rn: u32, imm: u32) -> u32 {
+    0xf940_0000 | ((imm / 8) << 10) | (rn << 5) | rt
+}
+fn add_sxtb(rd: u32, rn: u32, rm: u32, sh: u32) -> u32 {
+    0x8b20_0000 | (rm << 16) | (4 << 13) | (sh << 10) | (rn << 5) | rd
+}
+fn br(rn: u32) -> u32 {
+    0xd61f_0000 | (rn << 5)
+}
+
+struct Layout {
+    main: u64,
+    cases: [u64; 3],
+    default: u64,
+    table: u64,
+}
+
+fn switch_program(text: u64, rodata: u64) -> (Vec<u8>, Vec<u8>, Layout) {
+    let mut lay = Layout {
+        main: text,
+        cases: [0; 3],
+        default: 0,
+        table: rodata + 0x10,
+    };
+    let mut words = Vec::new();
+    let mut base = 0;
+    for _ in 0..2 {
+        words.clear();
+        let pc = |w: &Vec<u32>| text + 4 * w.len() as u64;
+        words.push(cmp_w_imm(0, 2));
+        words.push(b_cond(pc(&words), lay.default, 8)); // b.hi
+        words.push(adrp(pc(&words), lay.table, 1));
+        words.push(add_imm(1, 1, (lay.table & 0xfff) as u32));
+        words.push(ldrb_uxtw(2, 1, 0));
+        words.push(adr(pc(&words), base, 3));
+        words.push(add_sxtb(2, 3, 2, 2));
+        words.push(br(2));
+        base = pc(&words);
+        for (i, c) in lay.cases.iter_mut().enumerate() {
+            *c = pc(&words);
+            words.push(movz_w(0, 10 + i as u32));
+            words.push(RET);
+        }
+        lay.default = pc(&words);
+        words.push(movz_w(0, 0));
+        words.push(RET);
+    }
+    let mut data = vec![0u8; 0x10];
+    data.extend(lay.cases.iter().map(|&c| ((c - base) / 4) as u8));
+    (
+        words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        data,
+        lay,
+    )
+}
+
+fn image(text: u64, code: Vec<u8>, rodata: u64, data: Vec<u8>) -> Vec<u8> {
+    elf64_machine(
+        EM_AARCH64,
+        2,
+        text,
+        &[
+            Seg {
+                vaddr: text,
+                bytes: code,
+                flags: 5,
+            },
+            Seg {
+                vaddr: rodata,
+                bytes: data,
+                flags: 4,
+            },
+        ],
+    )
+}
+
+fn analyze(bytes: &[u8]) -> talos_cfg::Cfg {
+    let image = talos_cfg::load(bytes).expect("load");
+    assert_eq!(image.arch, talos_cfg::Arch::Aarch64);
+    talos_cfg::analyze(&image, &Options::default()).expect("analyze")
+}
+
+#[test]
+fn byte_offset_jump_table_is_resolved() {
+    let (code, data, lay) = switch_program(0x40_0000, 0x41_0000);
+    let cfg = analyze(&image(0x40_0000, code, 0x41_0000, data));
+    assert_eq!(cfg.functions.len(), 1, "{cfg:#?}");
+    assert_eq!(cfg.jump_tables.len(), 1, "unresolved {:?}", cfg.unresolved);
+    assert_eq!(cfg.jump_tables[0].table, lay.table);
+    assert_eq!(cfg.jump_tables[0].entries, 3);
+    assert_eq!(cfg.jump_tables[0].entry_size, 1);
+    let f = cfg.function_at(lay.main).unwrap();
+    let mut targets: Vec<u64> = f
+        .blocks
+        .iter()
+        .flat_map(|b| &b.succs)
+        .filter(|e| e.kind == EdgeKind::JumpTable)
+        .filter_map(|e| e.addr)
+        .collect();
+    targets.sort_unstable();
+    assert_eq!(targets, lay.cases.to_vec());
+    assert!(f.block_containing(lay.default).is_some());
+}
+
+#[test]
+fn the_same_code_at_another_base_has_the_same_digest() {
+    let (c1, d1, _) = switch_program(0x40_0000, 0x41_0000);
+    let (c2, d2, _) = switch_program(0x1000_0000, 0x1001_0000);
+    let a = analyze(&image(0x40_0000, c1, 0x41_0000, d1));
+    let b = analyze(&image(0x1000_0000, c2, 0x1001_0000, d2));
+    assert_eq!(a.digest, b.digest);
+    assert_eq!(a.functions[0].digest, b.functions[0].digest);
+}
+
+#[test]
+fn a_table_with_an_unbounded_index_is_left_unresolved() {
+    let (code, data, _) = switch_program(0x40_0000, 0x41_0000);
+    // Replace `b.hi` by a nop: nothing bounds the index any more.
+    let mut code = code;
+    code[4..8].copy_from_slice(&0xd503_201fu32.to_le_bytes());
+    let cfg = analyze(&image(0x40_0000, code, 0x41_0000, data));
+    assert!(cfg.jump_tables.is_empty());
+    assert_eq!(cfg.unresolved.len(), 1);
+}
+
+#[test]
+fn br_through_a_loaded_slot_and_calls() {
+    // main: bl f ; adrp x16, slot ; ldr x17, [x16, #lo] ; br x17
+    // f:    ret
+    let text = 0x40_0000u64;
+    let slot = 0x41_0008u64;
+    let f = text + 16;
+    let words = [
+        bl(text, f),
+        adrp(text + 4, slot, 16),
+        ldr_x(17, 16, (slot & 0xfff) as u32),
+        br(17),
+        RET,
+    ];
+    let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let cfg = analyze(&image(text, code, 0x41_0000, vec![0; 16]));
+    let starts: Vec<u64> = cfg.functions.iter().map(|x| x.addr).collect();
+    assert_eq!(starts, vec![text, f]);
+    // The slot is no loader slot in this image: honestly unresolved.
+    assert_eq!(cfg.unresolved.len(), 1);
+}
