@@ -10,7 +10,12 @@
 //!   Huffman loops) is neither right nor wrong;
 //! * a start is right when the address matches exactly; sizes are compared
 //!   where the symbol has a size.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 
@@ -33,14 +38,26 @@ struct Score {
 
 impl Score {
     fn precision(&self) -> f64 {
-        if self.pred == 0 { 0.0 } else { self.tp as f64 / self.pred as f64 }
+        if self.pred == 0 {
+            0.0
+        } else {
+            self.tp as f64 / self.pred as f64
+        }
     }
     fn recall(&self) -> f64 {
-        if self.truth == 0 { 0.0 } else { self.tp as f64 / self.truth as f64 }
+        if self.truth == 0 {
+            0.0
+        } else {
+            self.tp as f64 / self.truth as f64
+        }
     }
     fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 }
 
@@ -96,7 +113,11 @@ fn score(out: &Path, entry: &Value) -> Result<Score, String> {
         .filter(|(a, _)| !neutral.contains(a))
         .collect();
     let tp = p.keys().filter(|a| t.contains_key(a)).count();
-    let sized: Vec<u64> = t.iter().filter(|(a, s)| **s > 0 && p.contains_key(a)).map(|(a, _)| *a).collect();
+    let sized: Vec<u64> = t
+        .iter()
+        .filter(|(a, s)| **s > 0 && p.contains_key(a))
+        .map(|(a, _)| *a)
+        .collect();
     let sizes_ok = sized.iter().filter(|a| p[a] == t[a]).count();
     Ok(Score {
         id: entry["id"].as_str().unwrap().to_string(),
@@ -113,7 +134,9 @@ fn function_starts_on_stripped_corpus_binaries() {
     let Some(out) = common::corpus() else { return };
     let manifest = common::json(&out.join("manifest.json"));
     let mut failures = Vec::new();
-    let mut table = String::from("binary                                   truth  pred    tp   precision recall  F1      sizes\n");
+    let mut table = String::from(
+        "binary                                   truth  pred    tp   precision recall  F1      sizes\n",
+    );
     for entry in manifest["binaries"].as_array().unwrap() {
         let arch = entry["arch"].as_str().unwrap();
         let required = REQUIRED.iter().find(|(a, _)| *a == arch).map(|(_, f)| *f);
@@ -138,7 +161,10 @@ fn function_starts_on_stripped_corpus_binaries() {
                 }
             }
             Err(e) => {
-                table.push_str(&format!("{:<40} not analysed: {e}\n", entry["id"].as_str().unwrap()));
+                table.push_str(&format!(
+                    "{:<40} not analysed: {e}\n",
+                    entry["id"].as_str().unwrap()
+                ));
                 if required.is_some() {
                     failures.push(format!("{}: {e}", entry["id"]));
                 }
@@ -146,7 +172,11 @@ fn function_starts_on_stripped_corpus_binaries() {
         }
     }
     println!("{table}");
-    assert!(failures.is_empty(), "accuracy below target:\n{}\n{table}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "accuracy below target:\n{}\n{table}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -157,7 +187,10 @@ fn same_code_at_two_load_addresses_has_the_same_digest() {
     let mut pairs = 0;
     for b1 in binaries.iter().filter(|b| b["variant"] == "base1") {
         let Some(b2) = binaries.iter().find(|b| {
-            b["variant"] == "base2" && b["arch"] == b1["arch"] && b["program"] == b1["program"] && b["opt"] == b1["opt"]
+            b["variant"] == "base2"
+                && b["arch"] == b1["arch"]
+                && b["program"] == b1["program"]
+                && b["opt"] == b1["opt"]
         }) else {
             continue;
         };
@@ -168,7 +201,10 @@ fn same_code_at_two_load_addresses_has_the_same_digest() {
                 return None;
             }
             let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-            Some((v["digest"].as_str().unwrap().to_string(), v["binary"]["base"].as_u64().unwrap()))
+            Some((
+                v["digest"].as_str().unwrap().to_string(),
+                v["binary"]["base"].as_u64().unwrap(),
+            ))
         };
         let (Some((d1, base1)), Some((d2, base2))) = (digest(b1), digest(b2)) else {
             let arch = b1["arch"].as_str().unwrap();
@@ -179,7 +215,11 @@ fn same_code_at_two_load_addresses_has_the_same_digest() {
             );
             continue;
         };
-        assert_ne!(base1, base2, "{}: the variants should be linked at different bases", b1["id"]);
+        assert_ne!(
+            base1, base2,
+            "{}: the variants should be linked at different bases",
+            b1["id"]
+        );
         assert_eq!(d1, d2, "{} vs {}: digests differ", b1["id"], b2["id"]);
         pairs += 1;
     }

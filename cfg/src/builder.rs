@@ -226,7 +226,7 @@ impl Ctx<'_> {
             None => {
                 !self.in_any_fde(target)
                     && (target < start
-                        || (std::env::var_os("TALOS_AB2").is_none() && self
+                        || (self
                             .called
                             .range(start.saturating_add(1)..target)
                             .next()
@@ -463,7 +463,11 @@ fn trap_after(
         && let Some(f) = ctx.fde_at(ex.start)
         && addr < f.start.saturating_add(f.len)
     {
-        let end = f.start.saturating_add(f.len).min(range_end).min(next_decoded);
+        let end = f
+            .start
+            .saturating_add(f.len)
+            .min(range_end)
+            .min(next_decoded);
         let mut a = addr;
         let mut prev: Option<Insn> = None;
         ex.leaders.insert(addr);
@@ -500,11 +504,7 @@ fn trap_after(
     // glibc's AArch64 `_start` follows `bl __libc_start_main` with
     // `bl abort`: a call to a noreturn import stub plays the trap's part.
     let noreturn_call = match insn.flow {
-        Flow::Call(t) => {
-            ctx.noreturn.contains(&t)
-                && ctx.range_of(t).is_some_and(|r| r.plt)
-                && std::env::var_os("TALOS_AB").is_none()
-        }
+        Flow::Call(t) => ctx.noreturn.contains(&t) && ctx.range_of(t).is_some_and(|r| r.plt),
         _ => false,
     };
     if (insn.flow == Flow::Stop || noreturn_call)
@@ -577,7 +577,9 @@ fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<
         .collect();
     // A slot is only an answer when the loader fills it; a load from a
     // table at a path-specific constant index is not.
-    let fde = ctx.fde_at(ex.start).map(|f| (f.start, f.start.saturating_add(f.len)));
+    let fde = ctx
+        .fde_at(ex.start)
+        .map(|f| (f.start, f.start.saturating_add(f.len)));
     let accept = |r: &IndirectTarget| match r {
         IndirectTarget::Slot(s) => ctx.is_loader_slot(*s),
         // A table sized by its index's width is believed only when every
@@ -586,7 +588,7 @@ fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<
         // between its entry and the next called function.
         IndirectTarget::NarrowTable(t) => match fde {
             Some((lo, hi)) => t.targets.iter().all(|&x| x >= lo && x < hi),
-            None if std::env::var_os("TALOS_AB2").is_none() => {
+            None => {
                 let hi = ctx
                     .called
                     .range(ex.start.saturating_add(1)..)
@@ -595,7 +597,6 @@ fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<
                     .unwrap_or(u64::MAX);
                 t.targets.iter().all(|&x| x >= ex.start && x < hi)
             }
-            None => false,
         },
         IndirectTarget::Table(_) => true,
     };
@@ -604,7 +605,9 @@ fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<
     let mut starts: Vec<usize> = block_starts.iter().rev().copied().collect();
     starts.extend((0..full.len()).rev().filter(|i| !block_starts.contains(i)));
     let function: Vec<u64> = ex.insns.iter().map(|i| i.addr).collect();
-    let resolved = ctx.dec.resolve_indirect_in(ctx.image, &full, &starts, &function, &accept);
+    let resolved = ctx
+        .dec
+        .resolve_indirect_in(ctx.image, &full, &starts, &function, &accept);
     let table = match resolved {
         Some(IndirectTarget::Table(t) | IndirectTarget::NarrowTable(t)) => t,
         Some(IndirectTarget::Slot(s)) if ctx.is_loader_slot(s) => {
@@ -783,9 +786,17 @@ fn initial_ctx<'a>(
     // Import stubs that jump to a noreturn import (`abort@plt`) are known
     // noreturn before anything calls them, which spares most callers a
     // second decoding.
-    for (&a, _) in seeds.iter().filter(|(_, s)| **s == FunctionSource::ImportStub) {
+    for (&a, _) in seeds
+        .iter()
+        .filter(|(_, s)| **s == FunctionSource::ImportStub)
+    {
         let stub = explore(&ctx, a);
-        if !stub.import_jumps.is_empty() && stub.import_jumps.values().all(|s| ctx.noreturn_slots.contains(s)) {
+        if !stub.import_jumps.is_empty()
+            && stub
+                .import_jumps
+                .values()
+                .all(|s| ctx.noreturn_slots.contains(s))
+        {
             ctx.noreturn.insert(a);
         }
     }
@@ -820,7 +831,8 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Decoder, addrs: &[u64])
         }
     }
     let list: Vec<u64> = entries.into_iter().collect();
-    let explored: BTreeMap<u64, Explored> = list.par_iter().map(|&a| (a, explore(&ctx, a))).collect();
+    let explored: BTreeMap<u64, Explored> =
+        list.par_iter().map(|&a| (a, explore(&ctx, a))).collect();
     let d = Discovery {
         sources: explored
             .keys()
@@ -980,13 +992,13 @@ fn settle_conflicts(
         let conflicted: Vec<u64> = explored
             .values()
             .filter(|e| {
-                let Some((lo, hi)) = e.extent() else {
-                    return false;
-                };
-                ctx.known
-                    .range(lo..hi)
-                    .any(|&k| k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k))
-                    || jumps_over_an_entry(ctx, e)
+                // Entries inside the decoded runs (not the whole extent: a
+                // function with a far cold part spans the whole section).
+                e.insns.ranges().any(|(lo, hi)| {
+                    ctx.known.range(lo..hi).any(|&k| {
+                        k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k)
+                    })
+                }) || jumps_over_an_entry(ctx, e)
             })
             .map(|e| e.start)
             .collect();
@@ -1109,7 +1121,10 @@ fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<(u64,
     };
     let owner_starting_at = |a: u64| -> Option<u64> {
         let i = owners.partition_point(|&(s, _, _)| s < a);
-        owners.get(i).filter(|&&(s, _, _)| s == a).map(|&(_, _, o)| o)
+        owners
+            .get(i)
+            .filter(|&&(s, _, _)| s == a)
+            .map(|&(_, _, o)| o)
     };
     let gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov)
         .into_iter()
@@ -1151,7 +1166,7 @@ fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<(u64,
                     // Without alignment padding between functions (RISC-V
                     // at -O0), the next function starts where this one's
                     // code ends.
-                    if std::env::var_os("TALOS_AB").is_none() && taken_until < ge && !is_padding_at(ctx, taken_until, ge) {
+                    if taken_until < ge && !is_padding_at(ctx, taken_until, ge) {
                         queue.entry(taken_until).or_insert(FunctionSource::Gap);
                     }
                 }

@@ -421,10 +421,7 @@ impl PiCtx<'_> {
         let absolute = self.image.kind == crate::image::ImageKind::Executable;
         let in_image = |v: u64| absolute && v >= self.span.0 && v < self.span.1;
         let mut zero = |off: usize, size: usize| {
-            if let Some(dst) = off
-                .checked_add(size)
-                .and_then(|end| buf.get_mut(off..end))
-            {
+            if let Some(dst) = off.checked_add(size).and_then(|end| buf.get_mut(off..end)) {
                 dst.fill(0);
             }
         };

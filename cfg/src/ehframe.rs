@@ -138,7 +138,10 @@ struct Cie {
 /// (the caller treats FDEs as hints that the graph builder checks).
 #[must_use]
 pub fn parse_eh_frame(data: &[u8], addr: u64, ptr_size: u8) -> Vec<Fde> {
-    walk(data, addr, ptr_size).into_iter().map(|(f, _)| f).collect()
+    walk(data, addr, ptr_size)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect()
 }
 
 /// The starts of the FDEs that name a language-specific data area (LSDA):

@@ -476,7 +476,11 @@ fn landing_pads(image: &Image<'_>) -> Vec<u64> {
         .find(|s| s.name == ".eh_frame" && s.has_bytes)
         .and_then(|sec| {
             let data = image.read(sec.addr, sec.size)?;
-            Some(ehframe::functions_with_landing_pads(data, sec.addr, image.arch.pointer_size()))
+            Some(ehframe::functions_with_landing_pads(
+                data,
+                sec.addr,
+                image.arch.pointer_size(),
+            ))
         })
         .unwrap_or_default()
 }

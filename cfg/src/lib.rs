@@ -33,6 +33,7 @@ pub mod graph;
 pub mod image;
 mod index;
 pub mod limits;
+pub mod measure;
 pub mod model;
 pub mod pe;
 pub mod schema;
@@ -137,7 +138,6 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Decoder, rec: builder::Recovered)
         exception_handlers: image.exception_handlers.clone(),
     }
 }
-
 
 /// Recover only the functions holding `addrs` (the ones whose `.eh_frame`
 /// FDE, else nearest preceding known entry, covers each address): the cheap

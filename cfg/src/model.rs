@@ -322,7 +322,8 @@ impl Cfg {
     /// does "this address is in none of its blocks" prove anything.
     #[must_use]
     pub fn complete(&self, addr: u64) -> bool {
-        !self.unresolved.iter().any(|u| u.function == addr) && self.exception_handlers.binary_search(&addr).is_err()
+        !self.unresolved.iter().any(|u| u.function == addr)
+            && self.exception_handlers.binary_search(&addr).is_err()
     }
 
     /// Whether `addr` is the return site of a call instruction (direct or

@@ -27,12 +27,12 @@
 
 use std::collections::BTreeMap;
 
+use goblin::pe::PE;
 use goblin::pe::options::ParseOptions;
 use goblin::pe::section_table::{
     IMAGE_SCN_CNT_CODE, IMAGE_SCN_MEM_EXECUTE, IMAGE_SCN_MEM_READ, IMAGE_SCN_MEM_WRITE,
     SectionTable,
 };
-use goblin::pe::PE;
 
 use crate::error::{Error, Result};
 use crate::image::{
@@ -143,7 +143,12 @@ fn precheck(bytes: &[u8]) -> Result<Headers> {
         ));
     }
     if bytes.len() < optional.saturating_add(optional_size) {
-        return Err(truncated("PE optional header", optional, optional_size, bytes));
+        return Err(truncated(
+            "PE optional header",
+            optional,
+            optional_size,
+            bytes,
+        ));
     }
     let magic = u16_at(bytes, optional).unwrap_or(0);
     match (machine, magic) {
@@ -294,7 +299,14 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
             });
         }
     }
-    coff_symbols(bytes, &h, &pe.sections, base, &mut symbols, &mut image.notes)?;
+    coff_symbols(
+        bytes,
+        &h,
+        &pe.sections,
+        base,
+        &mut symbols,
+        &mut image.notes,
+    )?;
     symbols.retain(|s| in_code(&image, s.addr));
     symbols.sort_by(|a, b| (a.addr, &a.name, a.source).cmp(&(b.addr, &b.name, b.source)));
     symbols.dedup_by(|b, a| a.addr == b.addr && a.name == b.name);
@@ -525,7 +537,10 @@ fn coff_symbols(
     }
     let start = h.symtab as usize;
     let size = n.saturating_mul(COFF_SYMBOL_SIZE);
-    let Some(syms) = start.checked_add(size).and_then(|end| bytes.get(start..end)) else {
+    let Some(syms) = start
+        .checked_add(size)
+        .and_then(|end| bytes.get(start..end))
+    else {
         notes.push(format!(
             "COFF symbol table at offset {start:#x} ({n} symbols) lies outside the file; ignored"
         ));

@@ -58,7 +58,9 @@ fn check(cs: &Capstone, w: u32, addr: u64) -> Result<Verdict, String> {
             // The branch/exception/system group is decoded exactly.
             let group = (w >> 25) & 0xf;
             if matches!(group, 0b1010 | 0b1011) {
-                return Err(format!("talos decodes {m:?} in the branch group, capstone does not"));
+                return Err(format!(
+                    "talos decodes {m:?} in the branch group, capstone does not"
+                ));
             }
             return Ok(Verdict::TalosOnly);
         }
@@ -78,7 +80,9 @@ fn check(cs: &Capstone, w: u32, addr: u64) -> Result<Verdict, String> {
                 && cs_target(&ops) == Some(t)
         }
         Flow::Call(t) => mn == "bl" && cs_target(&ops) == Some(t),
-        Flow::IndirectJump { .. } => matches!(mn.as_str(), "br" | "braa" | "brab" | "braaz" | "brabz"),
+        Flow::IndirectJump { .. } => {
+            matches!(mn.as_str(), "br" | "braa" | "brab" | "braaz" | "brabz")
+        }
         Flow::IndirectCall { .. } => {
             matches!(mn.as_str(), "blr" | "blraa" | "blrab" | "blraaz" | "blrabz")
         }
@@ -182,7 +186,10 @@ fn corpus_text_sweeps_agree_with_capstone() {
         return;
     }
     let cs = capstone();
-    for path in bins.iter().filter(|p| !p.to_string_lossy().ends_with(".stripped")) {
+    for path in bins
+        .iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".stripped"))
+    {
         let bytes = std::fs::read(path).unwrap();
         let image = talos_cfg::load(&bytes).unwrap();
         let mut decoded = 0usize;

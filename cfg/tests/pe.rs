@@ -90,9 +90,13 @@ fn rdata() -> Vec<u8> {
     put32(&mut r, at(IMPORT_DIR) + 12, DLL_NAME);
     put32(&mut r, at(IMPORT_DIR) + 16, IAT);
     // RUNTIME_FUNCTION: begin, end, unwind info (unused here).
-    for (i, (b, e)) in [(MAIN, MAIN + 11), (HELPER, HELPER + 1), (EXPORTED, EXPORTED + 1)]
-        .iter()
-        .enumerate()
+    for (i, (b, e)) in [
+        (MAIN, MAIN + 11),
+        (HELPER, HELPER + 1),
+        (EXPORTED, EXPORTED + 1),
+    ]
+    .iter()
+    .enumerate()
     {
         put32(&mut r, at(PDATA) + 12 * i, *b);
         put32(&mut r, at(PDATA) + 12 * i + 4, *e);
@@ -125,7 +129,11 @@ fn rdata() -> Vec<u8> {
     // Base relocation block: page RVA, block size, one DIR64 entry, pad.
     put32(&mut r, at(RELOC), RDATA_RVA);
     put32(&mut r, at(RELOC) + 4, 12);
-    put16(&mut r, at(RELOC) + 8, (10 << 12) | (FPTR - RDATA_RVA) as u16);
+    put16(
+        &mut r,
+        at(RELOC) + 8,
+        (10 << 12) | (FPTR - RDATA_RVA) as u16,
+    );
     r
 }
 
@@ -172,17 +180,26 @@ fn pe(dll: bool, machine: u16, magic: u16) -> Vec<u8> {
     dir(&mut f, 9, TLS_DIR, 40);
     dir(&mut f, 12, IAT, 16);
     let sec = opt + 240;
-    let section = |f: &mut Vec<u8>, i: usize, name: &[u8], rva: u32, size: u32, raw: u32, ch: u32| {
-        let s = sec + 40 * i;
-        f[s..s + name.len()].copy_from_slice(name);
-        put32(f, s + 8, size);
-        put32(f, s + 12, rva);
-        put32(f, s + 16, FILE_ALIGN);
-        put32(f, s + 20, raw);
-        put32(f, s + 36, ch);
-    };
+    let section =
+        |f: &mut Vec<u8>, i: usize, name: &[u8], rva: u32, size: u32, raw: u32, ch: u32| {
+            let s = sec + 40 * i;
+            f[s..s + name.len()].copy_from_slice(name);
+            put32(f, s + 8, size);
+            put32(f, s + 12, rva);
+            put32(f, s + 16, FILE_ALIGN);
+            put32(f, s + 20, raw);
+            put32(f, s + 36, ch);
+        };
     section(&mut f, 0, b".text", TEXT_RVA, 0x60, TEXT_RAW, 0x6000_0020);
-    section(&mut f, 1, b".rdata", RDATA_RVA, RDATA_SIZE, RDATA_RAW, 0x4000_0040);
+    section(
+        &mut f,
+        1,
+        b".rdata",
+        RDATA_RVA,
+        RDATA_SIZE,
+        RDATA_RAW,
+        0x4000_0040,
+    );
     let t = text();
     f[TEXT_RAW as usize..TEXT_RAW as usize + t.len()].copy_from_slice(&t);
     let r = rdata();
@@ -202,12 +219,23 @@ fn loads_sections_imports_exports_pdata_tls_and_relocations() {
     let names: Vec<&str> = image.sections.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, vec![".text", ".rdata"]);
     assert_eq!(
-        image.import_slots.get(&(BASE + u64::from(IAT))).map(String::as_str),
+        image
+            .import_slots
+            .get(&(BASE + u64::from(IAT)))
+            .map(String::as_str),
         Some("ExitProcess")
     );
     assert_eq!(
-        image.fdes.iter().map(|f| (f.start - BASE, f.len)).collect::<Vec<_>>(),
-        vec![(u64::from(MAIN), 11), (u64::from(HELPER), 1), (u64::from(EXPORTED), 1)]
+        image
+            .fdes
+            .iter()
+            .map(|f| (f.start - BASE, f.len))
+            .collect::<Vec<_>>(),
+        vec![
+            (u64::from(MAIN), 11),
+            (u64::from(HELPER), 1),
+            (u64::from(EXPORTED), 1)
+        ]
     );
     assert_eq!(image.init_fini, vec![BASE + u64::from(TLS_CB)]);
     assert_eq!(image.code_pointers, vec![BASE + u64::from(POINTED)]);
@@ -253,9 +281,15 @@ fn unsupported_machines_and_variants_are_named() {
     let err = |b: &[u8]| talos_cfg::load(b).err().unwrap();
     let e = err(&pe(false, 0x14c, 0x10b));
     assert_eq!(e.code(), "unsupported-arch");
-    assert!(e.to_string().contains("unsupported architecture x86 (PE32"), "{e}");
+    assert!(
+        e.to_string().contains("unsupported architecture x86 (PE32"),
+        "{e}"
+    );
     let e = err(&pe(false, 0xaa64, 0x20b));
-    assert!(e.to_string().contains("unsupported architecture aarch64"), "{e}");
+    assert!(
+        e.to_string().contains("unsupported architecture aarch64"),
+        "{e}"
+    );
     let e = err(&pe(false, 0x8664, 0x10b));
     assert_eq!(e.code(), "malformed");
 }

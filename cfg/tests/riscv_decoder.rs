@@ -101,10 +101,11 @@ fn check_one(cs: &Capstone, bytes: &[u8], addr: u64) -> Result<usize, String> {
     }
     let flow = RiscvDecoder::new().decode(bytes, addr, None).unwrap().flow;
     let base = mn.trim_start_matches("c.");
-    let expect_cond = matches!(
-        base,
-        "beq" | "bne" | "blt" | "bge" | "bltu" | "bgeu" | "beqz" | "bnez"
-    ) || (base.starts_with('b') && m.kind != Kind::Other && matches!(m.kind, Kind::Branch(_)));
+    let expect_cond =
+        matches!(
+            base,
+            "beq" | "bne" | "blt" | "bge" | "bltu" | "bgeu" | "beqz" | "bnez"
+        ) || (base.starts_with('b') && m.kind != Kind::Other && matches!(m.kind, Kind::Branch(_)));
     match flow {
         Flow::CondJump(t) => {
             if !expect_cond || cs_target(addr, &ops) != Some(t) {
@@ -132,8 +133,10 @@ fn check_one(cs: &Capstone, bytes: &[u8], addr: u64) -> Result<usize, String> {
             }
         }
         Flow::Seq => {
-            if matches!(base, "j" | "jal" | "jalr" | "jr" | "ret" | "ebreak" | "unimp")
-                || base.starts_with("beq")
+            if matches!(
+                base,
+                "j" | "jal" | "jalr" | "jr" | "ret" | "ebreak" | "unimp"
+            ) || base.starts_with("beq")
                 || base.starts_with("bne")
             {
                 return Err(format!("no flow vs capstone {mn} {ops}"));
@@ -260,6 +263,10 @@ fn corpus_text_sweeps_agree_with_capstone() {
             bad.len(),
             bad.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
         );
-        assert!(decoded > 1000, "{}: only {decoded} instructions", path.display());
+        assert!(
+            decoded > 1000,
+            "{}: only {decoded} instructions",
+            path.display()
+        );
     }
 }

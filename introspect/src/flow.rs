@@ -321,7 +321,11 @@ fn cfg_of<'m>(m: &'m Module<'_>) -> Option<&'m talos_cfg::Cfg> {
 
 /// The recovered function whose FDE (or entry) covers `link`, and whether
 /// its blocks are all known.
-fn cfg_function<'c>(m: &Module<'_>, cfg: &'c talos_cfg::Cfg, link: u64) -> Option<(&'c talos_cfg::Function, bool)> {
+fn cfg_function<'c>(
+    m: &Module<'_>,
+    cfg: &'c talos_cfg::Cfg,
+    link: u64,
+) -> Option<(&'c talos_cfg::Function, bool)> {
     let f = cfg.function_containing(link).or_else(|| {
         let start = fde_for(m, link)?.start;
         cfg.function_at(start)

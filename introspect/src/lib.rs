@@ -22,6 +22,7 @@ pub mod error;
 mod flow;
 mod got;
 pub mod live;
+pub mod measure;
 pub mod memelf;
 pub mod raw;
 pub mod region;

@@ -722,15 +722,24 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
     }
     // Without whole CFGs, recover just the functions the threads are in.
     if opts.flow && !opts.flow_cfg {
-        let mut addrs: std::collections::BTreeMap<usize, Vec<u64>> = std::collections::BTreeMap::new();
+        let mut addrs: std::collections::BTreeMap<usize, Vec<u64>> =
+            std::collections::BTreeMap::new();
         for w in &walks {
             for (a, is_return) in flow::checked_addresses(w) {
-                let Some(i) = ctx.exec_module(a) else { continue };
-                let Some(link) = ctx.modules.get(i).and_then(|m| m.link(a)) else { continue };
+                let Some(i) = ctx.exec_module(a) else {
+                    continue;
+                };
+                let Some(link) = ctx.modules.get(i).and_then(|m| m.link(a)) else {
+                    continue;
+                };
                 let e = addrs.entry(i).or_default();
                 // A return address may sit just past its function's end
                 // (a call that never returns, last in the function).
-                e.push(if is_return { link.wrapping_sub(1) } else { link });
+                e.push(if is_return {
+                    link.wrapping_sub(1)
+                } else {
+                    link
+                });
             }
         }
         let local: Vec<(usize, Option<Cfg>)> = addrs

@@ -133,7 +133,7 @@ fn clean_copy_of_the_binary_is_clean() {
     assert_eq!(m.compared_bytes, m.code_bytes);
     assert!(m.pointers_checked > 10, "{}", m.pointers_checked);
     assert_eq!(r.threads.len(), 1);
-    assert_eq!(r.threads[0].pc_check, "on-instruction");
+    assert_eq!(r.threads[0].pc_check, "in-block");
     assert_eq!(
         r.threads[0]
             .location

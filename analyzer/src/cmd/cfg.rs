@@ -109,7 +109,10 @@ pub fn run(args: Args) -> Result<Outcome> {
             // functions against this saved graph.
             let image =
                 talos_cfg::load(&a.bytes).with_context(|| format!("{path}: cannot load"))?;
-            doc.set_pi_digests(&a.cfg, &talos_cfg::digest::position_independent(&image, &a.cfg));
+            doc.set_pi_digests(
+                &a.cfg,
+                &talos_cfg::digest::position_independent(&image, &a.cfg),
+            );
             let mut s = serde_json::to_string_pretty(&doc).context("serialising talos.cfg/1")?;
             s.push('\n');
             s

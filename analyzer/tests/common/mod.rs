@@ -20,7 +20,9 @@ pub fn corpus() -> Option<PathBuf> {
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if built.is_none() {
         let ok = out.join("manifest.json").is_file() || {
-            eprintln!("building the corpus (corpus/build.sh), this takes a few minutes the first time");
+            eprintln!(
+                "building the corpus (corpus/build.sh), this takes a few minutes the first time"
+            );
             Command::new("bash")
                 .arg(root().join("corpus/build.sh"))
                 .status()
@@ -38,13 +40,19 @@ pub fn corpus() -> Option<PathBuf> {
 /// Skip a test that needs something this machine lacks; in CI
 /// (`TALOS_REQUIRE_CORPUS`) a missing prerequisite is a failure.
 pub fn skip_or_fail(why: &str) {
-    assert!(std::env::var_os("TALOS_REQUIRE_CORPUS").is_none(), "required: {why}");
+    assert!(
+        std::env::var_os("TALOS_REQUIRE_CORPUS").is_none(),
+        "required: {why}"
+    );
     eprintln!("SKIPPED: {why}");
 }
 
 /// Run the real `talos` binary.
 pub fn talos(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_talos")).args(args).output().expect("run talos")
+    Command::new(env!("CARGO_BIN_EXE_talos"))
+        .args(args)
+        .output()
+        .expect("run talos")
 }
 
 /// Whether `tool` is on PATH.
@@ -58,6 +66,8 @@ pub fn which(tool: &str) -> bool {
 
 /// Read and parse a JSON file.
 pub fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -246,7 +246,11 @@ fn bitmask(n: u32, imms: u32, immr: u32, wide: bool) -> Option<u64> {
         return None;
     }
     let welem: u64 = (1u64 << (s + 1)) - 1;
-    let emask = if size == 64 { u64::MAX } else { (1u64 << size) - 1 };
+    let emask = if size == 64 {
+        u64::MAX
+    } else {
+        (1u64 << size) - 1
+    };
     let rot = if r == 0 {
         welem
     } else {
@@ -453,7 +457,7 @@ fn branch_system(w: u32) -> Option<A64> {
         return match (opc, ll) {
             (0, 1..=3) => Some(a64(Op::Other, ZR, ZR, ZR, 0, true)), // svc, hvc, smc
             (1, 0) | (2, 0) => Some(a64(Op::Trap, ZR, ZR, ZR, 0, true)), // brk, hlt
-            (3, 0) => Some(a64(Op::Other, ZR, ZR, ZR, 0, true)),          // tcancel (TME)
+            (3, 0) => Some(a64(Op::Other, ZR, ZR, ZR, 0, true)),     // tcancel (TME)
             (5, 1..=3) => Some(a64(Op::Other, ZR, ZR, ZR, 0, true)), // dcps1-3
             _ => None,
         };
@@ -480,44 +484,20 @@ fn branch_system(w: u32) -> Option<A64> {
         let pac_zero = (op3 == 2 || op3 == 3) && op4 == 0x1f;
         let pac_reg = op3 == 2 || op3 == 3;
         return match opc {
-            0 if plain || pac_zero => Some(a64(
-                Op::BranchReg { link: false },
-                ZR,
-                rn_reg,
-                ZR,
-                0,
-                true,
-            )),
-            1 if plain || pac_zero => Some(a64(
-                Op::BranchReg { link: true },
-                LR,
-                rn_reg,
-                ZR,
-                0,
-                true,
-            )),
+            0 if plain || pac_zero => {
+                Some(a64(Op::BranchReg { link: false }, ZR, rn_reg, ZR, 0, true))
+            }
+            1 if plain || pac_zero => {
+                Some(a64(Op::BranchReg { link: true }, LR, rn_reg, ZR, 0, true))
+            }
             2 if plain || (pac_zero && rn == 0x1f) => {
                 Some(a64(Op::Return, ZR, rn_reg, ZR, 0, true))
             }
             4 | 5 if (plain || (pac_zero && opc == 4)) && rn == 0x1f => {
                 Some(a64(Op::Return, ZR, ZR, ZR, 0, true))
             }
-            8 if pac_reg => Some(a64(
-                Op::BranchReg { link: false },
-                ZR,
-                rn_reg,
-                ZR,
-                0,
-                true,
-            )),
-            9 if pac_reg => Some(a64(
-                Op::BranchReg { link: true },
-                LR,
-                rn_reg,
-                ZR,
-                0,
-                true,
-            )),
+            8 if pac_reg => Some(a64(Op::BranchReg { link: false }, ZR, rn_reg, ZR, 0, true)),
+            9 if pac_reg => Some(a64(Op::BranchReg { link: true }, LR, rn_reg, ZR, 0, true)),
             _ => None,
         };
     }
@@ -612,9 +592,39 @@ fn load_store(w: u32) -> A64 {
             return a64(Op::MemOther, ZR, ZR, ZR, imm, true);
         }
         return match bits(w, 31, 30) {
-            0 => a64(Op::LoadLiteral { size: 4, signed: false }, reg(rt, false), ZR, ZR, imm, false),
-            1 => a64(Op::LoadLiteral { size: 8, signed: false }, reg(rt, false), ZR, ZR, imm, true),
-            2 => a64(Op::LoadLiteral { size: 4, signed: true }, reg(rt, false), ZR, ZR, imm, true),
+            0 => a64(
+                Op::LoadLiteral {
+                    size: 4,
+                    signed: false,
+                },
+                reg(rt, false),
+                ZR,
+                ZR,
+                imm,
+                false,
+            ),
+            1 => a64(
+                Op::LoadLiteral {
+                    size: 8,
+                    signed: false,
+                },
+                reg(rt, false),
+                ZR,
+                ZR,
+                imm,
+                true,
+            ),
+            2 => a64(
+                Op::LoadLiteral {
+                    size: 4,
+                    signed: true,
+                },
+                reg(rt, false),
+                ZR,
+                ZR,
+                imm,
+                true,
+            ),
             _ => a64(Op::MemOther, ZR, ZR, ZR, imm, true), // prfm (literal)
         };
     }
@@ -645,7 +655,14 @@ fn load_store(w: u32) -> A64 {
             return if reg_offset {
                 other
             } else {
-                a64(Op::MemOther, ZR, reg(rn, true), ZR, sext(bits(w, 20, 12), 9), true)
+                a64(
+                    Op::MemOther,
+                    ZR,
+                    reg(rn, true),
+                    ZR,
+                    sext(bits(w, 20, 12), 9),
+                    true,
+                )
             };
         }
         let Some((bytes, load, signed)) = int_kind(size, opc) else {
@@ -667,7 +684,14 @@ fn load_store(w: u32) -> A64 {
                 signed,
                 ext: extend(option),
             };
-            return a64(op, reg(rt, false), reg(rn, true), reg(bits(w, 20, 16), false), amount, wide);
+            return a64(
+                op,
+                reg(rt, false),
+                reg(rn, true),
+                reg(bits(w, 20, 16), false),
+                amount,
+                wide,
+            );
         }
         let imm = sext(bits(w, 20, 12), 9);
         let op = if load {
@@ -767,7 +791,13 @@ impl Decoder for Aarch64Decoder {
             _ => Flow::Seq,
         };
         match i.op {
-            Op::Adrp => own = Some(konst(i.rd, (addr & !0xfff).wrapping_add(i.imm as u64), false)),
+            Op::Adrp => {
+                own = Some(konst(
+                    i.rd,
+                    (addr & !0xfff).wrapping_add(i.imm as u64),
+                    false,
+                ))
+            }
             Op::Adr => {
                 let a = rel(i.imm);
                 data_ref = Some(a);
@@ -869,7 +899,15 @@ impl Decoder for Aarch64Decoder {
             super::linear::paths_to(jump, &preds, 64, 8, 4096)
                 .iter()
                 .find_map(|p| {
-                    (0..p.len()).find_map(|i| resolve_path(image, p.get(i..)?, &[], accept))
+                    // Suffixes from each block start (an instruction with
+                    // other than one straight-line predecessor), longest
+                    // last.
+                    let starts = (0..p.len()).rev().filter(|&i| {
+                        i == 0 || p.get(i).and_then(|a| preds.get(a)).map_or(0, Vec::len) != 1
+                    });
+                    starts
+                        .into_iter()
+                        .find_map(|i| resolve_path(image, p.get(i..)?, &[], accept))
                 })
         })
     }
@@ -979,6 +1017,10 @@ fn resolve_path(
         if let Some(a) = answer.filter(|a| accept(a)) {
             return Some(a);
         }
+        if !st.m.forwarded {
+            // Nothing was forwarded: the second pass would see the same.
+            break;
+        }
     }
     None
 }
@@ -1066,7 +1108,7 @@ fn invariant_registers(image: &Image<'_>, function: &[u64]) -> Vec<(u16, u64)> {
         prev = Some((a, i));
     }
     defs.into_iter()
-        .filter(|&(r, (n, v))| n == 1 && v.is_some() && !(calls && !is_callee_saved(r)))
+        .filter(|&(r, (n, v))| n == 1 && v.is_some() && (!calls || is_callee_saved(r)))
         .filter_map(|(r, (_, v))| Some((u16::from(r), v?)))
         .collect()
 }
@@ -1131,7 +1173,7 @@ impl State {
                 let a = self.r(i.rn);
                 if flags {
                     // cmp a, #n is subs zr, a, #n: imm holds -n.
-                    self.cmp = Some((a.clone(), Val::konst(imm.wrapping_neg())));
+                    self.cmp = Some((a, Val::konst(imm.wrapping_neg())));
                 }
                 self.set(i.rd, a.add_const(imm), i.wide);
             }
@@ -1147,7 +1189,7 @@ impl State {
                     self.m.fresh()
                 };
                 if flags && sub {
-                    self.cmp = Some((a.clone(), b.clone()));
+                    self.cmp = Some((a, b));
                 }
                 let v = if sub { a.sub(&b) } else { a.add(&b) };
                 self.set(i.rd, v, i.wide);
@@ -1157,7 +1199,7 @@ impl State {
                 let b = self.r(i.rm);
                 let b = self.extend(b, ext).scale(1u64 << (i.imm & 7));
                 if flags && sub {
-                    self.cmp = Some((a.clone(), b.clone()));
+                    self.cmp = Some((a, b));
                 }
                 let v = if sub { a.sub(&b) } else { a.add(&b) };
                 self.set(i.rd, v, i.wide);
@@ -1206,7 +1248,9 @@ impl State {
                 self.set(i.rd, v, i.wide);
             }
             Op::LoadLiteral { size, signed } => {
-                let v = self.m.load(Val::konst(addr.wrapping_add(imm)), size, signed);
+                let v = self
+                    .m
+                    .load(Val::konst(addr.wrapping_add(imm)), size, signed);
                 self.set(i.rd, v, i.wide);
             }
             Op::Store { .. } => {
@@ -1272,7 +1316,7 @@ impl State {
     }
 
     fn guard(&mut self, addr: u64, i: &A64, cond: u8, next: Option<u64>) {
-        let Some((a, b)) = self.cmp.clone() else {
+        let Some((a, b)) = self.cmp else {
             return;
         };
         let target = addr.wrapping_add(i.imm as u64);
@@ -1311,8 +1355,14 @@ mod tests {
         assert_eq!(flow(0x5400_0080, 0x1000), Some(Flow::CondJump(0x1010))); // b.eq
         assert_eq!(flow(0xb400_0040, 0x1000), Some(Flow::CondJump(0x1008))); // cbz x0
         assert_eq!(flow(0x3700_0060, 0x1000), Some(Flow::CondJump(0x100c))); // tbnz w0,#0
-        assert_eq!(flow(0xd61f_0220, 0), Some(Flow::IndirectJump { slot: None })); // br x17
-        assert_eq!(flow(0xd63f_0020, 0), Some(Flow::IndirectCall { slot: None })); // blr x1
+        assert_eq!(
+            flow(0xd61f_0220, 0),
+            Some(Flow::IndirectJump { slot: None })
+        ); // br x17
+        assert_eq!(
+            flow(0xd63f_0020, 0),
+            Some(Flow::IndirectCall { slot: None })
+        ); // blr x1
         assert_eq!(flow(0xd65f_03c0, 0), Some(Flow::Return)); // ret
         assert_eq!(flow(0xd65f_0bff, 0), Some(Flow::Return)); // retaa
         assert_eq!(flow(0xd420_7d00, 0), Some(Flow::Stop)); // brk #0x3e8

@@ -8,14 +8,12 @@
 //! bounded atom is a jump table. The x86 interpreter (`x86.rs`) predates this
 //! module and keeps its own copy tied to iced's operand model.
 
-use std::collections::HashMap;
-
 use super::JumpTable;
 use crate::image::Image;
 use crate::limits;
 
 /// An unknown quantity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Atom {
     /// A register's value where the path starts.
     Reg(u16),
@@ -41,55 +39,100 @@ pub(crate) enum Atom {
     },
 }
 
-/// `c + Σ coeff·atom`, terms sorted by atom id, no zero coefficients.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+/// Terms a value keeps; a sum of more unknowns than this is opaque (no
+/// switch computes one).
+const MAX_TERMS: usize = 4;
+
+/// `c + Σ coeff·atom`, terms sorted by atom id, no zero coefficients. Fixed
+/// size and `Copy`: the interpreters run many short paths, and allocating
+/// per value dominated their cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Val {
     pub c: u64,
-    pub terms: Vec<(u32, u64)>,
+    n: u8,
+    terms: [(u32, u64); MAX_TERMS],
+    /// Too many terms to keep: an unknown nothing can be learnt about.
+    opaque: bool,
 }
 
 impl Val {
     pub fn konst(c: u64) -> Self {
         Val {
             c,
-            terms: Vec::new(),
+            ..Val::default()
         }
     }
 
     pub fn atom(id: u32) -> Self {
-        Val {
-            c: 0,
-            terms: vec![(id, 1)],
+        let mut v = Val::default();
+        v.push(id, 1);
+        v
+    }
+
+    /// The terms, sorted by atom id.
+    pub fn terms(&self) -> &[(u32, u64)] {
+        self.terms.get(..usize::from(self.n)).unwrap_or(&[])
+    }
+
+    fn push(&mut self, a: u32, k: u64) {
+        if k == 0 {
+            return;
+        }
+        match self.terms.get_mut(usize::from(self.n)) {
+            Some(slot) => {
+                *slot = (a, k);
+                self.n = self.n.saturating_add(1);
+            }
+            None => self.opaque = true,
         }
     }
 
     pub fn as_const(&self) -> Option<u64> {
-        self.terms.is_empty().then_some(self.c)
+        (self.n == 0 && !self.opaque).then_some(self.c)
+    }
+
+    pub fn is_opaque(&self) -> bool {
+        self.opaque
     }
 
     pub fn add(&self, other: &Val) -> Val {
-        let mut terms = self.terms.clone();
-        for &(a, k) in &other.terms {
-            match terms.binary_search_by_key(&a, |t| t.0) {
-                Ok(i) => {
-                    if let Some(t) = terms.get_mut(i) {
-                        t.1 = t.1.wrapping_add(k);
-                    }
+        let mut out = Val {
+            c: self.c.wrapping_add(other.c),
+            opaque: self.opaque || other.opaque,
+            ..Val::default()
+        };
+        // Merge two sorted term lists.
+        let (mut i, mut j) = (0usize, 0usize);
+        let (x, y) = (self.terms(), other.terms());
+        loop {
+            match (x.get(i), y.get(j)) {
+                (Some(&(a, k)), Some(&(b, l))) if a == b => {
+                    out.push(a, k.wrapping_add(l));
+                    i += 1;
+                    j += 1;
                 }
-                Err(i) => terms.insert(i, (a, k)),
+                (Some(&(a, k)), Some(&(b, _))) if a < b => {
+                    out.push(a, k);
+                    i += 1;
+                }
+                (_, Some(&(b, l))) => {
+                    out.push(b, l);
+                    j += 1;
+                }
+                (Some(&(a, k)), None) => {
+                    out.push(a, k);
+                    i += 1;
+                }
+                (None, None) => break,
             }
         }
-        terms.retain(|&(_, k)| k != 0);
-        Val {
-            c: self.c.wrapping_add(other.c),
-            terms,
-        }
+        out
     }
 
     pub fn add_const(&self, k: u64) -> Val {
         Val {
             c: self.c.wrapping_add(k),
-            terms: self.terms.clone(),
+            ..*self
         }
     }
 
@@ -98,15 +141,15 @@ impl Val {
     }
 
     pub fn scale(&self, k: u64) -> Val {
-        Val {
+        let mut out = Val {
             c: self.c.wrapping_mul(k),
-            terms: self
-                .terms
-                .iter()
-                .map(|&(a, c)| (a, c.wrapping_mul(k)))
-                .filter(|&(_, c)| c != 0)
-                .collect(),
+            opaque: self.opaque,
+            ..Val::default()
+        };
+        for &(a, c) in self.terms() {
+            out.push(a, c.wrapping_mul(k));
         }
+        out
     }
 
     /// Exact division by `2^sh` of every coefficient, read as signed
@@ -115,29 +158,26 @@ impl Val {
     /// multiple of `2^sh`.
     pub fn exact_shr(&self, sh: u32) -> Option<Val> {
         if sh == 0 {
-            return Some(self.clone());
+            return Some(*self);
         }
-        if sh >= 64 {
+        if sh >= 64 || self.opaque {
             return None;
         }
         let div = |v: u64| -> Option<u64> {
             let s = v as i64;
-            (s.trailing_zeros() >= sh || s == 0).then(|| (s >> sh) as u64)
+            (s.trailing_zeros() >= sh).then_some((s >> sh) as u64)
         };
-        Some(Val {
-            c: div(self.c)?,
-            terms: self
-                .terms
-                .iter()
-                .map(|&(a, k)| Some((a, div(k)?)))
-                .collect::<Option<Vec<_>>>()?,
-        })
+        let mut out = Val::konst(div(self.c)?);
+        for &(a, k) in self.terms() {
+            out.push(a, div(k)?);
+        }
+        Some(out)
     }
 
     /// `(atom, coeff, c)` when the value is `c + coeff·atom`.
     pub fn single(&self) -> Option<(u32, u64, u64)> {
-        match self.terms.as_slice() {
-            [(a, k)] => Some((*a, *k, self.c)),
+        match (self.terms(), self.opaque) {
+            ([(a, k)], false) => Some((*a, *k, self.c)),
             _ => None,
         }
     }
@@ -153,19 +193,19 @@ pub(crate) struct Bound {
     pub from_mask: bool,
 }
 
-/// Register file and memory of one path, over linear values.
-#[derive(Debug, Default)]
+/// Register file and memory of one path, over linear values. Small linear
+/// tables throughout: a path has at most a few dozen atoms.
+#[derive(Debug)]
 pub(crate) struct Machine {
     atoms: Vec<Atom>,
-    interned: HashMap<Atom, u32>,
-    regs: HashMap<u16, Val>,
-    mem: HashMap<Val, Val>,
+    regs: [Option<Val>; 64],
+    mem: Vec<(Val, Val)>,
     fresh: u32,
-    bounds: HashMap<u32, Bound>,
+    bounds: Vec<(u32, Bound)>,
     /// Atoms compared (unsigned) against a value the path does not pin
     /// down: their real bound is unknown, and a mask bound is not the
     /// switch's size (it would read past the table).
-    guarded_unknown: std::collections::HashSet<u32>,
+    guarded_unknown: Vec<u32>,
     /// Registers that always read as zero (x0, xzr).
     zero_reg: Option<u16>,
     /// Loads see earlier stores on the path. Off, every load is its own
@@ -173,38 +213,58 @@ pub(crate) struct Machine {
     /// the other way into the loop does not (`sw zero, (s8)` before the
     /// loop, the switch index reloaded from `(s8)` inside it).
     no_forwarding: bool,
+    /// Some load returned a value stored on the path.
+    pub forwarded: bool,
 }
 
 impl Machine {
     pub fn new(zero_reg: Option<u16>) -> Self {
         Machine {
+            atoms: Vec::with_capacity(32),
+            regs: [None; 64],
+            mem: Vec::new(),
+            fresh: 0,
+            bounds: Vec::new(),
+            guarded_unknown: Vec::new(),
             zero_reg,
-            ..Machine::default()
+            no_forwarding: false,
+            forwarded: false,
         }
     }
 
     /// A machine whose loads never see stores made on the path.
     pub fn without_store_forwarding(zero_reg: Option<u16>) -> Self {
         Machine {
-            zero_reg,
             no_forwarding: true,
-            ..Machine::default()
+            ..Machine::new(zero_reg)
         }
     }
 
     fn intern(&mut self, atom: Atom) -> u32 {
-        if let Some(&id) = self.interned.get(&atom) {
-            return id;
+        if let Some(i) = self.atoms.iter().position(|a| *a == atom) {
+            return u32::try_from(i).unwrap_or(u32::MAX);
         }
         let id = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
-        self.atoms.push(atom.clone());
-        self.interned.insert(atom, id);
+        self.atoms.push(atom);
         id
     }
 
+    fn atom_at(&self, id: u32) -> Option<Atom> {
+        self.atoms.get(usize::try_from(id).ok()?).copied()
+    }
+
+    fn bound_of(&self, atom: u32) -> Option<Bound> {
+        self.bounds
+            .iter()
+            .find(|(a, _)| *a == atom)
+            .map(|(_, b)| *b)
+    }
+
     pub fn fresh(&mut self) -> Val {
+        // Fresh atoms are never equal to one another: no need to search.
         self.fresh = self.fresh.wrapping_add(1);
-        let id = self.intern(Atom::Fresh(self.fresh));
+        let id = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
+        self.atoms.push(Atom::Fresh(self.fresh));
         Val::atom(id)
     }
 
@@ -212,18 +272,23 @@ impl Machine {
         if Some(r) == self.zero_reg {
             return Val::konst(0);
         }
-        if let Some(v) = self.regs.get(&r) {
-            return v.clone();
+        let slot = usize::from(r);
+        if let Some(Some(v)) = self.regs.get(slot) {
+            return *v;
         }
         let id = self.intern(Atom::Reg(r));
         let v = Val::atom(id);
-        self.regs.insert(r, v.clone());
+        if let Some(s) = self.regs.get_mut(slot) {
+            *s = Some(v);
+        }
         v
     }
 
     pub fn set(&mut self, r: u16, v: Val) {
-        if Some(r) != self.zero_reg {
-            self.regs.insert(r, v);
+        if Some(r) != self.zero_reg
+            && let Some(s) = self.regs.get_mut(usize::from(r))
+        {
+            *s = Some(v);
         }
     }
 
@@ -236,8 +301,12 @@ impl Machine {
     /// the path, else a load atom (the same atom for the same address, so a
     /// reload after a bound check is still bounded).
     pub fn load(&mut self, addr: Val, size: u8, signed: bool) -> Val {
-        if let Some(v) = self.mem.get(&addr) {
-            return v.clone();
+        if addr.is_opaque() {
+            return self.fresh();
+        }
+        if let Some((_, v)) = self.mem.iter().rev().find(|(a, _)| *a == addr) {
+            self.forwarded = true;
+            return *v;
         }
         let id = self.intern(Atom::Load { addr, size, signed });
         Val::atom(id)
@@ -248,10 +317,16 @@ impl Machine {
             return;
         }
         // A store to an unknown address may alias anything known.
-        if addr.as_const().is_none() && addr.terms.len() > 1 {
+        if addr.is_opaque() || (addr.as_const().is_none() && addr.terms().len() > 1) {
             self.mem.clear();
+            if addr.is_opaque() {
+                return;
+            }
         }
-        self.mem.insert(addr, v);
+        self.mem.retain(|(a, _)| *a != addr);
+        if self.mem.len() < 256 {
+            self.mem.push((addr, v));
+        }
     }
 
     /// Forget memory (after a call).
@@ -263,7 +338,7 @@ impl Machine {
     /// after `ldrb`.
     pub fn resign(&mut self, v: &Val, size: u8, signed: bool) -> Val {
         if let Some((a, 1, 0)) = v.single()
-            && let Some(Atom::Load { addr, size: s, .. }) = self.atoms.get(a as usize).cloned()
+            && let Some(Atom::Load { addr, size: s, .. }) = self.atom_at(a)
             && s <= size
         {
             let id = self.intern(Atom::Load {
@@ -273,7 +348,7 @@ impl Machine {
             });
             return Val::atom(id);
         }
-        v.clone()
+        *v
     }
 
     /// Record that `v < count` (unsigned) holds on the path. Keeps the
@@ -299,7 +374,7 @@ impl Machine {
         // zero- and sign-extended readings of it are the same number: gcc
         // checks `lw` and indexes with a reloaded `lwu` of the same slot.
         if offset == 0
-            && let Some(Atom::Load { addr, size, signed }) = self.atoms.get(atom as usize).cloned()
+            && let Some(Atom::Load { addr, size, signed }) = self.atom_at(atom)
             && u32::from(size) < 8
             && count <= 1u64 << (u32::from(size) * 8 - 1)
         {
@@ -315,11 +390,16 @@ impl Machine {
     fn bound_atom(&mut self, atom: u32, b: Bound) {
         // A comparison's bound replaces a mask's even when it is larger
         // (it cannot be: the comparison is the switch's own range check).
-        let keep = self.bounds.get(&atom).is_some_and(|old| {
-            old.offset == b.offset && old.count <= b.count && !(old.from_mask && !b.from_mask)
-        });
-        if !keep {
-            self.bounds.insert(atom, b);
+        match self.bounds.iter_mut().find(|(a, _)| *a == atom) {
+            Some((_, old)) => {
+                let keep = old.offset == b.offset
+                    && old.count <= b.count
+                    && (b.from_mask || !old.from_mask);
+                if !keep {
+                    *old = b;
+                }
+            }
+            None => self.bounds.push((atom, b)),
         }
     }
 
@@ -330,10 +410,10 @@ impl Machine {
         if let Some(c) = v.as_const() {
             return Val::konst(c & mask);
         }
-        let id = self.intern(Atom::Masked {
-            of: v.clone(),
-            mask,
-        });
+        if v.is_opaque() {
+            return self.fresh();
+        }
+        let id = self.intern(Atom::Masked { of: *v, mask });
         let f = Val::atom(id);
         if mask < limits::MAX_JUMP_TABLE_ENTRIES && mask & mask.wrapping_add(1) == 0 {
             self.bound_from(&f, mask.wrapping_add(1), true);
@@ -349,8 +429,10 @@ impl Machine {
             if let Some(n) = count {
                 self.bound(a, n);
             }
-        } else if let Some((atom, 1, _)) = a.single() {
-            self.guarded_unknown.insert(atom);
+        } else if let Some((atom, 1, _)) = a.single()
+            && !self.guarded_unknown.contains(&atom)
+        {
+            self.guarded_unknown.push(atom);
         }
     }
 
@@ -360,8 +442,8 @@ impl Machine {
         let (atom, 1, 0) = target.single()? else {
             return None;
         };
-        match self.atoms.get(atom as usize)? {
-            Atom::Load { addr, size: s, .. } if *s == size => addr.as_const(),
+        match self.atom_at(atom)? {
+            Atom::Load { addr, size: s, .. } if s == size => addr.as_const(),
             _ => None,
         }
     }
@@ -373,19 +455,19 @@ impl Machine {
     /// [`super::IndirectTarget::NarrowTable`] for the caller to check.
     pub fn match_table(&self, image: &Image<'_>, target: &Val) -> Option<(JumpTable, bool)> {
         let (load_atom, k, rest) = target.single()?;
-        let Atom::Load { addr, size, signed } = self.atoms.get(load_atom as usize)? else {
+        let Atom::Load { addr, size, signed } = self.atom_at(load_atom)? else {
             return None;
         };
         let (index, scale, c1) = addr.single()?;
-        if u64::from(*size) != scale || !matches!(size, 1 | 2 | 4 | 8) {
+        if u64::from(size) != scale || !matches!(size, 1 | 2 | 4 | 8) {
             return None;
         }
         // Entries are either absolute addresses (`k` 1, nothing added) or
         // offsets from a base scaled by 1 or 4 (the instruction size).
-        if !(matches!(k, 1 | 2 | 4) && (rest != 0 || (k == 1 && *size >= 4))) {
+        if !(matches!(k, 1 | 2 | 4) && (rest != 0 || (k == 1 && size >= 4))) {
             return None;
         }
-        let bound = self.bounds.get(&index)?;
+        let bound = self.bound_of(index)?;
         if bound.from_mask && self.guarded_unknown.contains(&index) {
             // The switch checks its range against a value set outside the
             // path (a register loaded before a loop): the mask's width is
@@ -405,9 +487,9 @@ impl Machine {
         let mut targets = Vec::with_capacity(usize::try_from(bound.count).ok()?);
         for i in 0..bound.count {
             let slot = table.checked_add(i.checked_mul(scale)?)?;
-            let raw = image.read_uint(slot, *size)?;
-            let entry = if *signed {
-                let sh = 64u32.checked_sub(u32::from(*size).checked_mul(8)?)?;
+            let raw = image.read_uint(slot, size)?;
+            let entry = if signed {
+                let sh = 64u32.checked_sub(u32::from(size).checked_mul(8)?)?;
                 (((raw << sh) as i64) >> sh) as u64
             } else {
                 raw
@@ -417,7 +499,7 @@ impl Machine {
         Some((
             JumpTable {
                 table,
-                entry_size: *size,
+                entry_size: size,
                 targets,
             },
             bound.from_mask,
@@ -440,7 +522,7 @@ mod tests {
         // of a 32-bit switch index on RV64).
         let v = Val::atom(0).add_const(11u64.wrapping_neg()).scale(1 << 32);
         let r = v.exact_shr(30).unwrap();
-        assert_eq!(r.terms, vec![(0, 4)]);
+        assert_eq!(r.terms(), &[(0, 4)]);
         assert_eq!(r.c, 44u64.wrapping_neg());
         assert!(Val::atom(0).exact_shr(1).is_none());
     }
@@ -453,7 +535,7 @@ mod tests {
         m.bound(&a, 74);
         m.bound(&a, 100);
         let (id, _, _) = a.single().unwrap();
-        assert_eq!(m.bounds.get(&id).map(|b| b.count), Some(74));
+        assert_eq!(m.bound_of(id).map(|b| b.count), Some(74));
     }
 }
 

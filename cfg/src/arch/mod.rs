@@ -160,9 +160,11 @@ pub trait Decoder: Sync {
         accept: &dyn Fn(&IndirectTarget) -> bool,
     ) -> Option<IndirectTarget> {
         let _ = function;
-        starts
-            .iter()
-            .find_map(|&i| path.get(i..).and_then(|p| self.resolve_indirect(image, p)).filter(|r| accept(r)))
+        starts.iter().find_map(|&i| {
+            path.get(i..)
+                .and_then(|p| self.resolve_indirect(image, p))
+                .filter(|r| accept(r))
+        })
     }
 
     /// Append the canonical bytes of the instruction at `addr` to `out`: its

@@ -24,10 +24,10 @@
 
 use std::cell::RefCell;
 
+use capstone::Capstone;
 use capstone::arch::BuildsCapstone;
 use capstone::arch::BuildsCapstoneExtraMode;
 use capstone::arch::riscv::{ArchExtraMode, ArchMode};
-use capstone::Capstone;
 
 use super::linear::{Machine, Val};
 use super::{Decoder, Flow, IndirectTarget, Insn, RegConst};
@@ -182,7 +182,12 @@ pub fn decode_raw(bytes: &[u8]) -> Option<Rv> {
         // 48-bit and longer encodings: none in RV64GC.
         return None;
     }
-    let w = u32::from_le_bytes([*bytes.first()?, *bytes.get(1)?, *bytes.get(2)?, *bytes.get(3)?]);
+    let w = u32::from_le_bytes([
+        *bytes.first()?,
+        *bytes.get(1)?,
+        *bytes.get(2)?,
+        *bytes.get(3)?,
+    ]);
     full(w)
 }
 
@@ -242,7 +247,14 @@ fn full(w: u32) -> Option<Rv> {
                     if bits(w, 31, 26) != 0 {
                         return None;
                     }
-                    return rv(4, Kind::OpImm(Alu::Sll), rd, rs1, 0, i64::from(bits(w, 25, 20)));
+                    return rv(
+                        4,
+                        Kind::OpImm(Alu::Sll),
+                        rd,
+                        rs1,
+                        0,
+                        i64::from(bits(w, 25, 20)),
+                    );
                 }
                 5 => {
                     let alu = match bits(w, 31, 26) {
@@ -363,9 +375,7 @@ fn full(w: u32) -> Option<Rv> {
             0 => match w {
                 0x0000_0073 => rv(4, Kind::Other, 0, 0, 0, 0), // ecall
                 0x0010_0073 => rv(4, Kind::Trap, 0, 0, 0, 0),  // ebreak
-                0x0020_0073 | 0x1020_0073 | 0x3020_0073 => {
-                    rv(4, Kind::TrapReturn, 0, 0, 0, 0)
-                }
+                0x0020_0073 | 0x1020_0073 | 0x3020_0073 => rv(4, Kind::TrapReturn, 0, 0, 0, 0),
                 0x1050_0073 => rv(4, Kind::Other, 0, 0, 0, 0), // wfi
                 _ if f7 == 0x09 && rd == 0 => rv(4, Kind::Other, 0, 0, 0, 0), // sfence.vma
                 _ => None,
@@ -407,11 +417,35 @@ fn compressed(h: u16) -> Option<Rv> {
                 | (cbits(h, 6, 6) << 2)
                 | (cbits(h, 5, 5) << 3);
             (nzuimm != 0).then_some(())?;
-            c(Kind::OpImm(Alu::Add), rdp, u32::from(SP), 0, i64::from(nzuimm))
+            c(
+                Kind::OpImm(Alu::Add),
+                rdp,
+                u32::from(SP),
+                0,
+                i64::from(nzuimm),
+            )
         }
         (0, 1) => c(Kind::FpMem, 0, rs1p, 0, uimm_d),
-        (0, 2) => c(Kind::Load { size: 4, signed: true }, rdp, rs1p, 0, uimm_w),
-        (0, 3) => c(Kind::Load { size: 8, signed: true }, rdp, rs1p, 0, uimm_d),
+        (0, 2) => c(
+            Kind::Load {
+                size: 4,
+                signed: true,
+            },
+            rdp,
+            rs1p,
+            0,
+            uimm_w,
+        ),
+        (0, 3) => c(
+            Kind::Load {
+                size: 8,
+                signed: true,
+            },
+            rdp,
+            rs1p,
+            0,
+            uimm_d,
+        ),
         (0, 4) => None,
         (0, 5) => c(Kind::FpMem, 0, rs1p, rdp, uimm_d),
         (0, 6) => c(Kind::Store { size: 4 }, 0, rs1p, rdp, uimm_w),
@@ -501,7 +535,10 @@ fn compressed(h: u16) -> Option<Rv> {
             (rd != 0).then_some(())?;
             let off = (cbits(h, 12, 12) << 5) | (cbits(h, 6, 4) << 2) | (cbits(h, 3, 2) << 6);
             c(
-                Kind::Load { size: 4, signed: true },
+                Kind::Load {
+                    size: 4,
+                    signed: true,
+                },
                 rd,
                 u32::from(SP),
                 0,
@@ -512,7 +549,10 @@ fn compressed(h: u16) -> Option<Rv> {
             (rd != 0).then_some(())?;
             let off = (cbits(h, 12, 12) << 5) | (cbits(h, 6, 5) << 3) | (cbits(h, 4, 2) << 6);
             c(
-                Kind::Load { size: 8, signed: true },
+                Kind::Load {
+                    size: 8,
+                    signed: true,
+                },
                 rd,
                 u32::from(SP),
                 0,
@@ -535,11 +575,23 @@ fn compressed(h: u16) -> Option<Rv> {
         }
         (2, 6) => {
             let off = (cbits(h, 12, 9) << 2) | (cbits(h, 8, 7) << 6);
-            c(Kind::Store { size: 4 }, 0, u32::from(SP), rs2, i64::from(off))
+            c(
+                Kind::Store { size: 4 },
+                0,
+                u32::from(SP),
+                rs2,
+                i64::from(off),
+            )
         }
         (2, 7) => {
             let off = (cbits(h, 12, 10) << 3) | (cbits(h, 9, 7) << 6);
-            c(Kind::Store { size: 8 }, 0, u32::from(SP), rs2, i64::from(off))
+            c(
+                Kind::Store { size: 8 },
+                0,
+                u32::from(SP),
+                rs2,
+                i64::from(off),
+            )
         }
         _ => None,
     }
@@ -736,7 +788,15 @@ impl Decoder for RiscvDecoder {
             super::linear::paths_to(jump, &preds, 64, 8, 4096)
                 .iter()
                 .find_map(|p| {
-                    (0..p.len()).find_map(|i| resolve_path(image, p.get(i..)?, &[], accept))
+                    // Suffixes from each block start (an instruction with
+                    // other than one straight-line predecessor), longest
+                    // last.
+                    let starts = (0..p.len()).rev().filter(|&i| {
+                        i == 0 || p.get(i).and_then(|a| preds.get(a)).map_or(0, Vec::len) != 1
+                    });
+                    starts
+                        .into_iter()
+                        .find_map(|i| resolve_path(image, p.get(i..)?, &[], accept))
                 })
         })
     }
@@ -877,6 +937,10 @@ fn resolve_path(
         if let Some(a) = answer.filter(|a| accept(a)) {
             return Some(a);
         }
+        if !m.forwarded {
+            // Nothing was forwarded: the second pass would see the same.
+            break;
+        }
     }
     None
 }
@@ -931,7 +995,7 @@ fn invariant_registers(image: &Image<'_>, function: &[u64]) -> Vec<(u16, u64)> {
         prev = Some((a, i));
     }
     defs.into_iter()
-        .filter(|&(r, (n, v))| n == 1 && v.is_some() && r != SP && !(calls && !is_callee_saved(r)))
+        .filter(|&(r, (n, v))| n == 1 && v.is_some() && r != SP && (!calls || is_callee_saved(r)))
         .filter_map(|(r, (_, v))| Some((u16::from(r), v?)))
         .collect()
 }
@@ -1069,20 +1133,39 @@ mod tests {
     fn auipc_pairs_resolve_calls_slots_and_addresses() {
         let dec = RiscvDecoder::new();
         // auipc ra, 0x1 ; jalr ra, -16(ra)  => call 0x1000 + 0x1000 - 16
-        let a = dec.decode(&0x0000_1097u32.to_le_bytes(), 0x1000, None).unwrap();
-        let j = dec.decode(&0xff00_80e7u32.to_le_bytes(), 0x1004, Some(&a)).unwrap();
+        let a = dec
+            .decode(&0x0000_1097u32.to_le_bytes(), 0x1000, None)
+            .unwrap();
+        let j = dec
+            .decode(&0xff00_80e7u32.to_le_bytes(), 0x1004, Some(&a))
+            .unwrap();
         assert_eq!(j.flow, Flow::Call(0x1ff0));
         // PLT stub: auipc t3, 0x12 ; ld t3, -1400(t3) ; jalr t1, t3
-        let a = dec.decode(&0x0001_2e17u32.to_le_bytes(), 0x11d0, None).unwrap();
-        let l = dec.decode(&0xa88e_3e03u32.to_le_bytes(), 0x11d4, Some(&a)).unwrap();
+        let a = dec
+            .decode(&0x0001_2e17u32.to_le_bytes(), 0x11d0, None)
+            .unwrap();
+        let l = dec
+            .decode(&0xa88e_3e03u32.to_le_bytes(), 0x11d4, Some(&a))
+            .unwrap();
         assert_eq!(l.data_ref, Some(0x12c58));
-        let j = dec.decode(&0x000e_0367u32.to_le_bytes(), 0x11d8, Some(&l)).unwrap();
-        assert_eq!(j.flow, Flow::IndirectJump { slot: Some(0x12c58) });
+        let j = dec
+            .decode(&0x000e_0367u32.to_le_bytes(), 0x11d8, Some(&l))
+            .unwrap();
+        assert_eq!(
+            j.flow,
+            Flow::IndirectJump {
+                slot: Some(0x12c58)
+            }
+        );
         // auipc a0, 0x11 ; c.li a1, 0 (carried) ; addi a0, a0, -190
-        let a = dec.decode(&0x0001_1517u32.to_le_bytes(), 0x1d06, None).unwrap();
+        let a = dec
+            .decode(&0x0001_1517u32.to_le_bytes(), 0x1d06, None)
+            .unwrap();
         let li = dec.decode(&[0x81, 0x45], 0x1d0a, Some(&a)).unwrap();
         assert_eq!(li.konst.map(|k| k.reg & CARRIED), Some(CARRIED));
-        let ad = dec.decode(&0xf425_0513u32.to_le_bytes(), 0x1d0c, Some(&li)).unwrap();
+        let ad = dec
+            .decode(&0xf425_0513u32.to_le_bytes(), 0x1d0c, Some(&li))
+            .unwrap();
         assert_eq!(ad.data_ref, Some(0x12c48));
     }
 

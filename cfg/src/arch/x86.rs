@@ -21,12 +21,20 @@ use crate::limits;
 /// Longest x86 instruction.
 const MAX_INSN_LEN: usize = 15;
 
+/// Loop-invariant registers per (function, path) already computed, so
+/// suffix retries do not redo the fixpoint.
+type InvariantCache = HashMap<(u64, usize), Vec<(Register, u64)>>;
+
 /// Decoder for 32-bit (`bitness` 32) or 64-bit x86.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct X86Decoder {
     bitness: u32,
     /// `DT_PLTGOT` of 32-bit images: the value `ebx` holds in PIC code.
     got_base: Option<u64>,
+    /// Loop-invariant registers per function, keyed by (first instruction,
+    /// instruction count): a function with many unresolvable indirect jumps
+    /// (an interpreter's computed gotos) is scanned once, not once per jump.
+    invariants: std::sync::Mutex<InvariantCache>,
 }
 
 impl X86Decoder {
@@ -34,7 +42,11 @@ impl X86Decoder {
     /// 32-bit PIC code keeps in `ebx`.
     #[must_use]
     pub fn new(bitness: u32, got_base: Option<u64>) -> Self {
-        X86Decoder { bitness, got_base }
+        X86Decoder {
+            bitness,
+            got_base,
+            invariants: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     fn decode_iced(&self, bytes: &[u8], addr: u64) -> Option<Instruction> {
@@ -98,7 +110,12 @@ fn immediate_operand(ins: &Instruction) -> Option<u64> {
 impl X86Decoder {
     /// Interpret `path` (the indirect jump last) with `seeds` as the values
     /// of registers at its start.
-    fn resolve_seeded(&self, image: &Image<'_>, path: &[u64], seeds: &[(Register, u64)]) -> Option<IndirectTarget> {
+    fn resolve_seeded(
+        &self,
+        image: &Image<'_>,
+        path: &[u64],
+        seeds: &[(Register, u64)],
+    ) -> Option<IndirectTarget> {
         let mut interp = Interp::new(self, image);
         for &(r, v) in seeds {
             interp.regs.insert(r, Val::konst(v));
@@ -127,7 +144,11 @@ impl X86Decoder {
         }
         let narrow = interp.narrow_index(&target);
         interp.match_table(image, &target, self.bitness).map(|t| {
-            if narrow { IndirectTarget::NarrowTable(t) } else { IndirectTarget::Table(t) }
+            if narrow {
+                IndirectTarget::NarrowTable(t)
+            } else {
+                IndirectTarget::Table(t)
+            }
         })
     }
 
@@ -146,17 +167,26 @@ impl X86Decoder {
                 continue;
             }
             let konst = match ins.mnemonic() {
-                Mnemonic::Lea if ins.is_ip_rel_memory_operand() => Some(ins.ip_rel_memory_address()),
-                Mnemonic::Mov if ins.op0_kind() == OpKind::Register => immediate_operand(&ins).map(|v| self.mask(v)),
+                Mnemonic::Lea if ins.is_ip_rel_memory_operand() => {
+                    Some(ins.ip_rel_memory_address())
+                }
+                Mnemonic::Mov if ins.op0_kind() == OpKind::Register => {
+                    immediate_operand(&ins).map(|v| self.mask(v))
+                }
                 _ => None,
             };
             for u in info.info(&ins).used_registers() {
                 let written = matches!(
                     u.access(),
-                    OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+                    OpAccess::Write
+                        | OpAccess::CondWrite
+                        | OpAccess::ReadWrite
+                        | OpAccess::ReadCondWrite
                 );
                 if written && u.register().is_gpr() {
-                    let e = writes.entry(u.register().full_register()).or_insert((0, None));
+                    let e = writes
+                        .entry(u.register().full_register())
+                        .or_insert((0, None));
                     e.0 = e.0.saturating_add(1);
                     e.1 = konst;
                 }
@@ -164,7 +194,9 @@ impl X86Decoder {
         }
         writes
             .into_iter()
-            .filter(|(r, (n, k))| *n == 1 && k.is_some() && !matches!(r, Register::RSP | Register::ESP))
+            .filter(|(r, (n, k))| {
+                *n == 1 && k.is_some() && !matches!(r, Register::RSP | Register::ESP)
+            })
             .filter_map(|(r, (_, k))| Some((r, k?)))
             .collect()
     }
@@ -331,8 +363,27 @@ impl Decoder for X86Decoder {
             // A switch inside a loop whose table base was loaded once before
             // the loop: the base register is constant on every path, which
             // no single path shows without also pinning the index.
-            let invariants = self.invariant_registers(image, function);
-            if invariants.is_empty() { None } else { attempt(&invariants) }
+            let key = (function.first().copied().unwrap_or(0), function.len());
+            let cached = self
+                .invariants
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).cloned());
+            let invariants = match cached {
+                Some(v) => v,
+                None => {
+                    let v = self.invariant_registers(image, function);
+                    if let Ok(mut m) = self.invariants.lock() {
+                        m.insert(key, v.clone());
+                    }
+                    v
+                }
+            };
+            if invariants.is_empty() {
+                None
+            } else {
+                attempt(&invariants)
+            }
         })
     }
 
@@ -677,13 +728,27 @@ impl<'d> Interp<'d> {
                             // better bound (the byte's range is implied).
                             Some((a, 1, _)) if self.bounds.contains_key(&a) => v,
                             Some((a, 1, 0)) => {
-                                self.bounds.insert(a, Bound { offset: 0, count: 256, narrow: true });
+                                self.bounds.insert(
+                                    a,
+                                    Bound {
+                                        offset: 0,
+                                        count: 256,
+                                        narrow: true,
+                                    },
+                                );
                                 v
                             }
                             _ => {
                                 let f = self.fresh();
                                 if let Some((a, 1, 0)) = f.single() {
-                                    self.bounds.insert(a, Bound { offset: 0, count: 256, narrow: true });
+                                    self.bounds.insert(
+                                        a,
+                                        Bound {
+                                            offset: 0,
+                                            count: 256,
+                                            narrow: true,
+                                        },
+                                    );
                                 }
                                 f
                             }
@@ -710,7 +775,10 @@ impl<'d> Interp<'d> {
                 let b = self.operand(ins, 1);
                 // `sub r, imm; ja` guards like `cmp r, imm; ja` (clang -O0).
                 if m == Mnemonic::Sub
-                    && let Some(imm) = ins.try_immediate(1).ok().filter(|_| ins.op1_kind() != OpKind::Register)
+                    && let Some(imm) = ins
+                        .try_immediate(1)
+                        .ok()
+                        .filter(|_| ins.op1_kind() != OpKind::Register)
                 {
                     guard_after = Some((a.clone(), imm));
                 }
@@ -858,7 +926,14 @@ impl<'d> Interp<'d> {
             return;
         }
         if let Some((atom, 1, offset)) = value.single() {
-            self.bounds.insert(atom, Bound { offset, count, narrow: false });
+            self.bounds.insert(
+                atom,
+                Bound {
+                    offset,
+                    count,
+                    narrow: false,
+                },
+            );
         }
     }
 
@@ -875,7 +950,12 @@ impl<'d> Interp<'d> {
             return None;
         };
         [(*x, *y), (*y, *x)].into_iter().find_map(|(base, load)| {
-            let Some(Atom::Load { addr, size: 4, signed }) = self.atoms.get(load as usize) else {
+            let Some(Atom::Load {
+                addr,
+                size: 4,
+                signed,
+            }) = self.atoms.get(load as usize)
+            else {
                 return None;
             };
             let index = match addr.terms.as_slice() {
@@ -895,13 +975,16 @@ impl<'d> Interp<'d> {
 
     /// Whether the table index in `target` is bounded only by its width.
     fn narrow_index(&self, target: &Val) -> bool {
-        target.terms.iter().any(|&(a, _)| match self.atoms.get(a as usize) {
-            Some(Atom::Load { addr, .. }) => addr
-                .terms
-                .iter()
-                .any(|(i, _)| self.bounds.get(i).is_some_and(|b| b.narrow)),
-            _ => false,
-        })
+        target
+            .terms
+            .iter()
+            .any(|&(a, _)| match self.atoms.get(a as usize) {
+                Some(Atom::Load { addr, .. }) => addr
+                    .terms
+                    .iter()
+                    .any(|(i, _)| self.bounds.get(i).is_some_and(|b| b.narrow)),
+                _ => false,
+            })
     }
 
     /// The fixed address when `target` is a pointer-sized load from it.
