@@ -492,6 +492,8 @@ fn digest_rseq_mask_hides_a_cpu_migration() {
         "--diff",
         s(&a),
         s(&b),
+        "--no-mask",
+        "rseq-cpu-id",
         "--format",
         "json",
     ]));
@@ -517,6 +519,17 @@ fn digest_rseq_mask_hides_a_cpu_migration() {
     let mut rest = pages(&plain);
     rest.retain(|p| *p != rseq_page);
     assert_eq!(pages(&with), rest);
+    // Without being told, talos reads __rseq_offset from the dump and masks
+    // exactly the same bytes.
+    let auto = json(&talos(&[
+        "digest",
+        "--diff",
+        s(&a),
+        s(&b),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(pages(&auto), pages(&with), "auto-detected rseq offset");
 }
 
 /// The specification's Appendix A (an independent Python implementation,

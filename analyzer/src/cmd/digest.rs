@@ -236,6 +236,23 @@ fn load(path: &Path, s: &Settings) -> Result<Loaded> {
                 }
             }
         }
+        // Neither given: read glibc's `__rseq_offset` from the dump itself
+        // (ld.so's dynamic symbols are in memory), so two hosts given the
+        // same dump mask the same bytes without being told anything.
+        None if options.rseq_areas.is_empty() && s.raw.is_none() => {
+            match talos_introspect::measure::detect_rseq(&dump) {
+                talos_introspect::measure::Rseq::Registered { offset, .. } => {
+                    let (areas, missing) = talos_introspect::measure::rseq_areas(&dump, offset);
+                    options.rseq_areas.extend(areas);
+                    threads_unmasked = missing;
+                }
+                // glibc registered no rseq areas: the kernel writes nothing.
+                talos_introspect::measure::Rseq::Unregistered { .. } => {}
+                talos_introspect::measure::Rseq::Unknown(_) => {
+                    threads_unmasked = dump.threads.len();
+                }
+            }
+        }
         None => {
             threads_unmasked = dump.threads.len().saturating_sub(options.rseq_areas.len());
         }
@@ -404,7 +421,7 @@ fn digest_text(l: &Loaded) -> String {
     if d.rules.contains(&MaskRule::RseqCpuId) && l.threads_unmasked > 0 {
         let _ = writeln!(
             s,
-            "warning   {} threads without an rseq area: give --rseq-offset (glibc __rseq_offset) or --rseq ADDR, or their cpu_id fields make equal states differ",
+            "warning   {} threads without an rseq area (glibc's __rseq_offset is not readable from the dump): give --rseq-offset or --rseq ADDR, or their cpu_id fields make equal states differ",
             l.threads_unmasked
         );
     }
