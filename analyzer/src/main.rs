@@ -41,6 +41,14 @@ enum Command {
     /// Compare the control-flow graphs of two builds: functions added,
     /// removed and changed, with the blocks and edges that differ.
     Diff(cmd::diff::Args),
+    /// Create an application owner's key pair (FILE, mode 0600, and FILE.pub).
+    Keygen(cmd::keygen::Args),
+    /// Measure a binary (BLAKE3, code measurement, CFG digest) into an
+    /// owner-signed reference for the migration gate.
+    Reference(cmd::reference::Args),
+    /// The migration gate: move a trusted application between hosts with
+    /// signed evidence, so it runs in one place only.
+    Migrate(cmd::migrate::Args),
 }
 
 /// What a command concluded; maps onto the documented exit codes.
@@ -74,6 +82,9 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => cmd::snapshot::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Diff(args) => cmd::diff::run(args),
+        Command::Keygen(args) => cmd::keygen::run(args),
+        Command::Reference(args) => cmd::reference::run(args),
+        Command::Migrate(args) => cmd::migrate::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

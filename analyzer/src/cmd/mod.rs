@@ -4,4 +4,7 @@ pub mod demo;
 pub mod diff;
 pub mod digest;
 pub mod introspect;
+pub mod keygen;
+pub mod migrate;
+pub mod reference;
 pub mod snapshot;

@@ -1,0 +1,878 @@
+//! `talos migrate`: the migration gate on the command line.
+//!
+//! Each subcommand opens a host's state directory, reads the signed messages
+//! it is given, computes the evidence the gate compares (with `talos-cfg`
+//! and `talos-introspect`, see [`evidence`]) and runs one operation of
+//! `talos-migrate`. It prints one verdict: `ACCEPTED`, or `REJECTED` with
+//! exactly one stable reason (`Rejection::code`), in text or with
+//! `--format json`. Exit codes: 0 accepted, 1 rejected, 2 unusable input
+//! (missing file, uninitialised state directory, bad argument, I/O).
+//!
+//! A message this host signs is written to `-o FILE` atomically, after the
+//! ledger entry that backs it is durable; if writing it fails, `talos
+//! migrate resend` writes it again. `docs/migrate-cli.md` is the manual.
+
+pub mod evidence;
+pub mod net;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Map, Value, json};
+use talos_migrate::{
+    Abort, AppId, Body, Bundle, Challenge, Digest, Host, MAX_MESSAGE_LEN, Measurement, PublicKey,
+    Receipt, Reference, Rejection, Role, Signed, TargetEvidence,
+};
+
+use crate::cmd::reference;
+use crate::{Outcome, output};
+
+/// Output format of verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One verdict line and details, for people.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// Default challenge lifetime, seconds.
+pub const DEFAULT_TTL: u64 = 600;
+
+/// Arguments of `talos migrate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The operation.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Options every state-directory command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// The host's state directory (keys and ledger).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Verdict format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Use this time (seconds since the Unix epoch) instead of the clock
+    /// (tests).
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub now: Option<u64>,
+}
+
+impl Common {
+    fn now(&self) -> u64 {
+        self.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })
+    }
+
+    fn host(&self) -> Result<Host> {
+        Host::open(&self.state_dir)
+            .with_context(|| format!("{}: cannot open state directory", self.state_dir.display()))
+    }
+}
+
+/// The subcommands of `talos migrate`.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create a host: key pair (host.key 0600, host.pub) and empty ledger.
+    Init(InitArgs),
+    /// Pin a public key as an application owner or a peer host.
+    Trust(TrustArgs),
+    /// Register the first deployment of an app on this host (it runs here).
+    Register(AppArgs),
+    /// Target: issue a fresh challenge (nonce) for an app.
+    Challenge(ChallengeArgs),
+    /// Source: introspect the dump, freeze the app for the challenger and
+    /// seal a bundle.
+    Seal(SealArgs),
+    /// Target: check a bundle, the binary to launch and the state received;
+    /// sign a receipt.
+    Verify(VerifyArgs),
+    /// Source: on a receipt, give the app up for good and sign a release.
+    Commit(CommitArgs),
+    /// Target: on a release, mark the app launched here, then run COMMAND.
+    Launch(LaunchArgs),
+    /// Source: resume a frozen app here, only while no release exists.
+    Abort(AppArgs),
+    /// Write again the last message this host sent for an app (after a loss).
+    Resend(ResendArgs),
+    /// Print the ledger.
+    Status(StatusArgs),
+    /// Describe a message or ledger file (signature checked only against the
+    /// key embedded in it).
+    Show(ShowArgs),
+    /// Target, network mode: run exchanges for peers that `send` to ADDR.
+    Serve(net::ServeArgs),
+    /// Source, network mode: migrate an app to the target serving at ADDR.
+    Send(net::SendArgs),
+}
+
+/// `talos migrate init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+}
+
+/// `talos migrate trust`.
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// What the key may sign: references (owner) or exchange messages (peer).
+    #[arg(long, value_parser = ["owner", "peer"])]
+    pub role: String,
+    /// The public key file (host.pub of a peer, KEY.pub of an owner).
+    #[arg(value_name = "PUBFILE")]
+    pub key: PathBuf,
+}
+
+/// Commands that name an app.
+#[derive(Debug, clap::Args)]
+pub struct AppArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// Application id.
+    #[arg(long, value_name = "ID")]
+    pub app: String,
+}
+
+/// `talos migrate challenge`.
+#[derive(Debug, clap::Args)]
+pub struct ChallengeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// Application id.
+    #[arg(long, value_name = "ID")]
+    pub app: String,
+    /// Lifetime of the challenge, seconds (1 to 7 days).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TTL)]
+    pub ttl: u64,
+    /// The challenge file to write.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `talos migrate seal`.
+#[derive(Debug, clap::Args)]
+pub struct SealArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// Application id.
+    #[arg(long, value_name = "ID")]
+    pub app: String,
+    /// The owner-signed reference (from `talos reference`).
+    #[arg(long, value_name = "FILE")]
+    pub reference: PathBuf,
+    /// ELF core of the frozen app (gcore with coredump_filter 0x7f, kernel
+    /// core, or `talos snapshot`).
+    #[arg(long, value_name = "DUMP")]
+    pub dump: PathBuf,
+    /// The reference's binary, to compare the main module's code with
+    /// (default: the file the dump names, on this host).
+    #[arg(long, value_name = "BIN")]
+    pub binary: Option<PathBuf>,
+    /// The target's challenge.
+    #[arg(long, value_name = "FILE")]
+    pub challenge: PathBuf,
+    /// The bundle file to write.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `talos migrate verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// The source's bundle.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The owner-signed reference.
+    #[arg(long, value_name = "FILE")]
+    pub reference: PathBuf,
+    /// The binary that will be launched.
+    #[arg(long, value_name = "BIN")]
+    pub binary: PathBuf,
+    /// The state received (the dump the source sealed).
+    #[arg(long, value_name = "DUMP")]
+    pub state: PathBuf,
+    /// The receipt file to write.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `talos migrate commit`.
+#[derive(Debug, clap::Args)]
+pub struct CommitArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// The target's receipt.
+    #[arg(long, value_name = "FILE")]
+    pub receipt: PathBuf,
+    /// The release file to write.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `talos migrate launch`.
+#[derive(Debug, clap::Args)]
+pub struct LaunchArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// The source's release.
+    #[arg(long, value_name = "FILE")]
+    pub release: PathBuf,
+    /// Command to exec once the ledger has recorded the launch (for example
+    /// `criu restore ...`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `talos migrate resend`.
+#[derive(Debug, clap::Args)]
+pub struct ResendArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+    /// Application id.
+    #[arg(long, value_name = "ID")]
+    pub app: String,
+    /// Where to write the message.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `talos migrate status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+}
+
+/// `talos migrate show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// A message (reference, challenge, bundle, receipt, release) or ledger.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl Cmd {
+    fn format(&self) -> Format {
+        match self {
+            Cmd::Init(a) => a.common.format,
+            Cmd::Trust(a) => a.common.format,
+            Cmd::Register(a) | Cmd::Abort(a) => a.common.format,
+            Cmd::Challenge(a) => a.common.format,
+            Cmd::Seal(a) => a.common.format,
+            Cmd::Verify(a) => a.common.format,
+            Cmd::Commit(a) => a.common.format,
+            Cmd::Launch(a) => a.common.format,
+            Cmd::Resend(a) => a.common.format,
+            Cmd::Status(a) => a.common.format,
+            Cmd::Show(a) => a.format,
+            Cmd::Serve(a) => a.common.format,
+            Cmd::Send(a) => a.common.format,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Cmd::Init(_) => "init",
+            Cmd::Trust(_) => "trust",
+            Cmd::Register(_) => "register",
+            Cmd::Challenge(_) => "challenge",
+            Cmd::Seal(_) => "seal",
+            Cmd::Verify(_) => "verify",
+            Cmd::Commit(_) => "commit",
+            Cmd::Launch(_) => "launch",
+            Cmd::Abort(_) => "abort",
+            Cmd::Resend(_) => "resend",
+            Cmd::Status(_) => "status",
+            Cmd::Show(_) => "show",
+            Cmd::Serve(_) => "serve",
+            Cmd::Send(_) => "send",
+        }
+    }
+}
+
+/// The outcome of one command: accepted, or rejected with one reason.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The subcommand.
+    pub command: String,
+    /// Whether the gate accepted.
+    pub accepted: bool,
+    /// The stable reason of a rejection.
+    pub reason: Option<Rejection>,
+    /// One sentence.
+    pub summary: String,
+    /// Named details, in order.
+    pub fields: Vec<(String, Value)>,
+    /// Extra text printed after the verdict in text mode.
+    pub text: String,
+    /// Replaces the JSON object (status).
+    pub json: Option<Value>,
+}
+
+impl Verdict {
+    /// An accepted verdict.
+    pub fn accepted(command: &str, summary: impl Into<String>) -> Verdict {
+        Verdict {
+            command: command.to_owned(),
+            accepted: true,
+            reason: None,
+            summary: summary.into(),
+            fields: Vec::new(),
+            text: String::new(),
+            json: None,
+        }
+    }
+
+    /// A rejection with one reason.
+    pub fn rejected(command: &str, reason: Rejection, detail: impl Into<String>) -> Verdict {
+        Verdict {
+            command: command.to_owned(),
+            accepted: false,
+            reason: Some(reason),
+            summary: detail.into(),
+            fields: Vec::new(),
+            text: String::new(),
+            json: None,
+        }
+    }
+
+    /// Add a detail.
+    #[must_use]
+    pub fn field(mut self, name: &str, value: impl Into<Value>) -> Verdict {
+        self.fields.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// The exit outcome.
+    pub fn outcome(&self) -> Outcome {
+        if self.accepted {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        }
+    }
+
+    /// The reason code, or `None` when accepted.
+    pub fn reason_code(&self) -> Option<&'static str> {
+        self.reason.map(Rejection::code)
+    }
+
+    /// The JSON object.
+    pub fn to_json(&self) -> Value {
+        if let Some(j) = &self.json {
+            return j.clone();
+        }
+        let mut m = Map::new();
+        m.insert("command".into(), json!(self.command));
+        m.insert(
+            "verdict".into(),
+            json!(if self.accepted {
+                "accepted"
+            } else {
+                "rejected"
+            }),
+        );
+        m.insert("reason".into(), json!(self.reason_code()));
+        m.insert("detail".into(), json!(self.summary));
+        for (k, v) in &self.fields {
+            m.insert(k.clone(), v.clone());
+        }
+        Value::Object(m)
+    }
+
+    /// The text form: the verdict line, then one line per detail.
+    pub fn to_text(&self) -> String {
+        let mut s = match self.reason {
+            None => format!("{}: ACCEPTED: {}\n", self.command, self.summary),
+            Some(r) => format!("{}: REJECTED ({r}): {}\n", self.command, self.summary),
+        };
+        for (k, v) in &self.fields {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join("\n             "),
+                other => other.to_string(),
+            };
+            s.push_str(&format!("  {k:<10} {v}\n"));
+        }
+        s.push_str(&self.text);
+        s
+    }
+
+    /// Print to standard output.
+    ///
+    /// # Errors
+    /// When standard output cannot be written.
+    pub fn print(&self, format: Format) -> Result<()> {
+        let text = match format {
+            Format::Text => self.to_text(),
+            Format::Json => {
+                let mut s = serde_json::to_string_pretty(&self.to_json())?;
+                s.push('\n');
+                s
+            }
+        };
+        output::emit(None, text.as_bytes())
+    }
+}
+
+/// Map a gate result: a verdict (rejection) stays a value, anything else
+/// (I/O, uninitialised directory, ...) becomes an error (exit 2).
+fn gate<T>(command: &str, r: talos_migrate::Result<T>) -> Result<Result<T, Verdict>> {
+    match r {
+        Ok(t) => Ok(Ok(t)),
+        Err(e) => match e.rejection() {
+            Some(reason) => {
+                let detail = match &e {
+                    talos_migrate::Error::Rejected { detail, .. } => detail.clone(),
+                    other => other.to_string(),
+                };
+                Ok(Err(Verdict::rejected(command, reason, detail)))
+            }
+            None => Err(anyhow::Error::new(e)),
+        },
+    }
+}
+
+/// Early return of a verdict from inside `execute`.
+macro_rules! verdict {
+    ($e:expr) => {
+        match $e {
+            Ok(t) => t,
+            Err(v) => return Ok(v),
+        }
+    };
+}
+pub(crate) use verdict;
+
+/// Read a file of at most `max` bytes (one more byte is read to tell).
+fn read_limited(path: &Path, max: usize) -> Result<Vec<u8>> {
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut v = Vec::new();
+    f.take(max as u64 + 1)
+        .read_to_end(&mut v)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(v)
+}
+
+/// Read a message file of kind `B`: unreadable is an error (exit 2),
+/// malformed or oversized bytes are a `malformed` verdict.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn read_message<B: Body>(command: &str, path: &Path) -> Result<Result<Signed<B>, Verdict>> {
+    let bytes = read_limited(path, MAX_MESSAGE_LEN)?;
+    Ok(Signed::<B>::decode(&bytes).map_err(|e| {
+        Verdict::rejected(
+            command,
+            Rejection::Malformed,
+            format!("{}: {e}", path.display()),
+        )
+    }))
+}
+
+fn app_id(s: &str) -> Result<AppId> {
+    AppId::new(s).with_context(|| format!("--app {s:?}"))
+}
+
+fn write_message(path: &Path, bytes: &[u8]) -> Result<String> {
+    output::write_atomic(path, bytes)?;
+    Ok(path.display().to_string())
+}
+
+fn hex_short(d: &Digest) -> String {
+    d.short()
+}
+
+fn key_short(k: &PublicKey) -> String {
+    k.id().short()
+}
+
+/// Run one command and return its verdict (nothing is printed, nothing is
+/// exec'd: `launch -- COMMAND` execs in [`run`]).
+///
+/// # Errors
+/// Unusable input (exit 2).
+pub fn execute(cmd: &Cmd) -> Result<Verdict> {
+    let name = cmd.name();
+    match cmd {
+        Cmd::Init(a) => {
+            let h = Host::init(&a.common.state_dir)
+                .with_context(|| format!("{}: cannot initialise", a.common.state_dir.display()))?;
+            let pubfile = h.dir().join(talos_migrate::HOST_PUB_FILE);
+            Ok(Verdict::accepted(name, "host initialised")
+                .field("host", h.public_key().to_string())
+                .field("host-id", key_short(&h.public_key()))
+                .field("public-key", pubfile.display().to_string()))
+        }
+        Cmd::Trust(a) => {
+            let host = a.common.host()?;
+            let role: Role = a.role.parse()?;
+            let key = PublicKey::load(&a.key)
+                .with_context(|| format!("{}: not a talos public key file", a.key.display()))?;
+            let new = host.trust(role, &key)?;
+            Ok(Verdict::accepted(
+                name,
+                if new {
+                    format!("key {} pinned as {role}", key_short(&key))
+                } else {
+                    format!("key {} was already pinned as {role}", key_short(&key))
+                },
+            )
+            .field("role", role.name())
+            .field("key", key.to_string())
+            .field("new", new))
+        }
+        Cmd::Register(a) => {
+            let host = a.common.host()?;
+            let app = app_id(&a.app)?;
+            let changed = verdict!(gate(name, host.register(&app))?);
+            Ok(Verdict::accepted(
+                name,
+                if changed {
+                    format!("{app} registered: it runs on this host")
+                } else {
+                    format!("{app} already runs on this host; nothing changed")
+                },
+            )
+            .field("app", app.as_str())
+            .field("changed", changed))
+        }
+        Cmd::Challenge(a) => {
+            let host = a.common.host()?;
+            let app = app_id(&a.app)?;
+            let c = host.challenge(&app, a.common.now(), a.ttl)?;
+            let out = write_message(&a.output, &c.encode())?;
+            Ok(
+                Verdict::accepted(name, format!("challenge for {app} written to {out}"))
+                    .field("app", app.as_str())
+                    .field("nonce", c.body().nonce.to_hex())
+                    .field("expires-at", c.body().expires_at)
+                    .field("output", out),
+            )
+        }
+        Cmd::Seal(a) => seal(a),
+        Cmd::Verify(a) => verify(a),
+        Cmd::Commit(a) => {
+            let host = a.common.host()?;
+            let receipt = verdict!(read_message(name, &a.receipt)?);
+            let release = verdict!(gate(name, host.commit(&receipt))?);
+            let out = write_message(&a.output, &release.encode())?;
+            let b = release.body();
+            Ok(Verdict::accepted(
+                name,
+                format!(
+                    "{} released to {} at epoch {}; it migrated away for good; release written to {out}",
+                    b.app,
+                    key_short(&b.target),
+                    b.epoch
+                ),
+            )
+            .field("app", b.app.as_str())
+            .field("epoch", b.epoch)
+            .field("bundle", b.bundle.to_hex())
+            .field("target", b.target.to_string())
+            .field("output", out))
+        }
+        Cmd::Launch(a) => {
+            let host = a.common.host()?;
+            let release = verdict!(read_message(name, &a.release)?);
+            let l = verdict!(gate(name, host.launch(&release))?);
+            let mut v = Verdict::accepted(
+                name,
+                format!(
+                    "{} may run here from epoch {} (bundle {})",
+                    l.app,
+                    l.epoch,
+                    hex_short(&l.bundle)
+                ),
+            )
+            .field("app", l.app.as_str())
+            .field("epoch", l.epoch)
+            .field("bundle", l.bundle.to_hex())
+            .field("source", l.source.to_string());
+            if !a.command.is_empty() {
+                v = v.field("exec", a.command.join(" "));
+            }
+            Ok(v)
+        }
+        Cmd::Abort(a) => {
+            let host = a.common.host()?;
+            let app = app_id(&a.app)?;
+            match verdict!(gate(name, host.abort(&app))?) {
+                Abort::Resumed { epoch, target } => Ok(Verdict::accepted(
+                    name,
+                    format!(
+                        "{app} resumed here; the bundle of epoch {epoch} for {} can never be released",
+                        key_short(&target)
+                    ),
+                )
+                .field("app", app.as_str())
+                .field("epoch", epoch)
+                .field("changed", true)),
+                Abort::NotFrozen(status) => Ok(Verdict::accepted(
+                    name,
+                    format!("{app} is not frozen here (status {status}); nothing changed"),
+                )
+                .field("app", app.as_str())
+                .field("status", status)
+                .field("changed", false)),
+            }
+        }
+        Cmd::Resend(a) => {
+            let host = a.common.host()?;
+            let app = app_id(&a.app)?;
+            let Some(m) = host.resend(&app)? else {
+                anyhow::bail!(
+                    "{app}: no migration in flight on this host (nothing to resend; see talos migrate status)"
+                );
+            };
+            let out = write_message(&a.output, &m.encode())?;
+            Ok(Verdict::accepted(
+                name,
+                format!("{} for {app} written again to {out}", m.kind()),
+            )
+            .field("kind", m.kind().name())
+            .field("id", m.id().to_hex())
+            .field("output", out))
+        }
+        Cmd::Status(a) => {
+            let host = a.common.host()?;
+            let view = host.status()?.view();
+            let mut v = Verdict::accepted(name, format!("ledger of {}", host.dir().display()));
+            v.text = view.to_string();
+            v.json = Some(serde_json::to_value(&view)?);
+            Ok(v)
+        }
+        Cmd::Show(a) => {
+            let max = talos_migrate::MAX_LEDGER_LEN.max(MAX_MESSAGE_LEN);
+            let bytes = read_limited(&a.file, max)?;
+            let d = verdict!(
+                talos_migrate::describe(&bytes).map_err(|e| Verdict::rejected(
+                    name,
+                    Rejection::Malformed,
+                    format!("{}: {e}", a.file.display())
+                ))
+            );
+            let mut v = Verdict::accepted(name, format!("{} {}", d.kind, a.file.display()));
+            v.text = d.to_string();
+            v.json = Some(serde_json::to_value(&d)?);
+            Ok(v)
+        }
+        Cmd::Serve(a) => net::serve(a),
+        Cmd::Send(a) => net::send(a),
+    }
+}
+
+fn seal(a: &SealArgs) -> Result<Verdict> {
+    let name = "seal";
+    let host = a.common.host()?;
+    let app = app_id(&a.app)?;
+    let reference: Reference = verdict!(read_message(name, &a.reference)?);
+    let challenge: Challenge = verdict!(read_message(name, &a.challenge)?);
+    let found = evidence::seal_evidence(&a.dump, a.binary.as_deref(), &reference)?;
+    let bundle = match gate(
+        name,
+        host.seal(
+            &app,
+            &reference,
+            &found.evidence,
+            &challenge,
+            a.common.now(),
+        ),
+    )? {
+        Ok(b) => b,
+        Err(v) => {
+            let why: Vec<Value> = found.why.iter().map(|s| json!(s)).collect();
+            return Ok(v
+                .field("introspect", found.introspect)
+                .field("evidence", Value::Array(why)));
+        }
+    };
+    let out = write_message(&a.output, &bundle.encode())?;
+    Ok(sealed_verdict(name, &bundle, &found, out))
+}
+
+fn sealed_verdict(
+    name: &str,
+    bundle: &Bundle,
+    found: &evidence::SealFindings,
+    out: String,
+) -> Verdict {
+    let b = bundle.body();
+    Verdict::accepted(
+        name,
+        format!(
+            "{} frozen for target {} at epoch {}; bundle written to {out}",
+            b.app,
+            key_short(&b.target),
+            b.epoch
+        ),
+    )
+    .field("app", b.app.as_str())
+    .field("epoch", b.epoch)
+    .field("bundle", bundle.id().to_hex())
+    .field("target", b.target.to_string())
+    .field("code", "clean against the reference")
+    .field("flow", "ok")
+    .field("state", b.state.to_string())
+    .field("memory", found.state.memory_root.clone())
+    .field("rseq", found.state.rseq.clone())
+    .field("output", out)
+}
+
+/// The target's evidence: binary BLAKE3 and CFG digest of `binary`, state
+/// measurement of `state` (a file that is not a dump gets a measurement no
+/// bundle can hold, so the gate answers `state-mismatch` in its order).
+///
+/// # Errors
+/// Unreadable files, a binary talos cannot analyse.
+pub fn target_evidence(binary: &Path, state: &Path) -> Result<(TargetEvidence, String)> {
+    // The binary's CFG and the state digest are independent: overlap them.
+    let (m, measured) = std::thread::scope(|scope| {
+        let st = scope.spawn(|| evidence::measure_state(state));
+        let m = reference::measure(binary);
+        let measured = st.join().unwrap_or_else(|_| {
+            Err(evidence::StateError::NotAState(
+                "the state digest panicked".into(),
+            ))
+        });
+        (m, measured)
+    });
+    let m = m?;
+    let (state, note) = match measured {
+        Ok(s) => {
+            let note = format!(
+                "{} bytes, {} bytes of memory pages; {}",
+                s.file_len, s.memory_bytes, s.rseq
+            );
+            (s.measurement, note)
+        }
+        Err(evidence::StateError::Unreadable(e)) => return Err(e),
+        Err(evidence::StateError::NotAState(why)) => (
+            Measurement::new("talos.state-invalid", Digest([0; 32]))?,
+            why,
+        ),
+    };
+    Ok((
+        TargetEvidence {
+            binary: m.binary,
+            cfg: m.cfg,
+            state,
+        },
+        note,
+    ))
+}
+
+fn verify(a: &VerifyArgs) -> Result<Verdict> {
+    let name = "verify";
+    let host = a.common.host()?;
+    let bundle: Bundle = verdict!(read_message(name, &a.bundle)?);
+    let reference: Reference = verdict!(read_message(name, &a.reference)?);
+    let (ev, note) = target_evidence(&a.binary, &a.state)?;
+    let receipt = match gate(name, host.verify(&bundle, &reference, &ev, a.common.now()))? {
+        Ok(r) => r,
+        Err(v) => {
+            return Ok(v
+                .field("binary", ev.binary.to_string())
+                .field("cfg", ev.cfg.to_string())
+                .field("state", ev.state.to_string())
+                .field("state-file", note));
+        }
+    };
+    let out = write_message(&a.output, &receipt.encode())?;
+    Ok(receipt_verdict(name, &receipt, &ev, out))
+}
+
+fn receipt_verdict(name: &str, receipt: &Receipt, ev: &TargetEvidence, out: String) -> Verdict {
+    let r = receipt.body();
+    Verdict::accepted(
+        name,
+        format!(
+            "bundle {} of {} at epoch {} verified and held; receipt written to {out}",
+            hex_short(&r.bundle),
+            r.app,
+            r.epoch
+        ),
+    )
+    .field("app", r.app.as_str())
+    .field("epoch", r.epoch)
+    .field("bundle", r.bundle.to_hex())
+    .field("source", r.source.to_string())
+    .field("binary", ev.binary.to_string())
+    .field("cfg", ev.cfg.to_string())
+    .field("state", ev.state.to_string())
+    .field("output", out)
+}
+
+/// Run `talos migrate`.
+///
+/// # Errors
+/// Unusable input (exit 2).
+pub fn run(args: Args) -> Result<Outcome> {
+    let format = args.command.format();
+    let name = args.command.name();
+    let v = match execute(&args.command) {
+        Ok(v) => v,
+        Err(e) => {
+            if format == Format::Json {
+                let j = json!({
+                    "command": name,
+                    "verdict": "error",
+                    "reason": null,
+                    "detail": format!("{e:#}"),
+                });
+                let _ = output::emit(None, format!("{j:#}\n").as_bytes());
+            }
+            return Err(e);
+        }
+    };
+    v.print(format)?;
+    if let Cmd::Launch(a) = &args.command
+        && v.accepted
+        && let Some((prog, rest)) = a.command.split_first()
+    {
+        use std::os::unix::process::CommandExt as _;
+        let err = std::process::Command::new(prog).args(rest).exec();
+        return Err(anyhow::Error::new(err).context(format!(
+            "launch was recorded, but {prog:?} could not be executed (run it by hand: the release is spent)"
+        )));
+    }
+    Ok(v.outcome())
+}
+
+/// Parse a verdict code sent by a peer.
+pub fn reason_from_peer(code: &str) -> Rejection {
+    Rejection::from_code(code).unwrap_or(Rejection::Malformed)
+}

@@ -1,0 +1,129 @@
+//! `talos reference BINARY --app ID --key OWNER_KEY -o ref.json`: the
+//! owner-signed reference of a binary, made in CI before deployment: app
+//! id, version, the binary's BLAKE3 (`blake3`), its code measurement
+//! (`talos.code/1`, the same one `talos migrate seal` recomputes from the
+//! memory of a dump) and its control-flow graph digest (`talos.cfg/1`, the
+//! same one `talos migrate verify` recomputes from the binary to launch).
+//!
+//! The file is a signed talos-migrate message (`docs/migrate-protocol.md`
+//! §3), not JSON: the name `ref.json` is only a convention of the issue;
+//! `talos migrate show FILE` prints it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use talos_migrate::{AppId, Digest, Measurement, Reference, ReferenceBody, SecretKey, Version};
+
+use crate::cmd::migrate::{Format, Verdict};
+use crate::{Outcome, input, output};
+
+/// Scheme of a whole-file BLAKE3.
+pub const BINARY_SCHEME: &str = "blake3";
+/// Scheme of the control-flow graph digest (`docs/digest.md`).
+pub const CFG_SCHEME: &str = "talos.cfg/1";
+
+/// Arguments of `talos reference`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The audited binary (ELF executable).
+    #[arg(value_name = "BINARY")]
+    pub binary: PathBuf,
+    /// Application id (1-64 of `A-Za-z0-9._-`).
+    #[arg(long, value_name = "ID")]
+    pub app: String,
+    /// Version label (printable ASCII, no spaces).
+    #[arg(long, value_name = "V", default_value = "1")]
+    pub version: String,
+    /// The owner's secret key (from `talos keygen`).
+    #[arg(long, value_name = "OWNER_KEY")]
+    pub key: PathBuf,
+    /// The reference file to write (replaced atomically).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// Verdict format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// What talos measures of a binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measures {
+    /// BLAKE3 of the file.
+    pub binary: Measurement,
+    /// `talos.code/1` of its executable segments.
+    pub code: Measurement,
+    /// `talos.cfg/1` graph digest.
+    pub cfg: Measurement,
+}
+
+/// BLAKE3 of the whole file at `path`.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn file_blake3(path: &Path) -> Result<Measurement> {
+    let bytes = input::map(path)?;
+    let h = blake3::hash(&bytes);
+    Ok(Measurement::new(BINARY_SCHEME, Digest(*h.as_bytes()))?)
+}
+
+/// Measure a binary: BLAKE3, code measurement, CFG digest.
+///
+/// # Errors
+/// When the file cannot be read or is not a binary talos can analyse.
+pub fn measure(path: &Path) -> Result<Measures> {
+    let bytes = input::map(path)?;
+    let shown = path.display();
+    let binary = Measurement::new(BINARY_SCHEME, Digest(*blake3::hash(&bytes).as_bytes()))?;
+    let image = talos_cfg::load(&bytes).with_context(|| format!("{shown}: cannot load"))?;
+    let code = talos_cfg::measure::code_measurement(&image)
+        .with_context(|| format!("{shown}: cannot measure its code"))?;
+    let cfg = talos_cfg::analyze(&image, &talos_cfg::Options::default())
+        .with_context(|| format!("{shown}: cannot recover its control-flow graph"))?;
+    Ok(Measures {
+        binary,
+        code: Measurement::new(talos_cfg::measure::CODE_SCHEME, Digest(code))?,
+        cfg: Measurement::new(CFG_SCHEME, Digest(cfg.digest.0))?,
+    })
+}
+
+/// Measure `binary` and sign its reference with the owner key at `key`.
+///
+/// # Errors
+/// Bad app id or version, unreadable or unanalysable binary, unusable key.
+pub fn build(binary: &Path, app: &str, version: &str, key: &Path) -> Result<Reference> {
+    let app = AppId::new(app).context("--app")?;
+    let version = Version::new(version).context("--version")?;
+    let owner = SecretKey::load(key).with_context(|| format!("{}: owner key", key.display()))?;
+    let m = measure(binary)?;
+    Ok(Reference::sign(
+        ReferenceBody {
+            app,
+            version,
+            binary: m.binary,
+            code: m.code,
+            cfg: m.cfg,
+        },
+        &owner,
+    ))
+}
+
+/// Run `talos reference`.
+///
+/// # Errors
+/// As [`build`], and an unwritable output.
+pub fn run(args: Args) -> Result<Outcome> {
+    let r = build(&args.binary, &args.app, &args.version, &args.key)?;
+    output::write_atomic(&args.output, &r.encode())?;
+    let b = r.body();
+    let v = Verdict::accepted("reference", format!("reference for {} written", b.app))
+        .field("app", b.app.as_str())
+        .field("version", b.version.as_str())
+        .field("binary", b.binary.to_string())
+        .field("code", b.code.to_string())
+        .field("cfg", b.cfg.to_string())
+        .field("owner", r.signer().id().short())
+        .field("id", r.id().to_hex())
+        .field("output", args.output.display().to_string());
+    v.print(args.format)?;
+    Ok(Outcome::Ok)
+}
