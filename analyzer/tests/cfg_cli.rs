@@ -254,6 +254,91 @@ fn unsupported_architecture_is_named() {
     );
 }
 
+/// A bare ELF header: `class` 1 or 2, `data` 1 (little) or 2 (big-endian).
+fn elf_header(class: u8, data: u8, machine: u16) -> Vec<u8> {
+    let u16b = |v: u16| {
+        if data == 1 {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let mut b = vec![0x7f, b'E', b'L', b'F', class, data, 1, 0];
+    b.resize(16, 0);
+    b.extend_from_slice(&u16b(2)); // ET_EXEC
+    b.extend_from_slice(&u16b(machine));
+    let (addr, rest) = if class == 1 { (4, 52) } else { (8, 64) };
+    // e_version, e_entry, e_phoff, e_shoff, e_flags: zero is fine here.
+    b.resize(20 + 4 + 3 * addr + 4, 0);
+    b.extend_from_slice(&u16b(rest)); // e_ehsize
+    b.extend_from_slice(&u16b(if class == 1 { 32 } else { 56 }));
+    b.extend_from_slice(&u16b(0));
+    b.extend_from_slice(&u16b(if class == 1 { 40 } else { 64 }));
+    b.extend_from_slice(&u16b(0));
+    b.extend_from_slice(&u16b(0));
+    b
+}
+
+/// A bare PE header (DOS stub, COFF header, optional-header magic).
+fn pe_header(machine: u16, magic: u16) -> Vec<u8> {
+    let mut b = vec![0u8; 0x200];
+    b[0..2].copy_from_slice(b"MZ");
+    b[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+    b[0x40..0x44].copy_from_slice(b"PE\0\0");
+    b[0x44..0x46].copy_from_slice(&machine.to_le_bytes());
+    let opt_size: u16 = if magic == 0x20b { 240 } else { 224 };
+    b[0x54..0x56].copy_from_slice(&opt_size.to_le_bytes());
+    b[0x56..0x58].copy_from_slice(&0x22u16.to_le_bytes());
+    b[0x58..0x5a].copy_from_slice(&magic.to_le_bytes());
+    b
+}
+
+/// Unknown machines, big-endian and 32-bit variants of supported ones:
+/// exit 2 with "unsupported architecture X", never a graph.
+#[test]
+fn unsupported_variants_exit_2_naming_the_architecture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("riscv32", elf_header(1, 1, 243), "riscv32"),
+        ("x32", elf_header(1, 1, 62), "x32"),
+        ("arm", elf_header(1, 1, 40), "arm (EM_ARM, 32-bit)"),
+        (
+            "riscv64-be",
+            elf_header(2, 2, 243),
+            "riscv (EM_RISCV) (big-endian)",
+        ),
+        (
+            "aarch64-be",
+            elf_header(2, 2, 183),
+            "aarch64 (EM_AARCH64) (big-endian)",
+        ),
+        (
+            "x86_64-be",
+            elf_header(2, 2, 62),
+            "x86_64 (EM_X86_64) (big-endian)",
+        ),
+        ("mips64", elf_header(2, 1, 8), "mips (EM_MIPS)"),
+        ("ppc64", elf_header(2, 1, 21), "powerpc64"),
+        ("unknown-elf", elf_header(2, 1, 0x1234), "e_machine 4660"),
+        ("pe32-i386", pe_header(0x14c, 0x10b), "x86 (PE32"),
+        ("pe-arm64", pe_header(0xaa64, 0x20b), "aarch64"),
+        ("pe-arm64ec", pe_header(0xa641, 0x20b), "PE machine 0xa641"),
+        ("unknown-pe", pe_header(0x1234, 0x20b), "PE machine 0x1234"),
+    ];
+    for (what, bytes, arch) in cases {
+        let p = tmp.path().join(what);
+        std::fs::write(&p, bytes).unwrap();
+        let o = talos(&["cfg", p.to_str().unwrap(), "--format", "json"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(o.stdout.is_empty(), "{what}: printed a graph");
+        assert!(
+            err.contains(&format!("unsupported architecture {arch}")),
+            "{what}: {err}"
+        );
+    }
+}
+
 #[test]
 fn every_truncation_of_the_sample_ends_in_a_verdict_or_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();

@@ -841,6 +841,7 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Decoder, addrs: &[u64])
         explored,
         gap_found: BTreeSet::new(),
         noreturn: ctx.noreturn.clone(),
+        whole_image: false,
     };
     finish(image, dec, &code, d)
 }
@@ -855,6 +856,7 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Re
         sources: seeds.clone(),
         gap_found: BTreeSet::new(),
         noreturn: BTreeSet::new(),
+        whole_image: true,
     };
     let mut queue: BTreeSet<u64> = seeds.keys().copied().collect();
     let mut round = 0usize;
@@ -884,6 +886,10 @@ pub(crate) struct Discovery {
     pub sources: BTreeMap<u64, FunctionSource>,
     pub gap_found: BTreeSet<u64>,
     pub noreturn: BTreeSet<u64>,
+    /// Whether the code no function covers is measured: a whole-image
+    /// analysis reports it; a function-local one would decode nearly every
+    /// byte of the image to say that it did not look there.
+    pub whole_image: bool,
 }
 
 /// Explore `queue` and everything it leads to, settle conflicts, drop
@@ -897,8 +903,15 @@ fn explore_all(
     opts: Options,
 ) {
     let mut gap_rounds = 0usize;
+    let mut ready: Vec<Explored> = Vec::new();
     loop {
-        run_waves(ctx, &mut d.explored, &mut d.sources, queue);
+        run_waves(
+            ctx,
+            &mut d.explored,
+            &mut d.sources,
+            queue,
+            std::mem::take(&mut ready),
+        );
         settle_conflicts(ctx, &mut d.explored, &mut d.sources, queue);
         prune(d, seeds);
         ctx.known = d.explored.keys().copied().collect();
@@ -910,10 +923,14 @@ fn explore_all(
         if found.is_empty() {
             break;
         }
-        for (a, s) in found {
+        // Each gap function was explored to be accepted, with the entries
+        // known now; the one thing new to the next wave, the other gap
+        // functions' entries, lies outside its gap, which it did not leave:
+        // that exploration is what decoding it again would give.
+        for (a, s, r) in found {
             d.sources.entry(a).or_insert(s);
             d.gap_found.insert(a);
-            queue.insert(a);
+            ready.push(r);
         }
     }
 }
@@ -953,12 +970,20 @@ fn run_waves(
     explored: &mut BTreeMap<u64, Explored>,
     sources: &mut BTreeMap<u64, FunctionSource>,
     queue: &mut BTreeSet<u64>,
+    ready: Vec<Explored>,
 ) {
-    while !queue.is_empty() {
-        ctx.known.extend(queue.iter().copied());
-        let wave: Vec<u64> = std::mem::take(queue).into_iter().collect();
-        let shared: &Ctx<'_> = ctx;
-        let results: Vec<Explored> = wave.par_iter().map(|&a| explore(shared, a)).collect();
+    // `ready`: a first wave already explored (functions found in gaps).
+    let mut ready = Some(ready).filter(|r| !r.is_empty());
+    while ready.is_some() || !queue.is_empty() {
+        let results: Vec<Explored> = if let Some(r) = ready.take() {
+            ctx.known.extend(r.iter().map(|e| e.start));
+            r
+        } else {
+            ctx.known.extend(queue.iter().copied());
+            let wave: Vec<u64> = std::mem::take(queue).into_iter().collect();
+            let shared: &Ctx<'_> = ctx;
+            wave.par_iter().map(|&a| explore(shared, a)).collect()
+        };
         for r in results {
             ctx.called.extend(r.calls.iter().copied());
             for &t in &r.calls {
@@ -1016,7 +1041,7 @@ fn settle_conflicts(
             }
             explored.insert(r.start, r);
         }
-        run_waves(ctx, explored, sources, queue);
+        run_waves(ctx, explored, sources, queue, Vec::new());
     }
 }
 
@@ -1094,7 +1119,10 @@ fn gaps(code: &[CodeRange], cov: &[(u64, u64)]) -> Vec<(u64, u64)> {
 /// land in a gap, and the first non-padding byte after each run of padding.
 /// A candidate is accepted when it decodes cleanly, never leaves its gap
 /// except by calls or tail calls, and is not itself padding.
-fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<(u64, FunctionSource)> {
+fn gap_functions(
+    ctx: &Ctx<'_>,
+    explored: &BTreeMap<u64, Explored>,
+) -> Vec<(u64, FunctionSource, Explored)> {
     let cov = covered(explored);
     let mut pointers: BTreeSet<u64> = ctx.image.code_pointers.iter().copied().collect();
     for e in explored.values() {
@@ -1133,7 +1161,7 @@ fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<(u64,
             before.is_none() || before != owner_starting_at(ge)
         })
         .collect();
-    let per_gap: Vec<Vec<(u64, FunctionSource)>> = gap_list
+    let per_gap: Vec<Vec<(u64, FunctionSource, Explored)>> = gap_list
         .par_iter()
         .map(|&(gs, ge)| {
             let mut found = Vec::new();
@@ -1162,7 +1190,7 @@ fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<(u64,
                 let r = explore(ctx, cand);
                 if acceptable(ctx, &r, gs, ge) {
                     taken_until = r.extent().map_or(cand, |(_, hi)| hi);
-                    found.push((cand, source));
+                    found.push((cand, source, r));
                     // Without alignment padding between functions (RISC-V
                     // at -O0), the next function starts where this one's
                     // code ends.
@@ -1186,6 +1214,26 @@ fn is_padding_at(ctx: &Ctx<'_>, addr: u64, end: u64) -> bool {
     window
         .and_then(|w| Some((w, ctx.dec.decode(w, addr, None)?)))
         .is_some_and(|(w, insn)| ctx.dec.is_padding(w, &insn))
+}
+
+/// Whether `[start, end)` holds nothing but padding (looked at for at most
+/// 64 KiB).
+fn only_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> bool {
+    if end.saturating_sub(start) > 0x1_0000 {
+        return false;
+    }
+    let mut a = start;
+    while a < end {
+        let window = ctx.image.bytes_from(a).and_then(|b| {
+            let max = usize::try_from(end.saturating_sub(a)).unwrap_or(usize::MAX);
+            b.get(..b.len().min(max))
+        });
+        match window.and_then(|w| Some((w, ctx.dec.decode(w, a, None)?))) {
+            Some((w, insn)) if insn.end() > a && ctx.dec.is_padding(w, &insn) => a = insn.end(),
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// First non-padding address of the gap and after each padding run in it.
@@ -1240,6 +1288,20 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, gs: u64, ge: u64) -> bool {
             .is_some_and(|b| ctx.dec.is_padding(b, i))
     });
     if first_is_padding {
+        return false;
+    }
+    // A lone forward jump over code but no entry with direct evidence is no
+    // function: GNU ld opens each AArch64 stub section (long-branch and
+    // erratum-843419 veneers) with `b <past the stubs>; nop`. A compiled
+    // one-jump function (`b g`) that nothing references jumps over padding
+    // at most.
+    if r.insns.len() == 1
+        && let Some(i) = r.insns.iter().next()
+        && let Flow::Jump(t) = i.flow
+        && t > i.end()
+        && ctx.called.range(i.end()..t).next().is_none()
+        && !only_padding(ctx, i.end(), t)
+    {
         return false;
     }
     r.has_return
@@ -1407,10 +1469,14 @@ fn finish(image: &Image<'_>, dec: &dyn Decoder, code: &[CodeRange], d: Discovery
     return_sites.dedup();
 
     let cov = covered(&d.explored);
-    let unexplained_bytes = gaps(code, &cov)
-        .iter()
-        .map(|&(s, e)| non_padding_bytes(image, dec, s, e))
-        .sum();
+    let unexplained_bytes = if d.whole_image {
+        gaps(code, &cov)
+            .iter()
+            .map(|&(s, e)| non_padding_bytes(image, dec, s, e))
+            .sum()
+    } else {
+        0
+    };
     Recovered {
         functions,
         unresolved,

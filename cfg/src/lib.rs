@@ -143,7 +143,8 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Decoder, rec: builder::Recovered)
 /// FDE, else nearest preceding known entry, covers each address): the cheap
 /// way to ask "is this address inside a basic block / after a call" of a
 /// large binary. Function sizes and the graph digest of the result describe
-/// the subset only; [`Cfg::complete`] tells whether a function's blocks are
+/// the subset only (and `stats.unexplained_bytes` is 0: the rest of the code
+/// was not looked at); [`Cfg::complete`] tells whether a function's blocks are
 /// all known (no unresolved indirect jump).
 ///
 /// # Errors

@@ -190,3 +190,125 @@ fn br_through_a_loaded_slot_and_calls() {
     // The slot is no loader slot in this image: honestly unresolved.
     assert_eq!(cfg.unresolved.len(), 1);
 }
+
+fn b(from: u64, to: u64) -> u32 {
+    0x1400_0000 | (((to as i64 - from as i64) / 4) as u32 & 0x03ff_ffff)
+}
+fn str_x(rt: u32, rn: u32, imm: u32) -> u32 {
+    0xf900_0000 | ((imm / 8) << 10) | (rn << 5) | rt
+}
+const NOP: u32 = 0xd503_201f;
+const SP: u32 = 31;
+
+/// gcc at -O2 in a large function: the table base is built once, spilled
+/// to the frame, and reloaded at the switch inside a loop, after a call
+/// (which ends what a path can carry in registers and memory).
+///
+/// ```text
+/// main: adrp x1, tbl ; add x1, x1, :lo12:tbl ; str <src>, [sp, #16] ; bl f
+/// loop: cmp w0, #2 ; b.hi out ; ldr x1, [sp, #16] ; ldrb w2, [x1, w0, uxtw]
+///       adr x3, base ; add x2, x3, w2, sxtb #2 ; br x2
+/// base: case i: sub w0, w0, #1 ; b loop      (3 cases)
+/// out:  ret
+/// f:    ret
+/// ```
+fn spilled_table_program(text: u64, rodata: u64, src: u32) -> (Vec<u8>, Vec<u8>, Vec<u64>) {
+    let table = rodata + 0x20;
+    let mut words: Vec<u32> = Vec::new();
+    let (mut out, mut f, mut base) = (0u64, 0u64, 0u64);
+    let mut cases = Vec::new();
+    for _ in 0..2 {
+        words.clear();
+        cases.clear();
+        let pc = |w: &Vec<u32>| text + 4 * w.len() as u64;
+        words.push(adrp(pc(&words), table, 1));
+        words.push(add_imm(1, 1, (table & 0xfff) as u32));
+        words.push(str_x(src, SP, 16));
+        words.push(bl(pc(&words), f));
+        let lp = pc(&words);
+        words.push(cmp_w_imm(0, 2));
+        words.push(b_cond(pc(&words), out, 8)); // b.hi
+        words.push(ldr_x(1, SP, 16));
+        words.push(ldrb_uxtw(2, 1, 0));
+        words.push(adr(pc(&words), base, 3));
+        words.push(add_sxtb(2, 3, 2, 2));
+        words.push(br(2));
+        base = pc(&words);
+        for _ in 0..3 {
+            cases.push(pc(&words));
+            words.push(0x5100_0400); // sub w0, w0, #1
+            words.push(b(pc(&words), lp));
+        }
+        out = pc(&words);
+        words.push(RET);
+        f = pc(&words);
+        words.push(RET);
+    }
+    let mut data = vec![0u8; 0x20];
+    data.extend(cases.iter().map(|&c| ((c - base) / 4) as u8));
+    (
+        words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        data,
+        cases,
+    )
+}
+
+#[test]
+fn a_table_base_spilled_to_the_frame_is_followed() {
+    let (code, data, cases) = spilled_table_program(0x40_0000, 0x41_0000, 1);
+    let cfg = analyze(&image(0x40_0000, code, 0x41_0000, data));
+    assert_eq!(cfg.jump_tables.len(), 1, "unresolved {:?}", cfg.unresolved);
+    assert_eq!(cfg.jump_tables[0].table, 0x41_0020);
+    assert_eq!(cfg.jump_tables[0].entries, 3);
+    let f = cfg.function_at(0x40_0000).unwrap();
+    let mut targets: Vec<u64> = f
+        .blocks
+        .iter()
+        .flat_map(|b| &b.succs)
+        .filter(|e| e.kind == EdgeKind::JumpTable)
+        .filter_map(|e| e.addr)
+        .collect();
+    targets.sort_unstable();
+    assert_eq!(targets, cases);
+}
+
+#[test]
+fn a_frame_slot_not_holding_a_constant_is_not_a_table_base() {
+    // `str x5, [sp, #16]`: the slot holds whatever x5 was.
+    let (code, data, _) = spilled_table_program(0x40_0000, 0x41_0000, 5);
+    let cfg = analyze(&image(0x40_0000, code, 0x41_0000, data));
+    assert!(cfg.jump_tables.is_empty());
+    assert_eq!(cfg.unresolved.len(), 1);
+}
+
+/// GNU ld opens an AArch64 stub section with `b <past the stubs>; nop`:
+/// that branch is no function, while a one-jump function before padding is.
+#[test]
+fn a_stub_section_header_is_no_function() {
+    let text = 0x40_0000u64;
+    // main: bl g ; ret
+    // stubs: b g ; nop ; ldr w0, [x0] ; b g+4   (an erratum veneer)
+    // g:    mov w0, #0 ; ret
+    let g = text + 0x18;
+    let words = [
+        bl(text, g),
+        RET,
+        b(text + 8, g),
+        NOP,
+        0xb940_0000,
+        b(text + 0x14, g + 4),
+        movz_w(0, 0),
+        RET,
+    ];
+    let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let cfg = analyze(&image(text, code, 0x41_0000, vec![0; 16]));
+    assert!(cfg.function_at(text + 8).is_none(), "{:?}", cfg.functions);
+    assert!(cfg.function_at(g).is_some());
+
+    // main: bl g ; ret ; h: b g ; nop ; g: ret  -- h is a function.
+    let g = text + 0x10;
+    let words = [bl(text, g), RET, b(text + 8, g), NOP, RET];
+    let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let cfg = analyze(&image(text, code, 0x41_0000, vec![0; 16]));
+    assert!(cfg.function_at(text + 8).is_some(), "{:?}", cfg.functions);
+}

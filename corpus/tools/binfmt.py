@@ -169,7 +169,11 @@ def _load_elf(d):
                 continue
             if stype == 0:  # STT_NOTYPE
                 sname = _cstr(d, strtab_off + st_name)
-                if sname and bind != 0:  # global/weak labels only, not local .L labels
+                # Global/weak labels, and local labels of hand-written
+                # assembly (crt1's `load_gp` on RISC-V, `__wrap_main` on
+                # AArch64); not compiler-local `.L` labels nor mapping
+                # symbols (`$x`, `$d`).
+                if sname and (bind != 0 or not sname.startswith((".L", "$"))):
                     other.append({"addr": st_value, "name": sname})
                 continue
             funcs.append((st_value, st_size, _cstr(d, strtab_off + st_name), BIND_RANK.get(bind, 3)))
@@ -291,6 +295,19 @@ def _load_pe(d):
             funcs.append((addr, pdata[addr], f"sub_{addr:x}", 9))
             size_from[addr] = "pdata_unnamed"
     img.functions = _merge_aliases(funcs)
+    # External labels in code that are not typed as functions: hand-written
+    # assembly (libgcc's `___chkstk_ms`) and the import thunks of import
+    # libraries that do not type them (`jmp [rip+__imp_X]`). Neither right nor
+    # wrong when predicted, like ELF's global NOTYPE labels.
+    func_addrs = {f["addr"] for f in img.functions}
+    seen = {}
+    for addr, name, typ, sclass, _ in sorted(raw):
+        if (typ & 0x30) == 0x20 or sclass not in (2, 105) or addr in func_addrs:
+            continue
+        if name.lstrip("_") in ("CTOR_LIST__", "DTOR_LIST__"):
+            continue  # the CRT's constructor lists: data the linker puts in .text
+        seen.setdefault(addr, {"addr": addr, "name": name})
+    img.other_code_symbols = list(seen.values())
     for f in img.functions:
         f["size_from"] = size_from[f["addr"]]
         if f["size_from"] == "next_symbol":

@@ -866,7 +866,7 @@ impl Decoder for Aarch64Decoder {
     }
 
     fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
-        resolve_path(image, path, &[], &|_| true)
+        resolve_path(image, path, &[], &[], &|_| true)
     }
 
     fn resolve_indirect_in(
@@ -880,7 +880,7 @@ impl Decoder for Aarch64Decoder {
         let attempt = |seeds: &[(u16, u64)]| {
             starts
                 .iter()
-                .find_map(|&i| resolve_path(image, path.get(i..)?, seeds, accept))
+                .find_map(|&i| resolve_path(image, path.get(i..)?, seeds, &[], accept))
         };
         let found = attempt(&[]).or_else(|| {
             // A switch in a loop whose table base was set once before the
@@ -889,27 +889,53 @@ impl Decoder for Aarch64Decoder {
             let inv = invariant_registers(image, function);
             if inv.is_empty() { None } else { attempt(&inv) }
         });
-        found.or_else(|| {
-            // Last, other paths through the joins: the builder's path takes
-            // the straight-line predecessor at each join, which in a rotated
-            // loop is the back edge, never reaching the preheader where the
-            // table base was set.
-            let jump = *path.last()?;
-            let preds = super::linear::flow_preds(self, image, function);
-            super::linear::paths_to(jump, &preds, 64, 8, 4096)
-                .iter()
-                .find_map(|p| {
-                    // Suffixes from each block start (an instruction with
-                    // other than one straight-line predecessor), longest
-                    // last.
-                    let starts = (0..p.len()).rev().filter(|&i| {
-                        i == 0 || p.get(i).and_then(|a| preds.get(a)).map_or(0, Vec::len) != 1
-                    });
-                    starts
-                        .into_iter()
-                        .find_map(|i| resolve_path(image, p.get(i..)?, &[], accept))
-                })
-        })
+        let preds = std::cell::OnceCell::new();
+        let preds = || preds.get_or_init(|| super::linear::flow_preds(self, image, function));
+        found
+            .or_else(|| {
+                // Then other paths through the joins: the builder's path
+                // takes the straight-line predecessor at each join, which in
+                // a rotated loop is the back edge, never reaching the
+                // preheader where the table base was set.
+                let jump = *path.last()?;
+                let preds = preds();
+                super::linear::paths_to(jump, preds, 64, 8, 4096)
+                    .iter()
+                    .find_map(|p| {
+                        // Suffixes from each block start (an instruction with
+                        // other than one straight-line predecessor), longest
+                        // last.
+                        let starts = (0..p.len()).rev().filter(|&i| {
+                            i == 0 || p.get(i).and_then(|a| preds.get(a)).map_or(0, Vec::len) != 1
+                        });
+                        starts
+                            .into_iter()
+                            .find_map(|i| resolve_path(image, p.get(i..)?, &[], &[], accept))
+                    })
+            })
+            .or_else(|| {
+                // Last, a table base the function spilled to its frame once
+                // (`str x0, [sp, #144]` after `adrp`+`add`, far before the
+                // switch) and reloads at the switch: every store that can
+                // reach the reload must store the same constant.
+                let preds = preds();
+                let slots: Vec<(i64, u64)> = path
+                    .iter()
+                    .filter_map(|&a| {
+                        let i = decode_raw(word(image.bytes_from(a)?)?)?;
+                        if !matches!(i.op, Op::Load { size: 8, .. }) || i.rn != SP {
+                            return None;
+                        }
+                        Some((i.imm, spilled_constant(image, preds, a, i.imm)?))
+                    })
+                    .collect();
+                if slots.is_empty() {
+                    return None;
+                }
+                starts
+                    .iter()
+                    .find_map(|&i| resolve_path(image, path.get(i..)?, &[], &slots, accept))
+            })
     }
 
     fn canonical_bytes(
@@ -967,7 +993,8 @@ fn with_capstone<T>(f: impl FnOnce(&Capstone) -> Option<T>) -> Option<T> {
     })
 }
 
-/// Interpret `path` (the indirect jump last) with `seeds` preset, with
+/// Interpret `path` (the indirect jump last) with `seeds` preset in
+/// registers and `slots` (offset from `sp`, 64-bit value) in the frame, with
 /// store-to-load forwarding and then without (see
 /// `Machine::without_store_forwarding`), and return the first answer
 /// `accept` takes.
@@ -975,6 +1002,7 @@ fn resolve_path(
     image: &Image<'_>,
     path: &[u64],
     seeds: &[(u16, u64)],
+    slots: &[(i64, u64)],
     accept: &dyn Fn(&IndirectTarget) -> bool,
 ) -> Option<IndirectTarget> {
     let mut insns = Vec::with_capacity(path.len());
@@ -998,6 +1026,10 @@ fn resolve_path(
         for &(r, v) in seeds {
             st.m.preset(r, v);
         }
+        for &(off, v) in slots {
+            let at = st.m.reg(u16::from(SP)).add_const(off as u64);
+            st.m.store(at, Val::konst(v));
+        }
         for (idx, &(a, i)) in body.iter().enumerate() {
             let next = insns.get(idx.checked_add(1)?).map(|x| x.0);
             st.step(a, &i, next);
@@ -1020,6 +1052,159 @@ fn resolve_path(
         if !st.m.forwarded {
             // Nothing was forwarded: the second pass would see the same.
             break;
+        }
+    }
+    None
+}
+
+/// How an instruction touches the stack frame: `Write(off, len)` stores
+/// `len` bytes at `sp + off` (no writeback); `Opaque` writes memory through
+/// `sp` where this cannot tell, or changes `sp` itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Untouched,
+    Write(i64, i64),
+    Opaque,
+}
+
+fn frame_effect(w: u32) -> Frame {
+    let rn = bits(w, 9, 5);
+    let v = bits(w, 26, 26) == 1;
+    let opc = bits(w, 23, 22);
+    let size = bits(w, 31, 30);
+    if w & 0x0a00_0000 == 0x0800_0000 {
+        // Loads and stores.
+        if rn != u32::from(SP) {
+            return Frame::Untouched;
+        }
+        // Single register, unsigned offset / unscaled offset: no writeback.
+        let unsigned = w & 0x3b00_0000 == 0x3900_0000;
+        let unscaled = w & 0x3b20_0c00 == 0x3800_0000;
+        if unsigned || unscaled {
+            let store = opc == 0 || (v && opc == 2);
+            if !store {
+                return Frame::Untouched;
+            }
+            let len: i64 = if v && opc == 2 { 16 } else { 1 << size };
+            let off = if unsigned {
+                i64::from(bits(w, 21, 10)) * len
+            } else {
+                sext(bits(w, 20, 12), 9)
+            };
+            return Frame::Write(off, len);
+        }
+        // Pair, signed offset or non-temporal: no writeback.
+        if w & 0x3a00_0000 == 0x2800_0000 && matches!(bits(w, 24, 23), 0 | 2) {
+            if bits(w, 22, 22) == 1 {
+                return Frame::Untouched;
+            }
+            let len: i64 = match (v, size) {
+                (false, 0) | (true, 0) => 4,
+                (false, 2) | (true, 1) => 8,
+                (true, 2) => 16,
+                _ => return Frame::Opaque, // stgp, unallocated
+            };
+            return Frame::Write(sext(bits(w, 21, 15), 7) * len, 2 * len);
+        }
+        return Frame::Opaque;
+    }
+    match decode_raw(w) {
+        Some(i) if i.rd == SP || i.writes.contains(&SP) => Frame::Opaque,
+        Some(_) => Frame::Untouched,
+        None => Frame::Opaque,
+    }
+}
+
+/// Whether `i` may change integer register `r`.
+fn writes_reg(i: &A64, r: u8) -> bool {
+    let rd = !matches!(
+        i.op,
+        Op::Store { .. }
+            | Op::MemOther
+            | Op::CondBranch { .. }
+            | Op::Branch { link: false }
+            | Op::BranchReg { link: false }
+            | Op::Return
+            | Op::Trap
+    ) && i.rd == r;
+    rd || i.writes.contains(&r) || (is_link_flow(i) && (r <= 18 || r == 30))
+}
+
+/// The 64-bit constant every store reaching the frame load at `load` stores
+/// at `sp + off`, walking back over `preds` (intra-function flow). `None`
+/// when some path reaches the entry without such a store, a store there is
+/// not a whole 64-bit `str` of an `adrp`(+`add`) or `adr` value, two stores
+/// disagree, or something on the way changes `sp` or writes the frame in a
+/// way this cannot follow.
+fn spilled_constant(
+    image: &Image<'_>,
+    preds: &std::collections::BTreeMap<u64, Vec<u64>>,
+    load: u64,
+    off: i64,
+) -> Option<u64> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut work: Vec<u64> = preds.get(&load)?.clone();
+    let mut value: Option<u64> = None;
+    while let Some(a) = work.pop() {
+        if !seen.insert(a) {
+            continue;
+        }
+        if seen.len() > 20_000 {
+            return None;
+        }
+        let w = word(image.bytes_from(a)?)?;
+        match frame_effect(w) {
+            Frame::Opaque => return None,
+            Frame::Write(o, len) if o < off.saturating_add(8) && off < o.saturating_add(len) => {
+                let i = decode_raw(w)?;
+                if o != off || len != 8 || !matches!(i.op, Op::Store { size: 8 }) {
+                    return None;
+                }
+                let v = constant_before(image, preds, a, i.rd)?;
+                if value.is_some_and(|x| x != v) {
+                    return None;
+                }
+                value = Some(v);
+                continue;
+            }
+            _ => {}
+        }
+        // No predecessor: the entry (or code reached only through a table).
+        let ps = preds.get(&a).filter(|p| !p.is_empty())?;
+        work.extend(ps.iter().copied());
+    }
+    value
+}
+
+/// The constant in `r` just before `at`, from `adrp r` (optionally then
+/// `add r, r, #lo`) or `adr r` on the straight-line code before it.
+fn constant_before(
+    image: &Image<'_>,
+    preds: &std::collections::BTreeMap<u64, Vec<u64>>,
+    at: u64,
+    r: u8,
+) -> Option<u64> {
+    let mut a = at;
+    let mut lo: Option<i64> = None;
+    for _ in 0..64 {
+        a = match preds.get(&a)?.as_slice() {
+            [p] => *p,
+            _ => return None,
+        };
+        let i = decode_raw(word(image.bytes_from(a)?)?)?;
+        if !writes_reg(&i, r) {
+            continue;
+        }
+        match i.op {
+            Op::AddImm { flags: false } if i.wide && i.rd == r && i.rn == r && lo.is_none() => {
+                lo = Some(i.imm);
+            }
+            Op::Adrp if i.rd == r => {
+                let page = (a & !0xfff).wrapping_add(i.imm as u64);
+                return Some(page.wrapping_add(lo.unwrap_or(0) as u64));
+            }
+            Op::Adr if i.rd == r && lo.is_none() => return Some(a.wrapping_add(i.imm as u64)),
+            _ => return None,
         }
     }
     None
