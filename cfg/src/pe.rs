@@ -323,19 +323,49 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
             image.import_slots.entry(slot).or_insert(name);
         }
     }
-    // `.pdata`: the compiler's function table.
-    if let Some(ex) = &pe.exception_data {
+    // `.pdata`: the compiler's function table. Read here with checked
+    // slicing from the data directory: goblin's `ExceptionData::functions`
+    // slices its recorded offset and size unchecked and panics on a crafted
+    // directory (fuzz/regressions/pe_image/).
+    if pe.exception_data.is_some() {
+        let dir = pe
+            .header
+            .optional_header
+            .and_then(|oh| oh.data_directories.get_exception_table().copied());
+        let table = dir.and_then(|d| {
+            let rva = u64::from(d.virtual_address);
+            let size = u64::from(d.size);
+            pe.sections.iter().find_map(|sec| {
+                let va = u64::from(sec.virtual_address);
+                let raw = u64::from(sec.size_of_raw_data);
+                let off = rva
+                    .checked_sub(va)
+                    .filter(|&o| o.saturating_add(size) <= raw)?;
+                let start = u64::from(sec.pointer_to_raw_data).checked_add(off)?;
+                let end = start.checked_add(size)?;
+                bytes.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+            })
+        });
         let mut fdes = Vec::new();
-        for rf in ex.functions().take(limits::MAX_EH_RECORDS) {
-            let Ok(rf) = rf else { break };
-            if rf.end_address <= rf.begin_address {
+        for rf in table
+            .unwrap_or_default()
+            .chunks_exact(12)
+            .take(limits::MAX_EH_RECORDS)
+        {
+            let word = |i: usize| {
+                rf.get(i..i + 4)
+                    .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                    .map_or(0, u32::from_le_bytes)
+            };
+            let (begin, end) = (word(0), word(4));
+            if end <= begin {
                 continue;
             }
-            let start = base.wrapping_add(u64::from(rf.begin_address));
+            let start = base.wrapping_add(u64::from(begin));
             if in_code(&image, start) {
                 fdes.push(Fde {
                     start,
-                    len: u64::from(rf.end_address - rf.begin_address),
+                    len: u64::from(end - begin),
                 });
             }
         }
