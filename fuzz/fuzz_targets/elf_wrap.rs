@@ -42,3 +42,46 @@ pub fn elf64(e_machine: u16, text_page: u32, code: &[u8], rodata: &[u8]) -> Vec<
     out[..h.len()].copy_from_slice(&h);
     out
 }
+
+/// What both fixed-width decoder targets do with their input: a linear
+/// sweep of `code` at `addr` through every decoder entry point (with the
+/// constant carried from one instruction to the next, as the builder does;
+/// `skip` bytes forward where nothing decodes), then the bytes wrapped in a
+/// minimal ELF for `e_machine` and analysed, which runs the jump-table
+/// interpreter.
+pub fn sweep_then_build(
+    dec: &dyn talos_cfg::arch::Decoder,
+    e_machine: u16,
+    skip: usize,
+    addr: u64,
+    text_page: u32,
+    code: &[u8],
+    rodata: &[u8],
+) {
+    let mut at = 0usize;
+    let mut prev = None;
+    while let Some(window) = code.get(at..) {
+        if window.is_empty() {
+            break;
+        }
+        let pc = addr.wrapping_add(at as u64);
+        let _ = dec.render(window, pc);
+        let mut out = Vec::new();
+        let _ = dec.canonical_bytes(window, pc, (0, u64::MAX), addr, &mut out);
+        match dec.decode(window, pc, prev.as_ref()) {
+            Some(i) => {
+                let _ = dec.is_padding(window, &i);
+                at += usize::from(i.len);
+                prev = Some(i);
+            }
+            None => {
+                at += skip;
+                prev = None;
+            }
+        }
+    }
+    let bytes = elf64(e_machine, text_page, code, rodata);
+    if let Ok(image) = talos_cfg::load(&bytes) {
+        let _ = talos_cfg::analyze(&image, &talos_cfg::Options::default());
+    }
+}

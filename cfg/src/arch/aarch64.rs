@@ -877,41 +877,20 @@ impl Decoder for Aarch64Decoder {
         function: &[u64],
         accept: &dyn Fn(&IndirectTarget) -> bool,
     ) -> Option<IndirectTarget> {
-        let attempt = |seeds: &[(u16, u64)]| {
-            starts
-                .iter()
-                .find_map(|&i| resolve_path(image, path.get(i..)?, seeds, &[], accept))
-        };
-        let found = attempt(&[]).or_else(|| {
-            // A switch in a loop whose table base was set once before the
-            // loop: constant on every path, though no single path through
-            // the loop's joins reaches its definition.
-            let inv = invariant_registers(image, function);
-            if inv.is_empty() { None } else { attempt(&inv) }
-        });
+        let found = super::linear::resolve_with_invariants(
+            path,
+            starts,
+            || invariant_registers(image, function),
+            |p, seeds| resolve_path(image, p, seeds, &[], accept),
+        );
         let preds = std::cell::OnceCell::new();
         let preds = || preds.get_or_init(|| super::linear::flow_preds(self, image, function));
         found
             .or_else(|| {
-                // Then other paths through the joins: the builder's path
-                // takes the straight-line predecessor at each join, which in
-                // a rotated loop is the back edge, never reaching the
-                // preheader where the table base was set.
-                let jump = *path.last()?;
-                let preds = preds();
-                super::linear::paths_to(jump, preds, 64, 8, 4096)
-                    .iter()
-                    .find_map(|p| {
-                        // Suffixes from each block start (an instruction with
-                        // other than one straight-line predecessor), longest
-                        // last.
-                        let starts = (0..p.len()).rev().filter(|&i| {
-                            i == 0 || p.get(i).and_then(|a| preds.get(a)).map_or(0, Vec::len) != 1
-                        });
-                        starts
-                            .into_iter()
-                            .find_map(|i| resolve_path(image, p.get(i..)?, &[], &[], accept))
-                    })
+                // Then other paths through the joins.
+                super::linear::resolve_on_join_paths(*path.last()?, preds(), |p| {
+                    resolve_path(image, p, &[], &[], accept)
+                })
             })
             .or_else(|| {
                 // Last, a table base the function spilled to its frame once
@@ -961,17 +940,7 @@ impl Decoder for Aarch64Decoder {
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String> {
         let raw = bytes.get(..4)?;
         decode_raw(word(raw)?)?;
-        with_capstone(|cs| {
-            let insns = cs.disasm_count(raw, addr, 1).ok()?;
-            let insn = insns.iter().next()?;
-            let m = insn.mnemonic().unwrap_or("");
-            let ops = insn.op_str().unwrap_or("");
-            Some(if ops.is_empty() {
-                m.to_string()
-            } else {
-                format!("{m} {ops}")
-            })
-        })
+        with_capstone(|cs| super::capstone_text(cs, raw, addr))
     }
 
     fn plt_header_size(&self) -> u64 {
@@ -1013,16 +982,8 @@ fn resolve_path(
     if !matches!(jump.op, Op::BranchReg { link: false }) {
         return None;
     }
-    for forwarding in [true, false] {
-        let zr = Some(u16::from(ZR));
-        let mut st = State {
-            m: if forwarding {
-                Machine::new(zr)
-            } else {
-                Machine::without_store_forwarding(zr)
-            },
-            cmp: None,
-        };
+    super::linear::interpret_path(image, Some(u16::from(ZR)), accept, |m| {
+        let mut st = State { m, cmp: None };
         for &(r, v) in seeds {
             st.m.preset(r, v);
         }
@@ -1035,26 +996,8 @@ fn resolve_path(
             st.step(a, &i, next);
         }
         let target = st.m.reg(u16::from(jump.rn));
-        let answer = if let Some(slot) = st.m.single_load_of_constant(&target, 8) {
-            Some(IndirectTarget::Slot(slot))
-        } else {
-            st.m.match_table(image, &target).map(|(t, narrow)| {
-                if narrow {
-                    IndirectTarget::NarrowTable(t)
-                } else {
-                    IndirectTarget::Table(t)
-                }
-            })
-        };
-        if let Some(a) = answer.filter(|a| accept(a)) {
-            return Some(a);
-        }
-        if !st.m.forwarded {
-            // Nothing was forwarded: the second pass would see the same.
-            break;
-        }
-    }
-    None
+        Some((st.m, target))
+    })
 }
 
 /// How an instruction touches the stack frame: `Write(off, len)` stores

@@ -657,3 +657,83 @@ pub(crate) fn flow_preds(
     }
     preds
 }
+
+/// Interpret one path to an indirect jump: first with store-to-load
+/// forwarding, then (only when some load was forwarded) without it (see
+/// [`Machine::without_store_forwarding`]). `run` presets the machine, steps
+/// through the path and returns the jump's target value; the first answer
+/// `accept` takes wins: a load from one constant slot (a GOT-style jump) or
+/// a jump table.
+pub(crate) fn interpret_path(
+    image: &Image<'_>,
+    zero_reg: Option<u16>,
+    accept: &dyn Fn(&super::IndirectTarget) -> bool,
+    run: impl Fn(Machine) -> Option<(Machine, Val)>,
+) -> Option<super::IndirectTarget> {
+    use super::IndirectTarget;
+    for forwarding in [true, false] {
+        let fresh = if forwarding {
+            Machine::new(zero_reg)
+        } else {
+            Machine::without_store_forwarding(zero_reg)
+        };
+        let (m, target) = run(fresh)?;
+        let answer = if let Some(slot) = m.single_load_of_constant(&target, 8) {
+            Some(IndirectTarget::Slot(slot))
+        } else {
+            m.match_table(image, &target).map(|(t, narrow)| {
+                if narrow {
+                    IndirectTarget::NarrowTable(t)
+                } else {
+                    IndirectTarget::Table(t)
+                }
+            })
+        };
+        if let Some(a) = answer.filter(|a| accept(a)) {
+            return Some(a);
+        }
+        if !m.forwarded {
+            // Nothing was forwarded: the second pass would see the same.
+            break;
+        }
+    }
+    None
+}
+
+/// The first two tries of a fixed-width ISA's `resolve_indirect_in`: the
+/// builder's path from each of `starts`, then, if that fails, the same
+/// with the function's loop-invariant registers preset. A switch in a loop
+/// whose table base was set once before the loop is constant on every
+/// path, though no single path through the loop's joins reaches its
+/// definition.
+pub(crate) fn resolve_with_invariants(
+    path: &[u64],
+    starts: &[usize],
+    invariants: impl FnOnce() -> Vec<(u16, u64)>,
+    resolve: impl Fn(&[u64], &[(u16, u64)]) -> Option<super::IndirectTarget>,
+) -> Option<super::IndirectTarget> {
+    let attempt =
+        |seeds: &[(u16, u64)]| starts.iter().find_map(|&i| resolve(path.get(i..)?, seeds));
+    attempt(&[]).or_else(|| {
+        let inv = invariants();
+        if inv.is_empty() { None } else { attempt(&inv) }
+    })
+}
+
+/// Other paths to `jump` through the joins: the builder's path takes the
+/// straight-line predecessor at each join, which in a rotated loop is the
+/// back edge, never reaching the preheader where the table base was set.
+/// Each path is tried from each block start (an instruction with other than
+/// one straight-line predecessor), longest suffix last.
+pub(crate) fn resolve_on_join_paths(
+    jump: u64,
+    preds: &std::collections::BTreeMap<u64, Vec<u64>>,
+    resolve: impl Fn(&[u64]) -> Option<super::IndirectTarget>,
+) -> Option<super::IndirectTarget> {
+    paths_to(jump, preds, 64, 8, 4096).iter().find_map(|p| {
+        let starts = (0..p.len())
+            .rev()
+            .filter(|&i| i == 0 || p.get(i).and_then(|a| preds.get(a)).map_or(0, Vec::len) != 1);
+        starts.into_iter().find_map(|i| resolve(p.get(i..)?))
+    })
+}

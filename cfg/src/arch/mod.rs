@@ -206,3 +206,17 @@ pub fn decoder_for(image: &Image<'_>) -> crate::Result<Box<dyn Decoder>> {
         Arch::Aarch64 => Ok(Box::new(aarch64::Aarch64Decoder::new())),
     }
 }
+
+/// One instruction as capstone prints it (`mnemonic operands`), for the
+/// decoders that render with capstone (RISC-V, AArch64).
+fn capstone_text(cs: &capstone::Capstone, raw: &[u8], addr: u64) -> Option<String> {
+    let insns = cs.disasm_count(raw, addr, 1).ok()?;
+    let insn = insns.iter().next()?;
+    let m = insn.mnemonic().unwrap_or("");
+    let ops = insn.op_str().unwrap_or("");
+    Some(if ops.is_empty() {
+        m.to_string()
+    } else {
+        format!("{m} {ops}")
+    })
+}

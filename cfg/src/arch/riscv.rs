@@ -766,38 +766,20 @@ impl Decoder for RiscvDecoder {
         function: &[u64],
         accept: &dyn Fn(&IndirectTarget) -> bool,
     ) -> Option<IndirectTarget> {
-        let attempt = |seeds: &[(u16, u64)]| {
-            starts
-                .iter()
-                .find_map(|&i| resolve_path(image, path.get(i..)?, seeds, accept))
-        };
-        let found = attempt(&[]).or_else(|| {
-            // A switch in a loop whose table base and bound were set once
-            // before the loop: constant on every path, though no single
-            // path through the loop's joins reaches their definition.
-            let inv = invariant_registers(image, function);
-            if inv.is_empty() { None } else { attempt(&inv) }
-        });
-        found.or_else(|| {
-            // Last, other paths through the joins: the builder's path takes
-            // the straight-line predecessor at each join, which in a rotated
-            // loop is the back edge, never reaching the preheader where the
-            // table base was set.
-            let jump = *path.last()?;
+        // A switch in a loop whose table base and bound were set once
+        // before the loop (see `resolve_with_invariants`), then, last,
+        // other paths through the joins.
+        super::linear::resolve_with_invariants(
+            path,
+            starts,
+            || invariant_registers(image, function),
+            |p, seeds| resolve_path(image, p, seeds, accept),
+        )
+        .or_else(|| {
             let preds = super::linear::flow_preds(self, image, function);
-            super::linear::paths_to(jump, &preds, 64, 8, 4096)
-                .iter()
-                .find_map(|p| {
-                    // Suffixes from each block start (an instruction with
-                    // other than one straight-line predecessor), longest
-                    // last.
-                    let starts = (0..p.len()).rev().filter(|&i| {
-                        i == 0 || p.get(i).and_then(|a| preds.get(a)).map_or(0, Vec::len) != 1
-                    });
-                    starts
-                        .into_iter()
-                        .find_map(|i| resolve_path(image, p.get(i..)?, &[], accept))
-                })
+            super::linear::resolve_on_join_paths(*path.last()?, &preds, |p| {
+                resolve_path(image, p, &[], accept)
+            })
         })
     }
 
@@ -843,17 +825,7 @@ impl Decoder for RiscvDecoder {
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String> {
         let i = decode_raw(bytes)?;
         let raw = bytes.get(..usize::from(i.len))?;
-        let text = with_capstone(|cs| {
-            let insns = cs.disasm_count(raw, addr, 1).ok()?;
-            let insn = insns.iter().next()?;
-            let m = insn.mnemonic().unwrap_or("");
-            let ops = insn.op_str().unwrap_or("");
-            Some(if ops.is_empty() {
-                m.to_string()
-            } else {
-                format!("{m} {ops}")
-            })
-        })?;
+        let text = with_capstone(|cs| super::capstone_text(cs, raw, addr))?;
         // Capstone prints branch targets as pc-relative immediates; show
         // the absolute address like objdump does.
         let target = match i.kind {
@@ -909,12 +881,7 @@ fn resolve_path(
     if jump.kind != Kind::Jalr {
         return None;
     }
-    for forwarding in [true, false] {
-        let mut m = if forwarding {
-            Machine::new(Some(0))
-        } else {
-            Machine::without_store_forwarding(Some(0))
-        };
+    super::linear::interpret_path(image, Some(0), accept, |mut m| {
         for &(r, v) in seeds {
             m.preset(r, v);
         }
@@ -923,26 +890,8 @@ fn resolve_path(
             step(&mut m, a, &i, next);
         }
         let target = m.reg(u16::from(jump.rs1)).add_const(jump.imm as u64);
-        let answer = if let Some(slot) = m.single_load_of_constant(&target, 8) {
-            Some(IndirectTarget::Slot(slot))
-        } else {
-            m.match_table(image, &target).map(|(t, narrow)| {
-                if narrow {
-                    IndirectTarget::NarrowTable(t)
-                } else {
-                    IndirectTarget::Table(t)
-                }
-            })
-        };
-        if let Some(a) = answer.filter(|a| accept(a)) {
-            return Some(a);
-        }
-        if !m.forwarded {
-            // Nothing was forwarded: the second pass would see the same.
-            break;
-        }
-    }
-    None
+        Some((m, target))
+    })
 }
 
 /// Registers defined exactly once in `function`, by a constant (`li`,
