@@ -9,23 +9,12 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
 
-fn talos(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_talos"))
-        .args(args)
-        .output()
-        .expect("run talos")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{root, stderr, talos};
 
 fn required() -> bool {
     std::env::var_os("TALOS_REQUIRE_CORPUS").is_some_and(|v| v == "1")

@@ -10,22 +10,11 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
 
-fn talos(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_talos"))
-        .args(args)
-        .output()
-        .expect("run talos")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{root, stderr, talos};
 
 /// (old, new, changed function names, old truth, new truth) of every
 /// changed-line pair in the corpus manifest; empty when the corpus is not

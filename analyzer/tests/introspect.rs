@@ -17,85 +17,14 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
-struct Corpus {
-    dir: PathBuf,
-    m: BTreeMap<String, String>,
-}
+mod common;
 
-impl Corpus {
-    fn get(&self, k: &str) -> &str {
-        self.m
-            .get(k)
-            .unwrap_or_else(|| panic!("manifest has no {k}"))
-    }
-    fn addr(&self, k: &str) -> u64 {
-        let v = self.get(k);
-        u64::from_str_radix(v.trim_start_matches("0x"), 16)
-            .unwrap_or_else(|_| panic!("{k}={v} is not hex"))
-    }
-    fn num(&self, k: &str) -> u64 {
-        self.get(k).parse().unwrap()
-    }
-    fn core(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Whether a missing tool must fail the tests (CI).
-fn required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("TALOS_REQUIRE_CORPUS").is_some()
-}
-
-fn corpus() -> Option<&'static Corpus> {
-    static C: OnceLock<Option<Corpus>> = OnceLock::new();
-    C.get_or_init(|| {
-        let script = repo().join("corpus/dumps/make-dumps.sh");
-        let out = Command::new("bash").arg(&script).output().unwrap();
-        if out.status.code() == Some(77) {
-            let msg = String::from_utf8_lossy(&out.stderr);
-            assert!(!required(), "make-dumps.sh skipped under CI: {msg}");
-            eprintln!("SKIP: {msg}");
-            return None;
-        }
-        assert!(
-            out.status.success(),
-            "make-dumps.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = repo().join("corpus/out/dumps");
-        let text = std::fs::read_to_string(dir.join("manifest.env")).unwrap();
-        let m = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Some(Corpus { dir, m })
-    })
-    .as_ref()
-}
-
-macro_rules! corpus_or_skip {
-    () => {
-        match corpus() {
-            Some(c) => c,
-            None => return,
-        }
-    };
-}
+use common::dumps::required;
 
 fn talos(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_talos"))

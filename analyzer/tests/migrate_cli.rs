@@ -21,6 +21,7 @@
     clippy::panic
 )]
 
+mod common;
 mod migrate_common;
 
 use migrate_common::*;
@@ -54,19 +55,10 @@ fn happy_path_on_a_real_gcore_dump_then_every_replay_is_refused() {
     );
     assert!(!w.p("r2").exists(), "a rejection must not write its output");
     // Replayed release.
-    let (code, v) = w.run("t", &["launch", "--release", &w.s("release-s-t")]);
+    let (code, v) = w.launch("t", "release-s-t");
     assert_rejected(code, &v, "already-accepted");
     // Replayed receipt.
-    let (code, v) = w.run(
-        "s",
-        &[
-            "commit",
-            "--receipt",
-            &w.s("receipt-s-t"),
-            "-o",
-            &w.s("rel2"),
-        ],
-    );
+    let (code, v) = w.commit("s", "receipt-s-t", "rel2");
     assert_rejected(code, &v, "migrated-away");
     // Abort after release.
     let before = w.ledger("s");
@@ -89,43 +81,12 @@ fn launch_execs_the_command_only_after_the_ledger_accepted() {
     // Before the release exists, launch refuses and runs nothing.
     let marker = w.p("ran");
     let script = format!("echo launched > {}", marker.display());
-    let (code, v) = w.run(
-        "t",
-        &[
-            "launch",
-            "--release",
-            &w.s("receipt-s-t"),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
+    let (code, v) = parse(&w.launch_exec("t", "receipt-s-t", &script));
     assert_rejected(code, &v, "malformed"); // a receipt is not a release
     assert!(!marker.exists());
-    let (code, v) = w.run(
-        "s",
-        &[
-            "commit",
-            "--receipt",
-            &w.s("receipt-s-t"),
-            "-o",
-            &w.s("release-s-t"),
-        ],
-    );
+    let (code, v) = w.commit("s", "receipt-s-t", "release-s-t");
     assert_eq!(code, 0, "{v}");
-    let out = w.raw(
-        "t",
-        &[
-            "launch",
-            "--release",
-            &w.s("release-s-t"),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
+    let out = w.launch_exec("t", "release-s-t", &script);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -134,18 +95,7 @@ fn launch_execs_the_command_only_after_the_ledger_accepted() {
     );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "launched\n");
     std::fs::remove_file(&marker).unwrap();
-    let out = w.raw(
-        "t",
-        &[
-            "launch",
-            "--release",
-            &w.s("release-s-t"),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
+    let out = w.launch_exec("t", "release-s-t", &script);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         !marker.exists(),
@@ -174,8 +124,8 @@ fn older_bundle_is_epoch_rollback() {
     assert_rejected(code, &v, "epoch-rollback");
     assert_eq!(w.ledger("t"), before);
     // The newer one completes, and the older one stays refused.
-    w.run_ok("s", &["commit", "--receipt", &w.s("r2"), "-o", &w.s("rel")]);
-    w.run_ok("t", &["launch", "--release", &w.s("rel")]);
+    assert_eq!(w.commit("s", "r2", "rel").0, 0);
+    assert_eq!(w.launch("t", "rel").0, 0);
     let (code, v) = w.verify("t", "b1", &c.sk_bin(), &core, "r1");
     assert_rejected(code, &v, "epoch-rollback");
     assert_eq!(w.running_hosts(&["s", "t"]), 1);
@@ -209,7 +159,7 @@ fn same_bundle_to_a_second_target_and_second_seal_from_a_frozen_source() {
     let (code, v) = w.verify("t", "bt2", &c.sk_bin(), &core, "rt2");
     assert_rejected(code, &v, "nonce-reused");
     // The receipt T signed for the aborted epoch is now worthless.
-    let (code, v) = w.run("s", &["commit", "--receipt", &w.s("rt"), "-o", &w.s("rel")]);
+    let (code, v) = w.commit("s", "rt", "rel");
     assert_rejected(code, &v, "unknown-nonce");
     assert!(
         w.running_hosts(&["s", "t", "u"]) == 0,
@@ -350,19 +300,7 @@ fn unpinned_keys_and_forged_signatures_are_refused() {
     let w = World::sk(c, &["s", "t"]);
     let core = c.core("sk.gcore-7f.core");
     // A reference signed by an owner nobody pinned.
-    let out = w.raw_global(&["keygen", "-o", &w.s("owner2")]);
-    assert!(out.status.success());
-    let out = w.raw_global(&[
-        "reference",
-        c.sk_bin().to_str().unwrap(),
-        "--app",
-        APP,
-        "--key",
-        &w.s("owner2"),
-        "-o",
-        &w.s("ref2"),
-    ]);
-    assert!(out.status.success());
+    w.unpinned_reference(c, "owner2", "ref2");
     w.challenge("t", "c");
     let seal2 = |reference: &str| {
         w.run(
@@ -448,25 +386,19 @@ fn garbage_and_oversized_messages_are_malformed_and_bad_input_is_exit_2() {
     std::fs::write(w.p("empty"), b"").unwrap();
     let before = w.ledger("s");
     for f in ["garbage", "huge", "empty"] {
-        let (code, v) = w.run("s", &["commit", "--receipt", &w.s(f), "-o", &w.s("rel")]);
+        let (code, v) = w.commit("s", f, "rel");
         assert_rejected(code, &v, "malformed");
-        let (code, v) = w.run("t", &["launch", "--release", &w.s(f)]);
+        let (code, v) = w.launch("t", f);
         assert_rejected(code, &v, "malformed");
     }
     // A message of another kind (a challenge given as a receipt).
     w.challenge("t", "chal");
-    let (code, v) = w.run(
-        "s",
-        &["commit", "--receipt", &w.s("chal"), "-o", &w.s("rel")],
-    );
+    let (code, v) = w.commit("s", "chal", "rel");
     assert_rejected(code, &v, "malformed");
     assert_eq!(w.ledger("s"), before);
     assert!(!w.p("rel").exists());
     // Unusable input: exit 2 with an error naming the problem.
-    let (code, v) = w.run(
-        "s",
-        &["commit", "--receipt", &w.s("missing"), "-o", &w.s("rel")],
-    );
+    let (code, v) = w.commit("s", "missing", "rel");
     assert_eq!((code, v["verdict"].as_str()), (2, Some("error")), "{v}");
     assert!(v["detail"].as_str().unwrap().contains("missing"), "{v}");
     let out = w.raw_global(&["migrate", "status", "--state-dir", &w.s("nowhere")]);

@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+mod common;
 mod migrate_common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -158,105 +159,57 @@ fn a_state_tampered_in_transit_is_state_mismatch_and_the_target_keeps_nothing() 
     assert_eq!(w.app_status("s"), "frozen");
 }
 
+/// Start a server on `t`, let `talk` speak on the connection, and check
+/// that the server answers and ends with the rejection `reason`.
+fn assert_server_refuses(w: &World, c: &Corpus, reason: &str, talk: impl FnOnce(&mut TcpStream)) {
+    let server = Server::start(w, "t", &c.sk_bin());
+    let mut s = connect(&server.addr);
+    talk(&mut s);
+    assert_eq!(
+        wire::expect_frame(&mut s, FrameKind::Verdict).unwrap(),
+        reason.as_bytes()
+    );
+    let (code, sv) = server.finish();
+    assert_rejected(code, &sv, reason);
+}
+
 #[test]
 fn garbage_oversized_cut_short_and_unpinned_are_refused() {
     let c = corpus_or_skip!();
     let w = World::sk(c, &["s", "t"]);
     // An unknown frame kind instead of the reference.
-    let server = Server::start(&w, "t", &c.sk_bin());
-    let mut s = connect(&server.addr);
-    s.write_all(&[0xee, 0, 0, 0, 3, 1, 2, 3]).unwrap();
-    assert_eq!(
-        wire::expect_frame(&mut s, FrameKind::Verdict).unwrap(),
-        b"malformed"
-    );
-    let (code, sv) = server.finish();
-    assert_rejected(code, &sv, "malformed");
+    assert_server_refuses(&w, c, "malformed", |s| {
+        s.write_all(&[0xee, 0, 0, 0, 3, 1, 2, 3]).unwrap();
+    });
 
     // A reference by an owner the target has not pinned earns no challenge.
-    let out = w.raw_global(&["keygen", "-o", &w.s("owner2")]);
-    assert!(out.status.success());
-    let out = w.raw_global(&[
-        "reference",
-        c.sk_bin().to_str().unwrap(),
-        "--app",
-        APP,
-        "--key",
-        &w.s("owner2"),
-        "-o",
-        &w.s("ref2"),
-    ]);
-    assert!(out.status.success());
-    let server = Server::start(&w, "t", &c.sk_bin());
-    let mut s = connect(&server.addr);
-    wire::write_frame(
-        &mut s,
-        FrameKind::Message,
-        &std::fs::read(w.p("ref2")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        wire::expect_frame(&mut s, FrameKind::Verdict).unwrap(),
-        b"untrusted-key"
-    );
-    let (code, sv) = server.finish();
-    assert_rejected(code, &sv, "untrusted-key");
+    w.unpinned_reference(c, "owner2", "ref2");
+    assert_server_refuses(&w, c, "untrusted-key", |s| {
+        wire::write_frame(s, FrameKind::Message, &std::fs::read(w.p("ref2")).unwrap()).unwrap();
+    });
     assert!(w.status("t")["pending"].as_array().unwrap().is_empty());
 
     // A message frame announcing 1 GiB: refused before it is read.
-    let server = Server::start(&w, "t", &c.sk_bin());
-    let mut s = connect(&server.addr);
-    s.write_all(&[FrameKind::Message.tag(), 0x40, 0, 0, 0])
-        .unwrap();
-    assert_eq!(
-        wire::expect_frame(&mut s, FrameKind::Verdict).unwrap(),
-        b"malformed"
-    );
-    let (code, sv) = server.finish();
-    assert_rejected(code, &sv, "malformed");
+    assert_server_refuses(&w, c, "malformed", |s| {
+        s.write_all(&[FrameKind::Message.tag(), 0x40, 0, 0, 0])
+            .unwrap();
+    });
 
     // Garbage bytes in a well-formed message frame.
-    let server = Server::start(&w, "t", &c.sk_bin());
-    let mut s = connect(&server.addr);
-    wire::write_frame(
-        &mut s,
-        FrameKind::Message,
-        b"TALOSMSG\x01\x01 not a reference",
-    )
-    .unwrap();
-    assert_eq!(
-        wire::expect_frame(&mut s, FrameKind::Verdict).unwrap(),
-        b"malformed"
-    );
-    let (code, sv) = server.finish();
-    assert_rejected(code, &sv, "malformed");
+    assert_server_refuses(&w, c, "malformed", |s| {
+        wire::write_frame(s, FrameKind::Message, b"TALOSMSG\x01\x01 not a reference").unwrap();
+    });
 
     // A state stream that announces more bytes than it sent.
-    let server = Server::start(&w, "t", &c.sk_bin());
-    let mut s = connect(&server.addr);
-    wire::write_frame(
-        &mut s,
-        FrameKind::Message,
-        &std::fs::read(w.p("ref")).unwrap(),
-    )
-    .unwrap();
-    let chal = wire::expect_frame(&mut s, FrameKind::Message).unwrap();
-    std::fs::write(w.p("c"), &chal).unwrap();
-    let (code, v) = w.seal("s", "c", &c.core("sk.gcore-7f.core"), "b");
-    assert_eq!(code, 0, "{v}");
-    wire::write_frame(
-        &mut s,
-        FrameKind::Message,
-        &std::fs::read(w.p("b")).unwrap(),
-    )
-    .unwrap();
-    wire::write_frame(&mut s, FrameKind::StateChunk, &[1, 2, 3]).unwrap();
-    wire::write_frame(&mut s, FrameKind::StateEnd, &4u64.to_be_bytes()).unwrap();
-    assert_eq!(
-        wire::expect_frame(&mut s, FrameKind::Verdict).unwrap(),
-        b"malformed"
-    );
-    let (code, sv) = server.finish();
-    assert_rejected(code, &sv, "malformed");
+    assert_server_refuses(&w, c, "malformed", |s| {
+        wire::write_frame(s, FrameKind::Message, &std::fs::read(w.p("ref")).unwrap()).unwrap();
+        let chal = wire::expect_frame(s, FrameKind::Message).unwrap();
+        std::fs::write(w.p("c"), &chal).unwrap();
+        let (code, v) = w.seal("s", "c", &c.core("sk.gcore-7f.core"), "b");
+        assert_eq!(code, 0, "{v}");
+        wire::write_frame(s, FrameKind::Message, &std::fs::read(w.p("b")).unwrap()).unwrap();
+        wire::write_frame(s, FrameKind::StateChunk, &[1, 2, 3]).unwrap();
+        wire::write_frame(s, FrameKind::StateEnd, &4u64.to_be_bytes()).unwrap();
+    });
     assert_eq!(w.app_status("t"), "absent");
 }

@@ -8,10 +8,8 @@
     clippy::panic
 )]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -27,82 +25,13 @@ pub const FAILPOINTS: [&str; 5] = [
     "ledger-after-sync",
 ];
 
-/// The dumps of `corpus/dumps/make-dumps.sh` and its manifest.
-pub struct Corpus {
-    pub dir: PathBuf,
-    pub m: BTreeMap<String, String>,
-}
-
-impl Corpus {
-    pub fn get(&self, k: &str) -> &str {
-        self.m
-            .get(k)
-            .unwrap_or_else(|| panic!("manifest has no {k}"))
-    }
-    pub fn addr(&self, k: &str) -> u64 {
-        let v = self.get(k);
-        u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
-    }
-    pub fn core(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-    pub fn sk_bin(&self) -> PathBuf {
-        PathBuf::from(self.get("SK_BIN"))
-    }
-}
+pub use crate::common::dumps::Corpus;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-/// Whether a missing prerequisite must fail the tests (CI).
-pub fn required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("TALOS_REQUIRE_CORPUS").is_some()
-}
-
-/// Build (incrementally) and load the corpus dumps; `None` (after saying
-/// SKIP) when this machine lacks gdb or a compiler, except under CI.
-pub fn corpus() -> Option<&'static Corpus> {
-    static C: OnceLock<Option<Corpus>> = OnceLock::new();
-    C.get_or_init(|| {
-        let script = repo().join("corpus/dumps/make-dumps.sh");
-        let out = Command::new("bash").arg(&script).output().unwrap();
-        if out.status.code() == Some(77) {
-            let msg = String::from_utf8_lossy(&out.stderr);
-            assert!(!required(), "make-dumps.sh skipped under CI: {msg}");
-            eprintln!("SKIP: {msg}");
-            return None;
-        }
-        assert!(
-            out.status.success(),
-            "make-dumps.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = repo().join("corpus/out/dumps");
-        let text = std::fs::read_to_string(dir.join("manifest.env")).unwrap();
-        let m = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Some(Corpus { dir, m })
-    })
-    .as_ref()
-}
-
-/// The corpus, or return from the test (SKIP) when it cannot be built.
-#[macro_export]
-macro_rules! corpus_or_skip {
-    () => {
-        match corpus() {
-            Some(c) => c,
-            None => return,
-        }
-    };
 }
 
 pub fn talos_bin() -> &'static str {
@@ -326,20 +255,64 @@ impl World {
     /// The whole exchange; returns the launch verdict.
     pub fn exchange_to_launch(&self, c: &Corpus, s: &str, t: &str) -> (i32, Value) {
         self.seal_and_verify(c, s, t, "");
-        self.run_ok(
-            s,
+        let release = format!("release-{s}-{t}");
+        let (code, v) = self.commit(s, &format!("receipt-{s}-{t}"), &release);
+        assert_eq!(code, 0, "{v:#}");
+        self.launch(t, &release)
+    }
+
+    /// `commit --receipt DIR/RECEIPT -o DIR/RELEASE` on `host`.
+    pub fn commit(&self, host: &str, receipt: &str, release: &str) -> (i32, Value) {
+        self.run(
+            host,
             &[
                 "commit",
                 "--receipt",
-                &self.s(&format!("receipt-{s}-{t}")),
+                &self.s(receipt),
                 "-o",
-                &self.s(&format!("release-{s}-{t}")),
+                &self.s(release),
             ],
-        );
-        self.run(
-            t,
-            &["launch", "--release", &self.s(&format!("release-{s}-{t}"))],
         )
+    }
+
+    /// `launch --release DIR/RELEASE` on `host`.
+    pub fn launch(&self, host: &str, release: &str) -> (i32, Value) {
+        self.run(host, &["launch", "--release", &self.s(release)])
+    }
+
+    /// `launch --release DIR/RELEASE -- sh -c SCRIPT` on `host`.
+    pub fn launch_exec(&self, host: &str, release: &str, script: &str) -> Output {
+        self.raw_env(
+            host,
+            &[
+                "launch",
+                "--release",
+                &self.s(release),
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            None,
+        )
+    }
+
+    /// A key nobody pinned (`DIR/KEY`) and the reference of statekeeper
+    /// it signed (`DIR/OUT`).
+    pub fn unpinned_reference(&self, c: &Corpus, key: &str, out: &str) {
+        let o = self.raw_global(&["keygen", "-o", &self.s(key)]);
+        assert!(o.status.success(), "{o:?}");
+        let o = self.raw_global(&[
+            "reference",
+            c.sk_bin().to_str().unwrap(),
+            "--app",
+            APP,
+            "--key",
+            &self.s(key),
+            "-o",
+            &self.s(out),
+        ]);
+        assert!(o.status.success(), "{o:?}");
     }
 
     pub fn ledger(&self, host: &str) -> Vec<u8> {
