@@ -1219,21 +1219,7 @@ fn is_padding_at(ctx: &Ctx<'_>, addr: u64, end: u64) -> bool {
 /// Whether `[start, end)` holds nothing but padding (looked at for at most
 /// 64 KiB).
 fn only_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> bool {
-    if end.saturating_sub(start) > 0x1_0000 {
-        return false;
-    }
-    let mut a = start;
-    while a < end {
-        let window = ctx.image.bytes_from(a).and_then(|b| {
-            let max = usize::try_from(end.saturating_sub(a)).unwrap_or(usize::MAX);
-            b.get(..b.len().min(max))
-        });
-        match window.and_then(|w| Some((w, ctx.dec.decode(w, a, None)?))) {
-            Some((w, insn)) if insn.end() > a && ctx.dec.is_padding(w, &insn) => a = insn.end(),
-            _ => return false,
-        }
-    }
-    true
+    end.saturating_sub(start) <= 0x1_0000 && non_padding_bytes(ctx.image, ctx.dec, start, end) == 0
 }
 
 /// First non-padding address of the gap and after each padding run in it.

@@ -159,6 +159,21 @@ impl Function {
         b.contains(addr).then_some(b)
     }
 
+    /// Every successor edge of every block, in block order.
+    pub fn edges(&self) -> impl Iterator<Item = &Edge> {
+        self.blocks.iter().flat_map(|b| &b.succs)
+    }
+
+    /// The targets of this function's edges of `kind` that have one, in
+    /// block order.
+    #[must_use]
+    pub fn edge_targets(&self, kind: EdgeKind) -> Vec<u64> {
+        self.edges()
+            .filter(|e| e.kind == kind)
+            .filter_map(|e| e.addr)
+            .collect()
+    }
+
     /// Total instructions.
     #[must_use]
     pub fn instruction_count(&self) -> u64 {

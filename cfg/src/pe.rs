@@ -352,12 +352,9 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
             .chunks_exact(12)
             .take(limits::MAX_EH_RECORDS)
         {
-            let word = |i: usize| {
-                rf.get(i..i + 4)
-                    .and_then(|w| <[u8; 4]>::try_from(w).ok())
-                    .map_or(0, u32::from_le_bytes)
+            let (Some(begin), Some(end)) = (u32_at(rf, 0), u32_at(rf, 4)) else {
+                continue;
             };
-            let (begin, end) = (word(0), word(4));
             if end <= begin {
                 continue;
             }

@@ -136,13 +136,7 @@ fn byte_offset_jump_table_is_resolved() {
     assert_eq!(cfg.jump_tables[0].entries, 3);
     assert_eq!(cfg.jump_tables[0].entry_size, 1);
     let f = cfg.function_at(lay.main).unwrap();
-    let mut targets: Vec<u64> = f
-        .blocks
-        .iter()
-        .flat_map(|b| &b.succs)
-        .filter(|e| e.kind == EdgeKind::JumpTable)
-        .filter_map(|e| e.addr)
-        .collect();
+    let mut targets: Vec<u64> = f.edge_targets(EdgeKind::JumpTable);
     targets.sort_unstable();
     assert_eq!(targets, lay.cases.to_vec());
     assert!(f.block_containing(lay.default).is_some());
@@ -261,13 +255,7 @@ fn a_table_base_spilled_to_the_frame_is_followed() {
     assert_eq!(cfg.jump_tables[0].table, 0x41_0020);
     assert_eq!(cfg.jump_tables[0].entries, 3);
     let f = cfg.function_at(0x40_0000).unwrap();
-    let mut targets: Vec<u64> = f
-        .blocks
-        .iter()
-        .flat_map(|b| &b.succs)
-        .filter(|e| e.kind == EdgeKind::JumpTable)
-        .filter_map(|e| e.addr)
-        .collect();
+    let mut targets: Vec<u64> = f.edge_targets(EdgeKind::JumpTable);
     targets.sort_unstable();
     assert_eq!(targets, cases);
 }

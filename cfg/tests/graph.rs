@@ -141,13 +141,7 @@ fn recovers_functions_edges_and_jump_table() {
 
     let main = cfg.function_at(l.main).unwrap();
     // The switch: three jump-table edges to the cases.
-    let jt: Vec<u64> = main
-        .blocks
-        .iter()
-        .flat_map(|b| &b.succs)
-        .filter(|e| e.kind == EdgeKind::JumpTable)
-        .filter_map(|e| e.addr)
-        .collect();
+    let jt: Vec<u64> = main.edge_targets(EdgeKind::JumpTable);
     assert_eq!(jt, l.cases);
     assert_eq!(cfg.jump_tables.len(), 1);
     assert_eq!(cfg.jump_tables[0].table, l.table);

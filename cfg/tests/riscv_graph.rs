@@ -193,29 +193,12 @@ fn calls_switch_tables_and_returns() {
     assert_eq!(cfg.jump_tables[0].table, lay.table);
     assert_eq!(cfg.jump_tables[0].entries, 4);
     let main = cfg.function_at(lay.main).unwrap();
-    let mut table_targets: Vec<u64> = main
-        .blocks
-        .iter()
-        .flat_map(|b| &b.succs)
-        .filter(|e| e.kind == EdgeKind::JumpTable)
-        .filter_map(|e| e.addr)
-        .collect();
+    let mut table_targets: Vec<u64> = main.edge_targets(EdgeKind::JumpTable);
     table_targets.sort_unstable();
     assert_eq!(table_targets, lay.cases.to_vec());
-    let calls: Vec<u64> = main
-        .blocks
-        .iter()
-        .flat_map(|b| &b.succs)
-        .filter(|e| e.kind == EdgeKind::Call)
-        .filter_map(|e| e.addr)
-        .collect();
+    let calls: Vec<u64> = main.edge_targets(EdgeKind::Call);
     assert_eq!(calls, vec![lay.callee]);
-    let returns = main
-        .blocks
-        .iter()
-        .flat_map(|b| &b.succs)
-        .filter(|e| e.kind == EdgeKind::Return)
-        .count();
+    let returns = main.edges().filter(|e| e.kind == EdgeKind::Return).count();
     assert_eq!(returns, 5); // four cases and the default
     assert!(cfg.unresolved.is_empty());
     assert_eq!(cfg.function_at(lay.default), None);
@@ -237,12 +220,7 @@ fn jal_without_link_is_a_jump_and_jr_t1_after_a_slot_load_is_a_tail_call() {
     a.emit(jalr(0, T1, 0));
     let cfg = analyze(&image(2, text, a.bytes(), slot, vec![0; 8]));
     let main = cfg.function_at(text).unwrap();
-    let kinds: Vec<EdgeKind> = main
-        .blocks
-        .iter()
-        .flat_map(|b| &b.succs)
-        .map(|e| e.kind)
-        .collect();
+    let kinds: Vec<EdgeKind> = main.edges().map(|e| e.kind).collect();
     assert!(kinds.contains(&EdgeKind::Call) && kinds.contains(&EdgeKind::TailCall));
     let callee = cfg.function_at(f).unwrap();
     // Not a loader slot here (no dynamic relocation names it): left as an

@@ -79,9 +79,7 @@ fn cfg_part() -> Result<()> {
             "  dispatch() at {:#x}: {} blocks; its switch is a jump table with {} targets",
             f.addr,
             f.blocks.len(),
-            f.blocks
-                .iter()
-                .flat_map(|b| &b.succs)
+            f.edges()
                 .filter(|e| e.kind == talos_cfg::EdgeKind::JumpTable)
                 .count()
         );
