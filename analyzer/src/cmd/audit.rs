@@ -36,6 +36,9 @@ pub enum AuditFormat {
     Json,
     /// SARIF 2.1.0 (GitHub code scanning).
     Sarif,
+    /// One self-contained HTML page (findings with call paths, hardening,
+    /// enclave metadata).
+    Html,
 }
 
 /// Arguments of `talos audit`.
@@ -162,6 +165,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             s
         }
         AuditFormat::Text => report_text(&report),
+        AuditFormat::Html => crate::html::audit::render(&report),
     };
     output::emit(args.output.as_deref(), text.as_bytes())?;
     Ok(if report.fails() {

@@ -15,7 +15,8 @@ use talos_introspect::resolve::{FileBytes, Resolver};
 use talos_introspect::verify::{self, Options};
 
 use crate::Outcome;
-use crate::{input, output};
+use crate::html::introspect::{Extras, Insn, MapRegion, TamperedFunction};
+use crate::{html, input, output};
 
 /// Output formats of `talos introspect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,6 +25,8 @@ pub enum Format {
     Text,
     /// The `talos.introspect/1` document.
     Json,
+    /// One self-contained HTML page (memory map, tampered code, threads).
+    Html,
 }
 
 /// Arguments of `talos introspect`.
@@ -125,15 +128,23 @@ pub fn run(args: Args) -> Result<Outcome> {
         flow_cfg: args.flow_cfg,
         ..Options::default()
     };
-    let report = if let Some(path) = &args.dump {
+    let html = args.format == Format::Html;
+    // The page also draws every mapping and disassembles tampered code,
+    // which needs the dump while it is still open.
+    let judge = |dump: &Dump<'_>, name: &str| {
+        let report = verify::verify(dump, &resolver, name, &opts);
+        let extras = html.then(|| html_extras(dump, &report));
+        (report, extras)
+    };
+    let (report, extras) = if let Some(path) = &args.dump {
         let bytes = input::map(path)?;
         let dump = talos_introspect::core::parse(&bytes)
             .with_context(|| format!("{}: cannot read core", path.display()))?;
-        verify::verify(&dump, &resolver, &path.display().to_string(), &opts)
+        judge(&dump, &path.display().to_string())
     } else if let Some(pid) = args.pid {
         let dump = talos_introspect::live::read(pid, &talos_introspect::live::Options::default())
             .with_context(|| format!("process {pid}: cannot read"))?;
-        verify::verify(&dump, &resolver, &format!("pid:{pid}"), &opts)
+        judge(&dump, &format!("pid:{pid}"))
     } else if let (Some(path), Some(base)) = (&args.raw, &args.base) {
         let base = parse_addr(base)?;
         let perms = Perms::parse(&args.perms)
@@ -152,7 +163,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         let layout = image.as_ref().zip(binary.as_ref().map(|b| b.1.as_str()));
         let dump: Dump<'_> =
             talos_introspect::raw::dump(&bytes, base, perms, Arch::X86_64, layout, 4096);
-        verify::verify(&dump, &resolver, &path.display().to_string(), &opts)
+        judge(&dump, &path.display().to_string())
     } else {
         bail!("give a DUMP, --pid PID, or --raw FILE --base ADDR");
     };
@@ -164,6 +175,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             s
         }
         Format::Text => render(&report),
+        Format::Html => html::introspect::render(&report, &extras.unwrap_or_default()),
     };
     output::emit(args.output.as_deref(), text.as_bytes())?;
     Ok(match report.verdict {
@@ -331,4 +343,154 @@ pub fn render(r: &Report) -> String {
         }
     }
     s
+}
+
+/// Most tampered functions disassembled on the page.
+const MAX_TAMPERED_FUNCTIONS: usize = 16;
+/// Functions larger than this are disassembled from the block holding the
+/// first differing byte, for this many bytes.
+const MAX_LISTING_BYTES: u64 = 2048;
+
+/// What the HTML page draws beyond the report: every mapping, and the
+/// functions around tampered bytes disassembled from the file and from
+/// memory.
+fn html_extras(dump: &Dump<'_>, report: &Report) -> Extras {
+    let regions = dump
+        .regions
+        .iter()
+        .map(|g| MapRegion {
+            start: g.start,
+            end: g.end,
+            perms: g.perms.to_string(),
+            name: match &g.kind {
+                talos_introspect::region::RegionKind::File { path, .. } => path.clone(),
+                talos_introspect::region::RegionKind::Other { name } => name.clone(),
+                other => html::serde_name(other),
+            },
+            held: g.bytes.len() as u64,
+        })
+        .collect();
+    let mut tampered = Vec::new();
+    for m in report.modules.iter().filter(|m| !m.diffs.is_empty()) {
+        if tampered.len() >= MAX_TAMPERED_FUNCTIONS {
+            break;
+        }
+        tampered.extend(disassemble_module(dump, m, MAX_TAMPERED_FUNCTIONS - tampered.len()));
+    }
+    Extras { regions, tampered }
+}
+
+fn disassemble_module(
+    dump: &Dump<'_>,
+    m: &talos_introspect::report::ModuleReport,
+    max: usize,
+) -> Vec<TamperedFunction> {
+    let skip = |why: String| {
+        vec![TamperedFunction {
+            module: m.path.clone(),
+            function: "(no listing)".into(),
+            start: m.base,
+            link_start: m.base,
+            expected: Vec::new(),
+            found: Vec::new(),
+            note: Some(why),
+        }]
+    };
+    let (Some(file), Some(bias)) = (&m.file, m.load_bias) else {
+        return skip("No file or load bias for this module: the differing bytes above are all there is.".into());
+    };
+    let bytes = match input::map(Path::new(file)) {
+        Ok(b) => b,
+        Err(e) => return skip(format!("{file}: cannot read for the listing: {e:#}")),
+    };
+    let image = match talos_cfg::load(&bytes) {
+        Ok(i) => i,
+        Err(e) => return skip(format!("{file}: cannot load for the listing: {e}")),
+    };
+    let Ok(dec) = talos_cfg::arch::decoder_for(&image) else {
+        return skip(format!("{file}: no disassembler for its architecture"));
+    };
+    let links: Vec<u64> = m.diffs.iter().map(|d| d.link_addr).collect();
+    let cfg = talos_cfg::analyze_functions(&image, &links).ok();
+    // One listing per function (or per stretch, outside any function).
+    let mut windows: Vec<(u64, u64, String)> = Vec::new();
+    for d in &m.diffs {
+        if windows.iter().any(|(s, e, _)| d.link_addr >= *s && d.link_addr < *e) {
+            continue;
+        }
+        let f = cfg.as_ref().and_then(|c| c.function_containing(d.link_addr));
+        let (start, end, name) = match f {
+            Some(f) if f.size <= MAX_LISTING_BYTES => (f.addr, f.addr + f.size.max(1), f.display_name()),
+            Some(f) => {
+                let b = f
+                    .block_containing(d.link_addr)
+                    .map_or(d.link_addr, |b| b.addr);
+                let end = (b + MAX_LISTING_BYTES).min(f.addr + f.size);
+                (b, end.max(b + 1), format!("{} (from +{:#x})", f.display_name(), b - f.addr))
+            }
+            // No function: decode from the differing byte itself; on x86
+            // the listing may start mid-instruction, the hex above is exact.
+            None => (d.link_addr, d.link_addr + d.len.max(16).min(256), format!("{:#x} (no function)", d.link_addr)),
+        };
+        windows.push((start, end, name));
+        if windows.len() >= max {
+            break;
+        }
+    }
+    let differs = |a: u64, len: u64| {
+        m.diffs
+            .iter()
+            .any(|d| a < d.addr + d.len && d.addr < a + len)
+    };
+    windows
+        .into_iter()
+        .map(|(start, end, name)| {
+            let len = end - start;
+            let file_bytes = image
+                .bytes_from(start)
+                .map(|b| b.get(..len as usize).unwrap_or(b));
+            let mem = dump.read(start.wrapping_add(bias), len);
+            let list = |code: Option<&[u8]>| -> Vec<Insn> {
+                let Some(code) = code else { return Vec::new() };
+                let mut out = Vec::new();
+                let mut off = 0usize;
+                while off < code.len() && out.len() < 2048 {
+                    let at = start + off as u64;
+                    let rest = code.get(off..).unwrap_or(&[]);
+                    let (n, text) = match dec.decode(rest, at, None) {
+                        Some(i) if i.len > 0 => (
+                            i.len as usize,
+                            dec.render(rest, at).unwrap_or_else(|| "?".into()),
+                        ),
+                        _ => (1, "(bad)".into()),
+                    };
+                    let ib = rest.get(..n.min(rest.len())).unwrap_or(&[]);
+                    out.push(Insn {
+                        addr: at.wrapping_add(bias),
+                        bytes: talos_cfg::hex(ib),
+                        text,
+                        differs: differs(at.wrapping_add(bias), n as u64),
+                    });
+                    off += n;
+                }
+                out
+            };
+            let expected = list(file_bytes);
+            let found = list(mem);
+            let note = match (expected.is_empty(), found.is_empty()) {
+                (true, _) => Some("The file holds no bytes at these addresses.".into()),
+                (_, true) => Some("The dump does not hold these bytes.".into()),
+                _ => None,
+            };
+            TamperedFunction {
+                module: m.path.clone(),
+                function: name,
+                start: start.wrapping_add(bias),
+                link_start: start,
+                expected,
+                found,
+                note,
+            }
+        })
+        .collect()
 }

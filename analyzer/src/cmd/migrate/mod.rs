@@ -13,6 +13,7 @@
 //! migrate resend` writes it again. `docs/migrate-cli.md` is the manual.
 
 pub mod evidence;
+pub mod journal;
 pub mod net;
 
 use std::io::Read as _;
@@ -36,6 +37,9 @@ pub enum Format {
     Text,
     /// One JSON object.
     Json,
+    /// One self-contained HTML page (`status` only): the ledger and a
+    /// timeline per app.
+    Html,
 }
 
 /// Default challenge lifetime, seconds.
@@ -265,6 +269,9 @@ pub struct StatusArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub common: Common,
+    /// Write to FILE instead of standard output (`--format html`).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `talos migrate show`.
@@ -435,7 +442,7 @@ impl Verdict {
     /// When standard output cannot be written.
     pub fn print(&self, format: Format) -> Result<()> {
         let text = match format {
-            Format::Text => self.to_text(),
+            Format::Text | Format::Html => self.to_text(),
             Format::Json => {
                 let mut s = serde_json::to_string_pretty(&self.to_json())?;
                 s.push('\n');
@@ -843,6 +850,12 @@ fn receipt_verdict(name: &str, receipt: &Receipt, ev: &TargetEvidence, out: Stri
 pub fn run(args: Args) -> Result<Outcome> {
     let format = args.command.format();
     let name = args.command.name();
+    if format == Format::Html {
+        let Cmd::Status(a) = &args.command else {
+            anyhow::bail!("--format html is for talos migrate status only (use text or json)");
+        };
+        return status_html(a);
+    }
     let v = match execute(&args.command) {
         Ok(v) => v,
         Err(e) => {
@@ -858,6 +871,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             return Err(e);
         }
     };
+    record(&args.command, &v);
     v.print(format)?;
     if let Cmd::Launch(a) = &args.command
         && v.accepted
@@ -870,6 +884,64 @@ pub fn run(args: Args) -> Result<Outcome> {
         )));
     }
     Ok(v.outcome())
+}
+
+/// The state directory and app a command acts on, for the journal
+/// (`status` and `show` change nothing and are not recorded).
+fn journal_target(cmd: &Cmd) -> Option<(&Common, Option<&str>)> {
+    match cmd {
+        Cmd::Init(a) => Some((&a.common, None)),
+        Cmd::Trust(a) => Some((&a.common, None)),
+        Cmd::Register(a) | Cmd::Abort(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Challenge(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Seal(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Verify(a) => Some((&a.common, None)),
+        Cmd::Commit(a) => Some((&a.common, None)),
+        Cmd::Launch(a) => Some((&a.common, None)),
+        Cmd::Resend(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Send(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Serve(a) => Some((&a.common, None)),
+        Cmd::Status(_) | Cmd::Show(_) => None,
+    }
+}
+
+/// Append a verdict to the state directory's journal. The ledger already
+/// holds the decision; a journal that cannot be written is said on stderr
+/// and changes nothing.
+pub fn record(cmd: &Cmd, v: &Verdict) {
+    let Some((common, app)) = journal_target(cmd) else {
+        return;
+    };
+    record_in(common, app, v);
+}
+
+/// [`record`] for one exchange of `serve`.
+pub fn record_in(common: &Common, app: Option<&str>, v: &Verdict) {
+    if !common.state_dir.join(talos_migrate::LEDGER_FILE).is_file() {
+        return;
+    }
+    let entry = journal::Entry::of(v, common.now(), app);
+    if let Err(e) = journal::append(&common.state_dir, &entry) {
+        eprintln!(
+            "talos: warning: {}: cannot append to the journal: {e}",
+            common.state_dir.join(journal::JOURNAL_FILE).display()
+        );
+    }
+}
+
+/// `talos migrate status --format html`.
+fn status_html(a: &StatusArgs) -> Result<Outcome> {
+    let host = a.common.host()?;
+    let view = host.status()?.view();
+    let j = journal::read(&a.common.state_dir).with_context(|| {
+        format!(
+            "{}: cannot read",
+            a.common.state_dir.join(journal::JOURNAL_FILE).display()
+        )
+    })?;
+    let page = crate::html::migrate::render(&a.common.state_dir.display().to_string(), &view, &j);
+    output::emit(a.output.as_deref(), page.as_bytes())?;
+    Ok(Outcome::Ok)
 }
 
 /// Parse a verdict code sent by a peer.

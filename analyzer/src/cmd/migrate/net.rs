@@ -170,7 +170,14 @@ pub fn serve(a: &ServeArgs) -> Result<Verdict> {
         let (mut stream, peer) = listener.accept().context("accepting a connection")?;
         n = n.saturating_add(1);
         let v = match exchange(a, &host, &inbox, &mut stream, n) {
-            Ok(v) => v.field("peer", peer.to_string()),
+            Ok(v) => {
+                let v = v.field("peer", peer.to_string());
+                if limit != Some(n) {
+                    // The last exchange is recorded by `run` with the others.
+                    super::record_in(&a.common, None, &v);
+                }
+                v
+            }
             Err(e) => {
                 if limit == Some(n) {
                     return Err(e.context(format!("exchange with {peer}")));
