@@ -176,10 +176,11 @@ fn findings(page: &mut Page, r: &Report) {
                     (None, None) => f.rule.clone(),
                 };
                 nodes.push(last);
+                // Short paths are open: they are the point of the page.
                 format!(
-                    "<details class=\"callpath\"><summary>{} ({} call(s))</summary>{}</details>",
-                    esc(f.reached_from.as_deref().unwrap_or("path")),
-                    f.path.len().saturating_sub(1),
+                    "<details class=\"callpath\"{}><summary>from {}</summary>{}</details>",
+                    if nodes.len() <= 5 { " open" } else { "" },
+                    esc(f.reached_from.as_deref().unwrap_or("a root")),
                     svg::chain(&nodes)
                 )
             };

@@ -19,9 +19,14 @@ pub const MAX_DRAWN: usize = 24;
 /// Changed functions given a section of their own (tables of blocks and
 /// edges); the rest are listed in the summary table only.
 pub const MAX_DETAILED: usize = 120;
+/// Most rows of one block or edge table in a function's section.
+pub const MAX_ROWS: usize = 150;
+/// Most bytes of graph drawings inlined in one page; graphs past it are
+/// not inlined (the page stays small enough to attach and open quickly).
+pub const MAX_SVG_BYTES: usize = 3 << 19;
 /// Functions with more blocks than this are not drawn (graphviz takes
 /// seconds and the picture is unreadable); their tables are.
-pub const MAX_BLOCKS_DRAWN: usize = 160;
+pub const MAX_BLOCKS_DRAWN: usize = 80;
 
 /// One build as the page shows it.
 pub struct Side<'a> {
@@ -257,6 +262,7 @@ fn details(page: &mut Page, inp: &Input<'_>, changed: &[&FunctionPair]) {
     if !have_dot {
         page.raw("<p class=\"note\" id=\"no-graphviz\"><b>graphviz <code>dot</code> is not installed, so the control-flow graphs are not drawn</b> (apt-get install graphviz, then run again); the tables below list the changed blocks and edges.</p>");
     }
+    let mut svg_bytes = 0usize;
     for (n, p) in changed.iter().take(MAX_DETAILED).enumerate() {
         page.raw(&format!(
             "<section class=\"fn\" id=\"{}\"><h3><span class=\"mono\">{}</span> {} \u{2192} {} {}</h3>",
@@ -274,7 +280,14 @@ fn details(page: &mut Page, inp: &Input<'_>, changed: &[&FunctionPair]) {
             for (label, s) in [("old", o), ("new", nw)] {
                 let body = match s {
                     Ok(i) => match laid.get(*i) {
-                        Some(Layout::Svg(svg)) => svg.clone(),
+                        Some(Layout::Svg(svg)) if svg_bytes + svg.len() <= MAX_SVG_BYTES => {
+                            svg_bytes += svg.len();
+                            svg.clone()
+                        }
+                        Some(Layout::Svg(_)) => format!(
+                            "<p class=\"note\">Not drawn: the page already holds {} of graphs (talos diff --format svg draws them all).</p>",
+                            super::human_bytes(svg_bytes as u64)
+                        ),
                         Some(Layout::NoGraphviz) => "<p class=\"note\">graphviz is not installed.</p>".into(),
                         Some(Layout::Failed(why)) => format!("<p class=\"note\">{}</p>", esc(why)),
                         None => String::new(),
@@ -319,16 +332,21 @@ fn blocks_table(page: &mut Page, p: &FunctionPair) {
         return;
     }
     page.table_start("blocks", &["", "old block", "new block"], false);
-    for b in &p.blocks_changed {
-        page.row("block-changed", &[td_html(&badge("changed")), td_mono(&block_cells(&b.old)), td_mono(&block_cells(&b.new))]);
-    }
-    for b in &p.blocks_added {
-        page.row("block-added", &[td_html(&badge("added")), td(""), td_mono(&block_cells(b))]);
-    }
-    for b in &p.blocks_removed {
-        page.row("block-removed", &[td_html(&badge("removed")), td_mono(&block_cells(b)), td("")]);
+    let rows = p
+        .blocks_changed
+        .iter()
+        .map(|b| ("changed", Some(&b.old), Some(&b.new)))
+        .chain(p.blocks_added.iter().map(|b| ("added", None, Some(b))))
+        .chain(p.blocks_removed.iter().map(|b| ("removed", Some(b), None)));
+    let cell = |b: Option<&BlockRef>| b.map_or_else(|| td(""), |b| td_mono(&block_cells(b)));
+    for (word, old, new) in rows.clone().take(MAX_ROWS) {
+        page.row(&format!("block-{word}"), &[td_html(&badge(word)), cell(old), cell(new)]);
     }
     page.table_end();
+    let total = rows.count();
+    if total > MAX_ROWS {
+        page.note(&format!("... and {} more block(s) (talos diff --format json lists them all).", total - MAX_ROWS));
+    }
 }
 
 fn edges_table(page: &mut Page, title: &str, edges: &[EdgeRef]) {
@@ -337,12 +355,15 @@ fn edges_table(page: &mut Page, title: &str, edges: &[EdgeRef]) {
     }
     page.raw(&format!("<details><summary>{} ({})</summary>", esc(title), edges.len()));
     page.table_start("edges", &["from", "kind", "to", "target"], false);
-    for e in edges {
+    for e in edges.iter().take(MAX_ROWS) {
         page.row(
             "",
             &[td_mono(&hex(e.from)), td_mono(&e.kind), td_mono(&e.to.map(hex).unwrap_or_default()), td_mono(&e.target)],
         );
     }
     page.table_end();
+    if edges.len() > MAX_ROWS {
+        page.note(&format!("... and {} more (talos diff --format json lists them all).", edges.len() - MAX_ROWS));
+    }
     page.raw("</details>");
 }

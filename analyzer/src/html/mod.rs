@@ -149,6 +149,7 @@ pre{background:var(--soft);border:1px solid var(--line);padding:8px 10px;overflo
 table{border-collapse:collapse;margin:6px 0 10px;width:100%}
 th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
 th{background:var(--soft);font-weight:600;position:sticky;top:0}
+table.facts th{position:static;width:30%;font-weight:500}
 td{word-break:break-word}
 td.num,th.num{text-align:right;white-space:nowrap}
 .badge{display:inline-block;border-radius:4px;padding:0 6px;font-size:12px;font-weight:600;white-space:nowrap}
@@ -343,9 +344,15 @@ impl Page {
 
     /// Key/value table of facts.
     pub fn facts(&mut self, id: &str, rows: &[(&str, String)]) {
-        self.table_start(id, &["", ""], false);
+        self.tables += 1;
+        let _ = write!(
+            self.body,
+            "<table class=\"facts\" id=\"{}-{}\"><tbody>",
+            esc(id),
+            self.tables
+        );
         for (k, v) in rows {
-            self.row("", &[td(k), td_mono(v)]);
+            self.row("", &[format!("<th>{}</th>", esc(k)), td_mono(v)]);
         }
         self.table_end();
     }
