@@ -594,7 +594,10 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
         Cmd::Commit(a) => {
             let host = a.common.host()?;
             let receipt = verdict!(read_message(name, &a.receipt)?);
-            let release = verdict!(gate(name, host.commit(&receipt))?);
+            let release = verdict!(
+                gate(name, host.commit(&receipt))?
+                    .map_err(|v| v.field("app", receipt.body().app.as_str()))
+            );
             let out = write_message(&a.output, &release.encode())?;
             let b = release.body();
             Ok(Verdict::accepted(
@@ -615,7 +618,10 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
         Cmd::Launch(a) => {
             let host = a.common.host()?;
             let release = verdict!(read_message(name, &a.release)?);
-            let l = verdict!(gate(name, host.launch(&release))?);
+            let l = verdict!(
+                gate(name, host.launch(&release))?
+                    .map_err(|v| v.field("app", release.body().app.as_str()))
+            );
             let mut v = Verdict::accepted(
                 name,
                 format!(
@@ -812,6 +818,7 @@ fn verify(a: &VerifyArgs) -> Result<Verdict> {
         Ok(r) => r,
         Err(v) => {
             return Ok(v
+                .field("app", bundle.body().app.as_str())
                 .field("binary", ev.binary.to_string())
                 .field("cfg", ev.cfg.to_string())
                 .field("state", ev.state.to_string())
