@@ -3,7 +3,7 @@
 use talos_audit::Report;
 use talos_audit::model::{Finding, RuleState, Severity};
 
-use super::{Page, badge, esc, hex, serde_name, svg, td, td_html, td_mono, td_num};
+use super::{Page, badge, esc, hex, serde_name, svg, td, td_html, td_mono, td_num, td_addr};
 
 /// Top-level fields of `talos.audit/1` drawn by this page; any other field
 /// is shown generically.
@@ -372,7 +372,7 @@ fn enclave(page: &mut Page, r: &Report) {
             page.row(
                 "",
                 &[
-                    td_mono(&hex(e.addr)),
+                    td_addr(&hex(e.addr)),
                     td_mono(&e.function),
                     e.number.map_or_else(|| td(""), td_num),
                     td(&e.interface),

@@ -12,18 +12,18 @@ use talos_cfg::diff::{BlockRef, Diff, EdgeRef, FunctionPair, FunctionRef, PairSt
 use talos_cfg::{Cfg, Image};
 
 use super::graphviz::{self, Layout};
-use super::{Page, badge, esc, hex, serde_name, td, td_html, td_mono, td_num};
+use super::{Page, badge, esc, hex, serde_name, td, td_html, td_mono, td_num, td_addr};
 
 /// Changed functions drawn as graphs.
 pub const MAX_DRAWN: usize = 24;
 /// Changed functions given a section of their own (tables of blocks and
 /// edges); the rest are listed in the summary table only.
-pub const MAX_DETAILED: usize = 120;
+pub const MAX_DETAILED: usize = 60;
 /// Most rows of one block or edge table in a function's section.
 pub const MAX_ROWS: usize = 150;
 /// Most bytes of graph drawings inlined in one page; graphs past it are
 /// not inlined (the page stays small enough to attach and open quickly).
-pub const MAX_SVG_BYTES: usize = 3 << 19;
+pub const MAX_SVG_BYTES: usize = 1 << 20;
 /// Functions with more blocks than this are not drawn (graphviz takes
 /// seconds and the picture is unreadable); their tables are.
 pub const MAX_BLOCKS_DRAWN: usize = 80;
@@ -125,7 +125,7 @@ pub fn render(inp: &Input<'_>) -> String {
         for p in &unproven {
             page.row(
                 "",
-                &[td_mono(&p.name), td_mono(&hex(p.old_addr)), td_mono(&hex(p.new_addr)), td(p.note.as_deref().unwrap_or(""))],
+                &[td_mono(&p.name), td_addr(&hex(p.old_addr)), td_addr(&hex(p.new_addr)), td(p.note.as_deref().unwrap_or(""))],
             );
         }
         page.table_end();
@@ -139,7 +139,7 @@ pub fn render(inp: &Input<'_>) -> String {
         page.raw("<details><summary>List</summary>");
         page.table_start("moved", &["function", "old", "new"], moved.len() > 10);
         for p in moved.iter().take(5000) {
-            page.row("", &[td_mono(&p.name), td_mono(&hex(p.old_addr)), td_mono(&hex(p.new_addr))]);
+            page.row("", &[td_mono(&p.name), td_addr(&hex(p.old_addr)), td_addr(&hex(p.new_addr))]);
         }
         page.table_end();
         page.raw("</details>");
@@ -175,8 +175,8 @@ fn changed_table(page: &mut Page, changed: &[&FunctionPair]) {
             "changed-fn",
             &[
                 format!("<td class=\"mono\">{name}</td>"),
-                td_mono(&hex(p.old_addr)),
-                td_mono(&hex(p.new_addr)),
+                td_addr(&hex(p.old_addr)),
+                td_addr(&hex(p.new_addr)),
                 td(&serde_name(&p.matched_by)),
                 td_num(p.blocks_changed.len() as u64),
                 td_num(p.blocks_added.len() as u64),
@@ -202,7 +202,7 @@ fn refs(page: &mut Page, id: &str, title: &str, list: &[FunctionRef]) {
     for f in list {
         page.row(
             &format!("{id}-fn"),
-            &[td_mono(&f.name), td_mono(&hex(f.addr)), td_num(f.size), td_num(f.blocks as u64)],
+            &[td_mono(&f.name), td_addr(&hex(f.addr)), td_num(f.size), td_num(f.blocks as u64)],
         );
     }
     page.table_end();
@@ -358,7 +358,7 @@ fn edges_table(page: &mut Page, title: &str, edges: &[EdgeRef]) {
     for e in edges.iter().take(MAX_ROWS) {
         page.row(
             "",
-            &[td_mono(&hex(e.from)), td_mono(&e.kind), td_mono(&e.to.map(hex).unwrap_or_default()), td_mono(&e.target)],
+            &[td_addr(&hex(e.from)), td_mono(&e.kind), td_mono(&e.to.map(hex).unwrap_or_default()), td_mono(&e.target)],
         );
     }
     page.table_end();

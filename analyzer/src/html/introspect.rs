@@ -10,7 +10,7 @@ use serde_json::Value;
 use talos_introspect::report::{DiffRange, ModuleReport, Report, ThreadReport, Verdict};
 
 use super::svg::{self, Mark, Paint, Stretch};
-use super::{Page, badge, esc, generic, hex, human_bytes, serde_name, td, td_html, td_mono, td_num};
+use super::{Page, badge, esc, generic, hex, human_bytes, serde_name, td, td_html, td_mono, td_num, td_addr};
 
 /// One mapping of the dump, as the memory map draws it (taken from the dump
 /// by the command; the report lists modules, not every mapping).
@@ -251,8 +251,8 @@ fn memory_map(page: &mut Page, r: &Report, x: &Extras) {
         page.row(
             "",
             &[
-                td_mono(&hex(g.start)),
-                td_mono(&hex(g.end)),
+                td_addr(&hex(g.start)),
+                td_addr(&hex(g.end)),
                 format!("<td class=\"num\">{}</td>", esc(&human_bytes(g.end.saturating_sub(g.start)))),
                 td_mono(&g.perms),
                 td(&human_bytes(g.held)),
@@ -349,8 +349,8 @@ fn diff_row(page: &mut Page, d: &DiffRange) {
         _ => String::new(),
     };
     page.raw(&format!("<tr class=\"hl\" id=\"{}\">", esc(&diff_anchor(d.addr))));
-    page.raw(&td_mono(&hex(d.addr)));
-    page.raw(&td_mono(&hex(d.link_addr)));
+    page.raw(&td_addr(&hex(d.addr)));
+    page.raw(&td_addr(&hex(d.link_addr)));
     page.raw(&td_mono(&func));
     page.raw(&td_num(d.len));
     page.raw(&format!("<td class=\"mono\">{}</td>", hex_view(&d.expected, &d.actual)));
@@ -392,7 +392,7 @@ fn modules(page: &mut Page, r: &Report) {
         page.row(
             class,
             &[
-                td_mono(&hex(m.base)),
+                td_addr(&hex(m.base)),
                 td_html(&badge(&serde_name(&m.verdict))),
                 td_num(m.code_bytes),
                 td_num(m.compared_bytes),
@@ -423,7 +423,7 @@ fn findings(page: &mut Page, r: &Report) {
             "finding",
             &[
                 td_html(&badge(&serde_name(&f.kind))),
-                td_mono(&hex(f.addr)),
+                td_addr(&hex(f.addr)),
                 td(&f.message),
                 td_mono(f.module.as_deref().unwrap_or("")),
                 td_mono(f.symbol.as_deref().unwrap_or("")),
@@ -500,7 +500,7 @@ fn thread(page: &mut Page, t: &ThreadReport, open: bool) {
             &[
                 td_num(n as u64),
                 td_html(&badge(&serde_name(&f.method))),
-                td_mono(&hex(f.pc)),
+                td_addr(&hex(f.pc)),
                 td_mono(&location(&f.location)),
                 td_html(&follows),
                 td_mono(f.evidence.as_deref().unwrap_or("")),

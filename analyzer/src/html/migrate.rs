@@ -238,7 +238,7 @@ fn timeline(events: &[&Entry]) -> String {
         }
         let _ = write!(
             s,
-            "<li class=\"{class} event\" data-event=\"{cmd}\" data-verdict=\"{v}\"><span class=\"note\">{t}</span> <b>{w}</b> <span class=\"badge {bt}\">{cmd}</span><span class=\"mono\">{x}</span><br>{d}</li>",
+            "<li class=\"t-{class} event\" data-event=\"{cmd}\" data-verdict=\"{v}\"><span class=\"note\">{t}</span> <b>{w}</b> <span class=\"badge {bt}\">{cmd}</span><span class=\"mono\">{x}</span><br>{d}</li>",
             t = esc(&utc(e.time)),
             w = esc(&word),
             bt = tone(&e.verdict),

@@ -151,6 +151,7 @@ th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertic
 th{background:var(--soft);font-weight:600;position:sticky;top:0}
 table.facts th{position:static;width:30%;font-weight:500}
 td{word-break:break-word}
+td.addr{white-space:nowrap;word-break:normal}
 td.num,th.num{text-align:right;white-space:nowrap}
 .badge{display:inline-block;border-radius:4px;padding:0 6px;font-size:12px;font-weight:600;white-space:nowrap}
 .good{color:var(--good);background:var(--good-bg)}.bad{color:var(--bad);background:var(--bad-bg)}
@@ -178,9 +179,10 @@ input.filter{margin:4px 0;padding:4px 8px;width:320px;max-width:100%;border:1px 
 .timeline{list-style:none;padding:0;margin:6px 0;border-left:3px solid var(--line)}
 .timeline li{margin:0 0 8px;padding-left:14px;position:relative}
 .timeline li::before{content:"";position:absolute;left:-8px;top:6px;width:11px;height:11px;border-radius:50%;background:var(--line)}
-.timeline li.good::before{background:var(--good)}.timeline li.bad::before{background:var(--bad)}
-.timeline li.warn::before{background:var(--warn)}.timeline li.info::before{background:var(--info)}
-.timeline li.good,.timeline li.bad,.timeline li.warn,.timeline li.info,.timeline li.neutral{background:none}
+.timeline li.t-good::before{background:var(--good)}.timeline li.t-bad::before{background:var(--bad)}
+.timeline li.t-warn::before{background:var(--warn)}.timeline li.t-info::before{background:var(--info)}
+.timeline li.t-bad b{color:var(--bad)}
+section.fn,details.thread,section.app{content-visibility:auto;contain-intrinsic-size:auto 600px}
 footer{margin-top:40px;color:var(--mute);font-size:12px}
 @media print{.strip,.side>div{max-height:none;overflow:visible}input.filter{display:none}}
 "#;
@@ -417,6 +419,12 @@ pub fn td(text: &str) -> String {
 #[must_use]
 pub fn td_mono(text: &str) -> String {
     format!("<td class=\"mono\">{}</td>", esc(text))
+}
+
+/// An address cell (never wrapped).
+#[must_use]
+pub fn td_addr(text: &str) -> String {
+    format!("<td class=\"mono addr\">{}</td>", esc(text))
 }
 
 /// Right-aligned number cell.
