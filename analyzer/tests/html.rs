@@ -14,7 +14,6 @@
 
 mod common;
 mod html_support;
-#[allow(dead_code)]
 mod migrate_common;
 
 use std::path::{Path, PathBuf};
@@ -81,7 +80,10 @@ fn open(html: &Path, name: &str) -> String {
     };
     let (shown, hidden) = (inputs(&with_js.dom), inputs(&without.dom));
     assert_eq!(shown.len(), hidden.len(), "{name}");
-    assert!(shown.iter().all(|h| !h) && hidden.iter().all(|h| *h), "{name}");
+    assert!(
+        shown.iter().all(|h| !h) && hidden.iter().all(|h| *h),
+        "{name}"
+    );
     for needle in ["data-verdict=", "<table", "</footer>"] {
         assert_eq!(
             with_js.dom.matches(needle).count(),
@@ -145,7 +147,9 @@ fn the_network_check_catches_a_page_that_fetches() {
         "{v:?}"
     );
     assert!(
-        v.requests.iter().any(|r| r.contains("fonts.googleapis.com")),
+        v.requests
+            .iter()
+            .any(|r| r.contains("fonts.googleapis.com")),
         "{v:?}"
     );
     assert!(!browser::active_content(&v.dom, 0).is_empty());
@@ -302,7 +306,10 @@ fn audit_pages_group_findings_with_call_paths_and_enclave_metadata() {
             let n = n.as_u64().unwrap();
             if n > 0 {
                 assert_eq!(browser::count_attr(&dom, "data-severity", sev), 1, "{sev}");
-                assert!(dom.contains(&format!("</span> {n} finding(s)</h3>")), "{sev}");
+                assert!(
+                    dom.contains(&format!("</span> {n} finding(s)</h3>")),
+                    "{sev}"
+                );
             }
         }
         // Every finding with a call path gets a small graph: one box per
@@ -360,7 +367,10 @@ fn diff_page_draws_both_graphs_with_the_changed_blocks_filled() {
     assert_eq!(verdict_of(&dom), "different");
     let changed = doc["changed"].as_array().unwrap();
     assert!(!changed.is_empty());
-    assert_eq!(dom.matches("<tr class=\"changed-fn\"").count(), changed.len());
+    assert_eq!(
+        dom.matches("<tr class=\"changed-fn\"").count(),
+        changed.len()
+    );
     for p in changed {
         let anchor = format!(
             "fn-{:x}-{:x}",
@@ -370,7 +380,8 @@ fn diff_page_draws_both_graphs_with_the_changed_blocks_filled() {
         let start = dom.find(&format!("id=\"{anchor}\"")).unwrap();
         let sec = &dom[start..start + dom[start..].find("</section>").unwrap()];
         let len = |k: &str| p[k].as_array().map_or(0, Vec::len);
-        let old_svg = &sec[sec.find("class=\"cfg-old\"").unwrap()..sec.find("class=\"cfg-new\"").unwrap()];
+        let old_svg =
+            &sec[sec.find("class=\"cfg-old\"").unwrap()..sec.find("class=\"cfg-new\"").unwrap()];
         let new_svg = &sec[sec.find("class=\"cfg-new\"").unwrap()..];
         // graphviz draws each block as one polygon; the filled ones are the
         // changed (and added or removed) blocks of that side.
@@ -461,12 +472,21 @@ fn migrate_status_page_draws_a_timeline_per_app_with_refusals() {
     assert_eq!(code, 0, "{v:#}");
     // A replayed bundle is refused on the target; a tampered dump is
     // refused on the source.
-    let (code, v) = w.verify("T", "bundle-S-T", &c.sk_bin(), &c.core("sk.gcore-7f.core"), "r2");
+    let (code, v) = w.verify(
+        "T",
+        "bundle-S-T",
+        &c.sk_bin(),
+        &c.core("sk.gcore-7f.core"),
+        "r2",
+    );
     migrate_common::assert_rejected(code, &v, "already-accepted");
     w.run_ok("S", &["register", "--app", "other"]);
     w.run_ok("T", &["challenge", "--app", "other", "-o", &w.s("chal-o")]);
     let out = w.p("status-T.html");
-    let o = w.raw("T", &["status", "--format", "html", "-o", out.to_str().unwrap()]);
+    let o = w.raw(
+        "T",
+        &["status", "--format", "html", "-o", out.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
     let dom = open(&out, "migrate-status");
     let statuses = w.status("T");
@@ -474,7 +494,10 @@ fn migrate_status_page_draws_a_timeline_per_app_with_refusals() {
     let tags = browser::tags(&dom);
     let section = tags
         .iter()
-        .find(|(_, a)| a.iter().any(|(n, v)| n == "data-app" && v == migrate_common::APP))
+        .find(|(_, a)| {
+            a.iter()
+                .any(|(n, v)| n == "data-app" && v == migrate_common::APP)
+        })
         .expect("a section for the app");
     assert!(
         section
@@ -508,7 +531,10 @@ fn migrate_status_page_draws_a_timeline_per_app_with_refusals() {
     assert!(dom.contains("refused (already-accepted)"));
     // The source: registered, sealed, released.
     let out = w.p("status-S.html");
-    let o = w.raw("S", &["status", "--format", "html", "-o", out.to_str().unwrap()]);
+    let o = w.raw(
+        "S",
+        &["status", "--format", "html", "-o", out.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
     let html = std::fs::read_to_string(&out).unwrap();
     for word in ["registered", "sealed", "released"] {
@@ -556,8 +582,12 @@ fn hostile(dir: &Path, v: u32) -> Option<PathBuf> {
 
 /// The page must show the names as text and hold nothing they injected.
 fn assert_inert(dom: &str, what: &str) {
-    assert_eq!(browser::title(dom).contains("PWNED"), false, "{what}: title");
-    assert_eq!(browser::active_content(dom, 1), Vec::<String>::new(), "{what}");
+    assert!(!browser::title(dom).contains("PWNED"), "{what}: title");
+    assert_eq!(
+        browser::active_content(dom, 1),
+        Vec::<String>::new(),
+        "{what}"
+    );
     assert!(
         dom.contains("&lt;script&gt;document.title=\"PWNED\"&lt;/script&gt;&lt;img src=x"),
         "{what}: the name is not shown as text"
@@ -587,7 +617,11 @@ fn markup_in_symbol_names_renders_as_text() {
     assert_eq!(page(&["diff", h3s, h4s], &out), 1);
     let visit = browser::dump_dom(&out, true);
     assert_inert(&visit.dom, "diff");
-    assert!(visit.dom.contains("x\" onload=\"document.title='PWNED'\" y='"));
+    assert!(
+        visit
+            .dom
+            .contains("x\" onload=\"document.title='PWNED'\" y='")
+    );
     assert_eq!(visit.requests, Vec::<String>::new());
     let png = browser::artifacts().join("hostile-diff.png");
     browser::screenshot(&out, &png, 1280, 1000);
@@ -607,10 +641,17 @@ fn markup_in_symbol_names_renders_as_text() {
         .arg("patch")
         .output()
         .unwrap();
-    assert!(core.is_file(), "gdb: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        core.is_file(),
+        "gdb: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = dir.path().join("introspect.html");
     assert_eq!(
-        page(&["introspect", core.to_str().unwrap(), "--binary", h3s], &out),
+        page(
+            &["introspect", core.to_str().unwrap(), "--binary", h3s],
+            &out
+        ),
         1
     );
     let dom = browser::dump_dom(&out, true).dom;

@@ -240,9 +240,11 @@ pub fn run(args: Args) -> Result<Outcome> {
 
 fn load_image<'a>(l: &'a Loaded, path: &Path) -> Result<Option<talos_cfg::Image<'a>>> {
     match &l.bytes {
-        Some(b) => Ok(Some(
-            talos_cfg::load(b).with_context(|| format!("{}: cannot load", path.display()))?,
-        )),
+        Some(b) => {
+            Ok(Some(talos_cfg::load(b).with_context(|| {
+                format!("{}: cannot load", path.display())
+            })?))
+        }
         None => Ok(None),
     }
 }

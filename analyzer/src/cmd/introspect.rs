@@ -375,7 +375,11 @@ fn html_extras(dump: &Dump<'_>, report: &Report) -> Extras {
         if tampered.len() >= MAX_TAMPERED_FUNCTIONS {
             break;
         }
-        tampered.extend(disassemble_module(dump, m, MAX_TAMPERED_FUNCTIONS - tampered.len()));
+        tampered.extend(disassemble_module(
+            dump,
+            m,
+            MAX_TAMPERED_FUNCTIONS - tampered.len(),
+        ));
     }
     Extras { regions, tampered }
 }
@@ -397,7 +401,10 @@ fn disassemble_module(
         }]
     };
     let (Some(file), Some(bias)) = (&m.file, m.load_bias) else {
-        return skip("No file or load bias for this module: the differing bytes above are all there is.".into());
+        return skip(
+            "No file or load bias for this module: the differing bytes above are all there is."
+                .into(),
+        );
     };
     let bytes = match input::map(Path::new(file)) {
         Ok(b) => b,
@@ -415,22 +422,45 @@ fn disassemble_module(
     // One listing per function (or per stretch, outside any function).
     let mut windows: Vec<(u64, u64, String)> = Vec::new();
     for d in &m.diffs {
-        if windows.iter().any(|(s, e, _)| d.link_addr >= *s && d.link_addr < *e) {
+        if windows
+            .iter()
+            .any(|(s, e, _)| d.link_addr >= *s && d.link_addr < *e)
+        {
             continue;
         }
-        let f = cfg.as_ref().and_then(|c| c.function_containing(d.link_addr));
+        let f = cfg
+            .as_ref()
+            .and_then(|c| c.function_containing(d.link_addr));
         let (start, end, name) = match f {
-            Some(f) if f.size <= MAX_LISTING_BYTES => (f.addr, f.addr + f.size.max(1), f.display_name()),
+            Some(f) if f.size <= MAX_LISTING_BYTES => (
+                f.addr,
+                f.addr.saturating_add(f.size.max(1)),
+                f.display_name(),
+            ),
             Some(f) => {
                 let b = f
                     .block_containing(d.link_addr)
                     .map_or(d.link_addr, |b| b.addr);
-                let end = (b + MAX_LISTING_BYTES).min(f.addr + f.size);
-                (b, end.max(b + 1), format!("{} (from +{:#x})", f.display_name(), b - f.addr))
+                let end = b
+                    .saturating_add(MAX_LISTING_BYTES)
+                    .min(f.addr.saturating_add(f.size));
+                (
+                    b,
+                    end.max(b.saturating_add(1)),
+                    format!(
+                        "{} (from +{:#x})",
+                        f.display_name(),
+                        b.saturating_sub(f.addr)
+                    ),
+                )
             }
             // No function: decode from the differing byte itself; on x86
             // the listing may start mid-instruction, the hex above is exact.
-            None => (d.link_addr, d.link_addr + d.len.max(16).min(256), format!("{:#x} (no function)", d.link_addr)),
+            None => (
+                d.link_addr,
+                d.link_addr.saturating_add(d.len.clamp(16, 256)),
+                format!("{:#x} (no function)", d.link_addr),
+            ),
         };
         windows.push((start, end, name));
         if windows.len() >= max {
@@ -440,12 +470,12 @@ fn disassemble_module(
     let differs = |a: u64, len: u64| {
         m.diffs
             .iter()
-            .any(|d| a < d.addr + d.len && d.addr < a + len)
+            .any(|d| a < d.addr.saturating_add(d.len) && d.addr < a.saturating_add(len))
     };
     windows
         .into_iter()
         .map(|(start, end, name)| {
-            let len = end - start;
+            let len = end.saturating_sub(start);
             let file_bytes = image
                 .bytes_from(start)
                 .map(|b| b.get(..len as usize).unwrap_or(b));
@@ -455,7 +485,7 @@ fn disassemble_module(
                 let mut out = Vec::new();
                 let mut off = 0usize;
                 while off < code.len() && out.len() < 2048 {
-                    let at = start + off as u64;
+                    let at = start.wrapping_add(off as u64);
                     let rest = code.get(off..).unwrap_or(&[]);
                     let (n, text) = match dec.decode(rest, at, None) {
                         Some(i) if i.len > 0 => (

@@ -3,7 +3,7 @@
 use talos_audit::Report;
 use talos_audit::model::{Finding, RuleState, Severity};
 
-use super::{Page, badge, esc, hex, serde_name, svg, td, td_html, td_mono, td_num, td_addr};
+use super::{Page, badge, esc, hex, serde_name, svg, td, td_addr, td_html, td_mono, td_num};
 
 /// Top-level fields of `talos.audit/1` drawn by this page; any other field
 /// is shown generically.
@@ -80,7 +80,11 @@ pub fn render(r: &Report) -> String {
         .iter()
         .map(|s| {
             let n = r.counts.get(s).copied().unwrap_or(0);
-            (s.name(), n.to_string(), if n > 0 { s.name() } else { "neutral" })
+            (
+                s.name(),
+                n.to_string(),
+                if n > 0 { s.name() } else { "neutral" },
+            )
         })
         .collect();
     tiles.push(("suppressed", r.suppressed.to_string(), "neutral"));
@@ -105,9 +109,15 @@ pub fn render(r: &Report) -> String {
         "binary",
         &[
             ("path", b.path.clone()),
-            ("format / arch / kind", format!("{} / {} / {}", b.format, b.arch, b.kind)),
+            (
+                "format / arch / kind",
+                format!("{} / {} / {}", b.format, b.arch, b.kind),
+            ),
             ("BLAKE3", b.blake3.clone()),
-            ("build-id", b.build_id.clone().unwrap_or_else(|| "none".into())),
+            (
+                "build-id",
+                b.build_id.clone().unwrap_or_else(|| "none".into()),
+            ),
             ("graph digest", b.graph_digest.clone()),
             ("functions", b.functions.to_string()),
             (
@@ -149,7 +159,14 @@ fn findings(page: &mut Page, r: &Report) {
         ));
         page.table_start(
             &format!("findings-{}", sev.name()),
-            &["rule", "address", "function", "instruction", "reason", "call path"],
+            &[
+                "rule",
+                "address",
+                "function",
+                "instruction",
+                "reason",
+                "call path",
+            ],
             list.len() > 8,
         );
         for f in list {
@@ -157,16 +174,18 @@ fn findings(page: &mut Page, r: &Report) {
                 (Some(a), _, _) => hex(a),
                 (None, Some(art), Some(l)) => format!("{art}:{l}"),
                 (None, Some(art), None) => art.clone(),
-                (None, None, _) => f.file_offset.map_or_else(String::new, |o| format!("file+{o:#x}")),
+                (None, None, _) => f
+                    .file_offset
+                    .map_or_else(String::new, |o| format!("file+{o:#x}")),
             };
             let mut reason = esc(&f.message);
             if f.suppressed {
                 reason.push_str(" <span class=\"badge neutral\">suppressed by baseline</span>");
             }
             let path = if f.path.is_empty() {
-                f.reached_from
-                    .as_deref()
-                    .map_or_else(String::new, |r| format!("<span class=\"note\">{}</span>", esc(r)))
+                f.reached_from.as_deref().map_or_else(String::new, |r| {
+                    format!("<span class=\"note\">{}</span>", esc(r))
+                })
             } else {
                 let mut nodes: Vec<String> = f.path.clone();
                 let last = match (&f.instruction, f.addr) {
@@ -237,7 +256,11 @@ fn hardening(page: &mut Page, r: &Report) {
     page.table_start("hardening", &["property", "value", ""], false);
     let good = |ok: bool| if ok { badge("ok") } else { badge("fail") };
     let rows: Vec<(&str, String, String)> = vec![
-        ("position independent (PIE)", yes_no(h.pie).into(), good(h.pie)),
+        (
+            "position independent (PIE)",
+            yes_no(h.pie).into(),
+            good(h.pie),
+        ),
         ("RELRO", yes_no(h.relro).into(), good(h.relro)),
         ("BIND_NOW", yes_no(h.bind_now).into(), good(h.bind_now)),
         (
@@ -263,7 +286,11 @@ fn hardening(page: &mut Page, r: &Report) {
             if h.wx_segments.is_empty() {
                 "none".into()
             } else {
-                h.wx_segments.iter().map(|a| hex(*a)).collect::<Vec<_>>().join(", ")
+                h.wx_segments
+                    .iter()
+                    .map(|a| hex(*a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
             good(h.wx_segments.is_empty()),
         ),
@@ -293,7 +320,11 @@ fn hardening(page: &mut Page, r: &Report) {
                 badge("ok")
             },
         ),
-        ("dynamically linked", yes_no(h.dynamic).into(), String::new()),
+        (
+            "dynamically linked",
+            yes_no(h.dynamic).into(),
+            String::new(),
+        ),
     ];
     for (k, v, b) in rows {
         page.row("", &[td(k), td_mono(&v), td_html(&b)]);
@@ -310,8 +341,26 @@ fn enclave(page: &mut Page, r: &Report) {
                 "sgxmeta",
                 &[
                     ("version", m.version.clone()),
-                    ("enclave size", format!("{} ({})", m.enclave_size, super::human_bytes(m.enclave_size))),
-                    ("TCS policy", format!("{} ({})", m.tcs_policy, if m.tcs_policy == 0 { "bound" } else { "unbound" })),
+                    (
+                        "enclave size",
+                        format!(
+                            "{} ({})",
+                            m.enclave_size,
+                            super::human_bytes(m.enclave_size)
+                        ),
+                    ),
+                    (
+                        "TCS policy",
+                        format!(
+                            "{} ({})",
+                            m.tcs_policy,
+                            if m.tcs_policy == 0 {
+                                "bound"
+                            } else {
+                                "unbound"
+                            }
+                        ),
+                    ),
                     ("SSA frame size", format!("{} page(s)", m.ssa_frame_size)),
                     ("metadata blocks", m.blocks.to_string()),
                 ],
@@ -325,10 +374,30 @@ fn enclave(page: &mut Page, r: &Report) {
                     ("source", format!("{} at offset {:#x}", s.source, s.offset)),
                     ("MRENCLAVE", s.mrenclave.clone()),
                     ("MRSIGNER", s.mrsigner.clone()),
-                    ("ISVPRODID / ISVSVN", format!("{} / {}", s.isv_prod_id, s.isv_svn)),
-                    ("attributes", format!("flags {:#x}, xfrm {:#x} ({})", s.attributes.flags, s.attributes.xfrm, s.flags.join(", "))),
-                    ("attribute mask", format!("flags {:#x}, xfrm {:#x}", s.attribute_mask.flags, s.attribute_mask.xfrm)),
-                    ("MISCSELECT / MISCMASK", format!("{:#x} / {:#x}", s.misc_select, s.misc_mask)),
+                    (
+                        "ISVPRODID / ISVSVN",
+                        format!("{} / {}", s.isv_prod_id, s.isv_svn),
+                    ),
+                    (
+                        "attributes",
+                        format!(
+                            "flags {:#x}, xfrm {:#x} ({})",
+                            s.attributes.flags,
+                            s.attributes.xfrm,
+                            s.flags.join(", ")
+                        ),
+                    ),
+                    (
+                        "attribute mask",
+                        format!(
+                            "flags {:#x}, xfrm {:#x}",
+                            s.attribute_mask.flags, s.attribute_mask.xfrm
+                        ),
+                    ),
+                    (
+                        "MISCSELECT / MISCMASK",
+                        format!("{:#x} / {:#x}", s.misc_select, s.misc_mask),
+                    ),
                     ("vendor", format!("{:#x}", s.vendor)),
                     ("date", s.date.clone()),
                     ("exponent", s.exponent.to_string()),
@@ -346,8 +415,14 @@ fn enclave(page: &mut Page, r: &Report) {
             "gramine",
             &[
                 ("manifest", opt(&g.manifest)),
-                ("sgx.debug", g.debug.map_or_else(|| "not set".into(), |b| b.to_string())),
-                ("sgx.isvprodid / isvsvn", format!("{} / {}", num(g.isvprodid), num(g.isvsvn))),
+                (
+                    "sgx.debug",
+                    g.debug.map_or_else(|| "not set".into(), |b| b.to_string()),
+                ),
+                (
+                    "sgx.isvprodid / isvsvn",
+                    format!("{} / {}", num(g.isvprodid), num(g.isvsvn)),
+                ),
                 ("libos.entrypoint", opt(&g.entrypoint)),
                 ("sgx.enclave_size", opt(&g.enclave_size)),
                 ("sgx.max_threads", num(g.max_threads)),
@@ -367,7 +442,11 @@ fn enclave(page: &mut Page, r: &Report) {
     }
     if let Some(k) = &r.keystone {
         page.h2("keystone", "Keystone runtime interface");
-        page.table_start("ecalls", &["address", "function", "#number", "interface", "reachable"], k.ecalls.len() > 8);
+        page.table_start(
+            "ecalls",
+            &["address", "function", "#number", "interface", "reachable"],
+            k.ecalls.len() > 8,
+        );
         for e in &k.ecalls {
             page.row(
                 "",
@@ -376,7 +455,11 @@ fn enclave(page: &mut Page, r: &Report) {
                     td_mono(&e.function),
                     e.number.map_or_else(|| td(""), td_num),
                     td(&e.interface),
-                    td_html(&badge(if e.reachable { "reachable" } else { "unreachable" })),
+                    td_html(&badge(if e.reachable {
+                        "reachable"
+                    } else {
+                        "unreachable"
+                    })),
                 ],
             );
         }
@@ -387,11 +470,18 @@ fn enclave(page: &mut Page, r: &Report) {
         page.facts(
             "lvi",
             &[
-                ("returns and indirect branches in reachable code", l.sites.to_string()),
+                (
+                    "returns and indirect branches in reachable code",
+                    l.sites.to_string(),
+                ),
                 ("with an lfence after the last load", l.hardened.to_string()),
                 (
                     "first unhardened",
-                    l.first_unhardened.iter().map(|a| hex(*a)).collect::<Vec<_>>().join(", "),
+                    l.first_unhardened
+                        .iter()
+                        .map(|a| hex(*a))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ),
             ],
         );

@@ -12,7 +12,7 @@ use talos_cfg::diff::{BlockRef, Diff, EdgeRef, FunctionPair, FunctionRef, PairSt
 use talos_cfg::{Cfg, Image};
 
 use super::graphviz::{self, Layout};
-use super::{Page, badge, esc, hex, serde_name, td, td_html, td_mono, td_num, td_addr};
+use super::{Page, badge, esc, hex, serde_name, td, td_addr, td_html, td_mono, td_num};
 
 /// Changed functions drawn as graphs.
 pub const MAX_DRAWN: usize = 24;
@@ -85,7 +85,12 @@ pub fn render(inp: &Input<'_>) -> String {
         "talos diff",
         &format!(
             "old {} ({}, {} functions) \u{2192} new {} ({}, {} functions)",
-            inp.old.path, inp.old.kind, inp.old.functions, inp.new.path, inp.new.kind, inp.new.functions
+            inp.old.path,
+            inp.old.kind,
+            inp.old.functions,
+            inp.new.path,
+            inp.new.kind,
+            inp.new.functions
         ),
     );
     let summary = format!(
@@ -100,14 +105,38 @@ pub fn render(inp: &Input<'_>) -> String {
         } else {
             String::new()
         },
-        if d.same_graph_digest { "; the graph digests are equal" } else { "" }
+        if d.same_graph_digest {
+            "; the graph digests are equal"
+        } else {
+            ""
+        }
     );
     page.verdict(inp.verdict, &summary);
     page.counts(&[
-        ("changed", sm.changed.to_string(), if sm.changed > 0 { "fail" } else { "neutral" }),
-        ("added", sm.added.to_string(), if sm.added > 0 { "fail" } else { "neutral" }),
-        ("removed", sm.removed.to_string(), if sm.removed > 0 { "fail" } else { "neutral" }),
-        ("undecided", sm.unproven.to_string(), if sm.unproven > 0 { "unproven" } else { "neutral" }),
+        (
+            "changed",
+            sm.changed.to_string(),
+            if sm.changed > 0 { "fail" } else { "neutral" },
+        ),
+        (
+            "added",
+            sm.added.to_string(),
+            if sm.added > 0 { "fail" } else { "neutral" },
+        ),
+        (
+            "removed",
+            sm.removed.to_string(),
+            if sm.removed > 0 { "fail" } else { "neutral" },
+        ),
+        (
+            "undecided",
+            sm.unproven.to_string(),
+            if sm.unproven > 0 {
+                "unproven"
+            } else {
+                "neutral"
+            },
+        ),
         ("moved", sm.moved.to_string(), "neutral"),
         ("unchanged", sm.unchanged.to_string(), "neutral"),
     ]);
@@ -116,16 +145,33 @@ pub fn render(inp: &Input<'_>) -> String {
         sm.matched_by_name, sm.matched_by_digest, sm.matched_by_structure
     ));
 
-    let changed: Vec<&FunctionPair> = d.pairs.iter().filter(|p| p.state == PairState::Changed).collect();
-    let unproven: Vec<&FunctionPair> = d.pairs.iter().filter(|p| p.state == PairState::Unproven).collect();
+    let changed: Vec<&FunctionPair> = d
+        .pairs
+        .iter()
+        .filter(|p| p.state == PairState::Changed)
+        .collect();
+    let unproven: Vec<&FunctionPair> = d
+        .pairs
+        .iter()
+        .filter(|p| p.state == PairState::Unproven)
+        .collect();
     changed_table(&mut page, &changed);
     if !unproven.is_empty() {
         page.h2("undecided", &format!("Undecided ({})", unproven.len()));
-        page.table_start("undecided", &["function", "old", "new", "why"], unproven.len() > 10);
+        page.table_start(
+            "undecided",
+            &["function", "old", "new", "why"],
+            unproven.len() > 10,
+        );
         for p in &unproven {
             page.row(
                 "",
-                &[td_mono(&p.name), td_addr(&hex(p.old_addr)), td_addr(&hex(p.new_addr)), td(p.note.as_deref().unwrap_or(""))],
+                &[
+                    td_mono(&p.name),
+                    td_addr(&hex(p.old_addr)),
+                    td_addr(&hex(p.new_addr)),
+                    td(p.note.as_deref().unwrap_or("")),
+                ],
             );
         }
         page.table_end();
@@ -133,13 +179,24 @@ pub fn render(inp: &Input<'_>) -> String {
     refs(&mut page, "added", "Added", &d.added);
     refs(&mut page, "removed", "Removed", &d.removed);
     details(&mut page, inp, &changed);
-    let moved: Vec<&FunctionPair> = d.pairs.iter().filter(|p| p.state == PairState::Moved).collect();
+    let moved: Vec<&FunctionPair> = d
+        .pairs
+        .iter()
+        .filter(|p| p.state == PairState::Moved)
+        .collect();
     if !moved.is_empty() {
         page.h2("moved", &format!("Moved, same code ({})", moved.len()));
         page.raw("<details><summary>List</summary>");
         page.table_start("moved", &["function", "old", "new"], moved.len() > 10);
         for p in moved.iter().take(5000) {
-            page.row("", &[td_mono(&p.name), td_addr(&hex(p.old_addr)), td_addr(&hex(p.new_addr))]);
+            page.row(
+                "",
+                &[
+                    td_mono(&p.name),
+                    td_addr(&hex(p.old_addr)),
+                    td_addr(&hex(p.new_addr)),
+                ],
+            );
         }
         page.table_end();
         page.raw("</details>");
@@ -162,7 +219,16 @@ fn changed_table(page: &mut Page, changed: &[&FunctionPair]) {
     }
     page.table_start(
         "changed",
-        &["function", "old", "new", "matched by", "#blocks changed", "#added", "#removed", "#edges +/-"],
+        &[
+            "function",
+            "old",
+            "new",
+            "matched by",
+            "#blocks changed",
+            "#added",
+            "#removed",
+            "#edges +/-",
+        ],
         changed.len() > 10,
     );
     for (n, p) in changed.iter().enumerate() {
@@ -198,11 +264,20 @@ fn refs(page: &mut Page, id: &str, title: &str, list: &[FunctionRef]) {
         page.note("None.");
         return;
     }
-    page.table_start(id, &["function", "address", "#bytes", "#blocks"], list.len() > 10);
+    page.table_start(
+        id,
+        &["function", "address", "#bytes", "#blocks"],
+        list.len() > 10,
+    );
     for f in list {
         page.row(
             &format!("{id}-fn"),
-            &[td_mono(&f.name), td_addr(&hex(f.addr)), td_num(f.size), td_num(f.blocks as u64)],
+            &[
+                td_mono(&f.name),
+                td_addr(&hex(f.addr)),
+                td_num(f.size),
+                td_num(f.blocks as u64),
+            ],
         );
     }
     page.table_end();
@@ -211,7 +286,10 @@ fn refs(page: &mut Page, id: &str, title: &str, list: &[FunctionRef]) {
 /// DOT of one side of a pair, or why it is not drawn.
 fn side_dot(side: &Side<'_>, addr: u64, highlight: &[u64]) -> Result<String, String> {
     let Some((cfg, image)) = side.draw else {
-        return Err(format!("{} is a saved graph ({}): it holds no instructions to draw", side.path, side.kind));
+        return Err(format!(
+            "{} is a saved graph ({}): it holds no instructions to draw",
+            side.path, side.kind
+        ));
     };
     let Some(f) = cfg.function_at(addr) else {
         return Err(format!("no function at {} in {}", hex(addr), side.path));
@@ -252,11 +330,23 @@ fn details(page: &mut Page, inp: &Input<'_>, changed: &[&FunctionPair]) {
                 jobs.len() - 1
             })
         };
-        let o = if have_dot { slot(side_dot(&inp.old, p.old_addr, &old_hl)) } else { Err(String::new()) };
-        let n = if have_dot { slot(side_dot(&inp.new, p.new_addr, &new_hl)) } else { Err(String::new()) };
+        let o = if have_dot {
+            slot(side_dot(&inp.old, p.old_addr, &old_hl))
+        } else {
+            Err(String::new())
+        };
+        let n = if have_dot {
+            slot(side_dot(&inp.new, p.new_addr, &new_hl))
+        } else {
+            Err(String::new())
+        };
         slots.push([o, n]);
     }
-    let laid = if have_dot { graphviz::layout_all(&jobs) } else { Vec::new() };
+    let laid = if have_dot {
+        graphviz::layout_all(&jobs)
+    } else {
+        Vec::new()
+    };
 
     page.h2("details", "Changed functions in detail");
     if !have_dot {
@@ -288,7 +378,9 @@ fn details(page: &mut Page, inp: &Input<'_>, changed: &[&FunctionPair]) {
                             "<p class=\"note\">Not drawn: the page already holds {} of graphs (talos diff --format svg draws them all).</p>",
                             super::human_bytes(svg_bytes as u64)
                         ),
-                        Some(Layout::NoGraphviz) => "<p class=\"note\">graphviz is not installed.</p>".into(),
+                        Some(Layout::NoGraphviz) => {
+                            "<p class=\"note\">graphviz is not installed.</p>".into()
+                        }
                         Some(Layout::Failed(why)) => format!("<p class=\"note\">{}</p>", esc(why)),
                         None => String::new(),
                     },
@@ -324,7 +416,13 @@ impl std::fmt::Write for PageWriter<'_> {
 }
 
 fn block_cells(b: &BlockRef) -> String {
-    format!("+{:#x} at {} ({} bytes, {} insns)", b.offset, hex(b.addr), b.size, b.instructions)
+    format!(
+        "+{:#x} at {} ({} bytes, {} insns)",
+        b.offset,
+        hex(b.addr),
+        b.size,
+        b.instructions
+    )
 }
 
 fn blocks_table(page: &mut Page, p: &FunctionPair) {
@@ -340,12 +438,18 @@ fn blocks_table(page: &mut Page, p: &FunctionPair) {
         .chain(p.blocks_removed.iter().map(|b| ("removed", Some(b), None)));
     let cell = |b: Option<&BlockRef>| b.map_or_else(|| td(""), |b| td_mono(&block_cells(b)));
     for (word, old, new) in rows.clone().take(MAX_ROWS) {
-        page.row(&format!("block-{word}"), &[td_html(&badge(word)), cell(old), cell(new)]);
+        page.row(
+            &format!("block-{word}"),
+            &[td_html(&badge(word)), cell(old), cell(new)],
+        );
     }
     page.table_end();
     let total = rows.count();
     if total > MAX_ROWS {
-        page.note(&format!("... and {} more block(s) (talos diff --format json lists them all).", total - MAX_ROWS));
+        page.note(&format!(
+            "... and {} more block(s) (talos diff --format json lists them all).",
+            total - MAX_ROWS
+        ));
     }
 }
 
@@ -353,17 +457,29 @@ fn edges_table(page: &mut Page, title: &str, edges: &[EdgeRef]) {
     if edges.is_empty() {
         return;
     }
-    page.raw(&format!("<details><summary>{} ({})</summary>", esc(title), edges.len()));
+    page.raw(&format!(
+        "<details><summary>{} ({})</summary>",
+        esc(title),
+        edges.len()
+    ));
     page.table_start("edges", &["from", "kind", "to", "target"], false);
     for e in edges.iter().take(MAX_ROWS) {
         page.row(
             "",
-            &[td_addr(&hex(e.from)), td_mono(&e.kind), td_mono(&e.to.map(hex).unwrap_or_default()), td_mono(&e.target)],
+            &[
+                td_addr(&hex(e.from)),
+                td_mono(&e.kind),
+                td_mono(&e.to.map(hex).unwrap_or_default()),
+                td_mono(&e.target),
+            ],
         );
     }
     page.table_end();
     if edges.len() > MAX_ROWS {
-        page.note(&format!("... and {} more (talos diff --format json lists them all).", edges.len() - MAX_ROWS));
+        page.note(&format!(
+            "... and {} more (talos diff --format json lists them all).",
+            edges.len() - MAX_ROWS
+        ));
     }
     page.raw("</details>");
 }

@@ -79,7 +79,9 @@ pub fn layout_all(dots: &[String]) -> Vec<Layout> {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(dot) = dots.get(i) else { break };
                     let l = layout(dot);
-                    let mut r = results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut r = results
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if let Some(slot) = r.get_mut(i) {
                         *slot = Some(l);
                     }
@@ -114,7 +116,14 @@ fn sanitise(svg: &str) -> Layout {
     }
     clean.push_str(rest);
     let lower = clean.to_ascii_lowercase();
-    let active = ["<script", "<foreignobject", "href=", "javascript:", "<iframe", "<image"];
+    let active = [
+        "<script",
+        "<foreignobject",
+        "href=",
+        "javascript:",
+        "<iframe",
+        "<image",
+    ];
     if active.iter().any(|a| lower.contains(a)) || has_event_attribute(&lower) {
         return Layout::Failed("graphviz output holds active content; not inlined".into());
     }

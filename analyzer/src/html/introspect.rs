@@ -10,7 +10,9 @@ use serde_json::Value;
 use talos_introspect::report::{DiffRange, ModuleReport, Report, ThreadReport, Verdict};
 
 use super::svg::{self, Mark, Paint, Stretch};
-use super::{Page, badge, esc, generic, hex, human_bytes, serde_name, td, td_html, td_mono, td_num, td_addr};
+use super::{
+    Page, badge, esc, generic, hex, human_bytes, serde_name, td, td_addr, td_html, td_mono, td_num,
+};
 
 /// One mapping of the dump, as the memory map draws it (taken from the dump
 /// by the command; the report lists modules, not every mapping).
@@ -135,12 +137,20 @@ pub fn render(r: &Report, x: &Extras) -> String {
     tiles.push((
         "findings".into(),
         r.findings.len().to_string(),
-        if r.findings.is_empty() { "neutral".into() } else { "fail".into() },
+        if r.findings.is_empty() {
+            "neutral".into()
+        } else {
+            "fail".into()
+        },
     ));
     for (k, n) in &by_kind {
         tiles.push((k.clone(), n.to_string(), k.clone()));
     }
-    tiles.push(("threads".into(), r.threads.len().to_string(), "neutral".into()));
+    tiles.push((
+        "threads".into(),
+        r.threads.len().to_string(),
+        "neutral".into(),
+    ));
     let tiles: Vec<(&str, String, &str)> = tiles
         .iter()
         .map(|(a, b, c)| (a.as_str(), b.clone(), c.as_str()))
@@ -246,7 +256,19 @@ fn memory_map(page: &mut Page, r: &Report, x: &Extras) {
     page.raw(&svg::legend(&used));
     page.raw(&svg::memory_strip(&stretches, &marks));
     page.raw("<details><summary>Every mapping</summary>");
-    page.table_start("regions", &["start", "end", "#size", "perms", "held", "kind", "backed by"], true);
+    page.table_start(
+        "regions",
+        &[
+            "start",
+            "end",
+            "#size",
+            "perms",
+            "held",
+            "kind",
+            "backed by",
+        ],
+        true,
+    );
     for (g, s) in x.regions.iter().zip(&stretches) {
         page.row(
             "",
@@ -288,7 +310,9 @@ fn hex_view(this: &str, other: &str) -> String {
 }
 
 fn pairs(h: &str) -> Vec<&str> {
-    (0..h.len() / 2).filter_map(|i| h.get(2 * i..2 * i + 2)).collect()
+    (0..h.len() / 2)
+        .filter_map(|i| h.get(2 * i..2 * i + 2))
+        .collect()
 }
 
 fn tampered(page: &mut Page, r: &Report, x: &Extras) {
@@ -306,7 +330,14 @@ fn tampered(page: &mut Page, r: &Report, x: &Extras) {
         page.note(&m.reason);
         page.table_start(
             "diffs",
-            &["address", "link address", "function", "#bytes", "expected (file)", "found (memory)"],
+            &[
+                "address",
+                "link address",
+                "function",
+                "#bytes",
+                "expected (file)",
+                "found (memory)",
+            ],
             m.diffs.len() > 8,
         );
         for d in &m.diffs {
@@ -348,13 +379,22 @@ fn diff_row(page: &mut Page, d: &DiffRange) {
         (Some(f), None) => f.clone(),
         _ => String::new(),
     };
-    page.raw(&format!("<tr class=\"hl\" id=\"{}\">", esc(&diff_anchor(d.addr))));
+    page.raw(&format!(
+        "<tr class=\"hl\" id=\"{}\">",
+        esc(&diff_anchor(d.addr))
+    ));
     page.raw(&td_addr(&hex(d.addr)));
     page.raw(&td_addr(&hex(d.link_addr)));
     page.raw(&td_mono(&func));
     page.raw(&td_num(d.len));
-    page.raw(&format!("<td class=\"mono\">{}</td>", hex_view(&d.expected, &d.actual)));
-    page.raw(&format!("<td class=\"mono\">{}</td>", hex_view(&d.actual, &d.expected)));
+    page.raw(&format!(
+        "<td class=\"mono\">{}</td>",
+        hex_view(&d.expected, &d.actual)
+    ));
+    page.raw(&format!(
+        "<td class=\"mono\">{}</td>",
+        hex_view(&d.actual, &d.expected)
+    ));
     page.raw("</tr>");
 }
 
@@ -364,7 +404,11 @@ fn listing(insns: &[Insn]) -> String {
         let _ = write!(
             s,
             "<tr{}><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
-            if i.differs { " class=\"hl differs\"" } else { "" },
+            if i.differs {
+                " class=\"hl differs\""
+            } else {
+                ""
+            },
             esc(&format!("{:x}", i.addr)),
             esc(&i.bytes),
             esc(&i.text)
@@ -378,7 +422,17 @@ fn modules(page: &mut Page, r: &Report) {
     page.h2("modules", &format!("Modules ({})", r.modules.len()));
     page.table_start(
         "modules",
-        &["base", "verdict", "#code", "#compared", "#missing", "#differing", "build-id", "path", "why"],
+        &[
+            "base",
+            "verdict",
+            "#code",
+            "#compared",
+            "#missing",
+            "#differing",
+            "build-id",
+            "path",
+            "why",
+        ],
         r.modules.len() > 10,
     );
     for m in &r.modules {
@@ -388,7 +442,11 @@ fn modules(page: &mut Page, r: &Report) {
             .or(m.file_build_id.as_deref())
             .map(|b| b.get(..16).unwrap_or(b).to_string())
             .unwrap_or_default();
-        let class = if m.verdict == Verdict::Clean { "" } else { "module-flagged" };
+        let class = if m.verdict == Verdict::Clean {
+            ""
+        } else {
+            "module-flagged"
+        };
         page.row(
             class,
             &[
@@ -400,7 +458,11 @@ fn modules(page: &mut Page, r: &Report) {
                 td_num(m.differing_bytes),
                 td_mono(&bid),
                 td_mono(&m.path),
-                td(if m.verdict == Verdict::Clean { "" } else { &m.reason }),
+                td(if m.verdict == Verdict::Clean {
+                    ""
+                } else {
+                    &m.reason
+                }),
             ],
         );
     }
@@ -415,7 +477,9 @@ fn findings(page: &mut Page, r: &Report) {
     }
     page.table_start(
         "findings",
-        &["kind", "address", "message", "module", "symbol", "value", "thread", "function"],
+        &[
+            "kind", "address", "message", "module", "symbol", "value", "thread", "function",
+        ],
         r.findings.len() > 8,
     );
     for f in &r.findings {
@@ -464,7 +528,10 @@ fn thread(page: &mut Page, t: &ThreadReport, open: bool) {
     let mut statuses = vec![badge(&t.pc_check)];
     let mut extra = String::new();
     if let Value::Object(map) = &value {
-        for (k, v) in map.iter().filter(|(k, _)| !THREAD_KNOWN.contains(&k.as_str())) {
+        for (k, v) in map
+            .iter()
+            .filter(|(k, _)| !THREAD_KNOWN.contains(&k.as_str()))
+        {
             match v {
                 Value::String(s) => statuses.push(format!("{}: {}", esc(k), badge(s))),
                 Value::Null => {}
@@ -488,7 +555,18 @@ fn thread(page: &mut Page, t: &ThreadReport, open: bool) {
         t.signal,
         t.unwind_stop
     ));
-    page.table_start("frames", &["#", "method", "address", "where", "follows a call", "evidence"], false);
+    page.table_start(
+        "frames",
+        &[
+            "#",
+            "method",
+            "address",
+            "where",
+            "follows a call",
+            "evidence",
+        ],
+        false,
+    );
     for (n, f) in t.frames.iter().enumerate() {
         let follows = match f.follows_call {
             Some(true) => badge("ok"),
@@ -496,7 +574,11 @@ fn thread(page: &mut Page, t: &ThreadReport, open: bool) {
             None => String::new(),
         };
         page.row(
-            if f.follows_call == Some(false) { "hl" } else { "" },
+            if f.follows_call == Some(false) {
+                "hl"
+            } else {
+                ""
+            },
             &[
                 td_num(n as u64),
                 td_html(&badge(&serde_name(&f.method))),

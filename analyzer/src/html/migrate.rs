@@ -13,7 +13,14 @@ use super::{Page, badge, esc, generic, td, td_html, td_mono, td_num, tone};
 use crate::cmd::migrate::journal::{self, Entry};
 
 const KNOWN: &[&str] = &["host", "host_id", "trusted", "apps", "pending", "accepted"];
-const APP_KNOWN: &[&str] = &["status", "last_epoch", "epoch", "bundle", "peer", "releases"];
+const APP_KNOWN: &[&str] = &[
+    "status",
+    "last_epoch",
+    "epoch",
+    "bundle",
+    "peer",
+    "releases",
+];
 
 /// `YYYY-MM-DD hh:mm:ss UTC` of Unix seconds.
 #[must_use]
@@ -77,9 +84,17 @@ pub fn render(dir: &str, view: &LedgerView, j: &journal::Read) -> String {
     let mut page = Page::new(&format!("talos migrate status: {dir}"));
     page.header(
         "talos migrate status",
-        &format!("state directory {dir} \u{2014} host {} (id {})", view.host, short(&view.host_id)),
+        &format!(
+            "state directory {dir} \u{2014} host {} (id {})",
+            view.host,
+            short(&view.host_id)
+        ),
     );
-    let running = view.apps.values().filter(|a| matches!(a.status.as_str(), "running" | "launched")).count();
+    let running = view
+        .apps
+        .values()
+        .filter(|a| matches!(a.status.as_str(), "running" | "launched"))
+        .count();
     let frozen = view.apps.values().filter(|a| a.status == "frozen").count();
     let refusals = j.entries.iter().filter(|e| e.verdict == "rejected").count();
     page.verdict(
@@ -93,17 +108,39 @@ pub fn render(dir: &str, view: &LedgerView, j: &journal::Read) -> String {
     );
     page.counts(&[
         ("apps", view.apps.len().to_string(), "neutral"),
-        ("may run here", running.to_string(), if running > 0 { "running" } else { "neutral" }),
-        ("frozen", frozen.to_string(), if frozen > 0 { "frozen" } else { "neutral" }),
-        ("refusals", refusals.to_string(), if refusals > 0 { "refused" } else { "neutral" }),
-        ("pending challenges", view.pending.len().to_string(), "neutral"),
+        (
+            "may run here",
+            running.to_string(),
+            if running > 0 { "running" } else { "neutral" },
+        ),
+        (
+            "frozen",
+            frozen.to_string(),
+            if frozen > 0 { "frozen" } else { "neutral" },
+        ),
+        (
+            "refusals",
+            refusals.to_string(),
+            if refusals > 0 { "refused" } else { "neutral" },
+        ),
+        (
+            "pending challenges",
+            view.pending.len().to_string(),
+            "neutral",
+        ),
     ]);
     if !j.present {
         page.note("This state directory has no journal yet (it is written by talos migrate from this version on): the timelines show only what the ledger records.");
     } else {
-        let mut n = String::from("Timelines come from the journal, which records each talos migrate verdict on this host; the ledger decides, the journal only tells (it is not signed).");
+        let mut n = String::from(
+            "Timelines come from the journal, which records each talos migrate verdict on this host; the ledger decides, the journal only tells (it is not signed).",
+        );
         if j.skipped > 0 {
-            let _ = write!(n, " {} journal line(s) could not be read and are left out.", j.skipped);
+            let _ = write!(
+                n,
+                " {} journal line(s) could not be read and are left out.",
+                j.skipped
+            );
         }
         if j.truncated {
             let _ = write!(n, " Only the last {} entries are shown.", j.entries.len());
@@ -132,11 +169,23 @@ pub fn render(dir: &str, view: &LedgerView, j: &journal::Read) -> String {
         page.note("No app has been registered, sealed or accepted on this host.");
     }
     for app in apps {
-        app_section(&mut page, view, &view_value, app, by_app.get(app).map_or(&[][..], Vec::as_slice));
+        app_section(
+            &mut page,
+            view,
+            &view_value,
+            app,
+            by_app.get(app).map_or(&[][..], Vec::as_slice),
+        );
     }
 
     page.h2("host", "This host");
-    page.facts("host", &[("public key", view.host.clone()), ("key id", view.host_id.clone())]);
+    page.facts(
+        "host",
+        &[
+            ("public key", view.host.clone()),
+            ("key id", view.host_id.clone()),
+        ],
+    );
     page.h3(&format!("Pinned keys ({})", view.trusted.len()));
     if let Some(t) = view_value.get("trusted") {
         page.raw(&generic(t, 1));
@@ -145,7 +194,15 @@ pub fn render(dir: &str, view: &LedgerView, j: &journal::Read) -> String {
         page.h3(&format!("Pending challenges ({})", view.pending.len()));
         page.table_start("pending", &["nonce", "app", "issued", "expires"], false);
         for p in &view.pending {
-            page.row("", &[td_mono(short(&p.nonce)), td_mono(&p.app), td(&utc(p.issued_at)), td(&utc(p.expires_at))]);
+            page.row(
+                "",
+                &[
+                    td_mono(short(&p.nonce)),
+                    td_mono(&p.app),
+                    td(&utc(p.issued_at)),
+                    td(&utc(p.expires_at)),
+                ],
+            );
         }
         page.table_end();
     }
@@ -167,7 +224,10 @@ fn app_section(page: &mut Page, view: &LedgerView, value: &Value, app: &str, eve
         s = esc(status)
     ));
     if let Some(a) = record {
-        let mut facts = vec![("status", a.status.clone()), ("newest epoch seen", a.last_epoch.to_string())];
+        let mut facts = vec![
+            ("status", a.status.clone()),
+            ("newest epoch seen", a.last_epoch.to_string()),
+        ];
         if let Some(e) = a.epoch {
             facts.push(("epoch of this status", e.to_string()));
         }
@@ -176,7 +236,11 @@ fn app_section(page: &mut Page, view: &LedgerView, value: &Value, app: &str, eve
         }
         if let Some(p) = &a.peer {
             facts.push((
-                if matches!(a.status.as_str(), "frozen" | "migrated-away") { "target" } else { "source" },
+                if matches!(a.status.as_str(), "frozen" | "migrated-away") {
+                    "target"
+                } else {
+                    "source"
+                },
                 p.clone(),
             ));
         }
@@ -193,20 +257,48 @@ fn app_section(page: &mut Page, view: &LedgerView, value: &Value, app: &str, eve
     let mut recorded: Vec<(u64, String, String)> = Vec::new();
     if let Some(a) = record {
         for r in &a.releases {
-            recorded.push((r.epoch, "released".into(), format!("to {} (bundle {})", short(&r.target), short(&r.bundle))));
+            recorded.push((
+                r.epoch,
+                "released".into(),
+                format!("to {} (bundle {})", short(&r.target), short(&r.bundle)),
+            ));
         }
     }
     for acc in view.accepted.iter().filter(|x| x.app == app) {
-        recorded.push((acc.epoch, "accepted-here".into(), format!("from {} (bundle {})", short(&acc.source), short(&acc.bundle))));
+        recorded.push((
+            acc.epoch,
+            "accepted-here".into(),
+            format!(
+                "from {} (bundle {})",
+                short(&acc.source),
+                short(&acc.bundle)
+            ),
+        ));
     }
     for p in view.pending.iter().filter(|x| x.app == app) {
-        recorded.push((0, "pending".into(), format!("challenge {} issued {}, expires {}", short(&p.nonce), utc(p.issued_at), utc(p.expires_at))));
+        recorded.push((
+            0,
+            "pending".into(),
+            format!(
+                "challenge {} issued {}, expires {}",
+                short(&p.nonce),
+                utc(p.issued_at),
+                utc(p.expires_at)
+            ),
+        ));
     }
     recorded.sort();
     if !recorded.is_empty() {
         page.table_start("recorded", &["#epoch", "ledger record", "what"], false);
         for (e, word, what) in &recorded {
-            page.row("", &[if *e == 0 { td("") } else { td_num(*e) }, td_html(&badge(word)), td_mono(what)]);
+            page.row(
+                "",
+                &[
+                    if *e == 0 { td("") } else { td_num(*e) },
+                    td_html(&badge(word)),
+                    td_mono(what),
+                ],
+            );
         }
         page.table_end();
     }
@@ -224,7 +316,10 @@ fn timeline(events: &[&Entry]) -> String {
         let (word, class) = if e.verdict == "accepted" {
             (event(&e.command).to_string(), event_tone(&e.command))
         } else {
-            (format!("refused ({})", e.reason.as_deref().unwrap_or("error")), "bad")
+            (
+                format!("refused ({})", e.reason.as_deref().unwrap_or("error")),
+                "bad",
+            )
         };
         let mut extra = String::new();
         if let Some(ep) = e.epoch {

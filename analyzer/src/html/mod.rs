@@ -77,10 +77,7 @@ pub fn serde_name<T: Serialize>(v: &T) -> String {
         // tagged ones are `{"variant": ...}`.
         Ok(Value::Object(m)) => match m.get("type") {
             Some(Value::String(t)) => t.clone(),
-            _ => m
-                .iter()
-                .next()
-                .map_or_else(String::new, |(k, _)| k.clone()),
+            _ => m.iter().next().map_or_else(String::new, |(k, _)| k.clone()),
         },
         Ok(other) => other.to_string(),
         Err(_) => String::new(),
@@ -99,8 +96,8 @@ pub fn tone(word: &str) -> &'static str {
         | "anon-exec" | "got-hook" | "flow" | "mid-instruction" | "outside-code"
         | "outside-blocks" | "anonymous-code" | "refused" | "error" => "bad",
         "unverifiable" | "unproven" | "unchecked" | "medium" | "findings" | "frozen"
-        | "not-checked" | "unverified" | "no-fde" | "unexplained" | "undecodable"
-        | "pending" | "changed" | "added" | "removed" | "unreachable" => "warn",
+        | "not-checked" | "unverified" | "no-fde" | "unexplained" | "undecodable" | "pending"
+        | "changed" | "added" | "removed" | "unreachable" => "warn",
         "low" | "info" | "kernel" | "not_applicable" | "disabled" | "migrated-away"
         | "accepted-here" | "absent" | "released" | "sealed" | "challenged" => "info",
         _ => "neutral",
@@ -110,11 +107,7 @@ pub fn tone(word: &str) -> &'static str {
 /// A badge (`<span class="badge TONE">WORD</span>`).
 #[must_use]
 pub fn badge(word: &str) -> String {
-    format!(
-        "<span class=\"badge {}\">{}</span>",
-        tone(word),
-        esc(word)
-    )
+    format!("<span class=\"badge {}\">{}</span>", tone(word), esc(word))
 }
 
 /// The one script of every page: a filter box above tables marked
@@ -394,7 +387,11 @@ impl Page {
         );
         s.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
         s.push_str("<meta name=\"referrer\" content=\"no-referrer\">");
-        let _ = write!(s, "<title>{}</title><style>{STYLE}</style></head>", esc(&self.title));
+        let _ = write!(
+            s,
+            "<title>{}</title><style>{STYLE}</style></head>",
+            esc(&self.title)
+        );
         s.push_str("<body><main>");
         s.push_str(&self.body);
         let _ = write!(

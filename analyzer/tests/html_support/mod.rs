@@ -191,7 +191,10 @@ fn run(page: &Path, extra: &[String]) -> Visit {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("chromium did not finish loading {} in 120 s", page.display());
+            panic!(
+                "chromium did not finish loading {} in 120 s",
+                page.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -250,8 +253,7 @@ pub fn tags(markup: &str) -> Vec<(String, Vec<(String, String)>)> {
                 k += 1;
             }
             let ns = k;
-            while k < rb.len() && !rb[k].is_ascii_whitespace() && rb[k] != b'=' && rb[k] != b'/'
-            {
+            while k < rb.len() && !rb[k].is_ascii_whitespace() && rb[k] != b'=' && rb[k] != b'/' {
                 k += 1;
             }
             let an = rest[ns..k].to_ascii_lowercase();
