@@ -140,7 +140,11 @@ pub fn render(r: &Report) -> String {
     page.finish()
 }
 
+/// Most call paths drawn as graphs; later ones are written as text.
+pub const MAX_PATH_GRAPHS: usize = 400;
+
 fn findings(page: &mut Page, r: &Report) {
+    let mut graphs = 0usize;
     page.h2("findings", &format!("Findings ({})", r.findings.len()));
     if r.findings.is_empty() {
         page.note("No findings.");
@@ -182,7 +186,12 @@ fn findings(page: &mut Page, r: &Report) {
             if f.suppressed {
                 reason.push_str(" <span class=\"badge neutral\">suppressed by baseline</span>");
             }
-            let path = if f.path.is_empty() {
+            let path = if !f.path.is_empty() && graphs >= MAX_PATH_GRAPHS {
+                format!(
+                    "<span class=\"mono\">{}</span>",
+                    esc(&f.path.join(" \u{2192} "))
+                )
+            } else if f.path.is_empty() {
                 f.reached_from.as_deref().map_or_else(String::new, |r| {
                     format!("<span class=\"note\">{}</span>", esc(r))
                 })
@@ -195,6 +204,7 @@ fn findings(page: &mut Page, r: &Report) {
                     (None, None) => f.rule.clone(),
                 };
                 nodes.push(last);
+                graphs += 1;
                 // Short paths are open: they are the point of the page.
                 format!(
                     "<details class=\"callpath\"{}><summary>from {}</summary>{}</details>",

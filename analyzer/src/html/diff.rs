@@ -19,6 +19,8 @@ pub const MAX_DRAWN: usize = 24;
 /// Changed functions given a section of their own (tables of blocks and
 /// edges); the rest are listed in the summary table only.
 pub const MAX_DETAILED: usize = 60;
+/// Most functions listed in the added, removed and moved tables.
+pub const MAX_LISTED: usize = 5000;
 /// Most rows of one block or edge table in a function's section.
 pub const MAX_ROWS: usize = 150;
 /// Most bytes of graph drawings inlined in one page; graphs past it are
@@ -188,7 +190,7 @@ pub fn render(inp: &Input<'_>) -> String {
         page.h2("moved", &format!("Moved, same code ({})", moved.len()));
         page.raw("<details><summary>List</summary>");
         page.table_start("moved", &["function", "old", "new"], moved.len() > 10);
-        for p in moved.iter().take(5000) {
+        for p in moved.iter().take(MAX_LISTED) {
             page.row(
                 "",
                 &[
@@ -269,7 +271,7 @@ fn refs(page: &mut Page, id: &str, title: &str, list: &[FunctionRef]) {
         &["function", "address", "#bytes", "#blocks"],
         list.len() > 10,
     );
-    for f in list {
+    for f in list.iter().take(MAX_LISTED) {
         page.row(
             &format!("{id}-fn"),
             &[
@@ -281,6 +283,12 @@ fn refs(page: &mut Page, id: &str, title: &str, list: &[FunctionRef]) {
         );
     }
     page.table_end();
+    if list.len() > MAX_LISTED {
+        page.note(&format!(
+            "... and {} more (talos diff --format json lists them all).",
+            list.len() - MAX_LISTED
+        ));
+    }
 }
 
 /// DOT of one side of a pair, or why it is not drawn.

@@ -210,15 +210,26 @@ fn short_name(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
+/// Most mappings drawn and listed (a core can claim any number).
+pub const MAX_MAP_REGIONS: usize = 4096;
+/// Most threads given a section.
+pub const MAX_THREADS: usize = 512;
+
 fn memory_map(page: &mut Page, r: &Report, x: &Extras) {
     page.h2("map", "Memory map");
     if x.regions.is_empty() {
         page.note("The dump lists no mappings.");
         return;
     }
+    if x.regions.len() > MAX_MAP_REGIONS {
+        page.note(&format!(
+            "The dump has {} mappings: the first {MAX_MAP_REGIONS} are drawn and listed.",
+            x.regions.len()
+        ));
+    }
+    let regions = x.regions.get(..MAX_MAP_REGIONS).unwrap_or(&x.regions);
     page.note("Each mapping's width is proportional to its size (at least 3 pixels); gaps between mappings are cut. Hover for details; a red mark is a tampered run (click to jump to it).");
-    let stretches: Vec<Stretch> = x
-        .regions
+    let stretches: Vec<Stretch> = regions
         .iter()
         .map(|g| {
             let paint = paint_of(g, r);
@@ -269,7 +280,7 @@ fn memory_map(page: &mut Page, r: &Report, x: &Extras) {
         ],
         true,
     );
-    for (g, s) in x.regions.iter().zip(&stretches) {
+    for (g, s) in regions.iter().zip(&stretches) {
         page.row(
             "",
             &[
@@ -516,8 +527,14 @@ fn location(l: &talos_introspect::report::Location) -> String {
 
 fn threads(page: &mut Page, r: &Report) {
     page.h2("threads", &format!("Threads ({})", r.threads.len()));
-    for (n, t) in r.threads.iter().enumerate() {
+    for (n, t) in r.threads.iter().take(MAX_THREADS).enumerate() {
         thread(page, t, n < 4);
+    }
+    if r.threads.len() > MAX_THREADS {
+        page.note(&format!(
+            "... and {} more thread(s) (see --format json).",
+            r.threads.len() - MAX_THREADS
+        ));
     }
 }
 
