@@ -19,6 +19,9 @@ pub const MAX_DRAWN: usize = 24;
 /// Changed functions given a section of their own (tables of blocks and
 /// edges); the rest are listed in the summary table only.
 pub const MAX_DETAILED: usize = 60;
+/// Changed functions listed in the open table; the rest are in a closed
+/// section below it.
+pub const SHOWN_ROWS: usize = 200;
 /// Most functions listed in the added, removed and moved tables.
 pub const MAX_LISTED: usize = 5000;
 /// Most rows of one block or edge table in a function's section.
@@ -219,45 +222,64 @@ fn changed_table(page: &mut Page, changed: &[&FunctionPair]) {
             changed.len()
         ));
     }
-    page.table_start(
-        "changed",
-        &[
-            "function",
-            "old",
-            "new",
-            "matched by",
-            "#blocks changed",
-            "#added",
-            "#removed",
-            "#edges +/-",
-        ],
-        changed.len() > 10,
-    );
-    for (n, p) in changed.iter().enumerate() {
-        let name = if n < MAX_DETAILED {
-            format!("<a href=\"#{}\">{}</a>", esc(&anchor(p)), esc(&p.name))
-        } else {
-            esc(&p.name)
-        };
-        page.row(
-            "changed-fn",
-            &[
-                format!("<td class=\"mono\">{name}</td>"),
-                td_addr(&hex(p.old_addr)),
-                td_addr(&hex(p.new_addr)),
-                td(&serde_name(&p.matched_by)),
-                td_num(p.blocks_changed.len() as u64),
-                td_num(p.blocks_added.len() as u64),
-                td_num(p.blocks_removed.len() as u64),
-                format!(
-                    "<td class=\"num\">+{} / -{}</td>",
-                    p.edges_added.len(),
-                    p.edges_removed.len()
-                ),
-            ],
-        );
+    let heads = [
+        "function",
+        "old",
+        "new",
+        "matched by",
+        "#blocks changed",
+        "#added",
+        "#removed",
+        "#edges +/-",
+    ];
+    // The first rows are laid out with the page; the rest wait in a closed
+    // section (a browser does not lay out what it does not show).
+    let (first, rest) = changed.split_at(changed.len().min(SHOWN_ROWS));
+    if changed.len() > 10 {
+        page.filter_box(&["changed-first", "changed-rest"]);
+    }
+    page.table_start_id("changed-first", &heads);
+    for (n, p) in first.iter().enumerate() {
+        changed_row(page, n, p);
     }
     page.table_end();
+    if !rest.is_empty() {
+        page.raw(&format!(
+            "<details><summary>The other {} changed functions</summary>",
+            rest.len()
+        ));
+        page.table_start_id("changed-rest", &heads);
+        for (n, p) in rest.iter().enumerate() {
+            changed_row(page, n + first.len(), p);
+        }
+        page.table_end();
+        page.raw("</details>");
+    }
+}
+
+fn changed_row(page: &mut Page, n: usize, p: &FunctionPair) {
+    let name = if n < MAX_DETAILED {
+        format!("<a href=\"#{}\">{}</a>", esc(&anchor(p)), esc(&p.name))
+    } else {
+        esc(&p.name)
+    };
+    page.row(
+        "changed-fn",
+        &[
+            format!("<td class=\"mono\">{name}</td>"),
+            td_addr(&hex(p.old_addr)),
+            td_addr(&hex(p.new_addr)),
+            td(&serde_name(&p.matched_by)),
+            td_num(p.blocks_changed.len() as u64),
+            td_num(p.blocks_added.len() as u64),
+            td_num(p.blocks_removed.len() as u64),
+            format!(
+                "<td class=\"num\">+{} / -{}</td>",
+                p.edges_added.len(),
+                p.edges_removed.len()
+            ),
+        ],
+    );
 }
 
 fn refs(page: &mut Page, id: &str, title: &str, list: &[FunctionRef]) {

@@ -116,12 +116,15 @@ pub fn badge(word: &str) -> String {
 const SCRIPT: &str = r#"(function(){
 for (const box of document.querySelectorAll('input.filter')) {
   box.hidden = false;
-  const table = document.getElementById(box.dataset.table);
-  if (!table) continue;
+  const tables = box.dataset.table.split(' ').map(function (id) { return document.getElementById(id); });
   box.addEventListener('input', function () {
     const q = box.value.toLowerCase();
-    for (const row of table.tBodies[0].rows) {
-      row.hidden = q !== '' && !row.textContent.toLowerCase().includes(q);
+    for (const table of tables) {
+      if (!table) continue;
+      if (q !== '' && table.closest('details')) table.closest('details').open = true;
+      for (const row of table.tBodies[0].rows) {
+        row.hidden = q !== '' && !row.textContent.toLowerCase().includes(q);
+      }
     }
   });
 }
@@ -304,7 +307,24 @@ impl Page {
                 esc(&id)
             );
         }
-        let _ = write!(self.body, "<table id=\"{}\"><thead><tr>", esc(&id));
+        self.tables -= 1;
+        self.table_start_id(&id, heads);
+        id
+    }
+
+    /// A filter box over the tables with these ids.
+    pub fn filter_box(&mut self, ids: &[&str]) {
+        let _ = write!(
+            self.body,
+            "<input class=\"filter\" type=\"search\" hidden placeholder=\"filter rows\" data-table=\"{}\">",
+            esc(&ids.join(" "))
+        );
+    }
+
+    /// Start a table with exactly this id (see [`Page::filter_box`]).
+    pub fn table_start_id(&mut self, id: &str, heads: &[&str]) {
+        self.tables += 1;
+        let _ = write!(self.body, "<table id=\"{}\"><thead><tr>", esc(id));
         for h in heads {
             match h.strip_prefix('#') {
                 Some(h) => {
@@ -316,7 +336,6 @@ impl Page {
             }
         }
         self.body.push_str("</tr></thead><tbody>");
-        id
     }
 
     /// A row of cells; each cell is markup made by [`cell`] helpers.
