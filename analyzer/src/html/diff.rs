@@ -5,8 +5,6 @@
 //! [`MAX_DRAWN`]; the others link to their tables or to nothing at all
 //! past [`MAX_DETAILED`].
 
-use std::fmt::Write as _;
-
 use serde_json::Value;
 use talos_cfg::diff::{BlockRef, Diff, EdgeRef, FunctionPair, FunctionRef, PairState};
 use talos_cfg::{Cfg, Image};
@@ -417,10 +415,9 @@ fn details(page: &mut Page, inp: &Input<'_>, changed: &[&FunctionPair]) {
                     Err(why) if why.is_empty() => String::new(),
                     Err(why) => format!("<p class=\"note\">{}</p>", esc(why)),
                 };
-                let _ = write!(
-                    page_buf(page),
+                page.raw(&format!(
                     "<div class=\"cfg-{label}\"><b>{label}</b> <span class=\"note\">(changed blocks filled)</span>{body}</div>"
-                );
+                ));
             }
             page.raw("</div>");
         }
@@ -428,20 +425,6 @@ fn details(page: &mut Page, inp: &Input<'_>, changed: &[&FunctionPair]) {
         edges_table(page, "edges added", &p.edges_added);
         edges_table(page, "edges removed", &p.edges_removed);
         page.raw("</section>");
-    }
-}
-
-/// Write straight into the page (markup made here).
-fn page_buf(page: &mut Page) -> PageWriter<'_> {
-    PageWriter(page)
-}
-
-struct PageWriter<'a>(&'a mut Page);
-
-impl std::fmt::Write for PageWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.raw(s);
-        Ok(())
     }
 }
 

@@ -338,7 +338,7 @@ impl Page {
         self.body.push_str("</tr></thead><tbody>");
     }
 
-    /// A row of cells; each cell is markup made by [`cell`] helpers.
+    /// A row of cells; each cell is markup made by [`td`] and its siblings.
     pub fn row(&mut self, class: &str, cells: &[String]) {
         if class.is_empty() {
             self.body.push_str("<tr>");
