@@ -206,6 +206,22 @@ fn introspect_pages_show_verdict_map_tampered_bytes_and_threads() {
         assert_eq!(browser::count_attr(&dom, "data-tid", &tid), 1);
     }
 
+    // A default-filter gcore leaves code out: the page says unverifiable
+    // (exit 3), never clean, and paints that code so.
+    let path = c.core("sk.gcore-default.core");
+    let out = dir.path().join("default.html");
+    assert_eq!(
+        page(
+            &["introspect", path.to_str().unwrap(), "--binary", bin],
+            &out
+        ),
+        3
+    );
+    let dom = open(&out, "introspect-unverifiable");
+    assert_eq!(verdict_of(&dom), "unverifiable");
+    assert!(browser::count_attr(&dom, "data-paint", "unverifiable code") >= 1);
+    assert!(browser::count_attr(&dom, "data-paint", "clean code") >= 1);
+
     // Findings: a GOT hook and a JIT region (anonymous executable memory in
     // the map).
     for (core, kind, paint) in [

@@ -355,7 +355,7 @@ const MAX_LISTING_BYTES: u64 = 2048;
 /// functions around tampered bytes disassembled from the file and from
 /// memory.
 fn html_extras(dump: &Dump<'_>, report: &Report) -> Extras {
-    let regions = dump
+    let mut regions: Vec<MapRegion> = dump
         .regions
         .iter()
         .map(|g| MapRegion {
@@ -370,6 +370,37 @@ fn html_extras(dump: &Dump<'_>, report: &Report) -> Extras {
             held: g.bytes.len() as u64,
         })
         .collect();
+    // Mappings the process had that the dump left out altogether (a core
+    // written with a filter that skips file-backed code lists them only in
+    // NT_FILE): drawn too, as held by nothing, protections unknown.
+    let mut missing = Vec::new();
+    for f in &dump.file_mappings {
+        let mut at = f.start;
+        let mut covering: Vec<(u64, u64)> = dump
+            .regions
+            .iter()
+            .filter(|g| g.start < f.end && f.start < g.end)
+            .map(|g| (g.start, g.end))
+            .collect();
+        covering.sort_unstable();
+        for (s, e) in covering {
+            if s > at {
+                missing.push((at, s, f.path.clone()));
+            }
+            at = at.max(e);
+        }
+        if at < f.end {
+            missing.push((at, f.end, f.path.clone()));
+        }
+    }
+    regions.extend(missing.into_iter().map(|(start, end, name)| MapRegion {
+        start,
+        end,
+        perms: "?".into(),
+        name,
+        held: 0,
+    }));
+    regions.sort_by_key(|g| (g.start, g.end));
     let mut tampered = Vec::new();
     for m in report.modules.iter().filter(|m| !m.diffs.is_empty()) {
         if tampered.len() >= MAX_TAMPERED_FUNCTIONS {

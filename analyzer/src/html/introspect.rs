@@ -15,7 +15,8 @@ use super::{
 };
 
 /// One mapping of the dump, as the memory map draws it (taken from the dump
-/// by the command; the report lists modules, not every mapping).
+/// by the command; the report lists modules, not every mapping). A mapping
+/// the dump names (`NT_FILE`) but holds no segment for has perms `?`.
 #[derive(Debug, Clone)]
 pub struct MapRegion {
     /// First address.
@@ -181,16 +182,24 @@ pub fn render(r: &Report, x: &Extras) -> String {
 }
 
 fn paint_of(region: &MapRegion, r: &Report) -> Paint {
+    let module = r
+        .modules
+        .iter()
+        .find(|m| region.start >= m.base && region.start < m.end);
+    if region.perms == "?" {
+        // Listed by the dump (NT_FILE) but not held: the code of a module
+        // the dump cannot prove, or data it left out.
+        return match module.map(|m| m.verdict) {
+            Some(Verdict::Unverifiable | Verdict::BinaryChanged) => Paint::Unverifiable,
+            _ => Paint::NotHeld,
+        };
+    }
     let exec = region.perms.as_bytes().get(2) == Some(&b'x');
     let write = region.perms.as_bytes().get(1) == Some(&b'w');
     if exec && write {
         return Paint::Wx;
     }
     if exec {
-        let module = r
-            .modules
-            .iter()
-            .find(|m| region.start >= m.base && region.start < m.end);
         return match module.map(|m| m.verdict) {
             Some(Verdict::Clean) => Paint::CleanCode,
             Some(Verdict::Tampered) => Paint::Tampered,
