@@ -3,7 +3,10 @@
 use talos_audit::Report;
 use talos_audit::model::{Finding, RuleState, Severity};
 
-use super::{Page, badge, esc, hex, serde_name, svg, td, td_addr, td_html, td_mono, td_num};
+use super::{
+    Page, badge, esc, extra_object_fields, hex, serde_name, shown, svg, td, td_addr, td_html,
+    td_mono, td_num,
+};
 
 /// Top-level fields of `talos.audit/1` drawn by this page; any other field
 /// is shown generically.
@@ -75,7 +78,7 @@ pub fn render(r: &Report) -> String {
             unchecked.join(", ")
         ));
     }
-    page.verdict(&r.verdict, &summary);
+    page.verdict(&serde_name(&r.verdict), &summary);
     let mut tiles: Vec<(&str, String, &str)> = SEVERITIES
         .iter()
         .map(|s| {
@@ -118,7 +121,7 @@ pub fn render(r: &Report) -> String {
                 "build-id",
                 b.build_id.clone().unwrap_or_else(|| "none".into()),
             ),
-            ("graph digest", b.graph_digest.clone()),
+            ("graph digest", shown(&b.graph_digest)),
             ("functions", b.functions.to_string()),
             (
                 "reachable functions",
@@ -340,6 +343,21 @@ fn hardening(page: &mut Page, r: &Report) {
         page.row("", &[td(k), td_mono(&v), td_html(&b)]);
     }
     page.table_end();
+    // Facts a later schema adds (PE images, ...).
+    page.raw(&extra_object_fields(
+        h,
+        &[
+            "pie",
+            "relro",
+            "bind_now",
+            "exec_stack",
+            "text_relocations",
+            "wx_segments",
+            "stack_protector",
+            "cfi",
+            "dynamic",
+        ],
+    ));
 }
 
 fn enclave(page: &mut Page, r: &Report) {

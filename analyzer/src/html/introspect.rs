@@ -73,6 +73,7 @@ pub struct Extras {
 }
 
 const KNOWN: &[&str] = &[
+    "unchecked",
     "schema",
     "talos_version",
     "input",
@@ -158,6 +159,14 @@ pub fn render(r: &Report, x: &Extras) -> String {
         .collect();
     page.counts(&tiles);
 
+    // What could not be checked comes right after the verdict (a report
+    // that lists it has an `unchecked` field).
+    if let Ok(v) = serde_json::to_value(r)
+        && let Some(list) = v.get("unchecked").filter(|l| !is_empty_list(l))
+    {
+        page.h2("unchecked", "Not checked");
+        page.raw(&generic(list, 1));
+    }
     memory_map(&mut page, r, x);
     tampered(&mut page, r, x);
     modules(&mut page, r);
@@ -179,6 +188,10 @@ pub fn render(r: &Report, x: &Extras) -> String {
         page.extra_fields(&v, KNOWN);
     }
     page.finish()
+}
+
+fn is_empty_list(v: &Value) -> bool {
+    v.as_array().is_none_or(Vec::is_empty)
 }
 
 fn paint_of(region: &MapRegion, r: &Report) -> Paint {
@@ -551,7 +564,7 @@ fn thread(page: &mut Page, t: &ThreadReport, open: bool) {
     let value = serde_json::to_value(t).unwrap_or(Value::Null);
     // A flow status another part of talos adds to threads is shown by its
     // serde name next to the pc check.
-    let mut statuses = vec![badge(&t.pc_check)];
+    let mut statuses = vec![badge(&serde_name(&t.pc_check))];
     let mut extra = String::new();
     if let Value::Object(map) = &value {
         for (k, v) in map

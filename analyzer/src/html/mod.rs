@@ -84,6 +84,40 @@ pub fn serde_name<T: Serialize>(v: &T) -> String {
     }
 }
 
+/// A serialisable value as text: strings as they are, `null` as `none`,
+/// anything else as its JSON (for fields whose type may be a string today
+/// and an enum or an option tomorrow).
+#[must_use]
+pub fn shown<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(Value::Null) | Err(_) => "none".into(),
+        Ok(other) => other.to_string(),
+    }
+}
+
+/// The fields of a serialised object whose keys are not in `known`, as a
+/// facts table (empty when there are none).
+#[must_use]
+pub fn extra_object_fields<T: Serialize>(v: &T, known: &[&str]) -> String {
+    let Ok(Value::Object(map)) = serde_json::to_value(v) else {
+        return String::new();
+    };
+    let extra: Vec<(&String, &Value)> = map
+        .iter()
+        .filter(|(k, v)| !known.contains(&k.as_str()) && !is_empty(v))
+        .collect();
+    if extra.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("<table class=\"facts extra\"><tbody>");
+    for (k, v) in extra {
+        let _ = write!(s, "<tr><th>{}</th><td>{}</td></tr>", esc(k), generic(v, 1));
+    }
+    s.push_str("</tbody></table>");
+    s
+}
+
 /// CSS class for a verdict or status word: the word itself when it is one
 /// the stylesheet colours, else `neutral` (an input-chosen word must never
 /// become arbitrary class names).
@@ -94,10 +128,12 @@ pub fn tone(word: &str) -> &'static str {
         | "verified" | "on-instruction" | "in-block" | "registered" => "good",
         "tampered" | "fail" | "different" | "rejected" | "high" | "binary-changed" | "wx"
         | "anon-exec" | "got-hook" | "flow" | "mid-instruction" | "outside-code"
-        | "outside-blocks" | "anonymous-code" | "refused" | "error" => "bad",
+        | "outside-blocks" | "anonymous-code" | "refused" | "error" | "finding" | "padding"
+        | "outside-functions" => "bad",
         "unverifiable" | "unproven" | "unchecked" | "medium" | "findings" | "frozen"
-        | "not-checked" | "unverified" | "no-fde" | "unexplained" | "undecodable" | "pending"
-        | "changed" | "added" | "removed" | "unreachable" => "warn",
+        | "not-checked" | "unverified" | "no-fde" | "unexplained" | "undecodable" | "undecided"
+        | "no-registers" | "no-binary" | "no-cfg" | "not-requested" | "pending" | "changed"
+        | "added" | "removed" | "unreachable" => "warn",
         "low" | "info" | "kernel" | "not_applicable" | "disabled" | "migrated-away"
         | "accepted-here" | "absent" | "released" | "sealed" | "challenged" => "info",
         _ => "neutral",
