@@ -540,6 +540,8 @@ pub fn generic(v: &Value, depth: usize) -> String {
                     }
                 }
             }
+            // Sentences read best in the last column.
+            keys.sort_by_key(|k| matches!(k.as_str(), "detail" | "message" | "why" | "summary"));
             let mut s = String::from("<table><thead><tr>");
             for k in &keys {
                 let _ = write!(s, "<th>{}</th>", esc(k));
