@@ -676,7 +676,7 @@ fn markup_in_symbol_names_renders_as_text() {
 }
 
 #[test]
-fn every_page_escapes_and_no_page_format_is_left_out_of_help() {
+fn every_command_that_draws_pages_lists_html_in_its_help() {
     for cmd in [
         &["introspect", "--help"][..],
         &["audit", "--help"],
