@@ -180,3 +180,34 @@ fn malformed_reports_and_root_keys() {
     assert!(keystone::parse_root_key(b"abcd").is_err());
     assert!(keystone::parse_root_key(&[0u8; 32]).is_err(), "weak key");
 }
+
+/// `data/keystone_test_report.bin` (a fuzz seed and the docs' example) is
+/// exactly what the builder makes: a report of enclave hash 0xe1.. binding
+/// the data `talos keystone example`, under the test device key
+/// `data/keystone_test_device.pub`.
+#[test]
+fn the_committed_example_report_is_the_builders() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let want = TestReport::new(HASH, b"talos keystone example").build();
+    let pubkey = format!("{}\n", builder::hex(&test_device_key().public()));
+    if std::env::var_os("TALOS_WRITE_EXAMPLES").is_some() {
+        std::fs::write(dir.join("keystone_test_report.bin"), &want).unwrap();
+        std::fs::write(dir.join("keystone_test_device.pub"), &pubkey).unwrap();
+    }
+    assert_eq!(std::fs::read(dir.join("keystone_test_report.bin")).unwrap(), want);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keystone_test_device.pub")).unwrap(),
+        pubkey
+    );
+    let root = keystone::parse_root_key(pubkey.as_bytes()).unwrap();
+    let v = talos_attest::verify(
+        &want,
+        &Inputs {
+            keystone_root: Some(root),
+            ..Inputs::default()
+        },
+        &Policy::default(),
+    )
+    .unwrap();
+    assert!(matches!(v, Verdict::Accepted(_)));
+}
