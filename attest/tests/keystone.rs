@@ -194,7 +194,10 @@ fn the_committed_example_report_is_the_builders() {
         std::fs::write(dir.join("keystone_test_report.bin"), &want).unwrap();
         std::fs::write(dir.join("keystone_test_device.pub"), &pubkey).unwrap();
     }
-    assert_eq!(std::fs::read(dir.join("keystone_test_report.bin")).unwrap(), want);
+    assert_eq!(
+        std::fs::read(dir.join("keystone_test_report.bin")).unwrap(),
+        want
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join("keystone_test_device.pub")).unwrap(),
         pubkey

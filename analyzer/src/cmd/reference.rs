@@ -180,19 +180,19 @@ pub fn run(args: Args) -> Result<Outcome> {
     let r = build_with_tee(&args.binary, &args.app, &args.version, &args.key, tee)?;
     output::write_atomic(&args.output, &r.encode())?;
     let b = r.body();
-    let v = Verdict::accepted("reference", format!("reference for {} written", b.app))
+    let mut v = Verdict::accepted("reference", format!("reference for {} written", b.app))
         .field("app", b.app.as_str())
         .field("version", b.version.as_str())
         .field("binary", b.binary.to_string())
         .field("code", b.code.to_string())
         .field("cfg", b.cfg.to_string())
-        .field(
-            "tee",
-            serde_json::Value::Array(b.tee.iter().map(|m| m.to_string().into()).collect()),
-        )
         .field("owner", r.signer().id().short())
         .field("id", r.id().to_hex())
         .field("output", args.output.display().to_string());
+    if !b.tee.is_empty() {
+        let tee: Vec<serde_json::Value> = b.tee.iter().map(|m| m.to_string().into()).collect();
+        v = v.field("tee", serde_json::Value::Array(tee));
+    }
     v.print(args.format)?;
     Ok(Outcome::Ok)
 }

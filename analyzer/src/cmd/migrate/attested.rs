@@ -5,7 +5,7 @@
 //! DCAP chain to Intel's root with collateral valid at that time, or the
 //! Keystone chain to the pinned device key), the policy accepts it (TCB
 //! status, no debug enclave), its report data is exactly the binding of
-//! that key (`talos_migrate::tee_binding`, docs/migrate-protocol.md §9),
+//! that key (`talos_migrate::tee_binding`, docs/migrate-protocol.md §10),
 //! and its measurement is one the owner allows (the TEE measurements of an
 //! owner-signed `--reference`, signed by an owner pinned here, and any
 //! `--expect-*`). The ledger then records the key as attested, with the
