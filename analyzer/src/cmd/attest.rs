@@ -371,8 +371,8 @@ pub fn evidence_lines(e: &Evidence) -> Vec<(&'static str, String)> {
             ..
         } => {
             l.push(("mrtd", hex(mrtd)));
-            for (i, r) in rtmr.iter().enumerate() {
-                l.push((["rtmr0", "rtmr1", "rtmr2", "rtmr3"][i.min(3)], hex(r)));
+            for (name, r) in ["rtmr0", "rtmr1", "rtmr2", "rtmr3"].into_iter().zip(rtmr) {
+                l.push((name, hex(r)));
             }
             l.push(("attributes", hex(td_attributes)));
         }
