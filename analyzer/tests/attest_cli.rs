@@ -679,3 +679,62 @@ fn reference_with_tee_measurements_and_show() {
     assert!(out.status.success());
     assert_eq!(std::fs::read(w.p("plain")).unwrap()[8], 1);
 }
+
+#[test]
+fn reference_takes_mrenclave_from_a_verified_sigstruct() {
+    let dir = repo().join("corpus/out/enclave");
+    let sig = dir.join("gramine-clean.sig");
+    if !sig.is_file() {
+        let _ = std::fs::create_dir_all(repo().join("corpus/out"));
+        let ok = std::process::Command::new("flock")
+            .arg(repo().join("corpus/out/.enclave-build.lock"))
+            .arg("bash")
+            .arg(repo().join("corpus/enclave/build.sh"))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok || !sig.is_file() {
+            common::skip_or_fail("corpus/enclave/build.sh could not build gramine-clean.sig");
+            return;
+        }
+    }
+    let w = World::new(&[]);
+    let bytes = std::fs::read(&sig).unwrap();
+    // SIGSTRUCT (Intel SDM Vol. 3D §38.13): ENCLAVEHASH at offset 960.
+    let mrenclave = hex(&bytes[960..992]);
+    let make = |sigfile: &Path, out: &str| {
+        w.raw_global(&[
+            "reference",
+            talos_bin(),
+            "--app",
+            APP,
+            "--key",
+            &w.s("owner"),
+            "--tee-sigstruct",
+            sigfile.to_str().unwrap(),
+            "-o",
+            &w.s(out),
+            "--format",
+            "json",
+        ])
+    };
+    let out = make(&sig, "ref");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let (_, v) = parse(&out);
+    assert_eq!(
+        v["tee"],
+        serde_json::json!([format!("sgx:{mrenclave}")]),
+        "{v:#}"
+    );
+    // A SIGSTRUCT whose signature does not verify is refused.
+    let mut bad = bytes.clone();
+    bad[960] ^= 1;
+    let badfile = w.p("bad.sig");
+    std::fs::write(&badfile, &bad).unwrap();
+    let out = make(&badfile, "bad");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        common::stderr(&out).contains("SIGSTRUCT signature"),
+        "{}",
+        common::stderr(&out)
+    );
+}
