@@ -12,6 +12,7 @@
 //! ledger entry that backs it is durable; if writing it fails, `talos
 //! migrate resend` writes it again. `docs/migrate-cli.md` is the manual.
 
+pub mod attested;
 pub mod evidence;
 pub mod journal;
 pub mod net;
@@ -37,8 +38,16 @@ pub enum Format {
     Text,
     /// One JSON object.
     Json,
-    /// One self-contained HTML page (`status` only): the ledger and a
-    /// timeline per app.
+}
+
+/// Output formats of `talos migrate status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// The ledger, for people.
+    Text,
+    /// The ledger view as one JSON object.
+    Json,
+    /// One self-contained HTML page: the ledger and a timeline per app.
     Html,
 }
 
@@ -139,6 +148,9 @@ pub struct TrustArgs {
     /// The public key file (host.pub of a peer, KEY.pub of an owner).
     #[arg(value_name = "PUBFILE")]
     pub key: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub attest: attested::EvidenceArgs,
 }
 
 /// Commands that name an app.
@@ -266,12 +278,33 @@ pub struct ResendArgs {
 /// `talos migrate status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub common: Common,
+    /// The host's state directory (keys and ledger).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+    /// Use this time (seconds since the Unix epoch) instead of the clock
+    /// (tests).
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub now: Option<u64>,
     /// Write to FILE instead of standard output (`--format html`).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+impl StatusArgs {
+    /// The options every state-directory command takes.
+    fn common(&self) -> Common {
+        Common {
+            state_dir: self.state_dir.clone(),
+            format: match self.format {
+                StatusFormat::Json => Format::Json,
+                StatusFormat::Text | StatusFormat::Html => Format::Text,
+            },
+            now: self.now,
+        }
+    }
 }
 
 /// `talos migrate show`.
@@ -297,7 +330,7 @@ impl Cmd {
             Cmd::Commit(a) => a.common.format,
             Cmd::Launch(a) => a.common.format,
             Cmd::Resend(a) => a.common.format,
-            Cmd::Status(a) => a.common.format,
+            Cmd::Status(a) => a.common().format,
             Cmd::Show(a) => a.format,
             Cmd::Serve(a) => a.common.format,
             Cmd::Send(a) => a.common.format,
@@ -333,6 +366,12 @@ pub struct Verdict {
     pub accepted: bool,
     /// The stable reason of a rejection.
     pub reason: Option<Rejection>,
+    /// The reason of a refusal decided outside the gate (attestation
+    /// evidence: `talos_attest::Reason::code`), when `reason` is `None`.
+    pub refusal: Option<&'static str>,
+    /// Neither accepted nor rejected: the evidence cannot prove it either
+    /// way (exit 3); `refusal` holds why.
+    pub undecided: bool,
     /// One sentence.
     pub summary: String,
     /// Named details, in order.
@@ -350,6 +389,8 @@ impl Verdict {
             command: command.to_owned(),
             accepted: true,
             reason: None,
+            refusal: None,
+            undecided: false,
             summary: summary.into(),
             fields: Vec::new(),
             text: String::new(),
@@ -363,6 +404,8 @@ impl Verdict {
             command: command.to_owned(),
             accepted: false,
             reason: Some(reason),
+            refusal: None,
+            undecided: false,
             summary: detail.into(),
             fields: Vec::new(),
             text: String::new(),
@@ -381,6 +424,8 @@ impl Verdict {
     pub fn outcome(&self) -> Outcome {
         if self.accepted {
             Outcome::Ok
+        } else if self.undecided {
+            Outcome::Unproven
         } else {
             Outcome::Failed
         }
@@ -388,7 +433,7 @@ impl Verdict {
 
     /// The reason code, or `None` when accepted.
     pub fn reason_code(&self) -> Option<&'static str> {
-        self.reason.map(Rejection::code)
+        self.reason.map(Rejection::code).or(self.refusal)
     }
 
     /// The JSON object.
@@ -402,6 +447,8 @@ impl Verdict {
             "verdict".into(),
             json!(if self.accepted {
                 "accepted"
+            } else if self.undecided {
+                "undecided"
             } else {
                 "rejected"
             }),
@@ -416,8 +463,11 @@ impl Verdict {
 
     /// The text form: the verdict line, then one line per detail.
     pub fn to_text(&self) -> String {
-        let mut s = match self.reason {
+        let mut s = match self.reason_code() {
             None => format!("{}: ACCEPTED: {}\n", self.command, self.summary),
+            Some(r) if self.undecided => {
+                format!("{}: UNDECIDED ({r}): {}\n", self.command, self.summary)
+            }
             Some(r) => format!("{}: REJECTED ({r}): {}\n", self.command, self.summary),
         };
         for (k, v) in &self.fields {
@@ -442,7 +492,7 @@ impl Verdict {
     /// When standard output cannot be written.
     pub fn print(&self, format: Format) -> Result<()> {
         let text = match format {
-            Format::Text | Format::Html => self.to_text(),
+            Format::Text => self.to_text(),
             Format::Json => {
                 let mut s = serde_json::to_string_pretty(&self.to_json())?;
                 s.push('\n');
@@ -541,9 +591,12 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
             Ok(Verdict::accepted(name, "host initialised")
                 .field("host", h.public_key().to_string())
                 .field("host-id", key_short(&h.public_key()))
-                .field("public-key", pubfile.display().to_string()))
+                .field("public-key", pubfile.display().to_string())
+                .field("report-data", attested::binding_hex(&h.public_key())))
         }
+        Cmd::Trust(a) if a.attest.evidence.is_some() => attested::trust(a),
         Cmd::Trust(a) => {
+            a.attest.refuse_without_evidence()?;
             let host = a.common.host()?;
             let role: Role = a.role.parse()?;
             let key = PublicKey::load(&a.key)
@@ -681,7 +734,7 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
             .field("output", out))
         }
         Cmd::Status(a) => {
-            let host = a.common.host()?;
+            let host = a.common().host()?;
             let view = host.status()?.view();
             let mut v = Verdict::accepted(name, format!("ledger of {}", host.dir().display()));
             v.text = view.to_string();
@@ -691,6 +744,9 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
         Cmd::Show(a) => {
             let max = talos_migrate::MAX_LEDGER_LEN.max(MAX_MESSAGE_LEN);
             let bytes = read_limited(&a.file, max)?;
+            if let Some(v) = attested::show_public_key(name, &a.file, &bytes) {
+                return Ok(v);
+            }
             let d = verdict!(
                 talos_migrate::describe(&bytes).map_err(|e| Verdict::rejected(
                     name,
@@ -857,10 +913,9 @@ fn receipt_verdict(name: &str, receipt: &Receipt, ev: &TargetEvidence, out: Stri
 pub fn run(args: Args) -> Result<Outcome> {
     let format = args.command.format();
     let name = args.command.name();
-    if format == Format::Html {
-        let Cmd::Status(a) = &args.command else {
-            anyhow::bail!("--format html is for talos migrate status only (use text or json)");
-        };
+    if let Cmd::Status(a) = &args.command
+        && a.format == StatusFormat::Html
+    {
         return status_html(a);
     }
     let v = match execute(&args.command) {
@@ -938,15 +993,15 @@ pub fn record_in(common: &Common, app: Option<&str>, v: &Verdict) {
 
 /// `talos migrate status --format html`.
 fn status_html(a: &StatusArgs) -> Result<Outcome> {
-    let host = a.common.host()?;
+    let host = a.common().host()?;
     let view = host.status()?.view();
-    let j = journal::read(&a.common.state_dir).with_context(|| {
+    let j = journal::read(&a.state_dir).with_context(|| {
         format!(
             "{}: cannot read",
-            a.common.state_dir.join(journal::JOURNAL_FILE).display()
+            a.state_dir.join(journal::JOURNAL_FILE).display()
         )
     })?;
-    let page = crate::html::migrate::render(&a.common.state_dir.display().to_string(), &view, &j);
+    let page = crate::html::migrate::render(&a.state_dir.display().to_string(), &view, &j);
     output::emit(a.output.as_deref(), page.as_bytes())?;
     Ok(Outcome::Ok)
 }
