@@ -20,6 +20,7 @@ pub mod digest;
 pub mod dump;
 pub mod error;
 mod flow;
+mod kernel;
 mod got;
 pub mod live;
 pub mod measure;
