@@ -58,19 +58,12 @@ pub struct Common {
     /// Verdict format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Use this time (seconds since the Unix epoch) instead of the clock
-    /// (tests).
-    #[arg(long, value_name = "SECS", hide = true)]
-    pub now: Option<u64>,
 }
 
 impl Common {
+    /// The clock (test builds can set it: `talos_migrate::clock`).
     fn now(&self) -> u64 {
-        self.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        })
+        talos_migrate::clock::now()
     }
 
     fn host(&self) -> Result<Host> {
@@ -717,6 +710,8 @@ fn seal(a: &SealArgs) -> Result<Verdict> {
             let why: Vec<Value> = found.why.iter().map(|s| json!(s)).collect();
             return Ok(v
                 .field("introspect", found.introspect)
+                .field("code", found.code_line.clone())
+                .field("flow", found.flow_line.clone())
                 .field("evidence", Value::Array(why)));
         }
     };
@@ -744,8 +739,8 @@ fn sealed_verdict(
     .field("epoch", b.epoch)
     .field("bundle", bundle.id().to_hex())
     .field("target", b.target.to_string())
-    .field("code", "clean against the reference")
-    .field("flow", "ok")
+    .field("code", found.code_line.clone())
+    .field("flow", found.flow_line.clone())
     .field("state", b.state.to_string())
     .field("memory", found.state.memory_root.clone())
     .field("rseq", found.state.rseq.clone())
