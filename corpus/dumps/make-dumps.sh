@@ -47,7 +47,11 @@ exec 9>"$out/.lock"
 flock 9
 
 manifest="$out/manifest.env"
-if [[ -z $force && -f $manifest && $manifest -nt "${BASH_SOURCE[0]}" && $manifest -nt "$here/statekeeper.c" ]]; then
+# The dumps hold this kernel's vDSO, which talos compares with the running
+# kernel's: redo them after a kernel change.
+kernel_id="$(uname -rv)"
+if [[ -z $force && -f $manifest && $manifest -nt "${BASH_SOURCE[0]}" && $manifest -nt "$here/statekeeper.c" ]] &&
+   grep -qxF "HOST_KERNEL=$kernel_id" "$manifest"; then
   exit 0
 fi
 rm -f "$manifest" "$out"/*.core "$out"/*.vdso
@@ -72,6 +76,7 @@ sym() { nm "$sk" | awk -v n="$1" '$3 == n { print "0x" $1; exit }'; }
 hex() { printf '0x%x' "$(( $1 ))"; }
 
 declare -A M
+M[HOST_KERNEL]="$kernel_id"
 M[SK_BIN]="$sk"
 M[SK_BUILD_ID]="$(readelf -n "$sk" | awk '/Build ID/ { print $3 }')"
 

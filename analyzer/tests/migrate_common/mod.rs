@@ -2,6 +2,7 @@
 //! running the real binary, the corpus dumps, byte surgery on ELF files.
 #![allow(
     dead_code,
+    unused_imports,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
@@ -151,6 +152,18 @@ impl World {
             c.env(FAILPOINT_ENV, f);
         }
         c.output().unwrap()
+    }
+
+    /// Run with `--format json` at time `now` (the gate's test clock,
+    /// `TALOS_TEST_NOW`; only test builds have it).
+    pub fn run_at(&self, host: &str, args: &[&str], now: u64) -> (i32, Value) {
+        parse(
+            &self
+                .cmd(host, args, true)
+                .env(NOW_ENV, now.to_string())
+                .output()
+                .unwrap(),
+        )
     }
 
     /// `talos ARGS` (any command).
