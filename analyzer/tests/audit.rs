@@ -428,7 +428,11 @@ fn system_binaries_audit_without_errors() {
                         .iter()
                         .filter(|r| r["status"] == "unchecked")
                         .count();
-                    assert!(unchecked > 0, "{}: exit 3 without an unchecked rule", b.display());
+                    assert!(
+                        unchecked > 0,
+                        "{}: exit 3 without an unchecked rule",
+                        b.display()
+                    );
                 }
                 // Only unsupported architectures or non-executables may be
                 // refused, and with a reason.

@@ -104,7 +104,11 @@ fn pe_builds_get_the_findings_their_flags_call_for() {
         } else {
             ("pass", 0)
         };
-        assert_eq!((v["verdict"].as_str(), code), (Some(verdict), exit), "{file}");
+        assert_eq!(
+            (v["verdict"].as_str(), code),
+            (Some(verdict), exit),
+            "{file}"
+        );
         seen += 1;
     }
     assert_eq!(seen, 7, "manifest lists the seven mingw builds");
@@ -112,7 +116,11 @@ fn pe_builds_get_the_findings_their_flags_call_for() {
     let (_, v) = audit(&dir.join("pe-default.exe"), &[]);
     let pe = &v["hardening"]["pe"];
     assert_eq!(
-        (pe["dynamic_base"].as_bool(), pe["nx_compat"].as_bool(), pe["high_entropy_va"].as_bool()),
+        (
+            pe["dynamic_base"].as_bool(),
+            pe["nx_compat"].as_bool(),
+            pe["high_entropy_va"].as_bool()
+        ),
         (Some(true), Some(true), Some(true))
     );
     let (_, v) = audit(&dir.join("pe-ssp.exe"), &[]);
@@ -155,7 +163,11 @@ fn pe_enclave_gets_the_sgx_instruction_rules() {
         assert_eq!(f["reached_from"], "export enclave_entry", "{f}");
     }
     let unchecked = rules_with_status(&v, "unchecked");
-    for id in ["sgx-not-signed", "sgx-signature-invalid", "sgx-debug-enclave"] {
+    for id in [
+        "sgx-not-signed",
+        "sgx-signature-invalid",
+        "sgx-debug-enclave",
+    ] {
         assert!(unchecked.contains(id), "{unchecked:?}");
     }
     // Without the failing instructions it would be unverifiable, never a
@@ -189,13 +201,20 @@ fn elf_with_unparseable_headers_is_unverifiable() {
             assert!(v["findings"].as_array().unwrap().is_empty());
             let unchecked = rules_with_status(&v, "unchecked");
             assert!(unchecked.contains("hardening-wx-segment"), "{unchecked:?}");
-            assert_eq!(unchecked.contains("sgx-syscall"), tee == "sgx", "{unchecked:?}");
+            assert_eq!(
+                unchecked.contains("sgx-syscall"),
+                tee == "sgx",
+                "{unchecked:?}"
+            );
             assert!(rules_with_status(&v, "applied").is_empty());
             // The text names them too.
             let o = common::talos(&["audit", dir.join(file).to_str().unwrap(), "--tee", tee]);
             let text = String::from_utf8_lossy(&o.stdout);
             assert!(text.contains("UNVERIFIABLE"), "{text}");
-            assert!(text.contains("hardening-wx-segment: the ELF headers could not be parsed"), "{text}");
+            assert!(
+                text.contains("hardening-wx-segment: the ELF headers could not be parsed"),
+                "{text}"
+            );
         }
     }
     // The same program with intact headers is audited normally.

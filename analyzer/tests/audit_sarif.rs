@@ -139,7 +139,11 @@ fn sarif_of_unverifiable_audits_validates_and_names_what_was_not_checked() {
         return;
     };
     let v = validator();
-    for (file, tee) in [("pe-enclave.dll", "sgx"), ("elf-truncated", "auto"), ("pe-default.exe", "auto")] {
+    for (file, tee) in [
+        ("pe-enclave.dll", "sgx"),
+        ("elf-truncated", "auto"),
+        ("pe-default.exe", "auto"),
+    ] {
         let o = common::talos(&[
             "audit",
             dir.join(file).to_str().unwrap(),

@@ -24,7 +24,6 @@ use serde_json::Value;
 
 mod common;
 
-
 fn talos(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_talos"))
         .args(args)
@@ -86,7 +85,11 @@ fn assert_clean(code: i32, v: &Value, file_modules: usize) {
     assert_eq!(v["verdict"], "clean", "{}", v["summary"]);
     assert_eq!(code, 0);
     assert!(findings(v).is_empty(), "{:?}", findings(v));
-    assert!(v["unchecked"].as_array().unwrap().is_empty(), "{}", v["unchecked"]);
+    assert!(
+        v["unchecked"].as_array().unwrap().is_empty(),
+        "{}",
+        v["unchecked"]
+    );
     for t in v["threads"].as_array().unwrap() {
         assert_eq!(t["flow"], "ok", "{t}");
     }
@@ -736,7 +739,9 @@ fn deleted_binary_is_binary_changed_until_given_back() {
 /// measurement, and a default-filter gcore cannot give one.
 #[test]
 fn memory_measurement_equals_the_binary_and_rseq_is_found() {
-    use talos_introspect::measure::{CodeEvidence, Rseq, code_measurement, detect_rseq, rseq_areas};
+    use talos_introspect::measure::{
+        CodeEvidence, Rseq, code_measurement, detect_rseq, rseq_areas,
+    };
     let c = corpus_or_skip!();
     let read = |name: &str| std::fs::read(c.core(name)).unwrap();
     let core = read("sk.gcore-7f.core");

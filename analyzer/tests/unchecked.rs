@@ -38,7 +38,7 @@ fn introspect(core: &Path, extra: &[&str]) -> (i32, Value) {
     (o.status.code().unwrap_or(-1), v)
 }
 
-fn thread<'a>(v: &'a Value, tid: u64) -> &'a Value {
+fn thread(v: &Value, tid: u64) -> &Value {
     v["threads"]
         .as_array()
         .unwrap()
@@ -89,7 +89,10 @@ fn pc_in_padding_is_a_flow_finding_and_seal_refuses_it() {
     let w = World::sk(c, &["s", "t"]);
     let (code, v) = seal(&w, &core, "pad");
     assert_rejected(code, &v, "flow-violation");
-    assert!(v["flow"].as_str().unwrap().starts_with("violation: "), "{v}");
+    assert!(
+        v["flow"].as_str().unwrap().starts_with("violation: "),
+        "{v}"
+    );
     assert!(v["flow"].as_str().unwrap().contains("padding"), "{v}");
 }
 
@@ -145,10 +148,7 @@ fn zeroed_registers_are_not_checked_exit_3_and_seal_refuses() {
     let w = World::sk(c, &["s", "t"]);
     let (code, v) = seal(&w, &core, "noregs");
     assert_rejected(code, &v, "flow-unverifiable");
-    assert!(
-        v["flow"].as_str().unwrap().contains("no-registers"),
-        "{v}"
-    );
+    assert!(v["flow"].as_str().unwrap().contains("no-registers"), "{v}");
     // The source was not frozen: the app still runs there.
     assert_eq!(w.app_status("s"), "running");
 }
@@ -170,7 +170,10 @@ fn dropped_prstatus_is_a_thread_not_checked_and_seal_refuses() {
     );
     let u = unchecked(&v);
     assert_eq!(u.len(), 1, "{u:?}");
-    assert_eq!((u[0]["part"].as_str(), u[0]["reason"].as_str()), (Some("thread"), Some("no-registers")));
+    assert_eq!(
+        (u[0]["part"].as_str(), u[0]["reason"].as_str()),
+        (Some("thread"), Some("no-registers"))
+    );
     assert!(
         u[0]["detail"].as_str().unwrap().contains("NT_FPREGSET"),
         "{}",
@@ -213,7 +216,12 @@ fn vdso_from_another_kernel_is_not_checked_until_its_own_vdso_is_given() {
     assert_eq!(u[0]["subject"], "[vdso]");
     assert_eq!(u[0]["reason"], "other-kernel");
     // The summary does not claim that all executable memory was compared.
-    assert!(!v["summary"].as_str().unwrap().contains("nothing else is executable"));
+    assert!(
+        !v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("nothing else is executable")
+    );
     // With the vDSO saved on the host the dump came from: compared, clean.
     let saved = c.core("sk.vdso-other.vdso");
     let (code, v) = introspect(&core, &["--vdso", saved.to_str().unwrap()]);
@@ -255,7 +263,11 @@ fn closed_pipe_keeps_the_verdicts_exit_code() {
         return;
     }
     let talos = env!("CARGO_BIN_EXE_talos");
-    for (core, want) in [("sk.int3.core", 1), ("sk.noregs.core", 3), ("sk.gcore-7f.core", 0)] {
+    for (core, want) in [
+        ("sk.int3.core", 1),
+        ("sk.noregs.core", 3),
+        ("sk.gcore-7f.core", 0),
+    ] {
         for reader in ["true", "head -c 1 >/dev/null"] {
             let o = Command::new("bash")
                 .arg("-c")

@@ -224,7 +224,9 @@ impl Auditor<'_> {
         let img = self.image;
         let named = |n: &str| {
             let base = n.trim_start_matches("__imp_");
-            let base = base.strip_suffix(talos_cfg::pe::THUNK_SUFFIX).unwrap_or(base);
+            let base = base
+                .strip_suffix(talos_cfg::pe::THUNK_SUFFIX)
+                .unwrap_or(base);
             SSP_NAMES.contains(&base)
         };
         let ssp = img.import_slots.values().any(|n| named(n))
@@ -254,11 +256,19 @@ impl Auditor<'_> {
         };
         if !p.dynamic_base() || !p.relocations {
             let why = match (p.dynamic_base(), p.relocations) {
-                (false, _) => "DllCharacteristics lacks DYNAMIC_BASE: the loader keeps the image at its preferred base",
-                (true, false) => "DYNAMIC_BASE is set but the image has no base relocations (.reloc stripped): the loader cannot move it",
+                (false, _) => {
+                    "DllCharacteristics lacks DYNAMIC_BASE: the loader keeps the image at its preferred base"
+                }
+                (true, false) => {
+                    "DYNAMIC_BASE is set but the image has no base relocations (.reloc stripped): the loader cannot move it"
+                }
                 (true, true) => "",
             };
-            self.push("hardening-pe-no-dynamicbase", why.to_string(), image_loc("dynamicbase"));
+            self.push(
+                "hardening-pe-no-dynamicbase",
+                why.to_string(),
+                image_loc("dynamicbase"),
+            );
         }
         if !p.high_entropy_va() {
             self.push(
@@ -279,7 +289,10 @@ impl Auditor<'_> {
                 "hardening-pe-no-cfg",
                 match p.load_config {
                     None => "no GUARD_CF and no load configuration directory".to_string(),
-                    Some(_) => "GUARD_CF or the load configuration's CF_INSTRUMENTED flag is missing".to_string(),
+                    Some(_) => {
+                        "GUARD_CF or the load configuration's CF_INSTRUMENTED flag is missing"
+                            .to_string()
+                    }
                 },
                 image_loc("cfg"),
             );
@@ -303,7 +316,10 @@ impl Auditor<'_> {
             self.push(
                 "hardening-pe-no-cet-compat",
                 match p.ex_dll_characteristics {
-                    None => "no IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS entry in the debug directory".to_string(),
+                    None => {
+                        "no IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS entry in the debug directory"
+                            .to_string()
+                    }
                     Some(f) => format!("extended DLL characteristics {f:#x} lack CET_COMPAT"),
                 },
                 image_loc("cet-compat"),

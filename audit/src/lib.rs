@@ -20,7 +20,6 @@ mod error;
 pub mod gramine;
 mod hardening;
 pub mod model;
-mod unparsed;
 pub mod peinfo;
 pub mod policy;
 pub mod reach;
@@ -29,6 +28,7 @@ pub mod sarif;
 pub mod scan;
 pub mod schema;
 pub mod sgx;
+mod unparsed;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -243,7 +243,9 @@ pub fn read(bytes: &[u8], image_base: u64) -> Option<PeFacts> {
     if let Some((rva, size)) = dir(6)
         && let Some(off) = rva_to_offset(&sections, rva)
     {
-        let n = usize::try_from(size / 28).unwrap_or(0).min(MAX_DEBUG_ENTRIES);
+        let n = usize::try_from(size / 28)
+            .unwrap_or(0)
+            .min(MAX_DEBUG_ENTRIES);
         for i in 0..n {
             let Some(at) = i.checked_mul(28).and_then(|x| off.checked_add(x)) else {
                 break;

@@ -51,7 +51,9 @@ pub(crate) fn report(input: &Input<'_>, options: &Options, e: &talos_cfg::Error)
             let state = if !policy.enabled(r.id) {
                 RuleState::Disabled
             } else if r.formats == rules::Formats::Pe {
-                RuleState::NotApplicable("a PE rule (optional header, load configuration, sections)".into())
+                RuleState::NotApplicable(
+                    "a PE rule (optional header, load configuration, sections)".into(),
+                )
             } else if scope_ok {
                 RuleState::Unchecked(why.clone())
             } else {

@@ -16,7 +16,8 @@
 use std::borrow::Cow;
 
 use crate::dump::{
-    Anomaly, Arch, Dump, FileMapping, ProcessInfo, Registers, Source, Thread, UnreadThread, UnreadWhy,
+    Anomaly, Arch, Dump, FileMapping, ProcessInfo, Registers, Source, Thread, UnreadThread,
+    UnreadWhy,
 };
 use crate::error::{Error, Result};
 use crate::region::{Perms, Region, RegionKind};

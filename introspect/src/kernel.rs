@@ -43,7 +43,10 @@ pub(crate) fn module<'x>(r: &'x Region<'_>, resolver: &Resolver) -> Module<'x> {
             let shown = usize::try_from(len.min(32)).unwrap_or(32);
             let window = |b: &[u8]| {
                 let s = usize::try_from(o).unwrap_or(usize::MAX);
-                talos_cfg::hex(b.get(s..s.saturating_add(shown).min(b.len())).unwrap_or(&[]))
+                talos_cfg::hex(
+                    b.get(s..s.saturating_add(shown).min(b.len()))
+                        .unwrap_or(&[]),
+                )
             };
             let addr = r.start.wrapping_add(o);
             diffs.push(DiffRange {
@@ -170,12 +173,17 @@ fn judge_vdso<'r>(
                 let (verdict, reason) = if differing == 0 {
                     (
                         Verdict::Clean,
-                        format!("kernel-provided virtual DSO; all {compared} bytes equal {name} (same build-id)"),
+                        format!(
+                            "kernel-provided virtual DSO; all {compared} bytes equal {name} (same build-id)"
+                        ),
                     )
                 } else {
                     (
                         Verdict::Tampered,
-                        format!("{differing} bytes in {} runs differ from {name} although the build-id is the same", runs.len()),
+                        format!(
+                            "{differing} bytes in {} runs differ from {name} although the build-id is the same",
+                            runs.len()
+                        ),
                     )
                 };
                 return VdsoJudgement {

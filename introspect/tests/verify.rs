@@ -352,12 +352,21 @@ fn pc_in_padding_between_functions_is_a_flow_finding() {
     s.auxv(&[(6, 4096), (9, entry)]);
     s.prstatus(42, pc, STACK + 0x800, 0, 0);
     let r = run(&s.build());
-    assert_eq!(r.verdict, Overall::Findings, "{}: {:?}", r.summary, r.unchecked);
+    assert_eq!(
+        r.verdict,
+        Overall::Findings,
+        "{}: {:?}",
+        r.summary,
+        r.unchecked
+    );
     let t = &r.threads[0];
     assert_eq!(t.pc_check, PcCheck::Padding, "{t:?}");
     assert_eq!(t.flow, FlowStatus::Finding);
     let f = &r.findings[0];
-    assert_eq!((f.kind, f.addr, f.thread), (FindingKind::Flow, pc, Some(42)));
+    assert_eq!(
+        (f.kind, f.addr, f.thread),
+        (FindingKind::Flow, pc, Some(42))
+    );
     assert!(f.message.contains("padding"), "{}", f.message);
 }
 
@@ -400,5 +409,9 @@ fn module_cap_is_a_not_checked_item() {
         .filter(|u| u.reason == Reason::ModuleCap)
         .collect();
     assert_eq!(cap.len(), 1, "{:?}", r.summary);
-    assert!(cap[0].detail.starts_with("3 file-mapped"), "{}", cap[0].detail);
+    assert!(
+        cap[0].detail.starts_with("3 file-mapped"),
+        "{}",
+        cap[0].detail
+    );
 }

@@ -84,7 +84,10 @@ pub fn built_by(script: &str, sources: &[&str], out: &Path, stamp: &str) -> Opti
         return ok.then(|| out.to_path_buf());
     }
     let script_path = root().join(script);
-    let dir = script_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = script_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let newest_src = std::iter::once(script_path.clone())
         .chain(sources.iter().map(|f| dir.join(f)))
         .filter_map(|f| std::fs::metadata(f).ok()?.modified().ok())
@@ -105,7 +108,9 @@ pub fn built_by(script: &str, sources: &[&str], out: &Path, stamp: &str) -> Opti
             .status();
         let ok = status.is_ok_and(|s| s.success());
         if !ok {
-            skip_or_fail(&format!("{script} failed (see its header for what it needs)"));
+            skip_or_fail(&format!(
+                "{script} failed (see its header for what it needs)"
+            ));
         }
         ok
     } else {
@@ -119,7 +124,12 @@ pub fn built_by(script: &str, sources: &[&str], out: &Path, stamp: &str) -> Opti
 pub fn enclave_corpus() -> Option<PathBuf> {
     built_by(
         "corpus/enclave/build.sh",
-        &["gen.py", "sgx_enclave.c", "gramine_app.c", "keystone_eapp.c"],
+        &[
+            "gen.py",
+            "sgx_enclave.c",
+            "gramine_app.c",
+            "keystone_eapp.c",
+        ],
         &root().join("corpus/out/enclave"),
         "sgx-clean.so.expected.json",
     )

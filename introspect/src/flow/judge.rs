@@ -33,7 +33,6 @@ fn cfg_function<'c>(
     Some((f, cfg.complete(f.addr)))
 }
 
-
 /// Where a linear decode from `from` meets `to`.
 enum Sweep {
     /// `to` is an instruction boundary; the instruction ending there.
@@ -126,7 +125,6 @@ fn follows_call(m: &Module<'_>, link: u64) -> (Option<bool>, &'static str) {
     }
     (Some(false), "decode")
 }
-
 
 fn flow_finding(t: &Thread, addr: u64, value: u64, loc: &Location, message: String) -> Finding {
     let mut f = Finding::new(FindingKind::Flow, addr, message);
@@ -280,7 +278,9 @@ fn outside_functions(m: &Module<'_>, cfg: &talos_cfg::Cfg, link: u64) -> PcVerdi
     if is_padding_at(m, link) {
         PcVerdict::Finding(
             PcCheck::Padding,
-            format!("is in alignment padding {between}, which no function of the module's CFG covers"),
+            format!(
+                "is in alignment padding {between}, which no function of the module's CFG covers"
+            ),
         )
     } else {
         PcVerdict::Finding(
@@ -312,7 +312,9 @@ pub(crate) fn needs_whole_cfg(ctx: &Ctx<'_, '_>, t: &Thread, w: &Walk) -> Vec<us
     if registers_missing(t, w) {
         return Vec::new();
     }
-    let exact = w.pc.into_iter().chain(w.cfi.iter().filter(|f| f.exact).map(|f| f.pc));
+    let exact =
+        w.pc.into_iter()
+            .chain(w.cfi.iter().filter(|f| f.exact).map(|f| f.pc));
     let mut out = Vec::new();
     for a in exact {
         let Some(mi) = ctx.exec_module(a) else {
@@ -358,7 +360,10 @@ fn judge_pc(ctx: &Ctx<'_, '_>, pc: u64) -> PcVerdict {
             } else {
                 PcVerdict::Finding(
                     PcCheck::OutsideCode,
-                    format!("is in memory that holds no module's code ({})", ctx.describe(pc)),
+                    format!(
+                        "is in memory that holds no module's code ({})",
+                        ctx.describe(pc)
+                    ),
                 )
             }
         }
@@ -640,10 +645,7 @@ pub(crate) fn not_requested(ctx: &Ctx<'_, '_>, t: &Thread) -> (ThreadReport, Unc
         part: Part::Thread,
         subject: format!("thread {}", t.tid),
         reason: Reason::NotRequested,
-        detail: format!(
-            "thread {}: execution flow not checked (--no-flow)",
-            t.tid
-        ),
+        detail: format!("thread {}: execution flow not checked (--no-flow)", t.tid),
     };
     let report = ThreadReport {
         tid: t.tid,

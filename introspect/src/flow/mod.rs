@@ -384,4 +384,3 @@ pub(crate) fn locate(ctx: &Ctx<'_, '_>, addr: u64) -> Location {
         function_offset: None,
     }
 }
-

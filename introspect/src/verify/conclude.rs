@@ -82,4 +82,3 @@ pub(crate) fn unchecked_summary(unchecked: &[Unchecked]) -> String {
     }
     parts.join(", ")
 }
-

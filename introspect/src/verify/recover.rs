@@ -86,4 +86,3 @@ pub(super) fn recover_local(ctx: &mut Ctx<'_, '_>, walks: &[flow::Walk]) {
         }
     }
 }
-

@@ -323,8 +323,9 @@ fn check_code(dump_path: &Path, binary: Option<&Path>, reference: &Reference) ->
             // Modules and kernel code also have an unverifiable verdict
             // (listed above); anything else about the dump is code it
             // could not examine.
-            Part::Dump if u.reason != talos_introspect::report::Reason::NoRegisters => unverifiable
-                .push(format!("not checked ({}): {}", u.reason.code(), u.detail)),
+            Part::Dump if u.reason != talos_introspect::report::Reason::NoRegisters => {
+                unverifiable.push(format!("not checked ({}): {}", u.reason.code(), u.detail))
+            }
             Part::Dump => flow_unchecked.push(format!(
                 "flow not checked ({}): {}",
                 u.reason.code(),
@@ -386,10 +387,9 @@ fn code_line(
                 clean.len()
             )
         }
-        CodeVerdict::Modified => format!(
-            "modified: {}",
-            modified.first().map_or("", String::as_str)
-        ),
+        CodeVerdict::Modified => {
+            format!("modified: {}", modified.first().map_or("", String::as_str))
+        }
         CodeVerdict::Unverifiable => format!(
             "unverifiable: {}",
             unverifiable.first().map_or("", String::as_str)
@@ -422,10 +422,9 @@ fn flow_line(
                 report.threads.len()
             )
         }
-        FlowVerdict::Violation => format!(
-            "violation: {}",
-            findings.first().map_or("", String::as_str)
-        ),
+        FlowVerdict::Violation => {
+            format!("violation: {}", findings.first().map_or("", String::as_str))
+        }
         FlowVerdict::Unverified => format!(
             "unverifiable: {}",
             unchecked.first().map_or("", String::as_str)
