@@ -50,6 +50,9 @@ enum Command {
     /// The migration gate: move a trusted application between hosts with
     /// signed evidence, so it runs in one place only.
     Migrate(cmd::migrate::Args),
+    /// Verify TEE attestation evidence offline (SGX/TDX DCAP quotes with
+    /// collateral, Keystone reports) and judge it with a policy.
+    Attest(cmd::attest::Args),
 }
 
 /// What a command concluded; maps onto the documented exit codes.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Reference(args) => cmd::reference::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
+        Command::Attest(args) => cmd::attest::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

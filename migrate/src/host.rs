@@ -29,6 +29,7 @@ use crate::keys::{self, PublicKey, Role, SecretKey};
 use crate::ledger::{Ledger, MAX_LEDGER_LEN};
 use crate::machine::{self, Abort, Launch, SealEvidence, TargetEvidence};
 use crate::message::{Bundle, Challenge, Message, Receipt, Reference, Release};
+use crate::tee::Attestation;
 use crate::types::{AppId, Nonce};
 
 /// File name of the host secret key in a state directory.
@@ -233,6 +234,30 @@ impl Host {
     /// I/O or ledger errors.
     pub fn trust(&self, role: Role, key: &PublicKey) -> Result<bool> {
         self.transact(|l| Ok(machine::trust(l, role, *key)))
+    }
+
+    /// Pin `key` as a peer because attestation evidence, verified by the
+    /// caller (`talos-attest`), proved that it belongs to code the owner
+    /// allows on a genuine TEE; record what it proved. This crate checks no
+    /// evidence: it records the result it is handed. Returns whether the
+    /// ledger changed (a new key, or a new record for a pinned key).
+    ///
+    /// # Errors
+    /// [`Error::BadArgument`] for invalid advisory ids; I/O or ledger
+    /// errors.
+    pub fn trust_attested(&self, key: &PublicKey, attestation: &Attestation) -> Result<bool> {
+        self.transact(|l| machine::trust_attested(l, *key, attestation.clone()))
+    }
+
+    /// Check that `reference` is signed by an owner pinned here (the check
+    /// seal and verify run first), without changing anything.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] with `untrusted-key` or `bad-signature`; I/O.
+    pub fn check_reference(&self, reference: &Reference) -> Result<()> {
+        let _lock = DirLock::take(&self.dir, false)?;
+        let l = read_ledger(&self.dir, Some(&self.public))?;
+        machine::check_reference(&l, reference)
     }
 
     /// Register the first deployment of `app` on this host (`absent` to

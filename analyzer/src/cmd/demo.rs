@@ -346,6 +346,7 @@ fn migration(dir: &Path) -> Result<Outcome> {
                 common: c.clone(),
                 role: role.to_owned(),
                 key,
+                attest: Default::default(),
             }),
         )?;
     }

@@ -12,6 +12,7 @@
 //! ledger entry that backs it is durable; if writing it fails, `talos
 //! migrate resend` writes it again. `docs/migrate-cli.md` is the manual.
 
+pub mod attested;
 pub mod evidence;
 pub mod net;
 
@@ -128,6 +129,9 @@ pub struct TrustArgs {
     /// The public key file (host.pub of a peer, KEY.pub of an owner).
     #[arg(value_name = "PUBFILE")]
     pub key: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub attest: attested::EvidenceArgs,
 }
 
 /// Commands that name an app.
@@ -319,6 +323,12 @@ pub struct Verdict {
     pub accepted: bool,
     /// The stable reason of a rejection.
     pub reason: Option<Rejection>,
+    /// The reason of a refusal decided outside the gate (attestation
+    /// evidence: `talos_attest::Reason::code`), when `reason` is `None`.
+    pub refusal: Option<&'static str>,
+    /// Neither accepted nor rejected: the evidence cannot prove it either
+    /// way (exit 3); `refusal` holds why.
+    pub undecided: bool,
     /// One sentence.
     pub summary: String,
     /// Named details, in order.
@@ -336,6 +346,8 @@ impl Verdict {
             command: command.to_owned(),
             accepted: true,
             reason: None,
+            refusal: None,
+            undecided: false,
             summary: summary.into(),
             fields: Vec::new(),
             text: String::new(),
@@ -349,6 +361,8 @@ impl Verdict {
             command: command.to_owned(),
             accepted: false,
             reason: Some(reason),
+            refusal: None,
+            undecided: false,
             summary: detail.into(),
             fields: Vec::new(),
             text: String::new(),
@@ -367,6 +381,8 @@ impl Verdict {
     pub fn outcome(&self) -> Outcome {
         if self.accepted {
             Outcome::Ok
+        } else if self.undecided {
+            Outcome::Unproven
         } else {
             Outcome::Failed
         }
@@ -374,7 +390,7 @@ impl Verdict {
 
     /// The reason code, or `None` when accepted.
     pub fn reason_code(&self) -> Option<&'static str> {
-        self.reason.map(Rejection::code)
+        self.reason.map(Rejection::code).or(self.refusal)
     }
 
     /// The JSON object.
@@ -388,6 +404,8 @@ impl Verdict {
             "verdict".into(),
             json!(if self.accepted {
                 "accepted"
+            } else if self.undecided {
+                "undecided"
             } else {
                 "rejected"
             }),
@@ -402,8 +420,11 @@ impl Verdict {
 
     /// The text form: the verdict line, then one line per detail.
     pub fn to_text(&self) -> String {
-        let mut s = match self.reason {
+        let mut s = match self.reason_code() {
             None => format!("{}: ACCEPTED: {}\n", self.command, self.summary),
+            Some(r) if self.undecided => {
+                format!("{}: UNDECIDED ({r}): {}\n", self.command, self.summary)
+            }
             Some(r) => format!("{}: REJECTED ({r}): {}\n", self.command, self.summary),
         };
         for (k, v) in &self.fields {
@@ -527,9 +548,12 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
             Ok(Verdict::accepted(name, "host initialised")
                 .field("host", h.public_key().to_string())
                 .field("host-id", key_short(&h.public_key()))
-                .field("public-key", pubfile.display().to_string()))
+                .field("public-key", pubfile.display().to_string())
+                .field("report-data", attested::binding_hex(&h.public_key())))
         }
+        Cmd::Trust(a) if a.attest.evidence.is_some() => attested::trust(a),
         Cmd::Trust(a) => {
+            a.attest.refuse_without_evidence()?;
             let host = a.common.host()?;
             let role: Role = a.role.parse()?;
             let key = PublicKey::load(&a.key)
@@ -671,6 +695,9 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
         Cmd::Show(a) => {
             let max = talos_migrate::MAX_LEDGER_LEN.max(MAX_MESSAGE_LEN);
             let bytes = read_limited(&a.file, max)?;
+            if let Some(v) = attested::show_public_key(name, &a.file, &bytes) {
+                return Ok(v);
+            }
             let d = verdict!(
                 talos_migrate::describe(&bytes).map_err(|e| Verdict::rejected(
                     name,
