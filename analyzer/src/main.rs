@@ -10,6 +10,7 @@ mod html;
 mod input;
 mod output;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -94,10 +95,11 @@ fn main() -> ExitCode {
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
-            if output::is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("talos: error: {err:#}");
+            // Never exit 0 on an error, a closed pipe included (a peer
+            // that hung up is a failed exchange): `output::emit` already
+            // lets a reader close standard output early without changing
+            // the verdict's exit code.
+            let _ = writeln!(std::io::stderr(), "talos: error: {err:#}");
             ExitCode::from(2)
         }
     }

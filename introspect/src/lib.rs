@@ -21,6 +21,7 @@ pub mod dump;
 pub mod error;
 mod flow;
 mod got;
+mod kernel;
 pub mod live;
 pub mod measure;
 pub mod memelf;

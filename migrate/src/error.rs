@@ -47,6 +47,11 @@ pub enum Rejection {
     CodeUnverifiable,
     /// The execution-flow check of the dump failed.
     FlowViolation,
+    /// The execution-flow check of the dump could not judge every thread
+    /// (registers missing, code it could not decode or no graph for it,
+    /// unwinding stopped early): the dump cannot show where the threads
+    /// would resume.
+    FlowUnverifiable,
     /// There is no valid release for a bundle this host verified.
     NoRelease,
     /// The input is not a well-formed message of the expected kind, or the
@@ -56,7 +61,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason, in declaration order.
-    pub const ALL: [Rejection; 17] = [
+    pub const ALL: [Rejection; 18] = [
         Rejection::BadSignature,
         Rejection::UntrustedKey,
         Rejection::UnknownNonce,
@@ -72,6 +77,7 @@ impl Rejection {
         Rejection::StateMismatch,
         Rejection::CodeUnverifiable,
         Rejection::FlowViolation,
+        Rejection::FlowUnverifiable,
         Rejection::NoRelease,
         Rejection::Malformed,
     ];
@@ -94,6 +100,7 @@ impl Rejection {
             Rejection::StateMismatch => "state-mismatch",
             Rejection::CodeUnverifiable => "code-unverifiable",
             Rejection::FlowViolation => "flow-violation",
+            Rejection::FlowUnverifiable => "flow-unverifiable",
             Rejection::NoRelease => "no-release",
             Rejection::Malformed => "malformed",
         }
@@ -293,7 +300,7 @@ mod tests {
             );
             assert_eq!(Rejection::from_code(c), Some(r));
         }
-        assert_eq!(seen.len(), 17);
+        assert_eq!(seen.len(), 18);
         assert_eq!(Rejection::from_code("nope"), None);
     }
 

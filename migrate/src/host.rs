@@ -43,29 +43,14 @@ pub const LEDGER_TMP_FILE: &str = "ledger.tmp";
 /// File name of the lock file in a state directory.
 pub const LOCK_FILE: &str = "lock";
 
-/// Environment variable naming a failpoint at which the process aborts
-/// (`std::process::abort`, like `kill -9` for the ledger) during a ledger
-/// write. For crash tests only.
-pub const FAILPOINT_ENV: &str = "TALOS_FAILPOINT";
-
-/// The failpoints, in the order a ledger write passes them.
-pub const FAILPOINTS: [&str; 5] = [
-    // Lock held, checks passed, nothing written yet.
-    "ledger-before-write",
-    // Half of the new ledger written to ledger.tmp, not synced.
-    "ledger-partial-write",
-    // ledger.tmp complete and fsynced, not yet renamed.
-    "ledger-before-rename",
-    // Renamed over the ledger, directory not yet fsynced.
-    "ledger-after-rename",
-    // Directory fsynced; the caller has not received the result.
-    "ledger-after-sync",
-];
-
-fn failpoint(name: &str) {
-    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == name) {
-        std::process::abort();
-    }
+/// A crash point of the ledger write: the process aborts here when the
+/// `test-hooks` feature is on and `TALOS_FAILPOINT` names it. Without the
+/// feature it is nothing, and the name is not in the binary.
+macro_rules! failpoint {
+    ($name:literal) => {
+        #[cfg(feature = "test-hooks")]
+        crate::hooks::failpoint($name);
+    };
 }
 
 /// An exclusive or shared `flock` on the state directory's lock file,
@@ -132,7 +117,7 @@ fn write_ledger(dir: &Path, ledger: &Ledger) -> Result<()> {
     let bytes = ledger.encode();
     let tmp = dir.join(LEDGER_TMP_FILE);
     let path = dir.join(LEDGER_FILE);
-    failpoint("ledger-before-write");
+    failpoint!("ledger-before-write");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -142,16 +127,16 @@ fn write_ledger(dir: &Path, ledger: &Ledger) -> Result<()> {
     let (first, second) = bytes.split_at(bytes.len() / 2);
     f.write_all(first)
         .map_err(|e| Error::io("writing", &tmp, e))?;
-    failpoint("ledger-partial-write");
+    failpoint!("ledger-partial-write");
     f.write_all(second)
         .map_err(|e| Error::io("writing", &tmp, e))?;
     f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
     drop(f);
-    failpoint("ledger-before-rename");
+    failpoint!("ledger-before-rename");
     std::fs::rename(&tmp, &path).map_err(|e| Error::io("renaming", &path, e))?;
-    failpoint("ledger-after-rename");
+    failpoint!("ledger-after-rename");
     keys::sync_dir(dir)?;
-    failpoint("ledger-after-sync");
+    failpoint!("ledger-after-sync");
     Ok(())
 }
 

@@ -20,7 +20,8 @@
 //! - **Crash-safe and race-free.** Each operation runs under an exclusive
 //!   file lock and replaces the ledger atomically and durably, so a crash at
 //!   any instant leaves the old or the new ledger and two processes never
-//!   both accept. Failpoints ([`FAILPOINTS`]) let tests prove it.
+//!   both accept. Failpoints (the `test-hooks` feature, tests only) let
+//!   tests prove it.
 //! - **Deterministic.** Canonical encodings, deterministic signatures,
 //!   `BTreeMap`s; the same inputs give the same bytes.
 //!
@@ -87,8 +88,11 @@
 //! # }
 //! ```
 
+pub mod clock;
 mod codec;
 mod error;
+#[cfg(feature = "test-hooks")]
+mod hooks;
 mod host;
 mod keys;
 mod ledger;
@@ -102,10 +106,9 @@ pub mod wire;
 mod model;
 
 pub use error::{Error, Rejection, Result};
-pub use host::{
-    FAILPOINT_ENV, FAILPOINTS, HOST_KEY_FILE, HOST_PUB_FILE, Host, LEDGER_FILE, LEDGER_TMP_FILE,
-    LOCK_FILE,
-};
+#[cfg(feature = "test-hooks")]
+pub use hooks::{FAILPOINT_ENV, FAILPOINTS, NOW_ENV};
+pub use host::{HOST_KEY_FILE, HOST_PUB_FILE, Host, LEDGER_FILE, LEDGER_TMP_FILE, LOCK_FILE};
 pub use keys::{KeyId, PublicKey, Role, SecretKey, keygen, public_path_for};
 pub use ledger::{
     AcceptedRecord, AcceptedView, AppRecord, AppView, AttestationView, LEDGER_ATTESTED_VERSION,

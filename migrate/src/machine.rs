@@ -46,6 +46,10 @@ pub enum FlowVerdict {
     Ok,
     /// Some saved control flow is outside the reference's graph.
     Violation,
+    /// Some saved control flow could not be judged (a thread without
+    /// registers, code that does not decode or has no graph, an unwind that
+    /// stopped before the outermost frame): not proven ok, so refused.
+    Unverified,
 }
 
 /// What the source's analyzer found in the dump before sealing. Computed by
@@ -340,11 +344,20 @@ pub(crate) fn seal(
             );
         }
     }
-    if evidence.flow == FlowVerdict::Violation {
-        return reject(
-            Rejection::FlowViolation,
-            "saved control flow in the dump is outside the reference's graph",
-        );
+    match evidence.flow {
+        FlowVerdict::Ok => {}
+        FlowVerdict::Violation => {
+            return reject(
+                Rejection::FlowViolation,
+                "saved control flow in the dump is outside the reference's graph",
+            );
+        }
+        FlowVerdict::Unverified => {
+            return reject(
+                Rejection::FlowUnverifiable,
+                "introspection could not check the saved control flow of every thread in the dump",
+            );
+        }
     }
     let epoch = l
         .last_epoch(app)

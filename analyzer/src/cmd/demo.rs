@@ -239,7 +239,6 @@ fn common(dir: &Path) -> Common {
     Common {
         state_dir: dir.to_path_buf(),
         format: Format::Text,
-        now: None,
     }
 }
 

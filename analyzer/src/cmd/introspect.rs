@@ -54,6 +54,11 @@ pub struct Args {
     /// PATH; repeatable.
     #[arg(long, value_name = "PATH")]
     pub binary: Vec<PathBuf>,
+    /// Compare the dump's [vdso] with this vDSO, saved on the host the dump
+    /// was taken on (`talos snapshot` writes CORE.vdso), as well as with
+    /// this machine's. It is the reference: pass only a file you trust.
+    #[arg(long, value_name = "FILE")]
+    pub vdso: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -100,16 +105,48 @@ pub fn parse_addr(s: &str) -> Result<u64> {
     r.with_context(|| format!("{s:?} is not an address (0x... or decimal)"))
 }
 
-/// Build the resolver from `--sysroot` and `--binary`.
-pub fn resolver(sysroot: Option<PathBuf>, binaries: &[PathBuf]) -> Result<Resolver> {
+/// Most bytes read from a `--vdso` file (a vDSO is a few pages).
+const MAX_VDSO_FILE: u64 = 1 << 20;
+
+/// Read a saved vDSO.
+fn read_vdso(path: &Path) -> Result<(String, Vec<u8>)> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("{}: cannot read --vdso", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_VDSO_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{}: cannot read --vdso", path.display()))?;
+    if bytes.len() as u64 > MAX_VDSO_FILE {
+        bail!(
+            "{}: --vdso is larger than {MAX_VDSO_FILE} bytes: not a vDSO",
+            path.display()
+        );
+    }
+    talos_cfg::load(&bytes)
+        .with_context(|| format!("{}: --vdso is not a vDSO image", path.display()))?;
+    Ok((path.display().to_string(), bytes))
+}
+
+/// Build the resolver from `--sysroot`, `--binary` and `--vdso`.
+pub fn resolver(
+    sysroot: Option<PathBuf>,
+    binaries: &[PathBuf],
+    vdso: Option<&Path>,
+) -> Result<Resolver> {
     if let Some(dir) = &sysroot
         && !dir.is_dir()
     {
         bail!("{}: --sysroot is not a directory", dir.display());
     }
+    let saved = match vdso {
+        Some(p) => Some(read_vdso(p)?),
+        None => None,
+    };
     let mut r = Resolver::new(Box::new(map_loader))
         .sysroot(sysroot)
-        .host_vdso(talos_introspect::live::host_vdso());
+        .host_vdso(talos_introspect::live::host_vdso())
+        .saved_vdso(saved);
     for b in binaries {
         r.add_binary(b)
             .with_context(|| format!("{}: cannot read --binary", b.display()))?;
@@ -122,7 +159,7 @@ pub fn resolver(sysroot: Option<PathBuf>, binaries: &[PathBuf]) -> Result<Resolv
 /// # Errors
 /// Unreadable input, bad arguments, unwritable output.
 pub fn run(args: Args) -> Result<Outcome> {
-    let resolver = resolver(args.sysroot.clone(), &args.binary)?;
+    let resolver = resolver(args.sysroot.clone(), &args.binary, args.vdso.as_deref())?;
     let opts = Options {
         flow: !args.no_flow,
         flow_cfg: args.flow_cfg,
@@ -300,11 +337,15 @@ pub fn render(r: &Report) -> String {
             .count();
         let _ = writeln!(
             s,
-            "  tid {:<7} pc {:#x}  {}  [{}]",
+            "  tid {:<7} pc {:#x}  {}  [{}]  flow {}{}",
             t.tid,
             t.pc,
             loc(&t.location),
-            t.pc_check
+            t.pc_check.name(),
+            t.flow.name(),
+            t.not_checked
+                .map(|r| format!(" ({})", r.code()))
+                .unwrap_or_default()
         );
         let _ = writeln!(
             s,
@@ -327,6 +368,23 @@ pub fn render(r: &Report) -> String {
                 "      #{n:<2} {method} {:#x}  {}{follows}",
                 f.pc,
                 loc(&f.location)
+            );
+        }
+    }
+    if !r.unchecked.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nnot checked: {} (so the verdict cannot be clean)",
+            r.unchecked.len()
+        );
+        for u in &r.unchecked {
+            let _ = writeln!(
+                s,
+                "  {:<11} {:<22} {}\n      {}",
+                u.part.name(),
+                u.subject,
+                u.reason.code(),
+                u.detail
             );
         }
     }

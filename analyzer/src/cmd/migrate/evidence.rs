@@ -20,7 +20,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use talos_introspect::digest::{DigestOptions, RegionStatus, state_digest_with};
 use talos_introspect::measure::{self, CodeEvidence, Rseq};
-use talos_introspect::report::{FindingKind, Overall, Verdict as ModVerdict};
+use talos_introspect::report::{FindingKind, FrameMethod, Part, Verdict as ModVerdict};
 use talos_migrate::{CodeVerdict, Digest, FlowVerdict, Measurement, Reference, SealEvidence};
 
 use crate::cmd::reference;
@@ -174,6 +174,10 @@ pub struct SealFindings {
     pub state: StateMeasure,
     /// The introspect overall verdict.
     pub introspect: &'static str,
+    /// What the code check established, from the evidence (one line).
+    pub code_line: String,
+    /// What the flow check established, from the evidence (one line).
+    pub flow_line: String,
 }
 
 /// Introspect the dump at `dump_path` against `reference` and measure its
@@ -210,36 +214,43 @@ pub fn seal_evidence(
             .unwrap_or_else(|_| Err(StateError::NotAState("the state digest panicked".into())));
         (checked, state)
     });
-    let (code, flow_verdict, modified, unverifiable, flow, introspect) = checked?;
+    let c = checked?;
     let state = state.map_err(|e| match e {
         StateError::Unreadable(e) => e,
         StateError::NotAState(s) => anyhow::anyhow!(s),
     })?;
-    let mut why = modified;
-    why.extend(unverifiable);
-    why.extend(flow);
+    let mut why = c.modified;
+    why.extend(c.unverifiable);
+    why.extend(c.flow_findings);
+    why.extend(c.flow_unchecked);
     Ok(SealFindings {
         evidence: SealEvidence {
             reference_code: r.code.clone(),
-            code,
-            flow: flow_verdict,
+            code: c.code,
+            flow: c.flow,
             state: state.measurement.clone(),
         },
         why,
         state,
-        introspect,
+        introspect: c.introspect,
+        code_line: c.code_line,
+        flow_line: c.flow_line,
     })
 }
 
-/// What the code check found: verdicts and the sentences behind them.
-type CodeCheck = (
-    CodeVerdict,
-    FlowVerdict,
-    Vec<String>,
-    Vec<String>,
-    Vec<String>,
-    &'static str,
-);
+/// What the code and flow checks found: verdicts, the sentences behind
+/// them, and the lines the seal prints.
+struct CodeCheck {
+    code: CodeVerdict,
+    flow: FlowVerdict,
+    modified: Vec<String>,
+    unverifiable: Vec<String>,
+    flow_findings: Vec<String>,
+    flow_unchecked: Vec<String>,
+    introspect: &'static str,
+    code_line: String,
+    flow_line: String,
+}
 
 fn check_code(dump_path: &Path, binary: Option<&Path>, reference: &Reference) -> Result<CodeCheck> {
     let r = reference.body();
@@ -252,9 +263,11 @@ fn check_code(dump_path: &Path, binary: Option<&Path>, reference: &Reference) ->
         talos_introspect::core::parse(&bytes).with_context(|| format!("{shown}: cannot read"))?;
     let mut modified = Vec::new();
     let mut unverifiable = Vec::new();
-    let mut flow = Vec::new();
+    let mut flow_findings = Vec::new();
+    let mut flow_unchecked = Vec::new();
     // 1. The main executable's code, measured from memory, against the
     // reference's code measurement.
+    let mut measured: Option<(String, Measurement)> = None;
     match measure::code_measurement(&dump) {
         CodeEvidence::Measured(m) => {
             let found = Measurement::new(talos_cfg::measure::CODE_SCHEME, Digest(m.digest))?;
@@ -264,6 +277,7 @@ fn check_code(dump_path: &Path, binary: Option<&Path>, reference: &Reference) ->
                     m.module.path, r.code
                 ));
             }
+            measured = Some((m.module.path.clone(), found));
         }
         CodeEvidence::Unverifiable(why) => unverifiable.push(why),
         CodeEvidence::Inconsistent(why) => modified.push(why),
@@ -271,7 +285,7 @@ fn check_code(dump_path: &Path, binary: Option<&Path>, reference: &Reference) ->
     // 2. The whole introspection: every module against its file, findings,
     // execution flow.
     let binaries: Vec<std::path::PathBuf> = binary.map(Path::to_path_buf).into_iter().collect();
-    let resolver = crate::cmd::introspect::resolver(None, &binaries)?;
+    let resolver = crate::cmd::introspect::resolver(None, &binaries, None)?;
     let report = talos_introspect::verify::verify(
         &dump,
         &resolver,
@@ -292,11 +306,32 @@ fn check_code(dump_path: &Path, binary: Option<&Path>, reference: &Reference) ->
     for f in &report.findings {
         match f.kind {
             FindingKind::Flow | FindingKind::GotHook => {
-                flow.push(format!("{}: {}", f.kind.name(), f.message));
+                flow_findings.push(format!("{}: {}", f.kind.name(), f.message));
             }
             FindingKind::AnonExec | FindingKind::Wx => {
                 modified.push(format!("{}: {}", f.kind.name(), f.message));
             }
+        }
+    }
+    for u in &report.unchecked {
+        match u.part {
+            Part::Thread => flow_unchecked.push(format!(
+                "flow not checked ({}): {}",
+                u.reason.code(),
+                u.detail
+            )),
+            // Modules and kernel code also have an unverifiable verdict
+            // (listed above); anything else about the dump is code it
+            // could not examine.
+            Part::Dump if u.reason != talos_introspect::report::Reason::NoRegisters => {
+                unverifiable.push(format!("not checked ({}): {}", u.reason.code(), u.detail))
+            }
+            Part::Dump => flow_unchecked.push(format!(
+                "flow not checked ({}): {}",
+                u.reason.code(),
+                u.detail
+            )),
+            Part::Module | Part::KernelCode => {}
         }
     }
     let code = if !modified.is_empty() {
@@ -306,21 +341,93 @@ fn check_code(dump_path: &Path, binary: Option<&Path>, reference: &Reference) ->
     } else {
         CodeVerdict::Clean
     };
-    let flow_verdict = if flow.is_empty() {
-        FlowVerdict::Ok
-    } else {
+    let flow = if !flow_findings.is_empty() {
         FlowVerdict::Violation
+    } else if !flow_unchecked.is_empty() {
+        FlowVerdict::Unverified
+    } else {
+        FlowVerdict::Ok
     };
-    Ok((
+    let code_line = code_line(code, measured.as_ref(), &report, &modified, &unverifiable);
+    let flow_line = flow_line(flow, &report, &flow_findings, &flow_unchecked);
+    Ok(CodeCheck {
         code,
-        flow_verdict,
+        flow,
         modified,
         unverifiable,
-        flow,
-        overall_name(report.verdict),
-    ))
+        flow_findings,
+        flow_unchecked,
+        introspect: report.verdict.name(),
+        code_line,
+        flow_line,
+    })
 }
 
-fn overall_name(o: Overall) -> &'static str {
-    o.name()
+/// The seal's `code` line, from what was compared.
+fn code_line(
+    code: CodeVerdict,
+    measured: Option<&(String, Measurement)>,
+    report: &talos_introspect::report::Report,
+    modified: &[String],
+    unverifiable: &[String],
+) -> String {
+    match code {
+        CodeVerdict::Clean => {
+            let clean: Vec<&talos_introspect::report::ModuleReport> = report
+                .modules
+                .iter()
+                .filter(|m| m.verdict == ModVerdict::Clean)
+                .collect();
+            let bytes: u64 = clean.iter().map(|m| m.compared_bytes).sum();
+            let main = measured.map_or_else(String::new, |(path, m)| {
+                format!("{path} measures {m} as the reference says; ")
+            });
+            format!(
+                "clean: {main}{} module(s) equal their binaries ({bytes} code bytes compared); no anonymous or writable executable memory",
+                clean.len()
+            )
+        }
+        CodeVerdict::Modified => {
+            format!("modified: {}", modified.first().map_or("", String::as_str))
+        }
+        CodeVerdict::Unverifiable => format!(
+            "unverifiable: {}",
+            unverifiable.first().map_or("", String::as_str)
+        ),
+    }
+}
+
+/// The seal's `flow` line, from what was checked.
+fn flow_line(
+    flow: FlowVerdict,
+    report: &talos_introspect::report::Report,
+    findings: &[String],
+    unchecked: &[String],
+) -> String {
+    match flow {
+        FlowVerdict::Ok => {
+            let returns: usize = report
+                .threads
+                .iter()
+                .map(|t| {
+                    t.frames
+                        .iter()
+                        .filter(|f| f.follows_call == Some(true) && f.method == FrameMethod::Cfi)
+                        .count()
+                })
+                .sum();
+            let got: u64 = report.modules.iter().map(|m| m.pointers_checked).sum();
+            format!(
+                "ok: {} thread(s) unwound to their outermost frame, every pc on an instruction of its function and {returns} return address(es) after a call; {got} GOT and init/fini pointer(s) into loaded code",
+                report.threads.len()
+            )
+        }
+        FlowVerdict::Violation => {
+            format!("violation: {}", findings.first().map_or("", String::as_str))
+        }
+        FlowVerdict::Unverified => format!(
+            "unverifiable: {}",
+            unchecked.first().map_or("", String::as_str)
+        ),
+    }
 }

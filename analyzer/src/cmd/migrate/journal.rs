@@ -28,7 +28,7 @@ pub const MAX_ENTRIES: usize = 20_000;
 /// One verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Seconds since the Unix epoch (the command's `--now` when given).
+    /// Seconds since the Unix epoch (the clock the verdict used).
     pub time: u64,
     /// The subcommand (`register`, `seal`, ...).
     pub command: String,

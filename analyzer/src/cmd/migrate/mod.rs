@@ -71,19 +71,12 @@ pub struct Common {
     /// Verdict format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Use this time (seconds since the Unix epoch) instead of the clock
-    /// (tests).
-    #[arg(long, value_name = "SECS", hide = true)]
-    pub now: Option<u64>,
 }
 
 impl Common {
+    /// The clock (test builds can set it: `talos_migrate::clock`).
     fn now(&self) -> u64 {
-        self.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        })
+        talos_migrate::clock::now()
     }
 
     fn host(&self) -> Result<Host> {
@@ -284,10 +277,6 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
-    /// Use this time (seconds since the Unix epoch) instead of the clock
-    /// (tests).
-    #[arg(long, value_name = "SECS", hide = true)]
-    pub now: Option<u64>,
     /// Write to FILE instead of standard output (`--format html`).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -302,7 +291,6 @@ impl StatusArgs {
                 StatusFormat::Json => Format::Json,
                 StatusFormat::Text | StatusFormat::Html => Format::Text,
             },
-            now: self.now,
         }
     }
 }
@@ -786,6 +774,8 @@ fn seal(a: &SealArgs) -> Result<Verdict> {
             let why: Vec<Value> = found.why.iter().map(|s| json!(s)).collect();
             return Ok(v
                 .field("introspect", found.introspect)
+                .field("code", found.code_line.clone())
+                .field("flow", found.flow_line.clone())
                 .field("evidence", Value::Array(why)));
         }
     };
@@ -813,8 +803,8 @@ fn sealed_verdict(
     .field("epoch", b.epoch)
     .field("bundle", bundle.id().to_hex())
     .field("target", b.target.to_string())
-    .field("code", "clean against the reference")
-    .field("flow", "ok")
+    .field("code", found.code_line.clone())
+    .field("flow", found.flow_line.clone())
     .field("state", b.state.to_string())
     .field("memory", found.state.memory_root.clone())
     .field("rseq", found.state.rseq.clone())

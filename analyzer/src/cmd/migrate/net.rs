@@ -346,7 +346,10 @@ pub fn send(a: &SendArgs) -> Result<Verdict> {
         Err(v) => {
             let why: Vec<serde_json::Value> =
                 found.why.iter().map(|w| serde_json::json!(w)).collect();
-            return Ok(v.field("evidence", serde_json::Value::Array(why)));
+            return Ok(v
+                .field("code", found.code_line.clone())
+                .field("flow", found.flow_line.clone())
+                .field("evidence", serde_json::Value::Array(why)));
         }
     };
     wire::write_frame(&mut s, FrameKind::Message, &bundle.encode())?;
