@@ -8,6 +8,7 @@
 mod cmd;
 mod input;
 mod output;
+mod source;
 
 use std::process::ExitCode;
 

@@ -406,7 +406,16 @@ fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
     for e in &maps {
         let kind = kind_of(e);
         let len = e.end - e.start;
-        let readable = e.perms.read && !matches!(kind, RegionKind::Vvar | RegionKind::Vsyscall);
+        // Inaccessible anonymous memory (thread-stack guard pages, reserved
+        // arenas) is read too: `/proc/PID/mem` may (FOLL_FORCE), and kernel
+        // cores, gdb cores and CRIU images all hold those pages, so the
+        // state digest of a live read must as well.
+        let anonymous = matches!(
+            kind,
+            RegionKind::Anonymous | RegionKind::Heap | RegionKind::Stack
+        );
+        let readable =
+            (e.perms.read || anonymous) && !matches!(kind, RegionKind::Vvar | RegionKind::Vsyscall);
         let bytes = if readable && len <= budget {
             let b = read_range(&mem, e.start, len, d.page_size);
             if (b.len() as u64) < len {
