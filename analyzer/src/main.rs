@@ -6,6 +6,7 @@
 //! 3 the evidence cannot prove it either way.
 
 mod cmd;
+mod criu;
 mod input;
 mod output;
 mod source;

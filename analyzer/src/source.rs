@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use talos_introspect::criu::{self, Provenance};
+use talos_introspect::criu;
 use talos_introspect::dump::Dump;
 use talos_introspect::resolve::Resolver;
 
@@ -52,8 +52,6 @@ impl Spec {
 
 /// The mapped `*.img` files of a CRIU image directory.
 pub struct ImageDir {
-    /// The directory.
-    pub dir: PathBuf,
     files: Vec<(String, Input)>,
 }
 
@@ -94,10 +92,7 @@ impl ImageDir {
             let bytes = input::map(&dir.join(&n))?;
             files.push((n, bytes));
         }
-        Ok(ImageDir {
-            dir: dir.to_path_buf(),
-            files,
-        })
+        Ok(ImageDir { files })
     }
 
     /// File name to bytes, for `criu::read`.
@@ -112,6 +107,15 @@ impl ImageDir {
     /// The files, sorted by name.
     pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.files.iter().map(|(n, b)| (n.as_str(), &b[..]))
+    }
+
+    /// Fault `slice` in when it lies in one of the mapped images.
+    pub fn prefetch(&self, slice: &[u8]) {
+        for m in self.mmaps() {
+            if input::populate(m, slice) {
+                return;
+            }
+        }
     }
 
     fn mmaps(&self) -> Vec<&memmap2::Mmap> {
@@ -134,8 +138,6 @@ pub struct View<'d> {
     /// The threads' rseq areas when the input records them exactly (a CRIU
     /// image), and how many threads have none.
     pub rseq: Option<(Vec<u64>, usize)>,
-    /// Which pages of a CRIU image came from where.
-    pub provenance: Option<&'d Provenance>,
     maps: Vec<&'d memmap2::Mmap>,
 }
 
@@ -144,13 +146,7 @@ impl View<'_> {
     /// in a mapped input file (Linux 5.14+); a failure only costs speed.
     pub fn prefetch(&self, slice: &[u8]) {
         for m in &self.maps {
-            let off = (slice.as_ptr() as usize).wrapping_sub(m.as_ptr() as usize);
-            if off < m.len() {
-                #[cfg(target_os = "linux")]
-                {
-                    let len = slice.len().min(m.len() - off);
-                    let _ = m.advise_range(memmap2::Advice::PopulateRead, off, len);
-                }
+            if input::populate(m, slice) {
                 return;
             }
         }
@@ -178,7 +174,6 @@ pub fn with_dump<R>(
                 dump: &dump,
                 shown,
                 rseq: None,
-                provenance: None,
                 maps: Vec::new(),
             })
         }
@@ -194,7 +189,6 @@ pub fn with_dump<R>(
                 dump: &dump,
                 shown,
                 rseq: Some((mat.rseq_areas.clone(), mat.threads_without_rseq)),
-                provenance: Some(&mat.provenance),
                 maps: dir.mmaps(),
             })
         }
@@ -213,7 +207,6 @@ pub fn with_dump<R>(
                 dump: &dump,
                 shown,
                 rseq: None,
-                provenance: None,
                 maps,
             })
         }

@@ -52,11 +52,15 @@ pub enum Rejection {
     /// The input is not a well-formed message of the expected kind, or the
     /// inputs do not belong together.
     Malformed,
+    /// The restored process is not what was verified (its code, its state
+    /// or its registers differ, or it could not be restored and checked):
+    /// it was killed before it ran and the launch was not recorded.
+    LaunchMismatch,
 }
 
 impl Rejection {
     /// Every reason, in declaration order.
-    pub const ALL: [Rejection; 17] = [
+    pub const ALL: [Rejection; 18] = [
         Rejection::BadSignature,
         Rejection::UntrustedKey,
         Rejection::UnknownNonce,
@@ -74,6 +78,7 @@ impl Rejection {
         Rejection::FlowViolation,
         Rejection::NoRelease,
         Rejection::Malformed,
+        Rejection::LaunchMismatch,
     ];
 
     /// The stable kebab-case name of the reason.
@@ -96,6 +101,7 @@ impl Rejection {
             Rejection::FlowViolation => "flow-violation",
             Rejection::NoRelease => "no-release",
             Rejection::Malformed => "malformed",
+            Rejection::LaunchMismatch => "launch-mismatch",
         }
     }
 

@@ -409,6 +409,9 @@ fn migration(dir: &Path) -> Result<Outcome> {
         &Cmd::Launch(migrate::LaunchArgs {
             common: t.clone(),
             release: release.clone(),
+            restore: None,
+            criu: None,
+            binary: None,
             command: Vec::new(),
         }),
     )?;
@@ -431,6 +434,9 @@ fn migration(dir: &Path) -> Result<Outcome> {
     let relaunch = migrate::execute(&Cmd::Launch(migrate::LaunchArgs {
         common: t.clone(),
         release: release.clone(),
+        restore: None,
+        criu: None,
+        binary: None,
         command: Vec::new(),
     }))?;
     step(

@@ -15,6 +15,7 @@ use talos_introspect::resolve::{FileBytes, Resolver};
 use talos_introspect::verify::{self, Options};
 
 use crate::Outcome;
+use crate::source::{self, Spec};
 use crate::{input, output};
 
 /// Output formats of `talos introspect`.
@@ -30,7 +31,8 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["dump", "pid", "raw"])))]
 pub struct Args {
-    /// ELF core file (from the kernel, gdb's gcore, or talos snapshot).
+    /// ELF core file (from the kernel, gdb's gcore, or talos snapshot), or
+    /// a CRIU image directory (criu dump -D DIR).
     pub dump: Option<PathBuf>,
     /// Read a live process instead (stopped only while it is read).
     #[arg(long, value_name = "PID")]
@@ -125,7 +127,15 @@ pub fn run(args: Args) -> Result<Outcome> {
         flow_cfg: args.flow_cfg,
         ..Options::default()
     };
-    let report = if let Some(path) = &args.dump {
+    let report = if let Some(path) = &args.dump
+        && (path.is_dir() || matches!(Spec::parse(path), Spec::Pid(_)))
+    {
+        // A CRIU image directory (or pid:N): pages the image does not hold
+        // come from the mapped files, through the same resolver.
+        source::with_dump(&Spec::parse(path), &resolver, |v| {
+            Ok(verify::verify(v.dump, &resolver, &v.shown, &opts))
+        })?
+    } else if let Some(path) = &args.dump {
         let bytes = input::map(path)?;
         let dump = talos_introspect::core::parse(&bytes)
             .with_context(|| format!("{}: cannot read core", path.display()))?;
@@ -205,6 +215,7 @@ pub fn render(r: &Report) -> String {
     let what = match i.source.as_str() {
         "live" => "live process".to_string(),
         "raw" => "raw image".to_string(),
+        "criu" => "CRIU image directory".to_string(),
         other => format!("{other} core"),
     };
     let _ = writeln!(

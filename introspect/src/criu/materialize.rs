@@ -421,6 +421,12 @@ impl<'a> ImageSet<'a> {
             total.zero += r.zero;
             total.missing += r.missing;
         }
+        if !stored_code_pages.is_empty() {
+            notes.push(format!(
+                "{} page(s) of executable file mappings are stored in the image (written before the dump; CRIU's parasite leaves one): compared with the files like every code byte",
+                stored_code_pages.len()
+            ));
+        }
         notes.push(format!(
             "CRIU image of process {} ({}): {} pages stored in {}, {} read from mapped files, {} zero (anonymous, not stored), {} not held",
             p.pid, p.comm, total.stored, p.pages_name, total.from_file, total.zero, total.missing
