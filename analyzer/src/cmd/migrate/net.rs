@@ -600,6 +600,25 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
     let host = a.common.host()?;
     let app = super::app_id(&a.app)?;
     let reference = super::verdict!(reference_for(name, &app, &a.reference)?);
+    // The gate's status first: an app that may not be sealed here is
+    // refused before its process is touched (the gate gives the reason).
+    let status = host.status()?.status_of(&app).clone();
+    if !status.may_run() {
+        let reason = match status {
+            talos_migrate::Status::Frozen(_) => Rejection::AppFrozen,
+            talos_migrate::Status::MigratedAway(_) => Rejection::MigratedAway,
+            _ => Rejection::NoRelease,
+        };
+        return Ok(Verdict::rejected(
+            name,
+            reason,
+            format!(
+                "{app} does not run on this host (status {}): nothing was frozen",
+                status.name()
+            ),
+        )
+        .field("by", "this host"));
+    }
     let criu = Criu::find(a.criu.as_deref())?;
     if criu::state(a.pid).is_none() {
         bail!("process {}: no such process", a.pid);
@@ -666,18 +685,22 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
         Ok(r) => r,
         Err(e) => {
             // Nothing was committed: abort (if sealed) and resume.
-            let _ = host.abort(&app);
+            let aborted = host.abort(&app);
             resume("the exchange failed")?;
+            aborted.context("aborting the frozen app")?;
             return Err(e.context("nothing was released: the app was resumed here"));
         }
     };
     if run.committed.is_none() {
         // Refused or lost before the commit: no release exists, so the
         // app may run here again; the target never runs it.
-        if run.bundle.is_some() {
-            host.abort(&app).context("aborting the frozen app")?;
-        }
+        let aborted = if run.bundle.is_some() {
+            host.abort(&app).map(|_| ())
+        } else {
+            Ok(())
+        };
         resume("the migration was refused")?;
+        aborted.context("aborting the frozen app")?;
         let mut v = source_verdict(name, run, &found.why).field("resumed", serde_json::json!(pids));
         v.summary = format!("{} (the app was resumed here)", v.summary);
         return Ok(v);

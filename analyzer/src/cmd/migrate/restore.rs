@@ -151,10 +151,15 @@ pub fn restore_and_check(
             )
         }
     };
-    if let Some(running) = pids
-        .iter()
-        .find(|&&q| criu::state(q) != Some('t') && criu::state(q) != Some('T'))
-    {
+    // CRIU sends SIGSTOP while it still holds the tasks with ptrace, so
+    // the stop is taken before they return to user mode; it may show in
+    // /proc a moment after criu exits.
+    let stopped = |q: u32| matches!(criu::state(q), Some('T' | 't'));
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|&q| stopped(q)) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(running) = pids.iter().find(|&&q| !stopped(q)) {
         return Err(kill(format!(
             "restored process {running} is not stopped (state {:?})",
             criu::state(*running)
