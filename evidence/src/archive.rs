@@ -167,18 +167,121 @@ enum At {
     Done,
 }
 
+/// Where an unpacked stream's files go.
+pub trait Sink {
+    /// Start file `name` (a CRIU image name, new in this stream).
+    ///
+    /// # Errors
+    /// When it cannot be created.
+    fn create(&mut self, name: &str) -> Result<()>;
+    /// Append to the file started last.
+    ///
+    /// # Errors
+    /// When it cannot be written.
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    /// The file started last is complete.
+    ///
+    /// # Errors
+    /// When it cannot be flushed.
+    fn close(&mut self) -> Result<()>;
+}
+
+/// Files written into a fresh directory (mode 0700), each fsynced.
+pub struct DirSink {
+    dir: PathBuf,
+    open: Option<(String, std::io::BufWriter<std::fs::File>)>,
+}
+
+impl DirSink {
+    /// A sink into `dir`, which must not exist yet.
+    ///
+    /// # Errors
+    /// When `dir` exists or cannot be created.
+    pub fn new(dir: &Path) -> Result<DirSink> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir.display().to_string(), "creating the image directory", e))?;
+        Ok(DirSink {
+            dir: dir.to_path_buf(),
+            open: None,
+        })
+    }
+}
+
+impl Sink for DirSink {
+    fn create(&mut self, name: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display().to_string(), "creating", e))?;
+        self.open = Some((
+            name.to_string(),
+            std::io::BufWriter::with_capacity(1 << 20, f),
+        ));
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match &mut self.open {
+            Some((n, w)) => w
+                .write_all(bytes)
+                .map_err(|e| Error::io(n.clone(), "writing", e)),
+            None => Err(Error::Archive("internal: no open file".into())),
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if let Some((n, w)) = self.open.take() {
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io(n.clone(), "writing", e.into_error()))?;
+            f.sync_all().map_err(|e| Error::io(n, "syncing", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Files kept in memory (tests, fuzzing, small tools).
+#[derive(Debug, Default)]
+pub struct MemSink {
+    /// The files, in stream order.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Sink for MemSink {
+    fn create(&mut self, name: &str) -> Result<()> {
+        self.files.push((name.to_string(), Vec::new()));
+        Ok(())
+    }
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self.files.last_mut() {
+            Some((_, v)) => {
+                v.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => Err(Error::Archive("internal: no open file".into())),
+        }
+    }
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// A file being written.
 struct Open {
-    file: std::io::BufWriter<std::fs::File>,
     /// Kept in memory too when it must be parsed (pagemaps).
     keep: Option<Vec<u8>>,
     /// First bytes, for the magic check.
     head: Vec<u8>,
 }
 
-/// Receives an image stream into a directory, checking it as it arrives.
-pub struct Unpacker {
-    dir: PathBuf,
+/// Receives an image stream into a [`Sink`], checking it as it arrives.
+pub struct Unpacker<S: Sink = DirSink> {
+    sink: S,
     max_total: u64,
     at: At,
     pending: Vec<u8>,
@@ -190,20 +293,41 @@ pub struct Unpacker {
     open: Option<Open>,
 }
 
-impl Unpacker {
+impl Unpacker<DirSink> {
     /// Unpack into `dir`, which must not exist yet (it is created mode
     /// 0700); at most `max_total` bytes of files.
     ///
     /// # Errors
     /// When `dir` exists or cannot be created.
-    pub fn new(dir: &Path, max_total: u64) -> Result<Unpacker> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io(dir.display().to_string(), "creating the image directory", e))?;
-        Ok(Unpacker {
-            dir: dir.to_path_buf(),
+    pub fn new(dir: &Path, max_total: u64) -> Result<Unpacker<DirSink>> {
+        Ok(Unpacker::with_sink(DirSink::new(dir)?, max_total))
+    }
+
+    /// The directory written.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.sink.dir
+    }
+
+    /// The stream ended: check it was complete and sync the directory.
+    ///
+    /// # Errors
+    /// As [`Unpacker::finish_sink`], and I/O.
+    pub fn finish(self) -> Result<PathBuf> {
+        let sink = self.finish_sink()?;
+        let d = std::fs::File::open(&sink.dir)
+            .map_err(|e| Error::io(sink.dir.display().to_string(), "opening", e))?;
+        d.sync_all()
+            .map_err(|e| Error::io(sink.dir.display().to_string(), "syncing", e))?;
+        Ok(sink.dir)
+    }
+}
+
+impl<S: Sink> Unpacker<S> {
+    /// Unpack into `sink`; at most `max_total` bytes of files.
+    pub fn with_sink(sink: S, max_total: u64) -> Unpacker<S> {
+        Unpacker {
+            sink,
             max_total,
             at: At::Header,
             pending: Vec::new(),
@@ -212,13 +336,7 @@ impl Unpacker {
             expect_pages: BTreeMap::new(),
             pages_seen: BTreeSet::new(),
             open: None,
-        })
-    }
-
-    /// The directory written.
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        }
     }
 
     /// Bytes of files written so far.
@@ -349,14 +467,8 @@ impl Unpacker {
                     } else if len < 4 {
                         return Err(Error::Archive(format!("{name}: {len} bytes, not an image")));
                     }
-                    let path = self.dir.join(&name);
-                    let f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&path)
-                        .map_err(|e| Error::io(path.display().to_string(), "creating", e))?;
+                    self.sink.create(&name)?;
                     self.open = Some(Open {
-                        file: std::io::BufWriter::with_capacity(1 << 20, f),
                         keep: name.starts_with("pagemap-").then(Vec::new),
                         head: Vec::new(),
                     });
@@ -390,9 +502,7 @@ impl Unpacker {
                             checked = true;
                         }
                     }
-                    open.file
-                        .write_all(chunk)
-                        .map_err(|e| Error::io(name.clone(), "writing", e))?;
+                    self.sink.write(chunk)?;
                     if let Some(k) = open.keep.as_mut() {
                         k.extend_from_slice(chunk);
                     }
@@ -453,12 +563,7 @@ impl Unpacker {
         if !is_pages(&name) && open.head.len() < if name == "inventory.img" { 4 } else { 8 } {
             check_magic(&name, &open.head)?;
         }
-        let f = open
-            .file
-            .into_inner()
-            .map_err(|e| Error::io(name.clone(), "writing", e.into_error()))?;
-        f.sync_all()
-            .map_err(|e| Error::io(name.clone(), "syncing", e))?;
+        self.sink.close()?;
         if let Some(bytes) = open.keep {
             let (pages_name, bytes_named) = pagemap_pages(&name, &bytes)?;
             if self.pages_seen.contains(&pages_name) {
@@ -472,12 +577,12 @@ impl Unpacker {
         Ok(())
     }
 
-    /// The stream ended: check it was complete.
+    /// The stream ended: check it was complete; returns the sink.
     ///
     /// # Errors
     /// [`Error::Archive`] for a stream cut short, or pages images its
     /// pagemaps name but that never came.
-    pub fn finish(self) -> Result<PathBuf> {
+    pub fn finish_sink(self) -> Result<S> {
         if !matches!(self.at, At::Done) {
             return Err(Error::Archive(format!(
                 "the stream ends early ({} bytes of files received)",
@@ -494,11 +599,7 @@ impl Unpacker {
         if !self.names.contains("inventory.img") {
             return Err(Error::Archive("no inventory.img".into()));
         }
-        let d = std::fs::File::open(&self.dir)
-            .map_err(|e| Error::io(self.dir.display().to_string(), "opening", e))?;
-        d.sync_all()
-            .map_err(|e| Error::io(self.dir.display().to_string(), "syncing", e))?;
-        Ok(self.dir)
+        Ok(self.sink)
     }
 }
 
@@ -551,20 +652,13 @@ fn pagemap_pages(name: &str, bytes: &[u8]) -> Result<(String, u64)> {
     Ok((format!("pages-{id}.img"), total))
 }
 
-/// Write all of `r` into `u` (tests and local copies).
+/// A whole stream held in memory, checked like one that arrives: its
+/// files in stream order.
 ///
 /// # Errors
-/// As [`Unpacker::push`], and read errors.
-pub fn unpack_from<R: Read>(mut r: R, mut u: Unpacker) -> Result<PathBuf> {
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = r
-            .read(&mut buf)
-            .map_err(|e| Error::io("image stream", "reading", e))?;
-        if n == 0 {
-            break;
-        }
-        u.push(buf.get(..n).unwrap_or(&[]))?;
-    }
-    u.finish()
+/// As [`Unpacker::push`] and [`Unpacker::finish_sink`].
+pub fn split(bytes: &[u8], max_total: u64) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut u = Unpacker::with_sink(MemSink::default(), max_total);
+    u.push(bytes)?;
+    Ok(u.finish_sink()?.files)
 }

@@ -30,8 +30,9 @@ use crate::resolve::{FileBytes, Resolved, Resolver};
 const MAP_GROWSDOWN: u32 = 0x0100;
 
 /// Most bytes assembled for one process (virtual size of the anonymous
-/// mapping that holds them; only written pages cost memory).
-pub const MAX_ASSEMBLED: u64 = 1 << 42;
+/// mapping that holds them; only written pages cost memory). Regions past
+/// it hold nothing and are reported.
+pub const MAX_ASSEMBLED: u64 = 16 << 30;
 
 /// Where the pages of one region came from, in pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -255,6 +256,7 @@ impl<'a> ImageSet<'a> {
         let mut arena_len: u64 = 0;
         let mut stored_code_pages = Vec::new();
         let mut unread_kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut over_budget = 0u64;
         for v in &p.vmas {
             let kind = kind_of(v, self);
             let len = v.end - v.start;
@@ -345,17 +347,26 @@ impl<'a> ImageSet<'a> {
             } else {
                 rp.zero = held_pages - rp.stored;
             }
+            rp.missing = npages - held_pages;
             let held = held_pages * PAGE;
             let src = match stored.as_slice() {
                 _ if held == 0 => Src::None,
                 [(s, b)] if *s == v.start && b.len() as u64 == held => Src::Image(b),
+                // Past the budget, the region holds nothing (bound as
+                // missing): a small image can name terabytes of untouched
+                // reservation, and talos must stay bounded in time.
+                _ if arena_len.saturating_add(held) > MAX_ASSEMBLED => {
+                    over_budget = over_budget.saturating_add(held);
+                    rp = RegionPages {
+                        missing: npages,
+                        ..RegionPages::default()
+                    };
+                    Src::None
+                }
                 _ => {
                     let off = usize::try_from(arena_len).map_err(|_| too_big(arena_len))?;
                     let l = usize::try_from(held).map_err(|_| too_big(held))?;
-                    arena_len = arena_len
-                        .checked_add(held)
-                        .filter(|&t| t <= MAX_ASSEMBLED)
-                        .ok_or_else(|| too_big(arena_len.saturating_add(held)))?;
+                    arena_len += held;
                     let clipped: Vec<(u64, &'a [u8])> = stored
                         .iter()
                         .filter(|(s, _)| *s < v.start + held)
@@ -383,6 +394,14 @@ impl<'a> ImageSet<'a> {
                 code: "criu-bytes-elsewhere",
                 message: format!(
                     "{n} VMA(s) of {what}: their bytes are not in the page images and are not read"
+                ),
+            });
+        }
+        if over_budget > 0 {
+            anomalies.push(Anomaly {
+                code: "criu-assembly-limit",
+                message: format!(
+                    "{over_budget} bytes of regions the image does not hold whole are not laid out: more than {MAX_ASSEMBLED} bytes to assemble"
                 ),
             });
         }
