@@ -54,6 +54,18 @@ impl Criu {
     /// Saying clearly whether CRIU is missing, too old, or `criu check`
     /// fails here (and why).
     pub fn find(explicit: Option<&Path>) -> Result<Criu> {
+        let c = Criu::locate(explicit)?;
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Find `criu` and check its version, without `criu check` (which
+    /// takes a tenth of a second): [`Criu::dump`] and [`Criu::restore`] run
+    /// it to explain a failure.
+    ///
+    /// # Errors
+    /// When CRIU is missing or too old.
+    pub fn locate(explicit: Option<&Path>) -> Result<Criu> {
         let path = match explicit {
             Some(p) => {
                 if !p.is_file() {
@@ -85,11 +97,19 @@ impl Criu {
                 MIN_VERSION.1
             );
         }
-        let check = Command::new(&path)
+        Ok(Criu { path, version })
+    }
+
+    /// Run `criu check`.
+    ///
+    /// # Errors
+    /// When it fails, with its error lines.
+    pub fn check(&self) -> Result<()> {
+        let check = Command::new(&self.path)
             .arg("check")
             .stdin(Stdio::null())
             .output()
-            .with_context(|| format!("{}: cannot run criu check", path.display()))?;
+            .with_context(|| format!("{}: cannot run criu check", self.path.display()))?;
         if !check.status.success() {
             let err = String::from_utf8_lossy(&check.stderr);
             let tail: Vec<&str> = err
@@ -99,7 +119,7 @@ impl Criu {
                 .collect();
             bail!(
                 "{}: criu check fails on this machine ({}): {}",
-                path.display(),
+                self.path.display(),
                 check.status,
                 if tail.is_empty() {
                     err.trim().to_string()
@@ -108,7 +128,7 @@ impl Criu {
                 }
             );
         }
-        Ok(Criu { path, version })
+        Ok(())
     }
 
     fn run(&self, what: &str, args: &[&str], extra: &[String], log: &Path) -> Result<()> {
@@ -123,6 +143,9 @@ impl Criu {
         if out.status.success() {
             return Ok(());
         }
+        // Say first when CRIU cannot work here at all.
+        self.check()
+            .with_context(|| format!("criu {what} failed ({})", out.status))?;
         // CRIU logs to the -o file; every log has a harmless RLIMIT_NOFILE
         // error line here, so show the others.
         let text = std::fs::read_to_string(log).unwrap_or_default();

@@ -186,7 +186,7 @@ pub trait Sink {
     fn close(&mut self) -> Result<()>;
 }
 
-/// Files written into a fresh directory (mode 0700), each fsynced.
+/// Files written into a fresh directory (mode 0700).
 pub struct DirSink {
     dir: PathBuf,
     open: Option<(String, std::io::BufWriter<std::fs::File>)>,
@@ -236,10 +236,12 @@ impl Sink for DirSink {
 
     fn close(&mut self) -> Result<()> {
         if let Some((n, w)) = self.open.take() {
-            let f = w
-                .into_inner()
+            // Not fsynced: nothing trusts these bytes before they are
+            // measured, and a launch checks the restored process against
+            // the verified digests, so a file torn by a crash is a refusal,
+            // never a wrong state.
+            w.into_inner()
                 .map_err(|e| Error::io(n.clone(), "writing", e.into_error()))?;
-            f.sync_all().map_err(|e| Error::io(n, "syncing", e))?;
         }
         Ok(())
     }
@@ -309,17 +311,12 @@ impl Unpacker<DirSink> {
         &self.sink.dir
     }
 
-    /// The stream ended: check it was complete and sync the directory.
+    /// The stream ended: check it was complete.
     ///
     /// # Errors
-    /// As [`Unpacker::finish_sink`], and I/O.
+    /// As [`Unpacker::finish_sink`].
     pub fn finish(self) -> Result<PathBuf> {
-        let sink = self.finish_sink()?;
-        let d = std::fs::File::open(&sink.dir)
-            .map_err(|e| Error::io(sink.dir.display().to_string(), "opening", e))?;
-        d.sync_all()
-            .map_err(|e| Error::io(sink.dir.display().to_string(), "syncing", e))?;
-        Ok(sink.dir)
+        Ok(self.finish_sink()?.dir)
     }
 }
 

@@ -572,6 +572,7 @@ fn recv_loop<S: Read + Write>(
     sink: &mut Sink,
 ) -> Result<Step<u64>> {
     let mut total: u64 = 0;
+    let mut payload: Vec<u8> = Vec::with_capacity(wire::MAX_CHUNK);
     loop {
         if Instant::now() >= deadline {
             return Ok(refuse(
@@ -580,8 +581,13 @@ fn recv_loop<S: Read + Write>(
                 "the state did not arrive before the deadline".into(),
             ));
         }
-        let r = wire::read_frame(s, wire::MAX_CHUNK);
-        let f = step!(gate(s, r)?);
+        let r = wire::read_frame_into(s, wire::MAX_CHUNK, &mut payload);
+        let kind = step!(gate(s, r)?);
+        let f = wire::Frame {
+            kind,
+            payload: std::mem::take(&mut payload),
+        };
+        let kept = |p: Vec<u8>, payload: &mut Vec<u8>| *payload = p;
         match f.kind {
             FrameKind::StateChunk => {
                 total = total.saturating_add(f.payload.len() as u64);
@@ -598,6 +604,7 @@ fn recv_loop<S: Read + Write>(
                         other => Err(other),
                     };
                 }
+                kept(f.payload, &mut payload);
                 side.progress(total);
             }
             FrameKind::StateEnd => {

@@ -114,12 +114,18 @@ pub struct Sample {
 impl Sample {
     pub fn start(bin: &Path, dir: &Path, tick_ms: u32, heap_mib: u32) -> Sample {
         let out = dir.join("sample.out");
+        // stdin is an empty file of our own, not /dev/null: CRIU restores
+        // a regular file only at the size it had, and a sandbox may have
+        // /dev/null as a regular file that others write to.
+        let empty = dir.join("sample.in");
+        std::fs::write(&empty, b"").unwrap();
         let o = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "cd '{}' && ulimit -c unlimited && setsid '{}' --tick {tick_ms} --heap-mib {heap_mib} </dev/null >'{}' 2>&1 & echo $!",
+                "cd '{}' && ulimit -c unlimited && setsid '{}' --tick {tick_ms} --heap-mib {heap_mib} <'{}' >'{}' 2>&1 & echo $!",
                 dir.display(),
                 bin.display(),
+                empty.display(),
                 out.display()
             ))
             .output()

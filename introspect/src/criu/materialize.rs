@@ -26,6 +26,10 @@ use crate::error::{Error, Result};
 use crate::region::{Perms, Region, RegionKind};
 use crate::resolve::{FileBytes, Resolved, Resolver};
 
+/// Stored runs at least this long are borrowed from the pages image in
+/// place instead of being copied (1 MiB).
+const BORROW_MIN: usize = 1 << 20;
+
 /// `MAP_GROWSDOWN`: the kernel's flag of the main thread's stack.
 const MAP_GROWSDOWN: u32 = 0x0100;
 
@@ -51,7 +55,8 @@ pub struct RegionPages {
 /// Page provenance of a materialised process.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Provenance {
-    /// Per region, in region order.
+    /// Per VMA, in address order (a VMA may be laid out as several
+    /// regions: large stored runs are borrowed in place).
     pub regions: Vec<RegionPages>,
     /// Totals.
     pub total: RegionPages,
@@ -349,44 +354,104 @@ impl<'a> ImageSet<'a> {
             }
             rp.missing = npages - held_pages;
             let held = held_pages * PAGE;
-            let src = match stored.as_slice() {
-                _ if held == 0 => Src::None,
-                [(s, b)] if *s == v.start && b.len() as u64 == held => Src::Image(b),
-                // Past the budget, the region holds nothing (bound as
+            // Clip the stored slices to the held prefix.
+            let clipped: Vec<(u64, &'a [u8])> = stored
+                .iter()
+                .filter(|(s, _)| *s < held_end)
+                .map(|&(s, b)| {
+                    let keep =
+                        usize::try_from((held_end - s).min(b.len() as u64)).unwrap_or(b.len());
+                    (s, b.get(..keep).unwrap_or(b))
+                })
+                .collect();
+            // Pieces of the VMA: large stored runs are borrowed from the
+            // pages image in place; what lies between them is assembled.
+            // A VMA in several pieces digests as one (the normal form
+            // merges adjacent pieces of one backing), and code is never
+            // split, so the code check reads each mapping whole.
+            let mut pieces: Vec<(u64, u64, Option<&'a [u8]>)> = Vec::new();
+            if held > 0 {
+                let mut cur = v.start;
+                for &(s, b) in &clipped {
+                    let whole = s == v.start && b.len() as u64 == held;
+                    if whole || (!v.perms.execute && b.len() >= BORROW_MIN) {
+                        if s > cur {
+                            pieces.push((cur, s, None));
+                        }
+                        let e = s + b.len() as u64;
+                        pieces.push((s, e, Some(b)));
+                        cur = e;
+                    }
+                }
+                if cur < held_end {
+                    pieces.push((cur, held_end, None));
+                }
+            }
+            let assembled: u64 = pieces
+                .iter()
+                .filter(|p| p.2.is_none())
+                .map(|p| p.1 - p.0)
+                .sum();
+            if pieces.is_empty() || arena_len.saturating_add(assembled) > MAX_ASSEMBLED {
+                // Past the budget, the VMA holds nothing (bound as
                 // missing): a small image can name terabytes of untouched
                 // reservation, and talos must stay bounded in time.
-                _ if arena_len.saturating_add(held) > MAX_ASSEMBLED => {
-                    over_budget = over_budget.saturating_add(held);
+                if !pieces.is_empty() {
+                    over_budget = over_budget.saturating_add(assembled);
                     rp = RegionPages {
                         missing: npages,
                         ..RegionPages::default()
                     };
-                    Src::None
                 }
-                _ => {
-                    let off = usize::try_from(arena_len).map_err(|_| too_big(arena_len))?;
-                    let l = usize::try_from(held).map_err(|_| too_big(held))?;
-                    arena_len += held;
-                    let clipped: Vec<(u64, &'a [u8])> = stored
-                        .iter()
-                        .filter(|(s, _)| *s < v.start + held)
-                        .map(|&(s, b)| {
-                            let keep = usize::try_from((v.start + held - s).min(b.len() as u64))
-                                .unwrap_or(b.len());
-                            (s, b.get(..keep).unwrap_or(b))
-                        })
-                        .collect();
-                    copies.push((plans.len(), clipped, file.map(|f| (f, v.pgoff))));
-                    Src::Arena { off, len: l }
-                }
-            };
-            plans.push(Planned {
-                start: v.start,
-                end: v.end,
-                perms: v.perms,
-                kind,
-                src,
-            });
+                plans.push(Planned {
+                    start: v.start,
+                    end: v.end,
+                    perms: v.perms,
+                    kind,
+                    src: Src::None,
+                });
+                pages.push(rp);
+                continue;
+            }
+            let last = pieces.len() - 1;
+            for (i, (ps, pe, borrowed)) in pieces.into_iter().enumerate() {
+                let src = match borrowed {
+                    Some(b) => Src::Image(b),
+                    None => {
+                        let off = usize::try_from(arena_len).map_err(|_| too_big(arena_len))?;
+                        let l = usize::try_from(pe - ps).map_err(|_| too_big(pe - ps))?;
+                        arena_len += pe - ps;
+                        let within: Vec<(u64, &'a [u8])> = clipped
+                            .iter()
+                            .filter(|(s, b)| *s >= ps && s.saturating_add(b.len() as u64) <= pe)
+                            .copied()
+                            .collect();
+                        copies.push((
+                            plans.len(),
+                            within,
+                            file.as_ref()
+                                .map(|f| (std::sync::Arc::clone(f), v.pgoff + (ps - v.start))),
+                        ));
+                        Src::Arena { off, len: l }
+                    }
+                };
+                let kind = match &kind {
+                    RegionKind::File { path, .. } => RegionKind::File {
+                        path: path.clone(),
+                        offset: v.pgoff + (ps - v.start),
+                    },
+                    k => k.clone(),
+                };
+                plans.push(Planned {
+                    start: ps,
+                    // The last piece is the rest of the VMA; what it does
+                    // not hold is bound as missing.
+                    end: if i == last { v.end } else { pe },
+                    perms: v.perms,
+                    kind,
+                    src,
+                });
+            }
             pages.push(rp);
         }
         for (what, n) in unread_kinds {
@@ -421,13 +486,12 @@ impl<'a> ImageSet<'a> {
         let mut file_mappings: Vec<FileMapping> = p
             .vmas
             .iter()
-            .zip(&plans)
-            .filter_map(|(v, pl)| match &pl.kind {
+            .filter_map(|v| match kind_of(v, self) {
                 RegionKind::File { path, .. } => Some(FileMapping {
                     start: v.start,
                     end: v.end,
                     offset: v.pgoff,
-                    path: path.clone(),
+                    path,
                 }),
                 _ => None,
             })

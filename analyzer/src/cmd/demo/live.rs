@@ -51,11 +51,16 @@ struct Counter {
 
 impl Counter {
     fn start(bin: &Path, out: &Path) -> Result<Counter> {
+        // Its stdin is an empty file of the demo's, not /dev/null: CRIU
+        // restores a regular file only at the size it had when dumped.
+        let empty = out.with_extension("in");
+        std::fs::write(&empty, b"").with_context(|| format!("{}", empty.display()))?;
         let o = Command::new("sh")
             .arg("-c")
-            .arg(r#"setsid "$0" 50 </dev/null >"$1" 2>&1 & echo $!"#)
+            .arg(r#"setsid "$0" 50 <"$2" >"$1" 2>&1 & echo $!"#)
             .arg(bin)
             .arg(out)
+            .arg(&empty)
             .output()
             .context("starting the counter")?;
         let pid: u32 = String::from_utf8_lossy(&o.stdout)

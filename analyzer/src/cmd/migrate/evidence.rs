@@ -146,6 +146,18 @@ fn check_code(
 /// # Errors
 /// Unreadable files, a binary talos cannot analyse.
 pub fn target_evidence(binary: &Path, state: &Path) -> Result<(TargetEvidence, String)> {
+    let (ev, note, _) = target_findings(binary, state)?;
+    Ok((ev, note))
+}
+
+/// [`target_evidence`], and the state measurement when the state is one.
+///
+/// # Errors
+/// As [`target_evidence`].
+pub fn target_findings(
+    binary: &Path,
+    state: &Path,
+) -> Result<(TargetEvidence, String, Option<StateMeasure>)> {
     let resolver = crate::cmd::introspect::resolver(None, &[binary.to_path_buf()])?;
     // The binary's CFG and the state digest are independent: overlap them.
     let (m, measured) = std::thread::scope(|scope| {
@@ -174,5 +186,6 @@ pub fn target_evidence(binary: &Path, state: &Path) -> Result<(TargetEvidence, S
     Ok((
         talos_evidence::target::target_evidence(&m, s.as_ref())?,
         note,
+        s,
     ))
 }

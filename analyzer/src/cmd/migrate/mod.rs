@@ -723,18 +723,17 @@ fn launch_restore(a: &LaunchArgs) -> Result<Verdict> {
     let Some(dir) = a.restore.as_deref() else {
         anyhow::bail!("--restore DIR is required");
     };
-    let criu = crate::criu::Criu::find(a.criu.as_deref())?;
+    let criu = crate::criu::Criu::locate(a.criu.as_deref())?;
     let (bundle, reference) = restore::load_verified(host.dir(), &release)?;
+    let binaries: Vec<PathBuf> = a.binary.iter().cloned().collect();
+    let resolver = crate::cmd::introspect::resolver(None, &binaries)?;
     let mut restored = None;
     let r = host.launch_with(&release, |_| {
-        let x = restore::restore_and_check(
-            &criu,
-            dir,
-            &a.command,
-            &bundle,
-            &reference,
-            a.binary.as_deref(),
-        )?;
+        // The directory is measured again: it must still be the verified
+        // state, whatever happened to it since verify.
+        let expected = restore::verified_expectations(dir, &bundle, &resolver)?;
+        let x =
+            restore::restore_and_check(&criu, dir, &a.command, &expected, &reference, &resolver)?;
         restored = Some(x);
         Ok(())
     });

@@ -169,6 +169,21 @@ struct ServeTarget<'a> {
     tmp: Option<PathBuf>,
     bar: Option<indicatif::ProgressBar>,
     pids: Vec<u32>,
+    measured: Option<talos_evidence::state::StateMeasure>,
+    times: Vec<(&'static str, u64)>,
+    clock: Option<std::time::Instant>,
+}
+
+fn ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn times_json(t: &[(&'static str, u64)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        t.iter()
+            .map(|(k, v)| ((*k).to_string(), serde_json::json!(v)))
+            .collect(),
+    )
 }
 
 impl TargetSide for ServeTarget<'_> {
@@ -195,6 +210,7 @@ impl TargetSide for ServeTarget<'_> {
         ));
         self.tmp = Some(p.clone());
         self.bar = Some(bar(0, "receiving"));
+        self.clock = Some(std::time::Instant::now());
         Ok(p)
     }
 
@@ -209,9 +225,15 @@ impl TargetSide for ServeTarget<'_> {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-        evidence::target_evidence(&self.a.binary, state.path())
-            .map(|(ev, _note)| ev)
-            .map_err(|e| talos_evidence::Error::Unsupported(format!("{e:#}")))
+        if let Some(c) = self.clock.take() {
+            self.times.push(("receive", ms(c)));
+        }
+        let t = std::time::Instant::now();
+        let (ev, _note, measured) = evidence::target_findings(&self.a.binary, state.path())
+            .map_err(|e| talos_evidence::Error::Unsupported(format!("{e:#}")))?;
+        self.times.push(("measure", ms(t)));
+        self.measured = measured;
+        Ok(ev)
     }
 
     fn verified(
@@ -248,19 +270,36 @@ impl TargetSide for ServeTarget<'_> {
         release: &Release,
         state: &Received,
     ) -> talos_evidence::Result<Step<String>> {
+        let unsupported = |e: anyhow::Error| talos_evidence::Error::Unsupported(format!("{e:#}"));
         let r = match (&self.criu, state) {
             (Some(criu), Received::Images(dir)) => {
-                let (bundle, reference) = restore::load_verified(host.dir(), release)
-                    .map_err(|e| talos_evidence::Error::Unsupported(format!("{e:#}")))?;
+                let (bundle, reference) =
+                    restore::load_verified(host.dir(), release).map_err(unsupported)?;
+                // This exchange verified the directory a moment ago (into a
+                // directory only this host writes): its expectations are
+                // the verified ones; the restored process is checked
+                // against them whatever the files say now.
+                let measured = self.measured.as_ref().ok_or_else(|| {
+                    talos_evidence::Error::Unsupported("the received state was not measured".into())
+                })?;
+                if measured.measurement != bundle.body().state {
+                    return Err(talos_evidence::Error::Unsupported(
+                        "the state measured at verify is not the bundle's".into(),
+                    ));
+                }
+                let expected = restore::expectations(dir, measured).map_err(unsupported)?;
+                let resolver =
+                    crate::cmd::introspect::resolver(None, std::slice::from_ref(&self.a.binary))
+                        .map_err(unsupported)?;
                 let mut restored = None;
                 let r = host.launch_with(release, |_| {
                     let x = restore_and_check(
                         criu,
                         dir,
                         &self.a.criu_args,
-                        &bundle,
+                        &expected,
                         &reference,
-                        Some(&self.a.binary),
+                        &resolver,
                     )?;
                     restored = Some(x);
                     Ok(())
@@ -284,6 +323,7 @@ impl TargetSide for ServeTarget<'_> {
                     state.path().display()
                 );
                 if let Some(x) = restored {
+                    self.times.extend(x.times.iter().copied());
                     restore::resume(&x.pids)
                         .map_err(|e| talos_evidence::Error::Unsupported(format!("{e:#}")))?;
                     detail = format!(
@@ -365,6 +405,9 @@ pub fn serve(a: &ServeArgs) -> Result<Verdict> {
             tmp: None,
             bar: None,
             pids: Vec::new(),
+            measured: None,
+            times: Vec::new(),
+            clock: None,
         };
         let r = wire::configure(&stream, secs(a.timeout))
             .map_err(talos_evidence::Error::Migrate)
@@ -399,6 +442,7 @@ pub fn serve(a: &ServeArgs) -> Result<Verdict> {
                 if !side.pids.is_empty() {
                     v = v.field("pids", serde_json::json!(side.pids));
                 }
+                v = v.field("times-ms", times_json(&side.times));
                 Ok(v.field("peer", peer.to_string()))
             }
             Ok(Err(r)) => Ok(refused("serve", &r).field("peer", peer.to_string())),
@@ -571,11 +615,15 @@ pub fn send(a: &SendArgs) -> Result<Verdict> {
 struct Frozen {
     pids: Vec<u32>,
     bar: indicatif::ProgressBar,
+    stream: Option<(std::time::Instant, u64)>,
+    kill_ms: u64,
 }
 
 impl SourceSide for Frozen {
     fn released(&mut self, _release: &Release) -> talos_evidence::Result<()> {
+        let t = std::time::Instant::now();
         let left = criu::kill_all(&self.pids, Duration::from_secs(10));
+        self.kill_ms = ms(t);
         if left.is_empty() {
             Ok(())
         } else {
@@ -587,6 +635,10 @@ impl SourceSide for Frozen {
     fn progress(&mut self, sent: u64, total: u64) {
         self.bar.set_length(total);
         self.bar.set_position(sent);
+        match &mut self.stream {
+            None => self.stream = Some((std::time::Instant::now(), 0)),
+            Some((start, done)) => *done = ms(*start),
+        }
     }
 }
 
@@ -619,7 +671,9 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
         )
         .field("by", "this host"));
     }
-    let criu = Criu::find(a.criu.as_deref())?;
+    // `criu check` runs only to explain a failing dump (a tenth of a
+    // second of the freeze otherwise).
+    let criu = Criu::locate(a.criu.as_deref())?;
     if criu::state(a.pid).is_none() {
         bail!("process {}: no such process", a.pid);
     }
@@ -638,8 +692,11 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
     ));
     std::fs::create_dir(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let pids = criu::tree(a.pid);
+    let mut times: Vec<(&'static str, u64)> = Vec::new();
     // The freeze.
+    let t = std::time::Instant::now();
     criu.dump(a.pid, &dir, &a.criu_args)?;
+    times.push(("freeze", ms(t)));
     let resume = |why: &str| -> Result<()> {
         for &p in &pids {
             criu::signal(p, nix::sys::signal::Signal::SIGCONT)
@@ -647,6 +704,7 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
         }
         Ok(())
     };
+    let t = std::time::Instant::now();
     let found = match evidence::seal_evidence(&dir, a.binary.as_deref(), &reference) {
         Ok(f) => f,
         Err(e) => {
@@ -654,7 +712,9 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
             return Err(e.context("the app was resumed here"));
         }
     };
-    let run = (|| -> Result<SourceRun> {
+    times.push(("seal", ms(t)));
+    let t = std::time::Instant::now();
+    let run = (|| -> Result<(SourceRun, u64, u64)> {
         let images = ImageDir::open(&dir)?;
         let files: Vec<(&str, &[u8])> = images.files().collect();
         let mut pack = talos_evidence::archive::Packer::new(&files)?;
@@ -664,6 +724,8 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
         let mut side = Frozen {
             pids: pids.clone(),
             bar: bar(len, "sending"),
+            stream: None,
+            kill_ms: 0,
         };
         let run = exchange::source_exchange(
             &mut s,
@@ -679,10 +741,14 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
             &mut side,
         )?;
         side.bar.finish_and_clear();
-        Ok(run)
+        Ok((run, side.stream.map_or(0, |s| s.1), side.kill_ms))
     })();
     let run = match run {
-        Ok(r) => r,
+        Ok((r, stream_ms, kill_ms)) => {
+            times.push(("stream", stream_ms));
+            times.push(("kill-source", kill_ms));
+            r
+        }
         Err(e) => {
             // Nothing was committed: abort (if sealed) and resume.
             let aborted = host.abort(&app);
@@ -705,8 +771,10 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
         v.summary = format!("{} (the app was resumed here)", v.summary);
         return Ok(v);
     }
+    times.push(("exchange", ms(t)));
     let done = matches!(run.end, SourceEnd::Launched);
     let v = source_verdict(name, run, &found.why)
+        .field("times-ms", times_json(&times))
         .field("images", dir.display().to_string())
         .field("criu", format!("{} {}", criu.path.display(), criu.version));
     if done {

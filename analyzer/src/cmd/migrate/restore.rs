@@ -96,24 +96,57 @@ pub struct Restored {
     pub pids: Vec<u32>,
     /// What was checked, for people.
     pub notes: Vec<String>,
+    /// How long each step took, milliseconds.
+    pub times: Vec<(&'static str, u64)>,
 }
 
-/// Restore `dir` stopped and check it against `bundle` and `reference`
-/// (see the module documentation). On a mismatch the restored tree is
-/// killed and the differences are returned.
-pub fn restore_and_check(
-    criu: &Criu,
+fn ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What the restored process must be: taken from the verified image
+/// directory (its memory root, threads, registers and rseq areas).
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    /// The process id the image restores.
+    pub pid: u32,
+    /// The `talos.digest/1` root of its memory.
+    pub memory_root: talos_introspect::digest::Hash32,
+    /// Its threads with their registers.
+    pub threads: Vec<talos_introspect::criu::ThreadImage>,
+}
+
+/// The expectations of the image directory `dir` whose state measured
+/// `state` (read its process list and registers; no page is hashed).
+///
+/// # Errors
+/// When the images cannot be read or hold no process.
+pub fn expectations(
     dir: &Path,
-    extra: &[String],
+    state: &talos_evidence::state::StateMeasure,
+) -> Result<Expectations> {
+    let images = ImageDir::open(dir)?;
+    let map = images.map();
+    let set = talos_introspect::criu::read(&map).with_context(|| format!("{}", dir.display()))?;
+    let p = set
+        .processes
+        .first()
+        .with_context(|| format!("{}: the image holds no process", dir.display()))?;
+    Ok(Expectations {
+        pid: p.pid,
+        memory_root: state.memory_root,
+        threads: p.threads.clone(),
+    })
+}
+
+/// Measure `dir` again and check it is the state `bundle` sealed; its
+/// expectations.
+pub fn verified_expectations(
+    dir: &Path,
     bundle: &Bundle,
-    reference: &Reference,
-    binary: Option<&Path>,
-) -> std::result::Result<Restored, String> {
-    let binaries: Vec<PathBuf> = binary.map(Path::to_path_buf).into_iter().collect();
-    let resolver =
-        crate::cmd::introspect::resolver(None, &binaries).map_err(|e| format!("{e:#}"))?;
-    // 1. The directory is the verified state, now.
-    let state = match measure_state(dir, &resolver) {
+    resolver: &talos_introspect::resolve::Resolver,
+) -> std::result::Result<Expectations, String> {
+    let state = match measure_state(dir, resolver) {
         Ok(s) => s,
         Err(StateError::Unreadable(e)) => return Err(format!("{e:#}")),
         Err(StateError::NotAState(why)) => return Err(why),
@@ -126,20 +159,33 @@ pub fn restore_and_check(
             bundle.body().state
         ));
     }
-    let images = ImageDir::open(dir).map_err(|e| format!("{e:#}"))?;
-    let map = images.map();
-    let set = talos_introspect::criu::read(&map).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let Some(p) = set.processes.first() else {
-        return Err("the image holds no process".into());
-    };
-    let pid = p.pid;
+    expectations(dir, &state).map_err(|e| format!("{e:#}"))
+}
+
+/// Restore `dir` stopped and check it against `expected` and `reference`
+/// (see the module documentation). On a mismatch the restored tree is
+/// killed and the differences are returned. `expected` comes from the
+/// verified state: measured again from `dir` ([`verified_expectations`],
+/// file mode) or kept from the verify of the same `serve` exchange.
+pub fn restore_and_check(
+    criu: &Criu,
+    dir: &Path,
+    extra: &[String],
+    expected: &Expectations,
+    reference: &Reference,
+    resolver: &talos_introspect::resolve::Resolver,
+) -> std::result::Result<Restored, String> {
+    let pid = expected.pid;
     if criu::state(pid).is_some() {
         return Err(format!(
             "process {pid} already exists on this host: criu restore needs its id; nothing was restored"
         ));
     }
     // 2. Restore, stopped.
+    let mut times = Vec::new();
+    let t = std::time::Instant::now();
     criu.restore(dir, extra).map_err(|e| format!("{e:#}"))?;
+    times.push(("restore", ms(t)));
     let pids = criu::tree(pid);
     let kill = |why: String| -> String {
         let left = criu::kill_all(&pids, Duration::from_secs(10));
@@ -166,6 +212,7 @@ pub fn restore_and_check(
         )));
     }
     // 3. Read and check it.
+    let t = std::time::Instant::now();
     let live = match talos_introspect::live::read(pid, &talos_introspect::live::Options::default())
     {
         Ok(d) => d,
@@ -175,13 +222,16 @@ pub fn restore_and_check(
             )));
         }
     };
-    let expected = Expected {
-        memory_root: state.memory_root,
-        rseq_areas: &p.threads.iter().filter_map(|t| t.rseq).collect::<Vec<_>>(),
+    times.push(("read-restored", ms(t)));
+    let t = std::time::Instant::now();
+    let rseq: Vec<u64> = expected.threads.iter().filter_map(|t| t.rseq).collect();
+    let exp = Expected {
+        memory_root: expected.memory_root,
+        rseq_areas: &rseq,
         reference: reference.body(),
-        threads: &p.threads,
+        threads: &expected.threads,
     };
-    let check = match check_restored(&live, &expected, &resolver, &format!("pid:{pid}")) {
+    let check = match check_restored(&live, &exp, resolver, &format!("pid:{pid}")) {
         Ok(c) => c,
         Err(e) => return Err(kill(format!("the check failed: {e}"))),
     };
@@ -191,13 +241,14 @@ pub fn restore_and_check(
             check.differences.join("; ")
         )));
     }
+    times.push(("check-restored", ms(t)));
     let mut notes = check.notes;
     notes.push(format!(
         "memory digest {} equals the verified image's; code equals the reference's; registers of {} thread(s) are the image's",
         check.memory_root,
-        p.threads.len()
+        expected.threads.len()
     ));
-    Ok(Restored { pids, notes })
+    Ok(Restored { pids, notes, times })
 }
 
 /// Let a checked, restored tree run.
