@@ -18,7 +18,9 @@ pub mod baseline;
 pub mod elfinfo;
 mod error;
 pub mod gramine;
+mod hardening;
 pub mod model;
+pub mod peinfo;
 pub mod policy;
 pub mod reach;
 pub mod rules;
@@ -26,6 +28,7 @@ pub mod sarif;
 pub mod scan;
 pub mod schema;
 pub mod sgx;
+mod unparsed;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,9 +36,19 @@ use talos_cfg::{Arch, Cfg, Format, Image};
 
 pub use baseline::Baseline;
 pub use error::{Error, Result};
-pub use model::{Finding, RuleState, RuleStatus, Severity, Tee, TeeChoice};
+pub use model::{AuditVerdict, Finding, RuleState, RuleStatus, Severity, Tee, TeeChoice};
 pub use policy::Policy;
 pub use schema::Report;
+
+/// The rules that read an SGX SDK enclave's SIGSTRUCT.
+const SIGSTRUCT_RULES: [&str; 6] = [
+    "sgx-not-signed",
+    "sgx-metadata-malformed",
+    "sgx-signature-invalid",
+    "sgx-debug-enclave",
+    "sgx-debug-not-enforced",
+    "sgx-provision-key",
+];
 
 /// Key-derivation context of finding fingerprints.
 pub const FINGERPRINT_CONTEXT: &str = "talos 2026-11 audit fingerprint v1";
@@ -98,7 +111,15 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         path: input.path.to_string(),
         source,
     };
-    let image = talos_cfg::load(input.bytes).map_err(bin_err)?;
+    let image = match talos_cfg::load(input.bytes) {
+        Ok(i) => i,
+        // An ELF file whose headers cannot be parsed: no rule can be
+        // checked, which is not a pass.
+        Err(e) if unparsed::headers_unreadable(input.bytes, &e) => {
+            return Ok(unparsed::report(input, options, &e));
+        }
+        Err(e) => return Err(bin_err(e)),
+    };
     let cfg = talos_cfg::analyze(&image, &talos_cfg::Options::default()).map_err(bin_err)?;
     let dec = talos_cfg::arch::decoder_for(&image).map_err(bin_err)?;
     let manifest = match input.manifest {
@@ -114,6 +135,11 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
     };
     let elf = if image.format == Format::Elf {
         elfinfo::read(input.bytes)
+    } else {
+        None
+    };
+    let pe = if image.format == Format::Pe {
+        peinfo::read(input.bytes, image.base)
     } else {
         None
     };
@@ -162,7 +188,13 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
     } else {
         scan::Scan::default()
     };
-    let exports: Vec<(String, u64)> = elf.as_ref().map(|e| e.exports.clone()).unwrap_or_default();
+    let exports: Vec<(String, u64)> = match &elf {
+        Some(e) => e.exports.clone(),
+        // PE: the export directory (the loader's symbol list may merge an
+        // export with the COFF symbol of the same name).
+        None if image.format == Format::Pe => peinfo::exports(input.bytes, image.base),
+        None => Vec::new(),
+    };
     let reach = if needs_reach {
         reach::reach(&image, &cfg, &exports, &scan.address_taken)
     } else {
@@ -185,7 +217,10 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
     a.instructions(&scan);
     let lvi = a.lvi(&scan);
     // Image hardening.
-    let hardening = a.hardening(elf.as_ref(), &scan);
+    let hardening = match image.format {
+        Format::Elf => a.hardening(elf.as_ref(), &scan),
+        Format::Pe => a.pe_hardening(pe.as_ref()),
+    };
     // SGX / Gramine metadata.
     let mut sgx_facts = None;
     let mut gramine_facts = None;
@@ -262,7 +297,7 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         .to_string(),
         blake3: blake3::hash(input.bytes).to_hex().to_string(),
         build_id: cfg.build_id.clone(),
-        graph_digest: cfg.digest.to_hex(),
+        graph_digest: Some(cfg.digest.to_hex()),
         functions: cfg.functions.len() as u64,
         reachable_functions: reach.functions.len() as u64,
         roots: reach.roots as u64,
@@ -275,7 +310,7 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         tee,
         tee_reason,
         fail_on: policy.fail_on,
-        verdict: String::new(),
+        verdict: AuditVerdict::Pass,
         counts,
         suppressed,
         findings,
@@ -287,7 +322,7 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         lvi,
         notes,
     };
-    report.verdict = if report.fails() { "fail" } else { "pass" }.to_string();
+    report.verdict = report.conclude();
     Ok(report)
 }
 
@@ -519,10 +554,8 @@ impl Auditor<'_> {
             }
         }
         if facts.sites == 0 {
-            self.unchecked(
-                "sgx-lvi-unhardened",
-                "no return or indirect branch in reachable code",
-            );
+            // Checked: reachable code has no return or indirect branch, so
+            // none is unhardened.
             return Some(facts);
         }
         if let Some(s) = first {
@@ -551,197 +584,6 @@ impl Auditor<'_> {
             );
         }
         Some(facts)
-    }
-
-    fn hardening(
-        &mut self,
-        elf: Option<&elfinfo::ElfFacts>,
-        scan: &scan::Scan,
-    ) -> model::HardeningFacts {
-        let Some(e) = elf else {
-            for r in rules::RULES
-                .iter()
-                .filter(|r| r.id.starts_with("hardening"))
-            {
-                self.unchecked(r.id, "the ELF headers could not be read");
-            }
-            return model::HardeningFacts::default();
-        };
-        let arch = self.image.arch;
-        let x86 = matches!(arch, Arch::X86 | Arch::X86_64);
-        let mut cfi = Vec::new();
-        if let Some(f) = e.x86_features {
-            if f & 1 != 0 {
-                cfi.push("ibt".to_string());
-            }
-            if f & 2 != 0 {
-                cfi.push("shstk".to_string());
-            }
-        }
-        if let Some(f) = e.aarch64_features {
-            if f & 1 != 0 {
-                cfi.push("bti".to_string());
-            }
-            if f & 2 != 0 {
-                cfi.push("pac".to_string());
-            }
-        }
-        let stack_protector = if !e.stack_chk_symbols.is_empty() || scan.canary_loads > 0 {
-            Some(true)
-        } else if x86 || e.has_symtab || !self.image.import_slots.is_empty() {
-            Some(false)
-        } else {
-            None
-        };
-        let facts = model::HardeningFacts {
-            pie: e.et_dyn,
-            relro: e.relro,
-            bind_now: e.bind_now,
-            exec_stack: e.gnu_stack_exec,
-            text_relocations: self.image.text_relocations,
-            wx_segments: e.wx_segments.iter().map(|(v, _)| *v).collect(),
-            stack_protector,
-            cfi,
-            dynamic: e.dynamic,
-        };
-
-        for (i, (vaddr, off)) in e.wx_segments.iter().enumerate() {
-            let size = self
-                .image
-                .segments
-                .iter()
-                .find(|s| s.vaddr == *vaddr)
-                .map(|s| s.mem_size);
-            self.push(
-                "hardening-wx-segment",
-                format!(
-                    "PT_LOAD segment at {vaddr:#x} ({} bytes) is mapped RWX",
-                    size.unwrap_or(0)
-                ),
-                Loc {
-                    addr: Some(*vaddr),
-                    file_offset: Some(*off),
-                    location_key: format!("segment#{i}"),
-                    ..Loc::default()
-                },
-            );
-        }
-        match e.gnu_stack_exec {
-            Some(true) => self.push(
-                "hardening-exec-stack",
-                "PT_GNU_STACK is executable".to_string(),
-                Loc {
-                    location_key: "gnu-stack".into(),
-                    ..Loc::default()
-                },
-            ),
-            None if x86 => self.push(
-                "hardening-exec-stack",
-                "no PT_GNU_STACK: Linux maps the stack executable for this image".to_string(),
-                Loc {
-                    location_key: "gnu-stack".into(),
-                    ..Loc::default()
-                },
-            ),
-            _ => {}
-        }
-        if self.image.text_relocations {
-            self.push(
-                "hardening-textrel",
-                "DT_TEXTREL: the loader patches code pages".to_string(),
-                Loc {
-                    location_key: "textrel".into(),
-                    ..Loc::default()
-                },
-            );
-        }
-        if e.dynamic {
-            if !e.relro {
-                self.push(
-                    "hardening-no-relro",
-                    "no PT_GNU_RELRO segment".to_string(),
-                    Loc {
-                        location_key: "relro".into(),
-                        ..Loc::default()
-                    },
-                );
-            } else if !e.bind_now {
-                self.push(
-                    "hardening-no-bind-now",
-                    "PT_GNU_RELRO without BIND_NOW (partial RELRO)".to_string(),
-                    Loc {
-                        location_key: "bind-now".into(),
-                        ..Loc::default()
-                    },
-                );
-            }
-        } else {
-            let why = "statically linked: no dynamic relocations to protect";
-            self.not_applicable("hardening-no-relro", why);
-            self.not_applicable("hardening-no-bind-now", why);
-        }
-        if !e.et_dyn {
-            self.push(
-                "hardening-not-pie",
-                "ET_EXEC: linked at a fixed address".to_string(),
-                Loc {
-                    location_key: "pie".into(),
-                    ..Loc::default()
-                },
-            );
-        }
-        match stack_protector {
-            Some(false) => self.push(
-                "hardening-no-stack-protector",
-                if x86 {
-                    "no stack-canary load (fs:0x28 / gs:0x14) in any function and no __stack_chk_fail"
-                        .to_string()
-                } else {
-                    "no __stack_chk_fail or __stack_chk_guard in the symbol tables".to_string()
-                },
-                Loc {
-                    location_key: "stack-protector".into(),
-                    ..Loc::default()
-                },
-            ),
-            None => self.unchecked(
-                "hardening-no-stack-protector",
-                "stripped non-x86 image: no symbol names to look for __stack_chk_fail",
-            ),
-            Some(true) => {}
-        }
-        if x86 {
-            let f = e.x86_features.unwrap_or(0);
-            if f & 3 != 3 {
-                let missing: Vec<&str> = [(1, "IBT"), (2, "SHSTK")]
-                    .iter()
-                    .filter(|(b, _)| f & b == 0)
-                    .map(|(_, n)| *n)
-                    .collect();
-                self.push(
-                    "hardening-no-cet",
-                    match e.x86_features {
-                        None => "no GNU_PROPERTY_X86_FEATURE_1_AND property note".to_string(),
-                        Some(_) => format!("CET property note lacks {}", missing.join(" and ")),
-                    },
-                    Loc {
-                        location_key: "cet".into(),
-                        ..Loc::default()
-                    },
-                );
-            }
-        }
-        if arch == Arch::Aarch64 && e.aarch64_features.unwrap_or(0) & 1 == 0 {
-            self.push(
-                "hardening-no-bti",
-                "no GNU_PROPERTY_AARCH64_FEATURE_1_AND property with BTI".to_string(),
-                Loc {
-                    location_key: "bti".into(),
-                    ..Loc::default()
-                },
-            );
-        }
-        facts
     }
 
     fn sigstruct_findings(&mut self, s: &sgx::SigStruct, facts: &model::SigStructFacts) {
@@ -803,6 +645,18 @@ impl Auditor<'_> {
         manifest: Option<&(&str, gramine::Manifest)>,
     ) -> model::SgxFacts {
         let mut facts = model::SgxFacts::default();
+        if self.tee == Tee::Sgx && self.image.format == Format::Pe {
+            // The Windows SDK keeps its metadata in its own section layout,
+            // which talos does not read: the SIGSTRUCT rules cannot be
+            // checked (never passed).
+            for id in SIGSTRUCT_RULES {
+                self.unchecked(
+                    id,
+                    "the SGX SDK metadata of a PE (Windows) enclave is not read by talos, so its SIGSTRUCT cannot be checked",
+                );
+            }
+            return facts;
+        }
         let path = self.input.path.to_string();
         let malformed = |a: &mut Self, artifact: Option<String>, detail: String, off: u64| {
             a.push(

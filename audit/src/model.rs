@@ -155,6 +155,33 @@ pub struct Finding {
     pub suppressed: bool,
 }
 
+/// The verdict of an audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditVerdict {
+    /// Every applicable rule was checked and no unsuppressed finding is at
+    /// or above the failing severity (exit 0).
+    Pass,
+    /// An unsuppressed finding at or above the failing severity (exit 1).
+    Fail,
+    /// No failing finding, but an applicable rule could not be checked, or
+    /// no rule applied at all: the audit cannot say the binary passes
+    /// (exit 3).
+    Unverifiable,
+}
+
+impl AuditVerdict {
+    /// The stable name (`pass`, `fail`, `unverifiable`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditVerdict::Pass => "pass",
+            AuditVerdict::Fail => "fail",
+            AuditVerdict::Unverifiable => "unverifiable",
+        }
+    }
+}
+
 /// Whether a rule ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status", content = "reason")]
@@ -197,8 +224,10 @@ pub struct BinaryFacts {
     pub blake3: String,
     /// Build-id, if any.
     pub build_id: Option<String>,
-    /// Graph digest from `talos cfg`.
-    pub graph_digest: String,
+    /// Graph digest from `talos cfg` (`null` when the headers could not be
+    /// parsed and no graph was recovered).
+    #[serde(default)]
+    pub graph_digest: Option<String>,
     /// Functions recovered.
     pub functions: u64,
     /// Functions reachable from the roots.
@@ -233,6 +262,40 @@ pub struct HardeningFacts {
     pub cfi: Vec<String>,
     /// Dynamically linked (`PT_DYNAMIC`).
     pub dynamic: bool,
+    /// PE32+ images: what the optional header, sections, load
+    /// configuration and certificate table say (the ELF fields above are
+    /// then all false or empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<PeHardeningFacts>,
+}
+
+/// Image-hardening facts of a PE32+ image.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PeHardeningFacts {
+    /// `DYNAMIC_BASE` (ASLR).
+    pub dynamic_base: bool,
+    /// A base relocation table is present.
+    pub relocations: bool,
+    /// `HIGH_ENTROPY_VA`.
+    pub high_entropy_va: bool,
+    /// `NX_COMPAT` (DEP).
+    pub nx_compat: bool,
+    /// Control Flow Guard (`GUARD_CF` and an instrumented load
+    /// configuration).
+    pub control_flow_guard: bool,
+    /// CET shadow-stack compatible (`EX_CET_COMPAT`).
+    pub cet_compat: bool,
+    /// Stack cookies: `Some(true)` a `/GS` security cookie or
+    /// `__stack_chk_fail`/`__stack_chk_guard` found, `Some(false)` not found
+    /// in an image whose symbols and imports were readable, `None` could
+    /// not tell (stripped, no load configuration, no such import).
+    pub stack_cookies: Option<bool>,
+    /// Authenticode: `Some(true)` a PKCS#7 SignedData certificate is
+    /// present (not verified), `Some(false)` a certificate table without
+    /// one, `None` no certificate table.
+    pub authenticode: Option<bool>,
+    /// Sections both writable and executable, by address.
+    pub wx_sections: Vec<u64>,
 }
 
 /// An SGX attributes field. Serialised as `"0x..."` strings: 64-bit masks

@@ -33,6 +33,17 @@ pub enum Arches {
     Aarch64,
 }
 
+/// Binary formats a rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Formats {
+    /// ELF and PE (instructions on the CFG, enclave metadata files).
+    Any,
+    /// ELF only (program headers, dynamic section, GNU notes).
+    Elf,
+    /// PE only (optional header, load configuration, sections).
+    Pe,
+}
+
 /// One rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -50,8 +61,11 @@ pub struct Rule {
     pub scope: Scope,
     /// Architectures.
     pub arches: Arches,
+    /// Formats.
+    pub formats: Formats,
 }
 
+/// A rule; image rules read ELF headers unless a format is given.
 macro_rules! rule {
     ($id:literal, $sev:ident, $scope:ident, $arches:ident, $title:literal, $why:literal, $help:literal) => {
         Rule {
@@ -62,6 +76,22 @@ macro_rules! rule {
             help: $help,
             scope: Scope::$scope,
             arches: Arches::$arches,
+            formats: match Scope::$scope {
+                Scope::Image => Formats::Elf,
+                _ => Formats::Any,
+            },
+        }
+    };
+    ($id:literal, $sev:ident, $scope:ident, $arches:ident, $formats:ident, $title:literal, $why:literal, $help:literal) => {
+        Rule {
+            id: $id,
+            severity: Severity::$sev,
+            title: $title,
+            why: $why,
+            help: $help,
+            scope: Scope::$scope,
+            arches: Arches::$arches,
+            formats: Formats::$formats,
         }
     };
 }
@@ -374,6 +404,86 @@ pub const RULES: &[Rule] = &[
         "Without the GNU property note marking BTI (and PAC), the image cannot run with branch-target identification.",
         "Compile every object with -mbranch-protection=standard."
     ),
+    rule!(
+        "hardening-pe-no-dynamicbase",
+        Medium,
+        Image,
+        Any,
+        Pe,
+        "No ASLR (DYNAMICBASE)",
+        "Without IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE and a base relocation table the Windows loader maps the image at its preferred address: ASLR cannot hide its code.",
+        "Link with /DYNAMICBASE (mingw: --dynamicbase, the default since binutils 2.36) and keep the .reloc section."
+    ),
+    rule!(
+        "hardening-pe-no-high-entropy-va",
+        Low,
+        Image,
+        Any,
+        Pe,
+        "No high-entropy ASLR (HIGH_ENTROPY_VA)",
+        "A 64-bit image without IMAGE_DLLCHARACTERISTICS_HIGH_ENTROPY_VA is placed with 8 bits less randomness than it could have.",
+        "Link with /HIGHENTROPYVA (mingw: --high-entropy-va)."
+    ),
+    rule!(
+        "hardening-pe-no-nx-compat",
+        Medium,
+        Image,
+        Any,
+        Pe,
+        "Not DEP-compatible (NX_COMPAT)",
+        "Without IMAGE_DLLCHARACTERISTICS_NX_COMPAT the image declares it needs executable data pages: stack and heap overflows can become code execution.",
+        "Link with /NXCOMPAT (mingw: --nxcompat)."
+    ),
+    rule!(
+        "hardening-pe-no-cfg",
+        Low,
+        Image,
+        Any,
+        Pe,
+        "No Control Flow Guard",
+        "Without Control Flow Guard (GUARD_CF and an instrumented load configuration) indirect calls are not checked against the image's valid targets.",
+        "Compile and link with /guard:cf (clang for mingw: -mguard=cf)."
+    ),
+    rule!(
+        "hardening-pe-wx-section",
+        High,
+        Image,
+        Any,
+        Pe,
+        "Writable and executable section",
+        "A section mapped both writable and executable lets any memory-write bug become code injection.",
+        "Do not mark sections both writable and executable (no \"wx\" section flags, no /SECTION:name,ERW)."
+    ),
+    rule!(
+        "hardening-pe-no-cet-compat",
+        Low,
+        Image,
+        X86,
+        Pe,
+        "Not CET shadow-stack compatible",
+        "Without IMAGE_DLLCHARACTERISTICS_EX_CET_COMPAT in the debug directory, Windows runs the image without hardware-enforced shadow stacks.",
+        "Link with /CETCOMPAT."
+    ),
+    rule!(
+        "hardening-pe-no-gs",
+        Low,
+        Image,
+        Any,
+        Pe,
+        "No stack cookies (/GS)",
+        "No security cookie in the load configuration and no __stack_chk_fail/__stack_chk_guard: stack buffer overflows reach the return address unchecked.",
+        "Compile with /GS (MSVC) or -fstack-protector-strong (mingw)."
+    ),
+    rule!(
+        "hardening-pe-unsigned",
+        Low,
+        Image,
+        Any,
+        Pe,
+        "No Authenticode signature",
+        "The image carries no Authenticode signature (certificate table with a PKCS#7 SignedData entry): nothing binds it to its publisher.",
+        "Sign the image (signtool, osslsigncode) and verify the signature before deployment."
+    ),
 ];
 
 /// The rule with this id.
@@ -415,7 +525,7 @@ pub fn applies(rule: &Rule, tee: Tee, arch: Arch, format: Format) -> Result<(), 
     };
     if !arch_ok {
         let why = match rule.arches {
-            Arches::X86 if rule.id.starts_with("hardening") => "CET is an x86 feature",
+            Arches::X86 if rule.scope == Scope::Image => "CET is an x86 feature",
             Arches::X86 => "SGX instructions are x86 instructions",
             Arches::Riscv => "Keystone runs on RISC-V",
             Arches::Aarch64 => "BTI/PAC are AArch64 features",
@@ -423,11 +533,17 @@ pub fn applies(rule: &Rule, tee: Tee, arch: Arch, format: Format) -> Result<(), 
         };
         return Err(format!("not applicable to {}: {why}", arch.name()));
     }
-    if rule.id.starts_with("hardening") && format != Format::Elf {
-        return Err(format!(
-            "image-hardening rules read ELF program headers; {} is not checked yet",
-            format.name()
-        ));
+    match (rule.formats, format) {
+        (Formats::Elf, Format::Pe) => {
+            return Err(
+                "an ELF rule (program headers, dynamic section); PE images have the hardening-pe-* rules"
+                    .to_string(),
+            );
+        }
+        (Formats::Pe, Format::Elf) => {
+            return Err("a PE rule (optional header, load configuration, sections)".to_string());
+        }
+        _ => {}
     }
     if tee == Tee::Keystone && rule.id == "hardening-not-pie" {
         return Err(

@@ -174,6 +174,20 @@ pub fn to_sarif(report: &Report) -> Value {
     run_props.insert("arch".into(), json!(report.binary.arch));
     run_props.insert("graphDigest".into(), json!(report.binary.graph_digest));
     run_props.insert("notes".into(), json!(report.notes));
+    // Rules that apply but could not be checked: a notification each, so a
+    // code-scanning upload shows what the verdict does not cover.
+    let notifications: Vec<Value> = report
+        .unchecked()
+        .iter()
+        .map(|(id, why)| {
+            let index = crate::rules::RULES.iter().position(|r| r.id == *id);
+            json!({
+                "level": "warning",
+                "message": { "text": format!("{id} could not be checked: {why}") },
+                "associatedRule": { "id": id, "index": index },
+            })
+        })
+        .collect();
     json!({
         "$schema": SARIF_SCHEMA_URI,
         "version": "2.1.0",
@@ -187,6 +201,13 @@ pub fn to_sarif(report: &Report) -> Value {
                     "rules": rules,
                 }
             },
+            "invocations": [{
+                // A tool that could not check an applicable rule did not
+                // complete the audit it was asked for.
+                "executionSuccessful": report.unchecked().is_empty()
+                    && report.verdict != crate::model::AuditVerdict::Unverifiable,
+                "toolExecutionNotifications": notifications,
+            }],
             "artifacts": artifact_objs,
             "results": results,
             "columnKind": "unicodeCodePoints",

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    BinaryFacts, Finding, GramineFacts, HardeningFacts, KeystoneFacts, LviFacts, RuleStatus,
-    Severity, SgxFacts, Tee,
+    AuditVerdict, BinaryFacts, Finding, GramineFacts, HardeningFacts, KeystoneFacts, LviFacts,
+    RuleState, RuleStatus, Severity, SgxFacts, Tee,
 };
 
 /// Schema identifier written in every document.
@@ -27,8 +27,8 @@ pub struct Report {
     pub tee_reason: String,
     /// Severity at or above which an unsuppressed finding fails the run.
     pub fail_on: Severity,
-    /// `pass` or `fail`.
-    pub verdict: String,
+    /// `pass`, `fail` or `unverifiable`.
+    pub verdict: AuditVerdict,
     /// Unsuppressed findings per severity.
     pub counts: BTreeMap<Severity, u64>,
     /// Findings the baseline accepted.
@@ -62,5 +62,33 @@ impl Report {
         self.findings
             .iter()
             .any(|f| !f.suppressed && f.severity >= self.fail_on)
+    }
+
+    /// The rules that apply here but could not be checked, with why.
+    #[must_use]
+    pub fn unchecked(&self) -> Vec<(&str, &str)> {
+        self.rules
+            .iter()
+            .filter_map(|r| match &r.state {
+                RuleState::Unchecked(why) => Some((r.id.as_str(), why.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The verdict the findings and rule states give: `fail` on a failing
+    /// finding; else `unverifiable` when an applicable rule could not be
+    /// checked or no rule was checked at all; else `pass`.
+    #[must_use]
+    pub fn conclude(&self) -> AuditVerdict {
+        if self.fails() {
+            AuditVerdict::Fail
+        } else if !self.unchecked().is_empty()
+            || !self.rules.iter().any(|r| r.state == RuleState::Applied)
+        {
+            AuditVerdict::Unverifiable
+        } else {
+            AuditVerdict::Pass
+        }
     }
 }

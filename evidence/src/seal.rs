@@ -13,7 +13,9 @@
 
 use talos_introspect::dump::Dump;
 use talos_introspect::measure::{self, CodeEvidence};
-use talos_introspect::report::{FindingKind, Overall, Verdict as ModVerdict};
+use talos_introspect::report::{
+    FindingKind, FrameMethod, ModuleReport, Overall, Part, Reason, Report, Verdict as ModVerdict,
+};
 use talos_introspect::resolve::Resolver;
 use talos_migrate::{CodeVerdict, Digest, FlowVerdict, Measurement, ReferenceBody, SealEvidence};
 
@@ -32,8 +34,14 @@ pub struct CodeFindings {
     pub unverifiable: Vec<String>,
     /// Why the flow check failed.
     pub flow_findings: Vec<String>,
+    /// What the flow check could not examine (a thread, a frame).
+    pub flow_unchecked: Vec<String>,
     /// The overall verdict of the introspection.
     pub introspect: Overall,
+    /// What the code check established, from the evidence (one line).
+    pub code_line: String,
+    /// What the flow check established, from the evidence (one line).
+    pub flow_line: String,
 }
 
 impl CodeFindings {
@@ -43,6 +51,7 @@ impl CodeFindings {
         let mut v = self.modified.clone();
         v.extend(self.unverifiable.iter().cloned());
         v.extend(self.flow_findings.iter().cloned());
+        v.extend(self.flow_unchecked.iter().cloned());
         v
     }
 }
@@ -63,6 +72,8 @@ pub fn check_code(
     let mut modified = Vec::new();
     let mut unverifiable = Vec::new();
     let mut flow = Vec::new();
+    let mut flow_unchecked = Vec::new();
+    let mut measured: Option<(String, Measurement)> = None;
     match measure::code_measurement(dump) {
         CodeEvidence::Measured(m) => {
             let found = Measurement::new(talos_cfg::measure::CODE_SCHEME, Digest(m.digest))?;
@@ -72,6 +83,7 @@ pub fn check_code(
                     m.module.path, reference.code
                 ));
             }
+            measured = Some((m.module.path.clone(), found));
         }
         CodeEvidence::Unverifiable(why) => unverifiable.push(why),
         CodeEvidence::Inconsistent(why) => modified.push(why),
@@ -103,6 +115,27 @@ pub fn check_code(
             }
         }
     }
+    for u in &report.unchecked {
+        match u.part {
+            Part::Thread => flow_unchecked.push(format!(
+                "flow not checked ({}): {}",
+                u.reason.code(),
+                u.detail
+            )),
+            // Modules and kernel code also have an unverifiable verdict
+            // (listed above); anything else about the dump is code it
+            // could not examine.
+            Part::Dump if u.reason != Reason::NoRegisters => {
+                unverifiable.push(format!("not checked ({}): {}", u.reason.code(), u.detail));
+            }
+            Part::Dump => flow_unchecked.push(format!(
+                "flow not checked ({}): {}",
+                u.reason.code(),
+                u.detail
+            )),
+            Part::Module | Part::KernelCode => {}
+        }
+    }
     // A CRIU image whose files are not the recorded ones holds none of their
     // pages: say why, next to the module verdicts.
     for a in &dump.anomalies {
@@ -117,19 +150,95 @@ pub fn check_code(
     } else {
         CodeVerdict::Clean
     };
-    let flow_verdict = if flow.is_empty() {
-        FlowVerdict::Ok
-    } else {
+    let flow_verdict = if !flow.is_empty() {
         FlowVerdict::Violation
+    } else if !flow_unchecked.is_empty() {
+        FlowVerdict::Unverified
+    } else {
+        FlowVerdict::Ok
     };
+    let code_line = code_line(code, measured.as_ref(), &report, &modified, &unverifiable);
+    let flow_line = flow_line(flow_verdict, &report, &flow, &flow_unchecked);
     Ok(CodeFindings {
         code,
         flow: flow_verdict,
         modified,
         unverifiable,
         flow_findings: flow,
+        flow_unchecked,
         introspect: report.verdict,
+        code_line,
+        flow_line,
     })
+}
+
+/// The seal's `code` line, from what was compared.
+fn code_line(
+    code: CodeVerdict,
+    measured: Option<&(String, Measurement)>,
+    report: &Report,
+    modified: &[String],
+    unverifiable: &[String],
+) -> String {
+    match code {
+        CodeVerdict::Clean => {
+            let clean: Vec<&ModuleReport> = report
+                .modules
+                .iter()
+                .filter(|m| m.verdict == ModVerdict::Clean)
+                .collect();
+            let bytes: u64 = clean.iter().map(|m| m.compared_bytes).sum();
+            let main = measured.map_or_else(String::new, |(path, m)| {
+                format!("{path} measures {m} as the reference says; ")
+            });
+            format!(
+                "clean: {main}{} module(s) equal their binaries ({bytes} code bytes compared); no anonymous or writable executable memory",
+                clean.len()
+            )
+        }
+        CodeVerdict::Modified => {
+            format!("modified: {}", modified.first().map_or("", String::as_str))
+        }
+        CodeVerdict::Unverifiable => format!(
+            "unverifiable: {}",
+            unverifiable.first().map_or("", String::as_str)
+        ),
+    }
+}
+
+/// The seal's `flow` line, from what was checked.
+fn flow_line(
+    flow: FlowVerdict,
+    report: &Report,
+    findings: &[String],
+    unchecked: &[String],
+) -> String {
+    match flow {
+        FlowVerdict::Ok => {
+            let returns: usize = report
+                .threads
+                .iter()
+                .map(|t| {
+                    t.frames
+                        .iter()
+                        .filter(|f| f.follows_call == Some(true) && f.method == FrameMethod::Cfi)
+                        .count()
+                })
+                .sum();
+            let got: u64 = report.modules.iter().map(|m| m.pointers_checked).sum();
+            format!(
+                "ok: {} thread(s) unwound to their outermost frame, every pc on an instruction of its function and {returns} return address(es) after a call; {got} GOT and init/fini pointer(s) into loaded code",
+                report.threads.len()
+            )
+        }
+        FlowVerdict::Violation => {
+            format!("violation: {}", findings.first().map_or("", String::as_str))
+        }
+        FlowVerdict::Unverified => format!(
+            "unverifiable: {}",
+            unchecked.first().map_or("", String::as_str)
+        ),
+    }
 }
 
 /// The evidence the gate's `seal` takes.

@@ -15,7 +15,10 @@
 
 use std::borrow::Cow;
 
-use crate::dump::{Anomaly, Arch, Dump, FileMapping, ProcessInfo, Registers, Source, Thread};
+use crate::dump::{
+    Anomaly, Arch, Dump, FileMapping, ProcessInfo, Registers, Source, Thread, UnreadThread,
+    UnreadWhy,
+};
 use crate::error::{Error, Result};
 use crate::region::{Perms, Region, RegionKind};
 
@@ -346,6 +349,11 @@ fn headers(bytes: &[u8]) -> Result<(Arch, u16, Vec<Phdr>)> {
 
 struct NoteFacts {
     threads: Vec<Thread>,
+    unread: Vec<UnreadThread>,
+    /// Offsets of `NT_FPREGSET` notes: one per thread in kernel and gdb
+    /// cores, so more of them than `NT_PRSTATUS` notes means a thread's
+    /// general registers are missing.
+    fpregsets: Vec<u64>,
     auxv: Option<Vec<(u64, u64)>>,
     files: Option<Vec<FileMapping>>,
     process: Option<ProcessInfo>,
@@ -464,6 +472,8 @@ pub fn nt_file(desc: &[u8]) -> std::result::Result<Vec<FileMapping>, String> {
 fn read_notes(bytes: &[u8], phdrs: &[Phdr], arch: Arch, anomalies: &mut Vec<Anomaly>) -> NoteFacts {
     let mut f = NoteFacts {
         threads: Vec::new(),
+        unread: Vec::new(),
+        fpregsets: Vec::new(),
         auxv: None,
         files: None,
         process: None,
@@ -494,12 +504,34 @@ fn read_notes(bytes: &[u8], phdrs: &[Phdr], arch: Arch, anomalies: &mut Vec<Anom
             match (note.name, note.n_type) {
                 (b"CORE", NT_PRSTATUS) => match prstatus(note.desc, arch) {
                     Ok(t) if f.threads.len() < limits::MAX_THREADS => f.threads.push(t),
-                    Ok(_) => {}
-                    Err(m) => anomalies.push(Anomaly {
-                        code: "malformed-note",
-                        message: format!("offset {:#x}: {m}", note.offset),
+                    Ok(t) => f.unread.push(UnreadThread {
+                        tid: Some(t.tid),
+                        why: UnreadWhy::Cap,
+                        what: format!(
+                            "thread {} (NT_PRSTATUS at offset {:#x}) is past the {} threads talos reads",
+                            t.tid,
+                            note.offset,
+                            limits::MAX_THREADS
+                        ),
                     }),
+                    Err(m) => {
+                        let tid = u32_at(note.desc, PRSTATUS_PID);
+                        f.unread.push(UnreadThread {
+                            tid,
+                            why: UnreadWhy::Malformed,
+                            what: format!(
+                                "{}: NT_PRSTATUS at offset {:#x} is malformed ({m})",
+                                tid.map_or_else(|| "a thread".to_string(), |t| format!("thread {t}")),
+                                note.offset
+                            ),
+                        });
+                        anomalies.push(Anomaly {
+                            code: "malformed-note",
+                            message: format!("offset {:#x}: {m}", note.offset),
+                        });
+                    }
                 },
+                (b"CORE", NT_FPREGSET) => f.fpregsets.push(note.offset),
                 (b"CORE", NT_PRPSINFO) => match prpsinfo(note.desc) {
                     Ok(p) if f.process.is_none() => f.process = Some(p),
                     Ok(_) => anomalies.push(Anomaly {
@@ -665,7 +697,39 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
         kept.push(r);
     }
     dump.regions = kept;
+    // Each thread has one NT_FPREGSET after its NT_PRSTATUS (kernel and
+    // gdb cores): register sets beyond the NT_PRSTATUS notes belong to
+    // threads whose general registers were removed or never written.
+    let listed = facts.threads.len() + facts.unread.len();
+    let mut unread = facts.unread;
+    let orphans = facts.fpregsets.len().saturating_sub(listed);
+    for off in facts.fpregsets.iter().skip(listed).take(64) {
+        unread.push(UnreadThread {
+            tid: None,
+            why: UnreadWhy::NoPrstatus,
+            what: format!(
+                "a thread has a register-set note (NT_FPREGSET at offset {off:#x}) but no NT_PRSTATUS: {} NT_FPREGSET and {listed} NT_PRSTATUS notes",
+                facts.fpregsets.len()
+            ),
+        });
+        anomalies.push(Anomaly {
+            code: "missing-prstatus",
+            message: format!("NT_FPREGSET at offset {off:#x} belongs to no NT_PRSTATUS"),
+        });
+    }
+    if orphans > 64 {
+        unread.push(UnreadThread {
+            tid: None,
+            why: UnreadWhy::NoPrstatus,
+            what: format!(
+                "{} more threads have a register-set note but no NT_PRSTATUS",
+                orphans - 64
+            ),
+        });
+    }
+    unread.truncate(limits::MAX_ANOMALIES);
     dump.threads = facts.threads;
+    dump.unread_threads = unread;
     dump.auxv = facts.auxv.unwrap_or_default();
     dump.process = facts.process;
     dump.signal = facts.signal;

@@ -23,6 +23,7 @@ pub mod dump;
 pub mod error;
 mod flow;
 mod got;
+mod kernel;
 pub mod live;
 pub mod measure;
 pub mod memelf;

@@ -15,7 +15,9 @@ use std::borrow::Cow;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
-use crate::dump::{Anomaly, Arch, Dump, FileMapping, ProcessInfo, Source, Thread, at};
+use crate::dump::{
+    Anomaly, Arch, Dump, FileMapping, ProcessInfo, Source, Thread, UnreadThread, UnreadWhy, at,
+};
 use crate::error::{Error, Result};
 use crate::region::{Perms, Region, RegionKind};
 
@@ -434,6 +436,25 @@ fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
                 tid: t,
                 signal: 0,
                 regs,
+            });
+        } else {
+            d.unread_threads.push(UnreadThread {
+                tid: Some(t),
+                why: UnreadWhy::Unreadable,
+                what: format!("thread {t}: its registers could not be read with ptrace"),
+            });
+        }
+    }
+    if !opts.stop {
+        // Read while running: the threads exist, their registers were not
+        // read.
+        for t in tasks(pid).unwrap_or_default() {
+            d.unread_threads.push(UnreadThread {
+                tid: Some(t),
+                why: UnreadWhy::Unreadable,
+                what: format!(
+                    "thread {t}: the process was read while running (--no-stop), so no registers were read"
+                ),
             });
         }
     }

@@ -47,6 +47,11 @@ pub enum Rejection {
     CodeUnverifiable,
     /// The execution-flow check of the dump failed.
     FlowViolation,
+    /// The execution-flow check of the dump could not judge every thread
+    /// (registers missing, code it could not decode or no graph for it,
+    /// unwinding stopped early): the dump cannot show where the threads
+    /// would resume.
+    FlowUnverifiable,
     /// There is no valid release for a bundle this host verified.
     NoRelease,
     /// The input is not a well-formed message of the expected kind, or the
@@ -60,7 +65,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason, in declaration order.
-    pub const ALL: [Rejection; 18] = [
+    pub const ALL: [Rejection; 19] = [
         Rejection::BadSignature,
         Rejection::UntrustedKey,
         Rejection::UnknownNonce,
@@ -76,6 +81,7 @@ impl Rejection {
         Rejection::StateMismatch,
         Rejection::CodeUnverifiable,
         Rejection::FlowViolation,
+        Rejection::FlowUnverifiable,
         Rejection::NoRelease,
         Rejection::Malformed,
         Rejection::LaunchMismatch,
@@ -99,6 +105,7 @@ impl Rejection {
             Rejection::StateMismatch => "state-mismatch",
             Rejection::CodeUnverifiable => "code-unverifiable",
             Rejection::FlowViolation => "flow-violation",
+            Rejection::FlowUnverifiable => "flow-unverifiable",
             Rejection::NoRelease => "no-release",
             Rejection::Malformed => "malformed",
             Rejection::LaunchMismatch => "launch-mismatch",
@@ -299,7 +306,7 @@ mod tests {
             );
             assert_eq!(Rejection::from_code(c), Some(r));
         }
-        assert_eq!(seen.len(), 17);
+        assert_eq!(seen.len(), 18);
         assert_eq!(Rejection::from_code("nope"), None);
     }
 

@@ -268,6 +268,20 @@ fn every_rejection_reason_is_reachable_and_writes_nothing() {
             },
         ),
         (
+            Rejection::FlowUnverifiable,
+            "dump with a thread whose flow could not be checked",
+            |w| {
+                let c = w.challenge();
+                Box::new(move || {
+                    let ev = SealEvidence {
+                        flow: FlowVerdict::Unverified,
+                        ..w.seal_evidence()
+                    };
+                    w.source.seal(&w.app, &w.reference, &ev, &c, NOW).map(drop)
+                })
+            },
+        ),
+        (
             Rejection::NoRelease,
             "release for a bundle the target never verified",
             |w| {

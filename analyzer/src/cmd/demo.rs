@@ -262,7 +262,6 @@ pub(crate) fn common(dir: &Path) -> Common {
     Common {
         state_dir: dir.to_path_buf(),
         format: Format::Text,
-        now: None,
     }
 }
 
@@ -373,6 +372,7 @@ fn migration(dir: &Path) -> Result<Outcome> {
                 common: c.clone(),
                 role: role.to_owned(),
                 key,
+                attest: Default::default(),
             }),
         )?;
     }

@@ -204,7 +204,7 @@ fn load(path: &Path, s: &Settings) -> Result<Loaded> {
                 spec.shown()
             );
         }
-        let resolver = crate::cmd::introspect::resolver(None, &[])?;
+        let resolver = crate::cmd::introspect::resolver(None, &[], None)?;
         return source::with_dump(&spec, &resolver, |v| {
             let (digest, threads_unmasked) =
                 digest_of(v.dump, s, v.rseq.as_ref(), &|slice: &[u8]| {

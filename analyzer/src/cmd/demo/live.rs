@@ -190,6 +190,7 @@ pub fn migration(dir: &Path, criu: &Criu) -> Result<Outcome> {
             common: c.clone(),
             role: role.to_owned(),
             key,
+            attest: Default::default(),
         }))?;
     }
     must(

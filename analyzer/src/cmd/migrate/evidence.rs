@@ -67,6 +67,10 @@ pub struct SealFindings {
     pub state: StateMeasure,
     /// The introspect overall verdict.
     pub introspect: &'static str,
+    /// What the code check established, from the evidence (one line).
+    pub code_line: String,
+    /// What the flow check established, from the evidence (one line).
+    pub flow_line: String,
 }
 
 /// The resolver of the source: module files on this host, the
@@ -83,7 +87,7 @@ fn source_resolver(binary: Option<&Path>, reference: &Reference) -> Result<Resol
         }
     }
     let binaries: Vec<std::path::PathBuf> = binary.map(Path::to_path_buf).into_iter().collect();
-    crate::cmd::introspect::resolver(None, &binaries)
+    crate::cmd::introspect::resolver(None, &binaries, None)
 }
 
 /// Introspect the frozen app at `dump_path` (an ELF core or a CRIU image
@@ -121,6 +125,8 @@ pub fn seal_evidence(
         why: code.why(),
         state,
         introspect: code.introspect.name(),
+        code_line: code.code_line.clone(),
+        flow_line: code.flow_line.clone(),
     })
 }
 
@@ -158,7 +164,7 @@ pub fn target_findings(
     binary: &Path,
     state: &Path,
 ) -> Result<(TargetEvidence, String, Option<StateMeasure>)> {
-    let resolver = crate::cmd::introspect::resolver(None, &[binary.to_path_buf()])?;
+    let resolver = crate::cmd::introspect::resolver(None, &[binary.to_path_buf()], None)?;
     // The binary's CFG and the state digest are independent: overlap them.
     let (m, measured) = std::thread::scope(|scope| {
         let st = scope.spawn(|| measure_state(state, &resolver));

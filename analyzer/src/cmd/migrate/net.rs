@@ -288,9 +288,12 @@ impl TargetSide for ServeTarget<'_> {
                     ));
                 }
                 let expected = restore::expectations(dir, measured).map_err(unsupported)?;
-                let resolver =
-                    crate::cmd::introspect::resolver(None, std::slice::from_ref(&self.a.binary))
-                        .map_err(unsupported)?;
+                let resolver = crate::cmd::introspect::resolver(
+                    None,
+                    std::slice::from_ref(&self.a.binary),
+                    None,
+                )
+                .map_err(unsupported)?;
                 let mut restored = None;
                 let r = host.launch_with(release, |_| {
                     let x = restore_and_check(
@@ -456,7 +459,11 @@ pub fn serve(a: &ServeArgs) -> Result<Verdict> {
         };
         match v {
             Ok(v) if limit == Some(n) => return Ok(v),
-            Ok(v) => v.print(a.common.format)?,
+            Ok(v) => {
+                // The last exchange is recorded by `run` with the others.
+                super::record_in(&a.common, None, &v);
+                v.print(a.common.format)?;
+            }
             Err(e) if limit == Some(n) => return Err(e.context(format!("exchange with {peer}"))),
             Err(e) => {
                 let mut err = std::io::stderr().lock();
@@ -503,7 +510,8 @@ fn reference_for(name: &str, app: &AppId, path: &Path) -> Result<Result<Referenc
 }
 
 /// The verdict of a finished source exchange.
-fn source_verdict(name: &str, run: SourceRun, why: &[String]) -> Verdict {
+fn source_verdict(name: &str, run: SourceRun, found: &evidence::SealFindings) -> Verdict {
+    let why = &found.why;
     match (run.end, run.committed) {
         (SourceEnd::Launched, Some(release)) => {
             let b = release.body();
@@ -524,11 +532,19 @@ fn source_verdict(name: &str, run: SourceRun, why: &[String]) -> Verdict {
         }
         (SourceEnd::Refused(r), committed) => {
             let mut v = refused(name, &r);
-            if run.bundle.is_none() && !why.is_empty() {
-                v = v.field(
-                    "evidence",
-                    serde_json::Value::Array(why.iter().map(|w| serde_json::json!(w)).collect()),
-                );
+            if run.bundle.is_none() && r.by == exchange::By::ThisHost {
+                // The seal refused: what the code and flow checks found.
+                v = v
+                    .field("code", found.code_line.clone())
+                    .field("flow", found.flow_line.clone());
+                if !why.is_empty() {
+                    v = v.field(
+                        "evidence",
+                        serde_json::Value::Array(
+                            why.iter().map(|w| serde_json::json!(w)).collect(),
+                        ),
+                    );
+                }
             }
             if committed.is_some() {
                 v = v.field(
@@ -606,7 +622,7 @@ pub fn send(a: &SendArgs) -> Result<Verdict> {
         )?
     };
     side.bar.finish_and_clear();
-    Ok(source_verdict(name, run, &found.why))
+    Ok(source_verdict(name, run, &found))
 }
 
 // ------------------------------------------------------------------- live
@@ -767,13 +783,13 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
         };
         resume("the migration was refused")?;
         aborted.context("aborting the frozen app")?;
-        let mut v = source_verdict(name, run, &found.why).field("resumed", serde_json::json!(pids));
+        let mut v = source_verdict(name, run, &found).field("resumed", serde_json::json!(pids));
         v.summary = format!("{} (the app was resumed here)", v.summary);
         return Ok(v);
     }
     times.push(("exchange", ms(t)));
     let done = matches!(run.end, SourceEnd::Launched);
-    let v = source_verdict(name, run, &found.why)
+    let v = source_verdict(name, run, &found)
         .field("times-ms", times_json(&times))
         .field("images", dir.display().to_string())
         .field("criu", format!("{} {}", criu.path.display(), criu.version));

@@ -1,0 +1,358 @@
+//! Image-hardening rules: ELF (program headers, dynamic section, GNU
+//! property notes) and PE32+ (optional header, sections, load
+//! configuration, debug directory, certificate table).
+
+use talos_cfg::Arch;
+use talos_cfg::image::SymbolSource;
+
+use crate::rules;
+use crate::{Auditor, Loc, elfinfo, model, peinfo, scan};
+
+/// Names that show a mingw (GCC) stack protector in the imports or
+/// symbols.
+const SSP_NAMES: [&str; 2] = ["__stack_chk_fail", "__stack_chk_guard"];
+
+impl Auditor<'_> {
+    /// ELF image hardening: program headers, dynamic flags, GNU property
+    /// notes, stack protector.
+    pub(crate) fn hardening(
+        &mut self,
+        elf: Option<&elfinfo::ElfFacts>,
+        scan: &scan::Scan,
+    ) -> model::HardeningFacts {
+        let Some(e) = elf else {
+            for r in rules::RULES
+                .iter()
+                .filter(|r| r.formats == rules::Formats::Elf)
+            {
+                self.unchecked(
+                    r.id,
+                    "goblin could not parse the ELF headers, so the program headers, dynamic section and notes could not be read",
+                );
+            }
+            return model::HardeningFacts::default();
+        };
+        let arch = self.image.arch;
+        let x86 = matches!(arch, Arch::X86 | Arch::X86_64);
+        let mut cfi = Vec::new();
+        if let Some(f) = e.x86_features {
+            if f & 1 != 0 {
+                cfi.push("ibt".to_string());
+            }
+            if f & 2 != 0 {
+                cfi.push("shstk".to_string());
+            }
+        }
+        if let Some(f) = e.aarch64_features {
+            if f & 1 != 0 {
+                cfi.push("bti".to_string());
+            }
+            if f & 2 != 0 {
+                cfi.push("pac".to_string());
+            }
+        }
+        let stack_protector = if !e.stack_chk_symbols.is_empty() || scan.canary_loads > 0 {
+            Some(true)
+        } else if x86 || e.has_symtab || !self.image.import_slots.is_empty() {
+            Some(false)
+        } else {
+            None
+        };
+        let facts = model::HardeningFacts {
+            pie: e.et_dyn,
+            relro: e.relro,
+            bind_now: e.bind_now,
+            exec_stack: e.gnu_stack_exec,
+            text_relocations: self.image.text_relocations,
+            wx_segments: e.wx_segments.iter().map(|(v, _)| *v).collect(),
+            stack_protector,
+            cfi,
+            dynamic: e.dynamic,
+            pe: None,
+        };
+
+        for (i, (vaddr, off)) in e.wx_segments.iter().enumerate() {
+            let size = self
+                .image
+                .segments
+                .iter()
+                .find(|s| s.vaddr == *vaddr)
+                .map(|s| s.mem_size);
+            self.push(
+                "hardening-wx-segment",
+                format!(
+                    "PT_LOAD segment at {vaddr:#x} ({} bytes) is mapped RWX",
+                    size.unwrap_or(0)
+                ),
+                Loc {
+                    addr: Some(*vaddr),
+                    file_offset: Some(*off),
+                    location_key: format!("segment#{i}"),
+                    ..Loc::default()
+                },
+            );
+        }
+        match e.gnu_stack_exec {
+            Some(true) => self.push(
+                "hardening-exec-stack",
+                "PT_GNU_STACK is executable".to_string(),
+                Loc {
+                    location_key: "gnu-stack".into(),
+                    ..Loc::default()
+                },
+            ),
+            None if x86 => self.push(
+                "hardening-exec-stack",
+                "no PT_GNU_STACK: Linux maps the stack executable for this image".to_string(),
+                Loc {
+                    location_key: "gnu-stack".into(),
+                    ..Loc::default()
+                },
+            ),
+            _ => {}
+        }
+        if self.image.text_relocations {
+            self.push(
+                "hardening-textrel",
+                "DT_TEXTREL: the loader patches code pages".to_string(),
+                Loc {
+                    location_key: "textrel".into(),
+                    ..Loc::default()
+                },
+            );
+        }
+        if e.dynamic {
+            if !e.relro {
+                self.push(
+                    "hardening-no-relro",
+                    "no PT_GNU_RELRO segment".to_string(),
+                    Loc {
+                        location_key: "relro".into(),
+                        ..Loc::default()
+                    },
+                );
+            } else if !e.bind_now {
+                self.push(
+                    "hardening-no-bind-now",
+                    "PT_GNU_RELRO without BIND_NOW (partial RELRO)".to_string(),
+                    Loc {
+                        location_key: "bind-now".into(),
+                        ..Loc::default()
+                    },
+                );
+            }
+        } else {
+            let why = "statically linked: no dynamic relocations to protect";
+            self.not_applicable("hardening-no-relro", why);
+            self.not_applicable("hardening-no-bind-now", why);
+        }
+        if !e.et_dyn {
+            self.push(
+                "hardening-not-pie",
+                "ET_EXEC: linked at a fixed address".to_string(),
+                Loc {
+                    location_key: "pie".into(),
+                    ..Loc::default()
+                },
+            );
+        }
+        match stack_protector {
+            Some(false) => self.push(
+                "hardening-no-stack-protector",
+                if x86 {
+                    "no stack-canary load (fs:0x28 / gs:0x14) in any function and no __stack_chk_fail"
+                        .to_string()
+                } else {
+                    "no __stack_chk_fail or __stack_chk_guard in the symbol tables".to_string()
+                },
+                Loc {
+                    location_key: "stack-protector".into(),
+                    ..Loc::default()
+                },
+            ),
+            None => self.unchecked(
+                "hardening-no-stack-protector",
+                "stripped non-x86 image: no symbol names to look for __stack_chk_fail",
+            ),
+            Some(true) => {}
+        }
+        if x86 {
+            let f = e.x86_features.unwrap_or(0);
+            if f & 3 != 3 {
+                let missing: Vec<&str> = [(1, "IBT"), (2, "SHSTK")]
+                    .iter()
+                    .filter(|(b, _)| f & b == 0)
+                    .map(|(_, n)| *n)
+                    .collect();
+                self.push(
+                    "hardening-no-cet",
+                    match e.x86_features {
+                        None => "no GNU_PROPERTY_X86_FEATURE_1_AND property note".to_string(),
+                        Some(_) => format!("CET property note lacks {}", missing.join(" and ")),
+                    },
+                    Loc {
+                        location_key: "cet".into(),
+                        ..Loc::default()
+                    },
+                );
+            }
+        }
+        if arch == Arch::Aarch64 && e.aarch64_features.unwrap_or(0) & 1 == 0 {
+            self.push(
+                "hardening-no-bti",
+                "no GNU_PROPERTY_AARCH64_FEATURE_1_AND property with BTI".to_string(),
+                Loc {
+                    location_key: "bti".into(),
+                    ..Loc::default()
+                },
+            );
+        }
+        facts
+    }
+
+    /// PE32+ image hardening.
+    pub(crate) fn pe_hardening(&mut self, pe: Option<&peinfo::PeFacts>) -> model::HardeningFacts {
+        let Some(p) = pe else {
+            for r in rules::RULES
+                .iter()
+                .filter(|r| r.formats == rules::Formats::Pe)
+            {
+                self.unchecked(r.id, "the PE headers could not be read");
+            }
+            return model::HardeningFacts::default();
+        };
+        let img = self.image;
+        let named = |n: &str| {
+            let base = n.trim_start_matches("__imp_");
+            let base = base
+                .strip_suffix(talos_cfg::pe::THUNK_SUFFIX)
+                .unwrap_or(base);
+            SSP_NAMES.contains(&base)
+        };
+        let ssp = img.import_slots.values().any(|n| named(n))
+            || img.symbols.iter().any(|s| named(&s.name));
+        let coff_symbols = img.symbols.iter().any(|s| s.source == SymbolSource::Symtab);
+        let stack_cookies = if p.security_cookie() || ssp {
+            Some(true)
+        } else if coff_symbols {
+            Some(false)
+        } else {
+            None
+        };
+        let facts = model::PeHardeningFacts {
+            dynamic_base: p.dynamic_base(),
+            relocations: p.relocations,
+            high_entropy_va: p.high_entropy_va(),
+            nx_compat: p.nx_compat(),
+            control_flow_guard: p.control_flow_guard(),
+            cet_compat: p.cet_compat(),
+            stack_cookies,
+            authenticode: p.authenticode,
+            wx_sections: p.wx_sections.iter().map(|w| w.addr).collect(),
+        };
+        let image_loc = |key: &str| Loc {
+            location_key: key.to_string(),
+            ..Loc::default()
+        };
+        if !p.dynamic_base() || !p.relocations {
+            let why = match (p.dynamic_base(), p.relocations) {
+                (false, _) => {
+                    "DllCharacteristics lacks DYNAMIC_BASE: the loader keeps the image at its preferred base"
+                }
+                (true, false) => {
+                    "DYNAMIC_BASE is set but the image has no base relocations (.reloc stripped): the loader cannot move it"
+                }
+                (true, true) => "",
+            };
+            self.push(
+                "hardening-pe-no-dynamicbase",
+                why.to_string(),
+                image_loc("dynamicbase"),
+            );
+        }
+        if !p.high_entropy_va() {
+            self.push(
+                "hardening-pe-no-high-entropy-va",
+                "DllCharacteristics lacks HIGH_ENTROPY_VA".to_string(),
+                image_loc("high-entropy-va"),
+            );
+        }
+        if !p.nx_compat() {
+            self.push(
+                "hardening-pe-no-nx-compat",
+                "DllCharacteristics lacks NX_COMPAT".to_string(),
+                image_loc("nx-compat"),
+            );
+        }
+        if !p.control_flow_guard() {
+            self.push(
+                "hardening-pe-no-cfg",
+                match p.load_config {
+                    None => "no GUARD_CF and no load configuration directory".to_string(),
+                    Some(_) => {
+                        "GUARD_CF or the load configuration's CF_INSTRUMENTED flag is missing"
+                            .to_string()
+                    }
+                },
+                image_loc("cfg"),
+            );
+        }
+        for (i, w) in p.wx_sections.iter().enumerate() {
+            self.push(
+                "hardening-pe-wx-section",
+                format!(
+                    "section {} at {:#x} ({} bytes) is mapped writable and executable",
+                    w.name, w.addr, w.size
+                ),
+                Loc {
+                    addr: Some(w.addr),
+                    file_offset: Some(w.file_offset),
+                    location_key: format!("section#{i}:{}", w.name),
+                    ..Loc::default()
+                },
+            );
+        }
+        if !p.cet_compat() {
+            self.push(
+                "hardening-pe-no-cet-compat",
+                match p.ex_dll_characteristics {
+                    None => {
+                        "no IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS entry in the debug directory"
+                            .to_string()
+                    }
+                    Some(f) => format!("extended DLL characteristics {f:#x} lack CET_COMPAT"),
+                },
+                image_loc("cet-compat"),
+            );
+        }
+        match stack_cookies {
+            Some(true) => {}
+            Some(false) => self.push(
+                "hardening-pe-no-gs",
+                "no security cookie in the load configuration, and no __stack_chk_fail or __stack_chk_guard in the imports or COFF symbols".to_string(),
+                image_loc("gs"),
+            ),
+            None => self.unchecked(
+                "hardening-pe-no-gs",
+                "stripped image without a load configuration or stack-protector imports: nothing shows whether its functions check stack cookies",
+            ),
+        }
+        match p.authenticode {
+            Some(true) => {}
+            Some(false) => self.push(
+                "hardening-pe-unsigned",
+                "the certificate table holds no PKCS#7 SignedData (Authenticode) entry inside the file".to_string(),
+                image_loc("authenticode"),
+            ),
+            None => self.push(
+                "hardening-pe-unsigned",
+                "no certificate table: the image is not Authenticode-signed".to_string(),
+                image_loc("authenticode"),
+            ),
+        }
+        model::HardeningFacts {
+            pe: Some(facts),
+            ..model::HardeningFacts::default()
+        }
+    }
+}
