@@ -199,6 +199,22 @@ pub struct SourceRun {
     pub sent: u64,
 }
 
+/// What the source seals with: the gate, the app, its reference, what the
+/// source found in the frozen app, and the time.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealing<'a> {
+    /// The source's gate.
+    pub host: &'a Host,
+    /// The app.
+    pub app: &'a AppId,
+    /// Its owner-signed reference.
+    pub reference: &'a Reference,
+    /// The evidence of the frozen app.
+    pub evidence: &'a SealEvidence,
+    /// Seconds since the Unix epoch.
+    pub now: u64,
+}
+
 /// The state a source sends: a reader of exactly `len` bytes.
 pub struct Outgoing<'r> {
     /// The bytes.
@@ -216,11 +232,7 @@ pub struct Outgoing<'r> {
 /// read or written); network failures are [`SourceEnd::Lost`].
 pub fn source_exchange<S: Read + Write>(
     s: &mut S,
-    host: &Host,
-    app: &AppId,
-    reference: &Reference,
-    evidence: &SealEvidence,
-    now: u64,
+    seal: &Sealing<'_>,
     state: Outgoing<'_>,
     side: &mut dyn SourceSide,
 ) -> Result<SourceRun> {
@@ -230,9 +242,7 @@ pub fn source_exchange<S: Read + Write>(
         committed: None,
         sent: 0,
     };
-    match source_steps(
-        s, host, app, reference, evidence, now, state, side, &mut run,
-    ) {
+    match source_steps(s, seal, state, side, &mut run) {
         Ok(Ok(())) => {}
         Ok(Err(r)) => run.end = SourceEnd::Refused(r),
         Err(Error::Migrate(e)) if e.rejection().is_none() && is_net(&e) => {
@@ -254,18 +264,20 @@ fn is_net(e: &talos_migrate::Error) -> bool {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn source_steps<S: Read + Write>(
     s: &mut S,
-    host: &Host,
-    app: &AppId,
-    reference: &Reference,
-    evidence: &SealEvidence,
-    now: u64,
+    seal: &Sealing<'_>,
     state: Outgoing<'_>,
     side: &mut dyn SourceSide,
     run: &mut SourceRun,
 ) -> Result<Step<()>> {
+    let Sealing {
+        host,
+        app,
+        reference,
+        evidence,
+        now,
+    } = *seal;
     wire::send_hello(s)?;
     let r = wire::expect_hello(s);
     step!(gate(s, r)?);
@@ -499,7 +511,7 @@ enum Sink {
     /// Waiting for the first bytes to tell a core from images.
     Undecided(Vec<u8>),
     Core(PathBuf, std::io::BufWriter<std::fs::File>),
-    Images(Unpacker),
+    Images(Box<Unpacker>),
 }
 
 /// Receive the state: chunks until the end frame, within the size limit
@@ -698,7 +710,7 @@ fn decide(
     if images {
         let mut u = Unpacker::new(&path, limits.max_state)?;
         u.push(&head)?;
-        *sink = Sink::Images(u);
+        *sink = Sink::Images(Box::new(u));
     } else {
         let f = std::fs::OpenOptions::new()
             .write(true)

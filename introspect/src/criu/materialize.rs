@@ -66,6 +66,10 @@ pub struct Provenance {
     pub stored_code_pages: Vec<u64>,
 }
 
+/// A region to assemble: its plan index, the stored slices inside it, and
+/// the file (with the file offset of the region's start) under them.
+type Copy<'a> = (usize, Vec<(u64, &'a [u8])>, Option<(FileBytes, u64)>);
+
 enum Src<'a> {
     None,
     Image(&'a [u8]),
@@ -257,7 +261,7 @@ impl<'a> ImageSet<'a> {
         let mut backing: BTreeMap<u32, Backing> = BTreeMap::new();
         let mut plans: Vec<Planned<'a>> = Vec::with_capacity(p.vmas.len());
         let mut pages: Vec<RegionPages> = Vec::with_capacity(p.vmas.len());
-        let mut copies: Vec<(usize, Vec<(u64, &'a [u8])>, Option<(FileBytes, u64)>)> = Vec::new();
+        let mut copies: Vec<Copy<'a>> = Vec::new();
         let mut arena_len: u64 = 0;
         let mut stored_code_pages = Vec::new();
         let mut unread_kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -629,10 +633,9 @@ fn check_file(
 
 /// Lay the assembled regions out in one anonymous mapping: file bytes
 /// first, then the stored pages over them.
-#[allow(clippy::type_complexity)]
 fn assemble(
     plans: &[Planned<'_>],
-    copies: &[(usize, Vec<(u64, &[u8])>, Option<(FileBytes, u64)>)],
+    copies: &[Copy<'_>],
     len: u64,
 ) -> Result<Option<memmap2::MmapMut>> {
     if len == 0 {

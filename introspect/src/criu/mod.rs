@@ -451,16 +451,16 @@ fn read_process<'a>(
     for (i, &tid) in tids.iter().enumerate() {
         let img = get(files, &format!("core-{tid}.img"))?;
         let core: proto::CoreEntry = image::decode_one(img, image::CORE_MAGIC)?;
-        if i == 0 {
-            if let Some(tc) = &core.tc {
-                if tc.task_state == Some(TASK_DEAD) {
-                    set.notes.push(format!(
-                        "process {pid} is a zombie in the image: it has no memory to read"
-                    ));
-                    return Ok(None);
-                }
-                comm = tc.comm.clone().unwrap_or_default();
+        if i == 0
+            && let Some(tc) = &core.tc
+        {
+            if tc.task_state == Some(TASK_DEAD) {
+                set.notes.push(format!(
+                    "process {pid} is a zombie in the image: it has no memory to read"
+                ));
+                return Ok(None);
             }
+            comm = tc.comm.clone().unwrap_or_default();
         }
         let regs = registers(img, &core)?;
         match arch {

@@ -592,11 +592,13 @@ pub fn send(a: &SendArgs) -> Result<Verdict> {
         let len = pack.len();
         exchange::source_exchange(
             &mut s,
-            &host,
-            &app,
-            &reference,
-            &found.evidence,
-            a.common.now(),
+            &exchange::Sealing {
+                host: &host,
+                app: &app,
+                reference: &reference,
+                evidence: &found.evidence,
+                now: a.common.now(),
+            },
             Outgoing {
                 reader: &mut pack,
                 len,
@@ -609,11 +611,13 @@ pub fn send(a: &SendArgs) -> Result<Verdict> {
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         exchange::source_exchange(
             &mut s,
-            &host,
-            &app,
-            &reference,
-            &found.evidence,
-            a.common.now(),
+            &exchange::Sealing {
+                host: &host,
+                app: &app,
+                reference: &reference,
+                evidence: &found.evidence,
+                now: a.common.now(),
+            },
             Outgoing {
                 reader: &mut f,
                 len,
@@ -745,11 +749,13 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
         };
         let run = exchange::source_exchange(
             &mut s,
-            &host,
-            &app,
-            &reference,
-            &found.evidence,
-            a.common.now(),
+            &exchange::Sealing {
+                host: &host,
+                app: &app,
+                reference: &reference,
+                evidence: &found.evidence,
+                now: a.common.now(),
+            },
             Outgoing {
                 reader: &mut pack,
                 len,
