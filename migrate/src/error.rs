@@ -306,7 +306,7 @@ mod tests {
             );
             assert_eq!(Rejection::from_code(c), Some(r));
         }
-        assert_eq!(seen.len(), 18);
+        assert_eq!(seen.len(), 19);
         assert_eq!(Rejection::from_code("nope"), None);
     }
 
