@@ -18,12 +18,13 @@
 #          registers, memory digest of the live process), SIGCONT.
 # Both on one machine, so the stream is loopback and the restore gets the
 # same pid back once the source is gone. Then, on the 1 GiB image
-# directory: talos digest DIR against b3sum of its pages-*.img (hyperfine).
+# directory: talos digest DIR against b3sum of its pages-*.img (alternating
+# pairs).
 #
 # Prints each run and the medians. The machine is shared and has 2 cores:
 # compare the ratios of the same run. Environment: SIZES (MiB, default
 # "64 1024"), RUNS (default 3), TALOS (default target/release/talos, built
-# if missing). Needs root, criu >= 4.1, hyperfine, b3sum, python3.
+# if missing). Needs root, criu >= 4.1, b3sum, python3.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,7 +32,7 @@ root="$(cd "$here/.." && pwd)"
 runs="${RUNS:-3}"
 sizes="${SIZES:-64 1024}"
 talos="${TALOS:-$root/target/release/talos}"
-for tool in criu hyperfine b3sum python3; do
+for tool in criu b3sum python3; do
   command -v "$tool" >/dev/null || { echo "criu-migrate.sh: needs $tool" >&2; exit 2; }
 done
 [[ $(id -u) == 0 ]] || { echo "criu-migrate.sh: CRIU needs root" >&2; exit 2; }
@@ -124,6 +125,13 @@ for mib in $sizes; do
       stop
     fi
     printf 'size %5s MiB run %s: plain criu dump+restore %.3f s, talos live+serve %.3f s\n' "$mib" "$r" "$p" "$q"
+    python3 - <<'PY'
+import json
+s = json.load(open("live.json")).get("times-ms", {})
+t = json.load(open("serve.json")).get("times-ms", {})
+print("    source ms:", ", ".join(f"{k} {v}" for k, v in s.items()))
+print("    target ms:", ", ".join(f"{k} {v}" for k, v in t.items()))
+PY
   done
 done
 
@@ -138,17 +146,28 @@ print(f"{mib + ' MiB':<10} {ma:>8.3f} s (min {min(a):.3f}) {mb:>8.3f} s (min {mi
 PY
 done
 
-# talos digest of the last (largest) image directory against b3sum of its pages.
+# talos digest of the last (largest) image directory against b3sum of its
+# pages. The two alternate, 12 pairs after a warm-up, and each pair gives a
+# ratio: on this shared machine the load moves within a minute, so paired
+# runs compare what sequential hyperfine batches do not.
 pid=$keep_pid
 stop
+pages=$(ls "$last_images"/pages-*.img)
 echo
-echo "digest of $last_images ($(du -sh "$last_images" | cut -f1)):"
-hyperfine -N --warmup 2 --runs 10 --export-json digest.json \
-  "b3sum --num-threads 2 $(ls "$last_images"/pages-*.img | tr '\n' ' ')" \
-  "$talos digest $last_images -o /dev/null" >/dev/null
-python3 - <<'PY'
-import json
-r = json.load(open("digest.json"))["results"]
-b, t = r[0]["median"], r[1]["median"]
-print(f"b3sum pages-*.img {b * 1e3:.1f} ms, talos digest DIR {t * 1e3:.1f} ms: talos at {b / t:.2f}x b3sum's speed (min {r[0]['min'] / r[1]['min']:.2f}x)")
+echo "digest of $last_images ($(du -sh "$last_images" | cut -f1)), 12 alternating pairs:"
+b3sum --num-threads 2 $pages >/dev/null; "$talos" digest "$last_images" -o /dev/null
+python3 - "$talos" "$last_images" $pages <<'PY'
+import statistics, subprocess, sys, time
+talos, d, pages = sys.argv[1], sys.argv[2], sys.argv[3:]
+def run(cmd):
+    t = time.perf_counter(); subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL); return time.perf_counter() - t
+pairs = []
+for _ in range(12):
+    b = run(["b3sum", "--num-threads", "2", *pages])
+    t = run([talos, "digest", d, "-o", "/dev/null"])
+    pairs.append((b, t))
+bs, ts = [p[0] for p in pairs], [p[1] for p in pairs]
+ratios = sorted(b / t for b, t in pairs)
+print(f"b3sum pages-*.img median {statistics.median(bs) * 1e3:.0f} ms, talos digest DIR median {statistics.median(ts) * 1e3:.0f} ms")
+print(f"talos at {statistics.median(ratios):.2f}x b3sum's speed (median of pair ratios; quartiles {ratios[3]:.2f}-{ratios[8]:.2f})")
 PY

@@ -573,6 +573,24 @@ fn criu_one_digest_root_for_images_gcore_kernel_core_live_and_restored() {
     dump(s.pid, &images);
     let want = root(images.to_str().unwrap());
     assert_eq!(root(&format!("pid:{}", s.pid)), want, "live process");
+    // --diff takes any two of: image directory, saved digest, pid:N, core.
+    let saved = w.p("images.digest.json");
+    let o = Command::new(talos_bin())
+        .args(["digest", images.to_str().unwrap(), "--format", "json", "-o"])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    for (a, b) in [
+        (images.display().to_string(), format!("pid:{}", s.pid)),
+        (saved.display().to_string(), format!("pid:{}", s.pid)),
+    ] {
+        let o = Command::new(talos_bin())
+            .args(["digest", "--diff", &a, &b])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "--diff {a} {b}: {o:?}");
+    }
     if let Some(g) = gcore(s.pid, dir, "gc") {
         assert_eq!(root(&g), want, "gcore");
     }

@@ -79,8 +79,14 @@ pub fn check_restored(
     shown: &str,
 ) -> talos_migrate::Result<RestoredCheck> {
     let mut out = RestoredCheck::default();
-    // Code and flow.
-    let code = check_code(dump, resolver, shown, expected.reference)?;
+    // The memory digest runs on its own thread (and rayon's pool) while the
+    // code and flow are checked.
+    let (code, memory) = std::thread::scope(|scope| {
+        let memory = scope.spawn(|| memory_digest(dump, Some(expected.rseq_areas), &|_: &[u8]| {}));
+        let code = check_code(dump, resolver, shown, expected.reference);
+        (code, memory.join())
+    });
+    let code = code?;
     if code.code != CodeVerdict::Clean {
         out.differences.push(format!(
             "code {}: {}",
@@ -145,7 +151,9 @@ pub fn check_restored(
         }
     }
     // State.
-    match memory_digest(dump, Some(expected.rseq_areas), &|_: &[u8]| {}) {
+    match memory
+        .unwrap_or_else(|_| Err(crate::state::NotAState("the memory digest panicked".into())))
+    {
         Ok((d, _)) => {
             out.memory_root = d.root;
             if d.root != expected.memory_root {
