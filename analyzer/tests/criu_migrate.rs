@@ -617,7 +617,7 @@ fn criu_one_digest_root_for_images_gcore_kernel_core_live_and_restored() {
         assert!(s.wait_gone());
     }
     // Restored from the images, stopped: the live process and its gcore.
-    let st = Command::new("criu")
+    let st = Command::new(common::criu::bin())
         .args(["restore", "-D"])
         .arg(&images)
         .args(["-d", "--leave-stopped", "-o", "restore.log"])

@@ -8,6 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The criu binary [`criu`] found.
+pub fn bin() -> PathBuf {
+    FOUND
+        .get()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("criu"))
+}
+
 /// CRIU 4.1 or later that passes `criu check`, as root; `None` after
 /// saying why (or a failure in CI).
 pub fn criu() -> Option<PathBuf> {
@@ -60,10 +70,11 @@ pub fn criu() -> Option<PathBuf> {
         if !ok {
             return Some(format!("criu check fails here ({})", path.display()));
         }
+        let _ = FOUND.set(path);
         None
     })();
     match why {
-        None => Some(PathBuf::from("criu")),
+        None => Some(bin()),
         Some(w) => {
             super::skip_or_fail(&w);
             None
@@ -205,7 +216,7 @@ impl Drop for Sample {
 /// Run `criu dump -t PID -D DIR --leave-stopped` (the freeze of file mode).
 pub fn dump(pid: u32, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let st = Command::new("criu")
+    let st = Command::new(bin())
         .args(["dump", "-t", &pid.to_string(), "-D"])
         .arg(dir)
         .args(["--leave-stopped", "-o", "dump.log"])
