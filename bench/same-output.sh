@@ -23,7 +23,7 @@
 # x86_64-clang,i386,aarch64,riscv64,mingw,enclave,hardening} (stripped twins
 # included; not corpus/out/obj, which holds the compilers' object files) plus
 # the dump corpus's statekeeper and a few system binaries:
-#   cfg --format json; audit --format json|sarif|text;
+#   cfg --format json; audit --format json|sarif|text|html;
 # on the enclave and hardening corpora also audit --tee sgx|gramine|keystone|none
 # (json, sarif) and two policies; diff --format json over O0/O2, O2/-changed
 # (plain and stripped) and -base1/-base2 pairs; on every corpus/out/dumps/*.core
@@ -123,6 +123,7 @@ jobs() {
     echo "audit --format json $b"
     echo "audit --format sarif $b"
     echo "audit --format text $b"
+    echo "audit --format html $b"
     case "$b" in
       "$out"/enclave/* | "$out"/hardening/*)
         for t in sgx gramine keystone none; do
