@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::GramineFacts;
+use crate::rules::RuleId;
 
 /// Nesting depth examined when walking a manifest (real ones use 4-5).
 const MAX_DEPTH: usize = 32;
@@ -13,8 +14,8 @@ pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
 /// A manifest problem a rule reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestFinding {
-    /// Rule id.
-    pub rule: &'static str,
+    /// The rule.
+    pub rule: RuleId,
     /// The manifest key.
     pub key: String,
     /// What is wrong.
@@ -129,7 +130,7 @@ impl Manifest {
         let mut out = Vec::new();
         if self.debug() == Some(true) {
             out.push(ManifestFinding {
-                rule: "sgx-debug-enclave",
+                rule: RuleId::SgxDebugEnclave,
                 key: "sgx.debug".into(),
                 message: "sgx.debug = true: Gramine signs a DEBUG enclave".into(),
             });
@@ -137,7 +138,7 @@ impl Manifest {
         walk(&self.root, "", 0, &mut |key, v| {
             if key.split('.').any(|p| p.starts_with("insecure__")) && is_set(v) {
                 out.push(ManifestFinding {
-                    rule: "gramine-insecure-option",
+                    rule: RuleId::GramineInsecureOption,
                     key: key.to_string(),
                     message: format!("{key} = {}", redacted(v)),
                 });
@@ -147,7 +148,7 @@ impl Manifest {
             && p == "allow_all_but_log"
         {
             out.push(ManifestFinding {
-                rule: "gramine-file-check-policy",
+                rule: RuleId::GramineFileCheckPolicy,
                 key: "sgx.file_check_policy".into(),
                 message: "sgx.file_check_policy = \"allow_all_but_log\": files outside the trusted and allowed lists are opened unchecked".into(),
             });
@@ -156,7 +157,7 @@ impl Manifest {
             && !matches!(l.as_str(), "none" | "error")
         {
             out.push(ManifestFinding {
-                rule: "gramine-log-level",
+                rule: RuleId::GramineLogLevel,
                 key: "loader.log_level".into(),
                 message: format!("loader.log_level = \"{l}\""),
             });
@@ -164,7 +165,7 @@ impl Manifest {
         for key in ["sgx.enable_stats", "sgx.vtune_profile"] {
             if self.bool(key) == Some(true) {
                 out.push(ManifestFinding {
-                    rule: "gramine-log-level",
+                    rule: RuleId::GramineLogLevel,
                     key: key.into(),
                     message: format!("{key} = true exposes enclave internals to the host"),
                 });
@@ -174,7 +175,7 @@ impl Manifest {
             && p != "none"
         {
             out.push(ManifestFinding {
-                rule: "gramine-log-level",
+                rule: RuleId::GramineLogLevel,
                 key: "sgx.profile.enable".into(),
                 message: format!("sgx.profile.enable = \"{p}\" samples enclave state for the host"),
             });
@@ -182,7 +183,7 @@ impl Manifest {
         let allowed = self.len("sgx.allowed_files");
         if allowed > 0 {
             out.push(ManifestFinding {
-                rule: "gramine-allowed-files",
+                rule: RuleId::GramineAllowedFiles,
                 key: "sgx.allowed_files".into(),
                 message: format!("{allowed} sgx.allowed_files are neither hashed nor encrypted"),
             });
@@ -274,15 +275,15 @@ sgx.allowed_files = ["file:/tmp/x"]
 "#,
         )
         .unwrap();
-        let rules: Vec<(&str, String)> =
+        let rules: Vec<(RuleId, String)> =
             m.findings().into_iter().map(|f| (f.rule, f.key)).collect();
-        assert!(rules.contains(&("sgx-debug-enclave", "sgx.debug".into())));
+        assert!(rules.contains(&(RuleId::SgxDebugEnclave, "sgx.debug".into())));
         assert!(rules.contains(&(
-            "gramine-insecure-option",
+            RuleId::GramineInsecureOption,
             "loader.insecure__use_cmdline_argv".into()
         )));
         assert!(rules.contains(&(
-            "gramine-insecure-option",
+            RuleId::GramineInsecureOption,
             "fs.insecure__keys.default".into()
         )));
         assert!(
@@ -290,9 +291,12 @@ sgx.allowed_files = ["file:/tmp/x"]
                 .iter()
                 .any(|(_, k)| k == "loader.insecure__use_host_env")
         );
-        assert!(rules.contains(&("gramine-file-check-policy", "sgx.file_check_policy".into())));
-        assert!(rules.contains(&("gramine-log-level", "loader.log_level".into())));
-        assert!(rules.contains(&("gramine-allowed-files", "sgx.allowed_files".into())));
+        assert!(rules.contains(&(
+            RuleId::GramineFileCheckPolicy,
+            "sgx.file_check_policy".into()
+        )));
+        assert!(rules.contains(&(RuleId::GramineLogLevel, "loader.log_level".into())));
+        assert!(rules.contains(&(RuleId::GramineAllowedFiles, "sgx.allowed_files".into())));
         let facts = m.facts("m");
         assert_eq!(facts.debug, Some(true));
         assert!(!facts.insecure_options.values().any(|v| v.contains("0011")));

@@ -5,7 +5,7 @@
 use talos_cfg::Arch;
 use talos_cfg::image::SymbolSource;
 
-use crate::rules;
+use crate::rules::{self, RuleId};
 use crate::{Auditor, Loc, elfinfo, model, peinfo, scan};
 
 /// Names that show a mingw (GCC) stack protector in the imports or
@@ -79,7 +79,7 @@ impl Auditor<'_> {
                 .find(|s| s.vaddr == *vaddr)
                 .map(|s| s.mem_size);
             self.push(
-                "hardening-wx-segment",
+                RuleId::HardeningWxSegment,
                 format!(
                     "PT_LOAD segment at {vaddr:#x} ({} bytes) is mapped RWX",
                     size.unwrap_or(0)
@@ -94,7 +94,7 @@ impl Auditor<'_> {
         }
         match e.gnu_stack_exec {
             Some(true) => self.push(
-                "hardening-exec-stack",
+                RuleId::HardeningExecStack,
                 "PT_GNU_STACK is executable".to_string(),
                 Loc {
                     location_key: "gnu-stack".into(),
@@ -102,7 +102,7 @@ impl Auditor<'_> {
                 },
             ),
             None if x86 => self.push(
-                "hardening-exec-stack",
+                RuleId::HardeningExecStack,
                 "no PT_GNU_STACK: Linux maps the stack executable for this image".to_string(),
                 Loc {
                     location_key: "gnu-stack".into(),
@@ -113,7 +113,7 @@ impl Auditor<'_> {
         }
         if self.image.text_relocations {
             self.push(
-                "hardening-textrel",
+                RuleId::HardeningTextrel,
                 "DT_TEXTREL: the loader patches code pages".to_string(),
                 Loc {
                     location_key: "textrel".into(),
@@ -124,7 +124,7 @@ impl Auditor<'_> {
         if e.dynamic {
             if !e.relro {
                 self.push(
-                    "hardening-no-relro",
+                    RuleId::HardeningNoRelro,
                     "no PT_GNU_RELRO segment".to_string(),
                     Loc {
                         location_key: "relro".into(),
@@ -133,7 +133,7 @@ impl Auditor<'_> {
                 );
             } else if !e.bind_now {
                 self.push(
-                    "hardening-no-bind-now",
+                    RuleId::HardeningNoBindNow,
                     "PT_GNU_RELRO without BIND_NOW (partial RELRO)".to_string(),
                     Loc {
                         location_key: "bind-now".into(),
@@ -143,12 +143,12 @@ impl Auditor<'_> {
             }
         } else {
             let why = "statically linked: no dynamic relocations to protect";
-            self.not_applicable("hardening-no-relro", why);
-            self.not_applicable("hardening-no-bind-now", why);
+            self.not_applicable(RuleId::HardeningNoRelro, why);
+            self.not_applicable(RuleId::HardeningNoBindNow, why);
         }
         if !e.et_dyn {
             self.push(
-                "hardening-not-pie",
+                RuleId::HardeningNotPie,
                 "ET_EXEC: linked at a fixed address".to_string(),
                 Loc {
                     location_key: "pie".into(),
@@ -158,7 +158,7 @@ impl Auditor<'_> {
         }
         match stack_protector {
             Some(false) => self.push(
-                "hardening-no-stack-protector",
+                RuleId::HardeningNoStackProtector,
                 if x86 {
                     "no stack-canary load (fs:0x28 / gs:0x14) in any function and no __stack_chk_fail"
                         .to_string()
@@ -171,7 +171,7 @@ impl Auditor<'_> {
                 },
             ),
             None => self.unchecked(
-                "hardening-no-stack-protector",
+                RuleId::HardeningNoStackProtector,
                 "stripped non-x86 image: no symbol names to look for __stack_chk_fail",
             ),
             Some(true) => {}
@@ -185,7 +185,7 @@ impl Auditor<'_> {
                     .map(|(_, n)| *n)
                     .collect();
                 self.push(
-                    "hardening-no-cet",
+                    RuleId::HardeningNoCet,
                     match e.x86_features {
                         None => "no GNU_PROPERTY_X86_FEATURE_1_AND property note".to_string(),
                         Some(_) => format!("CET property note lacks {}", missing.join(" and ")),
@@ -199,7 +199,7 @@ impl Auditor<'_> {
         }
         if arch == Arch::Aarch64 && e.aarch64_features.unwrap_or(0) & 1 == 0 {
             self.push(
-                "hardening-no-bti",
+                RuleId::HardeningNoBti,
                 "no GNU_PROPERTY_AARCH64_FEATURE_1_AND property with BTI".to_string(),
                 Loc {
                     location_key: "bti".into(),
@@ -265,28 +265,28 @@ impl Auditor<'_> {
                 (true, true) => "",
             };
             self.push(
-                "hardening-pe-no-dynamicbase",
+                RuleId::HardeningPeNoDynamicbase,
                 why.to_string(),
                 image_loc("dynamicbase"),
             );
         }
         if !p.high_entropy_va() {
             self.push(
-                "hardening-pe-no-high-entropy-va",
+                RuleId::HardeningPeNoHighEntropyVa,
                 "DllCharacteristics lacks HIGH_ENTROPY_VA".to_string(),
                 image_loc("high-entropy-va"),
             );
         }
         if !p.nx_compat() {
             self.push(
-                "hardening-pe-no-nx-compat",
+                RuleId::HardeningPeNoNxCompat,
                 "DllCharacteristics lacks NX_COMPAT".to_string(),
                 image_loc("nx-compat"),
             );
         }
         if !p.control_flow_guard() {
             self.push(
-                "hardening-pe-no-cfg",
+                RuleId::HardeningPeNoCfg,
                 match p.load_config {
                     None => "no GUARD_CF and no load configuration directory".to_string(),
                     Some(_) => {
@@ -299,7 +299,7 @@ impl Auditor<'_> {
         }
         for (i, w) in p.wx_sections.iter().enumerate() {
             self.push(
-                "hardening-pe-wx-section",
+                RuleId::HardeningPeWxSection,
                 format!(
                     "section {} at {:#x} ({} bytes) is mapped writable and executable",
                     w.name, w.addr, w.size
@@ -314,7 +314,7 @@ impl Auditor<'_> {
         }
         if !p.cet_compat() {
             self.push(
-                "hardening-pe-no-cet-compat",
+                RuleId::HardeningPeNoCetCompat,
                 match p.ex_dll_characteristics {
                     None => {
                         "no IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS entry in the debug directory"
@@ -328,24 +328,24 @@ impl Auditor<'_> {
         match stack_cookies {
             Some(true) => {}
             Some(false) => self.push(
-                "hardening-pe-no-gs",
+                RuleId::HardeningPeNoGs,
                 "no security cookie in the load configuration, and no __stack_chk_fail or __stack_chk_guard in the imports or COFF symbols".to_string(),
                 image_loc("gs"),
             ),
             None => self.unchecked(
-                "hardening-pe-no-gs",
+                RuleId::HardeningPeNoGs,
                 "stripped image without a load configuration or stack-protector imports: nothing shows whether its functions check stack cookies",
             ),
         }
         match p.authenticode {
             Some(true) => {}
             Some(false) => self.push(
-                "hardening-pe-unsigned",
+                RuleId::HardeningPeUnsigned,
                 "the certificate table holds no PKCS#7 SignedData (Authenticode) entry inside the file".to_string(),
                 image_loc("authenticode"),
             ),
             None => self.push(
-                "hardening-pe-unsigned",
+                RuleId::HardeningPeUnsigned,
                 "no certificate table: the image is not Authenticode-signed".to_string(),
                 image_loc("authenticode"),
             ),

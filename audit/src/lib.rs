@@ -34,20 +34,23 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use talos_cfg::{Arch, Cfg, Format, Image};
 
+use crate::rules::Family;
+
 pub use baseline::Baseline;
 pub use error::{Error, Result};
 pub use model::{AuditVerdict, Finding, RuleState, RuleStatus, Severity, Tee, TeeChoice};
 pub use policy::Policy;
+pub use rules::RuleId;
 pub use schema::Report;
 
 /// The rules that read an SGX SDK enclave's SIGSTRUCT.
-const SIGSTRUCT_RULES: [&str; 6] = [
-    "sgx-not-signed",
-    "sgx-metadata-malformed",
-    "sgx-signature-invalid",
-    "sgx-debug-enclave",
-    "sgx-debug-not-enforced",
-    "sgx-provision-key",
+const SIGSTRUCT_RULES: [RuleId; 6] = [
+    RuleId::SgxNotSigned,
+    RuleId::SgxMetadataMalformed,
+    RuleId::SgxSignatureInvalid,
+    RuleId::SgxDebugEnclave,
+    RuleId::SgxDebugNotEnforced,
+    RuleId::SgxProvisionKey,
 ];
 
 /// Key-derivation context of finding fingerprints.
@@ -157,7 +160,7 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         },
     };
 
-    let mut states: BTreeMap<&'static str, RuleState> = BTreeMap::new();
+    let mut states: BTreeMap<RuleId, RuleState> = BTreeMap::new();
     for r in rules::RULES {
         let state = if !policy.enabled(r.id) {
             RuleState::Disabled
@@ -171,14 +174,23 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
     }
     // Scan only for what an applied rule needs: an audit without a TEE
     // whose stack protector shows in the symbols decodes nothing twice.
-    let on = |id: &str| matches!(states.get(id), Some(RuleState::Applied));
-    let instruction_rules = rules::RULES
-        .iter()
-        .any(|r| on(r.id) && (r.id.starts_with("sgx-") || r.id.starts_with("gramine-emulated")));
+    let on = |id: RuleId| matches!(states.get(&id), Some(RuleState::Applied));
+    // The instruction scan, and the reachability it feeds, run whenever an
+    // SGX-family rule runs (the metadata rules too, which need neither: the
+    // binary facts of every SGX audit have always carried the reachable
+    // function counts) or a Gramine emulation rule does.
+    let instruction_rules = rules::RULES.iter().any(|r| {
+        on(r.id)
+            && (r.family() == Family::Sgx
+                || matches!(
+                    r.id,
+                    RuleId::GramineEmulatedSyscall | RuleId::GramineEmulatedInstruction
+                ))
+    });
     let plan = scan::Plan {
         instructions: instruction_rules,
-        lvi: on("sgx-lvi-unhardened"),
-        canary: on("hardening-no-stack-protector")
+        lvi: on(RuleId::SgxLviUnhardened),
+        canary: on(RuleId::HardeningNoStackProtector)
             && elf.as_ref().is_some_and(|e| e.stack_chk_symbols.is_empty()),
         ecalls: tee == Tee::Keystone,
     };
@@ -247,10 +259,18 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
             cfg.unresolved.len()
         ));
     }
-    for (id, state) in &a.states {
-        if let RuleState::Unchecked(why) = state {
-            notes.push(format!("{id} could not be checked: {why}"));
-        }
+    // In the order of the id text, as talos.audit/1 has always listed them.
+    let mut unchecked: Vec<(&str, &str)> = a
+        .states
+        .iter()
+        .filter_map(|(id, state)| match state {
+            RuleState::Unchecked(why) => Some((id.name(), why.as_str())),
+            _ => None,
+        })
+        .collect();
+    unchecked.sort_unstable();
+    for (id, why) in unchecked {
+        notes.push(format!("{id} could not be checked: {why}"));
     }
 
     let mut findings = std::mem::take(&mut a.findings);
@@ -262,7 +282,8 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
     findings.sort_by(|x, y| {
         y.severity
             .cmp(&x.severity)
-            .then_with(|| x.rule.cmp(&y.rule))
+            // By the id text, not the table order.
+            .then_with(|| x.rule.name().cmp(y.rule.name()))
             .then_with(|| x.addr.cmp(&y.addr))
             .then_with(|| x.artifact.cmp(&y.artifact))
             .then_with(|| x.location_key.cmp(&y.location_key))
@@ -277,12 +298,13 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
             *counts.entry(f.severity).or_insert(0) += 1;
         }
     }
-    let rules_status: Vec<RuleStatus> = rules::RULES
-        .iter()
-        .map(|r| RuleStatus {
-            id: r.id.to_string(),
-            severity: policy.severity_of(r.id),
-            state: a.states.get(r.id).cloned().unwrap_or(RuleState::Applied),
+    // Every rule has a state (set above, in table order).
+    let rules_status: Vec<RuleStatus> = std::mem::take(&mut a.states)
+        .into_iter()
+        .map(|(id, state)| RuleStatus {
+            id,
+            severity: policy.severity_of(id),
+            state,
         })
         .collect();
     let binary = model::BinaryFacts {
@@ -379,24 +401,24 @@ struct Auditor<'a> {
     tee: Tee,
     policy: &'a Policy,
     findings: Vec<Finding>,
-    states: BTreeMap<&'static str, RuleState>,
+    states: BTreeMap<RuleId, RuleState>,
     pi: Option<Vec<talos_cfg::digest::PiDigest>>,
     reach: &'a reach::Reach,
 }
 
 impl Auditor<'_> {
-    fn applied(&self, id: &str) -> bool {
-        matches!(self.states.get(id), Some(RuleState::Applied))
+    fn applied(&self, id: RuleId) -> bool {
+        matches!(self.states.get(&id), Some(RuleState::Applied))
     }
 
-    fn not_applicable(&mut self, id: &'static str, why: &str) {
+    fn not_applicable(&mut self, id: RuleId, why: &str) {
         if self.applied(id) {
             self.states
                 .insert(id, RuleState::NotApplicable(why.to_string()));
         }
     }
 
-    fn unchecked(&mut self, id: &'static str, why: &str) {
+    fn unchecked(&mut self, id: RuleId, why: &str) {
         if self.applied(id) {
             self.states
                 .insert(id, RuleState::Unchecked(why.to_string()));
@@ -431,7 +453,7 @@ impl Auditor<'_> {
             .unwrap_or_default()
     }
 
-    fn push(&mut self, rule: &'static str, message: String, loc: Loc) {
+    fn push(&mut self, rule: RuleId, message: String, loc: Loc) {
         if !self.applied(rule) {
             return;
         }
@@ -440,10 +462,10 @@ impl Auditor<'_> {
             (None, Some(fi)) => self.function_key(fi),
             (None, None) => String::new(),
         };
-        let fp = fingerprint(rule, &function_key, &loc.location_key);
+        let fp = fingerprint(rule.name(), &function_key, &loc.location_key);
         let func = loc.function.and_then(|fi| self.cfg.functions.get(fi));
         let (reached_from, path) = match loc.function {
-            Some(_) if rule == "sgx-unreachable-instruction" => (None, Vec::new()),
+            Some(_) if rule == RuleId::SgxUnreachableInstruction => (None, Vec::new()),
             Some(fi) if loc.addr.is_some() => match self.reach.functions.get(&fi) {
                 Some((label, _)) => (Some(label.clone()), self.reach.path(self.cfg, fi)),
                 None => (None, Vec::new()),
@@ -454,7 +476,7 @@ impl Auditor<'_> {
             .file_offset
             .or_else(|| loc.addr.and_then(|a| self.file_offset(a)));
         self.findings.push(Finding {
-            rule: rule.to_string(),
+            rule,
             severity: self.policy.severity_of(rule),
             message,
             addr: loc.addr,
@@ -490,24 +512,26 @@ impl Auditor<'_> {
             if !reachable && h.mnemonic == "hlt" && self.cfg.follows_call(h.addr) {
                 continue;
             }
-            let rule: &'static str = match (self.tee, h.category) {
-                _ if !reachable => "sgx-unreachable-instruction",
-                (Tee::Gramine, "sgx-syscall") => "gramine-emulated-syscall",
-                (Tee::Gramine, "sgx-cpuid" | "sgx-rdtsc") => "gramine-emulated-instruction",
+            let rule = match (self.tee, h.category) {
+                _ if !reachable => RuleId::SgxUnreachableInstruction,
+                (Tee::Gramine, RuleId::SgxSyscall) => RuleId::GramineEmulatedSyscall,
+                (Tee::Gramine, RuleId::SgxCpuid | RuleId::SgxRdtsc) => {
+                    RuleId::GramineEmulatedInstruction
+                }
                 (_, c) => c,
             };
             let what = match rule {
-                "sgx-unreachable-instruction" => {
+                RuleId::SgxUnreachableInstruction => {
                     format!("{} ({}) in code no root reaches", h.text, h.category)
                 }
-                "gramine-emulated-syscall" => format!(
+                RuleId::GramineEmulatedSyscall => format!(
                     "{}: Gramine traps and emulates this system call (slow path)",
                     h.text
                 ),
-                "gramine-emulated-instruction" => {
+                RuleId::GramineEmulatedInstruction => {
                     format!("{}: Gramine traps and emulates this instruction", h.text)
                 }
-                "sgx-rdtsc" => format!(
+                RuleId::SgxRdtsc => format!(
                     "{}: #UD on SGX1 enclaves; legal only on SGX2-capable CPUs",
                     h.text
                 ),
@@ -529,7 +553,7 @@ impl Auditor<'_> {
     }
 
     fn lvi(&mut self, scan: &scan::Scan) -> Option<model::LviFacts> {
-        if !self.applied("sgx-lvi-unhardened") {
+        if !self.applied(RuleId::SgxLviUnhardened) {
             return None;
         }
         let mut facts = model::LviFacts::default();
@@ -572,7 +596,7 @@ impl Auditor<'_> {
                 list.join(", ")
             );
             self.push(
-                "sgx-lvi-unhardened",
+                RuleId::SgxLviUnhardened,
                 msg,
                 Loc {
                     addr: Some(s.addr),
@@ -596,15 +620,15 @@ impl Auditor<'_> {
             function_key: Some("sigstruct".to_string()),
             ..Loc::default()
         };
-        if !facts.signature.starts_with("verified") {
+        if facts.signature != model::Verification::Verified {
             self.push(
-                "sgx-signature-invalid",
+                RuleId::SgxSignatureInvalid,
                 format!("SIGSTRUCT signature {}", facts.signature),
                 loc("signature"),
             );
-        } else if !facts.q1_q2.starts_with("verified") {
+        } else if facts.q1_q2 != model::Verification::Verified {
             self.push(
-                "sgx-signature-invalid",
+                RuleId::SgxSignatureInvalid,
                 format!("SIGSTRUCT Q1/Q2 {}", facts.q1_q2),
                 loc("q1q2"),
             );
@@ -613,7 +637,7 @@ impl Auditor<'_> {
         let mask = s.attribute_mask();
         if attrs.flags & sgx::FLAG_DEBUG != 0 {
             self.push(
-                "sgx-debug-enclave",
+                RuleId::SgxDebugEnclave,
                 format!(
                     "SIGSTRUCT ATTRIBUTES.FLAGS = {:#x} has DEBUG set",
                     attrs.flags
@@ -622,7 +646,7 @@ impl Auditor<'_> {
             );
         } else if mask.flags & sgx::FLAG_DEBUG == 0 {
             self.push(
-                "sgx-debug-not-enforced",
+                RuleId::SgxDebugNotEnforced,
                 format!(
                     "ATTRIBUTEMASK.FLAGS = {:#x} does not cover DEBUG",
                     mask.flags
@@ -632,7 +656,7 @@ impl Auditor<'_> {
         }
         if attrs.flags & sgx::FLAG_PROVISIONKEY != 0 {
             self.push(
-                "sgx-provision-key",
+                RuleId::SgxProvisionKey,
                 "SIGSTRUCT requests PROVISIONKEY".to_string(),
                 loc("attributes.provisionkey"),
             );
@@ -660,7 +684,7 @@ impl Auditor<'_> {
         let path = self.input.path.to_string();
         let malformed = |a: &mut Self, artifact: Option<String>, detail: String, off: u64| {
             a.push(
-                "sgx-metadata-malformed",
+                RuleId::SgxMetadataMalformed,
                 detail,
                 Loc {
                     file_offset: Some(off),
@@ -674,7 +698,7 @@ impl Auditor<'_> {
         if self.tee == Tee::Sgx {
             match sgxmeta {
                 None => self.push(
-                    "sgx-not-signed",
+                    RuleId::SgxNotSigned,
                     "no .note.sgxmeta section: not a signed SGX SDK enclave".to_string(),
                     Loc {
                         location_key: "sgxmeta".into(),
@@ -739,7 +763,7 @@ impl Auditor<'_> {
             }
         } else {
             self.push(
-                "sgx-not-signed",
+                RuleId::SgxNotSigned,
                 "no .sig file (Gramine SIGSTRUCT) next to the binary or given with --sig"
                     .to_string(),
                 Loc {
@@ -759,7 +783,7 @@ impl Auditor<'_> {
     ) -> model::GramineFacts {
         let Some((path, m)) = manifest else {
             self.push(
-                "gramine-manifest-missing",
+                RuleId::GramineManifestMissing,
                 "no .manifest.sgx next to the binary or given with --manifest".to_string(),
                 Loc {
                     location_key: "manifest".into(),
@@ -812,7 +836,7 @@ impl Auditor<'_> {
             }
             if !diffs.is_empty() {
                 self.push(
-                    "gramine-sig-mismatch",
+                    RuleId::GramineSigMismatch,
                     format!("manifest and .sig disagree: {}", diffs.join("; ")),
                     Loc {
                         artifact: Some(sig.source.clone()),
@@ -861,8 +885,8 @@ impl Auditor<'_> {
             *k += 1;
             let rule = match class {
                 scan::EcallClass::Runtime => continue,
-                scan::EcallClass::LinuxProxied => "keystone-linux-syscall",
-                scan::EcallClass::Unknown => "keystone-unknown-ecall",
+                scan::EcallClass::LinuxProxied => RuleId::KeystoneLinuxSyscall,
+                scan::EcallClass::Unknown => RuleId::KeystoneUnknownEcall,
             };
             let reach_note = if reachable { "" } else { " (unreachable)" };
             self.push(

@@ -36,7 +36,7 @@ pub fn uri(path: &str) -> String {
 }
 
 fn result(report: &Report, f: &Finding, artifacts: &[String]) -> Value {
-    let rule_index = RULES.iter().position(|r| r.id == f.rule).unwrap_or(0);
+    let rule_index = f.rule.index();
     let artifact = f
         .artifact
         .clone()
@@ -133,7 +133,7 @@ pub fn to_sarif(report: &Report) -> Value {
                 .map_or(r.severity, |s| s.severity);
             json!({
                 "id": r.id,
-                "name": camel(r.id),
+                "name": camel(r.id.name()),
                 "shortDescription": { "text": r.title },
                 "fullDescription": { "text": r.why },
                 "help": {
@@ -142,7 +142,7 @@ pub fn to_sarif(report: &Report) -> Value {
                 },
                 "defaultConfiguration": { "level": sev.sarif_level() },
                 "properties": {
-                    "tags": ["security", "talos", r.id.split('-').next().unwrap_or("talos")],
+                    "tags": ["security", "talos", r.family().name()],
                     "precision": "high",
                     "security-severity": sev.security_severity(),
                 },
@@ -179,12 +179,11 @@ pub fn to_sarif(report: &Report) -> Value {
     let notifications: Vec<Value> = report
         .unchecked()
         .iter()
-        .map(|(id, why)| {
-            let index = crate::rules::RULES.iter().position(|r| r.id == *id);
+        .map(|u| {
             json!({
                 "level": "warning",
-                "message": { "text": format!("{id} could not be checked: {why}") },
-                "associatedRule": { "id": id, "index": index },
+                "message": { "text": format!("{} could not be checked: {}", u.rule, u.why) },
+                "associatedRule": { "id": u.rule, "index": u.rule.index() },
             })
         })
         .collect();

@@ -13,6 +13,8 @@ use rayon::prelude::*;
 use talos_cfg::arch::{Decoder, Flow, Insn};
 use talos_cfg::{Arch, Cfg, Function, FunctionSource, Image};
 
+use crate::rules::RuleId;
+
 /// Instructions decoded per function before the scan stops (matches the
 /// graph builder's limit).
 const MAX_INSNS: usize = talos_cfg::limits::MAX_FUNCTION_INSTRUCTIONS;
@@ -24,8 +26,8 @@ pub struct Hit {
     pub addr: u64,
     /// Length in bytes.
     pub len: u8,
-    /// Category: the `sgx-*` rule id it falls under.
-    pub category: &'static str,
+    /// Category: the `sgx-*` rule it falls under.
+    pub category: RuleId,
     /// Lowercase mnemonic (part of the fingerprint).
     pub mnemonic: String,
     /// Assembly text.
@@ -292,17 +294,21 @@ fn render(ins: &Instruction) -> String {
 }
 
 /// The `sgx-*` rule an instruction breaks, if any.
-fn classify(ins: &Instruction) -> Option<&'static str> {
+fn classify(ins: &Instruction) -> Option<RuleId> {
     use Mnemonic as M;
     let m = ins.mnemonic();
     let cat = match m {
         M::Syscall | M::Sysenter | M::Sysexit | M::Sysexitq | M::Sysret | M::Sysretq => {
-            "sgx-syscall"
+            RuleId::SgxSyscall
         }
-        M::Cpuid => "sgx-cpuid",
-        M::Rdtsc | M::Rdtscp => "sgx-rdtsc",
-        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => "sgx-io",
-        M::Int | M::Into | M::Int1 | M::Iret | M::Iretd | M::Iretq | M::Retf => "sgx-interrupt",
+        M::Cpuid => RuleId::SgxCpuid,
+        M::Rdtsc | M::Rdtscp => RuleId::SgxRdtsc,
+        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => {
+            RuleId::SgxIo
+        }
+        M::Int | M::Into | M::Int1 | M::Iret | M::Iretd | M::Iretq | M::Retf => {
+            RuleId::SgxInterrupt
+        }
         M::Vmcall
         | M::Vmmcall
         | M::Vmfunc
@@ -320,7 +326,7 @@ fn classify(ins: &Instruction) -> Option<&'static str> {
         | M::Invvpid
         | M::Vmrun
         | M::Vmload
-        | M::Vmsave => "sgx-vm-exit",
+        | M::Vmsave => RuleId::SgxVmExit,
         M::Hlt
         | M::Lgdt
         | M::Lidt
@@ -344,7 +350,7 @@ fn classify(ins: &Instruction) -> Option<&'static str> {
         | M::Encls
         | M::Xsetbv
         | M::Xsaves
-        | M::Xrstors => "sgx-privileged",
+        | M::Xrstors => RuleId::SgxPrivileged,
         M::Mov
             if (0..ins.op_count()).any(|i| {
                 ins.op_kind(i) == OpKind::Register && {
@@ -353,14 +359,14 @@ fn classify(ins: &Instruction) -> Option<&'static str> {
                 }
             }) =>
         {
-            "sgx-privileged"
+            RuleId::SgxPrivileged
         }
         _ if ins.is_call_far()
             || ins.is_jmp_far()
             || ins.is_call_far_indirect()
             || ins.is_jmp_far_indirect() =>
         {
-            "sgx-interrupt"
+            RuleId::SgxInterrupt
         }
         _ => return None,
     };
@@ -571,22 +577,22 @@ mod tests {
 
     #[test]
     fn classifies_enclave_illegal_instructions() {
-        let cases: &[(&[u8], Option<&str>)] = &[
-            (&[0x0f, 0x05], Some("sgx-syscall")),
-            (&[0x0f, 0x34], Some("sgx-syscall")),
-            (&[0x0f, 0xa2], Some("sgx-cpuid")),
-            (&[0x0f, 0x31], Some("sgx-rdtsc")),
-            (&[0x0f, 0x01, 0xf9], Some("sgx-rdtsc")),
-            (&[0xcd, 0x80], Some("sgx-interrupt")),
-            (&[0xee], Some("sgx-io")),
-            (&[0xec], Some("sgx-io")),
-            (&[0x0f, 0x01, 0xc1], Some("sgx-vm-exit")),
-            (&[0xf4], Some("sgx-privileged")),
-            (&[0x0f, 0x22, 0xd8], Some("sgx-privileged")), // mov cr3, rax
-            (&[0xcc], None),                               // int3 is fine
-            (&[0x0f, 0x01, 0xd7], None),                   // enclu is fine
-            (&[0x0f, 0xae, 0xe8], None),                   // lfence
-            (&[0x48, 0x89, 0xc3], None),                   // mov rbx, rax
+        let cases: &[(&[u8], Option<RuleId>)] = &[
+            (&[0x0f, 0x05], Some(RuleId::SgxSyscall)),
+            (&[0x0f, 0x34], Some(RuleId::SgxSyscall)),
+            (&[0x0f, 0xa2], Some(RuleId::SgxCpuid)),
+            (&[0x0f, 0x31], Some(RuleId::SgxRdtsc)),
+            (&[0x0f, 0x01, 0xf9], Some(RuleId::SgxRdtsc)),
+            (&[0xcd, 0x80], Some(RuleId::SgxInterrupt)),
+            (&[0xee], Some(RuleId::SgxIo)),
+            (&[0xec], Some(RuleId::SgxIo)),
+            (&[0x0f, 0x01, 0xc1], Some(RuleId::SgxVmExit)),
+            (&[0xf4], Some(RuleId::SgxPrivileged)),
+            (&[0x0f, 0x22, 0xd8], Some(RuleId::SgxPrivileged)), // mov cr3, rax
+            (&[0xcc], None),                                    // int3 is fine
+            (&[0x0f, 0x01, 0xd7], None),                        // enclu is fine
+            (&[0x0f, 0xae, 0xe8], None),                        // lfence
+            (&[0x48, 0x89, 0xc3], None),                        // mov rbx, rax
         ];
         for (bytes, want) in cases {
             assert_eq!(classify(&decode64(bytes)), *want, "{bytes:02x?}");

@@ -8,9 +8,19 @@ use crate::model::{
     AuditVerdict, BinaryFacts, Finding, GramineFacts, HardeningFacts, KeystoneFacts, LviFacts,
     RuleState, RuleStatus, Severity, SgxFacts, Tee,
 };
+use crate::rules::RuleId;
 
 /// Schema identifier written in every document.
 pub const SCHEMA: &str = "talos.audit/1";
+
+/// A rule that applies but could not be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unchecked<'a> {
+    /// The rule.
+    pub rule: RuleId,
+    /// Why it could not be checked.
+    pub why: &'a str,
+}
 
 /// A whole audit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,13 +74,17 @@ impl Report {
             .any(|f| !f.suppressed && f.severity >= self.fail_on)
     }
 
-    /// The rules that apply here but could not be checked, with why.
+    /// The rules that apply here but could not be checked, with why, in
+    /// table order.
     #[must_use]
-    pub fn unchecked(&self) -> Vec<(&str, &str)> {
+    pub fn unchecked(&self) -> Vec<Unchecked<'_>> {
         self.rules
             .iter()
             .filter_map(|r| match &r.state {
-                RuleState::Unchecked(why) => Some((r.id.as_str(), why.as_str())),
+                RuleState::Unchecked(why) => Some(Unchecked {
+                    rule: r.id,
+                    why: why.as_str(),
+                }),
                 _ => None,
             })
             .collect()

@@ -29,7 +29,7 @@ use crypto_bigint::{NonZero, Resize};
 use rsa::{BoxedUint, Pkcs1v15Sign, PublicKey as RsaPublicKey};
 use sha2::{Digest as _, Sha256};
 
-use crate::model::{Attributes, SgxMetadataFacts, SigStructFacts};
+use crate::model::{Attributes, SgxMetadataFacts, SigStructFacts, Verification};
 
 /// Size of a SIGSTRUCT.
 pub const SIGSTRUCT_SIZE: usize = 1808;
@@ -269,14 +269,8 @@ impl SigStruct {
     #[must_use]
     pub fn facts(&self, source: &str, offset: u64) -> SigStructFacts {
         let attributes = self.attributes();
-        let signature = match self.verify() {
-            Ok(()) => "verified".to_string(),
-            Err(e) => format!("invalid: {e}"),
-        };
-        let q1_q2 = match self.check_q1_q2() {
-            Ok(()) => "verified".to_string(),
-            Err(e) => format!("invalid: {e}"),
-        };
+        let signature = Verification::of(self.verify());
+        let q1_q2 = Verification::of(self.check_q1_q2());
         SigStructFacts {
             source: source.to_string(),
             offset,

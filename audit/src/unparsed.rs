@@ -63,7 +63,7 @@ pub(crate) fn report(input: &Input<'_>, options: &Options, e: &talos_cfg::Error)
                 ))
             };
             RuleStatus {
-                id: r.id.to_string(),
+                id: r.id,
                 severity: policy.severity_of(r.id),
                 state,
             }

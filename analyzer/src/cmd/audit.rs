@@ -273,8 +273,8 @@ fn report_text(r: &Report) -> String {
                 "                {} applicable rule(s) could not be checked, so the audit cannot pass:",
                 unchecked.len()
             );
-            for (id, why) in &unchecked {
-                let _ = writeln!(s, "                  {id}: {why}");
+            for u in &unchecked {
+                let _ = writeln!(s, "                  {}: {}", u.rule, u.why);
             }
         }
     }
@@ -308,9 +308,7 @@ fn report_text(r: &Report) -> String {
         if let Some(root) = &f.reached_from {
             let _ = writeln!(s, "         reached from {root}: {}", f.path.join(" > "));
         }
-        if let Some(rule) = talos_audit::rules::rule(&f.rule) {
-            let _ = writeln!(s, "         why: {}", rule.why);
-        }
+        let _ = writeln!(s, "         why: {}", f.rule.rule().why);
     }
     if let Some(sgx) = &r.sgx {
         let _ = writeln!(s, "\nsgx:");
@@ -472,8 +470,8 @@ fn report_text(r: &Report) -> String {
             RuleState::Applied => continue,
         };
         match skipped.iter_mut().find(|(w, _)| *w == why) {
-            Some((_, ids)) => ids.push(&x.id),
-            None => skipped.push((why, vec![&x.id])),
+            Some((_, ids)) => ids.push(x.id.name()),
+            None => skipped.push((why, vec![x.id.name()])),
         }
     }
     if !skipped.is_empty() {
