@@ -51,6 +51,20 @@ pub enum Scope {
     Keystone,
 }
 
+impl Scope {
+    /// Whether an audit for `tee` runs the rules of this scope.
+    #[must_use]
+    pub fn covers(self, tee: Tee) -> bool {
+        match self {
+            Scope::Image => true,
+            Scope::Sgx => tee == Tee::Sgx,
+            Scope::SgxOrGramine => matches!(tee, Tee::Sgx | Tee::Gramine),
+            Scope::Gramine => tee == Tee::Gramine,
+            Scope::Keystone => tee == Tee::Keystone,
+        }
+    }
+}
+
 /// Architectures a rule can be checked on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arches {
@@ -383,14 +397,7 @@ impl<'de> Deserialize<'de> for RuleId {
 /// # Errors
 /// A sentence saying why the rule does not apply.
 pub fn applies(rule: &Rule, tee: Tee, arch: Arch, format: Format) -> Result<(), String> {
-    let scope_ok = match rule.scope {
-        Scope::Image => true,
-        Scope::Sgx => tee == Tee::Sgx,
-        Scope::SgxOrGramine => matches!(tee, Tee::Sgx | Tee::Gramine),
-        Scope::Gramine => tee == Tee::Gramine,
-        Scope::Keystone => tee == Tee::Keystone,
-    };
-    if !scope_ok {
+    if !rule.scope.covers(tee) {
         let needs = match rule.scope {
             Scope::Image => "any",
             Scope::Sgx => "sgx",

@@ -471,102 +471,6 @@ fn writes_x(bytes: &[u8], len: u8) -> Option<u16> {
     }
 }
 
-/// What an `ecall` number means to the Keystone runtime (Eyrie).
-#[must_use]
-pub fn keystone_interface(n: u64) -> (String, EcallClass) {
-    let runtime = match n {
-        1001 => Some("ocall"),
-        1002 => Some("copy_from_shared"),
-        1003 => Some("attest_enclave"),
-        1004 => Some("get_sealing_key"),
-        1101 => Some("exit"),
-        _ => None,
-    };
-    if let Some(name) = runtime {
-        return (format!("runtime {name} ({n})"), EcallClass::Runtime);
-    }
-    if (1000..3000).contains(&n) {
-        return (
-            format!("runtime call {n} (not in the stable Eyrie interface)"),
-            EcallClass::Unknown,
-        );
-    }
-    // Eyrie handles memory management itself; other Linux calls are
-    // proxied to the host.
-    let (name, inside) = match n {
-        214 => ("brk", true),
-        215 => ("munmap", true),
-        222 => ("mmap", true),
-        226 => ("mprotect", true),
-        96 => ("set_tid_address", true),
-        135 => ("rt_sigprocmask", true),
-        278 => ("getrandom", true),
-        17 => ("getcwd", false),
-        23 => ("dup", false),
-        25 => ("fcntl", false),
-        29 => ("ioctl", false),
-        35 => ("unlinkat", false),
-        46 => ("ftruncate", false),
-        48 => ("faccessat", false),
-        56 => ("openat", false),
-        57 => ("close", false),
-        62 => ("lseek", false),
-        63 => ("read", false),
-        64 => ("write", false),
-        65 => ("readv", false),
-        66 => ("writev", false),
-        67 => ("pread64", false),
-        68 => ("pwrite64", false),
-        78 => ("readlinkat", false),
-        79 => ("fstatat", false),
-        80 => ("fstat", false),
-        82 => ("fsync", false),
-        93 => ("exit", false),
-        94 => ("exit_group", false),
-        98 => ("futex", false),
-        113 => ("clock_gettime", false),
-        124 => ("sched_yield", false),
-        160 => ("uname", false),
-        172 => ("getpid", false),
-        174 => ("getuid", false),
-        178 => ("gettid", false),
-        198 => ("socket", false),
-        200 => ("bind", false),
-        201 => ("listen", false),
-        202 => ("accept", false),
-        203 => ("connect", false),
-        206 => ("sendto", false),
-        207 => ("recvfrom", false),
-        208 => ("setsockopt", false),
-        291 => ("statx", false),
-        _ => {
-            return (format!("unknown call {n}"), EcallClass::Unknown);
-        }
-    };
-    if inside {
-        (
-            format!("linux {name} ({n}, handled inside Eyrie)"),
-            EcallClass::Runtime,
-        )
-    } else {
-        (
-            format!("linux {name} ({n}, proxied to the host)"),
-            EcallClass::LinuxProxied,
-        )
-    }
-}
-
-/// How an `ecall` is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EcallClass {
-    /// A runtime service or a call Eyrie handles itself.
-    Runtime,
-    /// A Linux system call Eyrie forwards to the host.
-    LinuxProxied,
-    /// Not known.
-    Unknown,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,14 +532,5 @@ mod tests {
         // lui a7, 0x1 -> 4096
         let lui: u32 = (1 << 12) | (17 << 7) | 0x37;
         assert_eq!(track_a7(&lui.to_le_bytes(), 4, None), Some(4096));
-    }
-
-    #[test]
-    fn keystone_numbers() {
-        assert_eq!(keystone_interface(1001).1, EcallClass::Runtime);
-        assert_eq!(keystone_interface(64).1, EcallClass::LinuxProxied);
-        assert_eq!(keystone_interface(222).1, EcallClass::Runtime);
-        assert_eq!(keystone_interface(1500).1, EcallClass::Unknown);
-        assert_eq!(keystone_interface(9999).1, EcallClass::Unknown);
     }
 }

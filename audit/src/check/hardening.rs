@@ -5,8 +5,9 @@
 use talos_cfg::Arch;
 use talos_cfg::image::SymbolSource;
 
+use super::{Auditor, Loc};
 use crate::rules::{self, RuleId};
-use crate::{Auditor, Loc, elfinfo, model, peinfo, scan};
+use crate::{elfinfo, model, peinfo, scan};
 
 /// Names that show a mingw (GCC) stack protector in the imports or
 /// symbols.
