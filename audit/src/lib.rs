@@ -23,6 +23,7 @@ pub mod model;
 pub mod peinfo;
 pub mod policy;
 pub mod reach;
+pub mod reader;
 pub mod rules;
 pub mod sarif;
 pub mod scan;
@@ -129,18 +130,27 @@ impl TeeDecision {
     }
 }
 
-/// What the headers of the binary say, by format; `None` when they could
-/// not be read (the rules that need them are then not checked).
+/// What the headers of the binary say, by format; `Err(why)` when they
+/// could not be read (the rules that need them are then not checked).
 enum Headers {
-    Elf(Option<elfinfo::ElfFacts>),
-    Pe(Option<peinfo::PeFacts>),
+    Elf(std::result::Result<elfinfo::ElfFacts, String>),
+    Pe(std::result::Result<peinfo::PeFacts, String>),
 }
 
 impl Headers {
     fn elf(&self) -> Option<&elfinfo::ElfFacts> {
         match self {
-            Headers::Elf(e) => e.as_ref(),
+            Headers::Elf(e) => e.as_ref().ok(),
             Headers::Pe(_) => None,
+        }
+    }
+
+    /// What the readers recorded as not held by the file.
+    fn anomalies(&self) -> &[String] {
+        match self {
+            Headers::Elf(Ok(e)) => &e.anomalies,
+            Headers::Pe(Ok(p)) => &p.anomalies,
+            Headers::Elf(Err(_)) | Headers::Pe(Err(_)) => &[],
         }
     }
 }
@@ -180,12 +190,13 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         None => None,
     };
     let headers = match image.format {
-        Format::Elf => Headers::Elf(elfinfo::read(input.bytes)),
+        Format::Elf => Headers::Elf(elfinfo::read(input.bytes).map_err(|e| e.to_string())),
         Format::Pe => Headers::Pe(peinfo::read(input.bytes, image.base)),
     };
+    let mut anomalies = headers.anomalies().to_vec();
     let sgxmeta = headers
         .elf()
-        .and_then(|e| e.sections.iter().find(|s| s.name == ".note.sgxmeta"))
+        .and_then(|e| e.section(".note.sgxmeta"))
         .cloned();
 
     let policy = &options.policy;
@@ -236,17 +247,24 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
     } else {
         scan::Scan::default()
     };
+    anomalies.extend(scan.anomalies.iter().cloned());
     let reach = if needs_reach {
         let exports = match &headers {
-            Headers::Elf(e) => e.as_ref().map(|e| e.exports.clone()).unwrap_or_default(),
+            Headers::Elf(Ok(e)) => e.exports.clone(),
+            // Unreadable headers leave the ELF rules unchecked already.
+            Headers::Elf(Err(_)) => Vec::new(),
             // The export directory (the loader's symbol list may merge an
             // export with the COFF symbol of the same name).
-            Headers::Pe(_) => peinfo::exports(input.bytes, image.base),
+            Headers::Pe(_) => peinfo::exports(input.bytes, image.base).unwrap_or_else(|why| {
+                anomalies.push(format!("{why}; exported functions are not roots"));
+                Vec::new()
+            }),
         };
         reach::reach(&image, &cfg, &exports, &scan.address_taken)
     } else {
         reach::Reach::default()
     };
+    anomalies.extend(reach.anomalies.iter().cloned());
 
     let mut a = Auditor {
         input,
@@ -262,8 +280,8 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
     a.instructions(&scan);
     let lvi = a.lvi(&scan);
     let hardening = match &headers {
-        Headers::Elf(e) => a.hardening(e.as_ref(), &scan),
-        Headers::Pe(p) => a.pe_hardening(p.as_ref()),
+        Headers::Elf(e) => a.hardening(e.as_ref().map_err(String::as_str), &scan),
+        Headers::Pe(p) => a.pe_hardening(p.as_ref().map_err(String::as_str)),
     };
     let sgx = matches!(tee, Tee::Sgx | Tee::Gramine)
         .then(|| a.sgx_metadata(sgxmeta.as_ref(), manifest.as_ref()));
@@ -354,6 +372,7 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         keystone,
         lvi,
         notes,
+        anomalies,
     };
     report.verdict = report.conclude();
     Ok(report)

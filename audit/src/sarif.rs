@@ -176,7 +176,7 @@ pub fn to_sarif(report: &Report) -> Value {
     run_props.insert("notes".into(), json!(report.notes));
     // Rules that apply but could not be checked: a notification each, so a
     // code-scanning upload shows what the verdict does not cover.
-    let notifications: Vec<Value> = report
+    let mut notifications: Vec<Value> = report
         .unchecked()
         .iter()
         .map(|u| {
@@ -187,6 +187,13 @@ pub fn to_sarif(report: &Report) -> Value {
             })
         })
         .collect();
+    // Parts of the binary the readers could not read.
+    notifications.extend(report.anomalies.iter().map(|a| {
+        json!({
+            "level": "warning",
+            "message": { "text": format!("part of the binary could not be read: {a}") },
+        })
+    }));
     json!({
         "$schema": SARIF_SCHEMA_URI,
         "version": "2.1.0",
@@ -204,6 +211,7 @@ pub fn to_sarif(report: &Report) -> Value {
                 // A tool that could not check an applicable rule did not
                 // complete the audit it was asked for.
                 "executionSuccessful": report.unchecked().is_empty()
+                    && report.anomalies.is_empty()
                     && report.verdict != crate::model::AuditVerdict::Unverifiable,
                 "toolExecutionNotifications": notifications,
             }],

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use talos_cfg::arch::{Decoder, Flow, Insn};
 use talos_cfg::{Arch, Cfg, Function, FunctionSource, Image};
 
+use crate::reader::Reader;
 use crate::rules::RuleId;
 
 /// Instructions decoded per function before the scan stops (matches the
@@ -77,8 +78,12 @@ pub struct Scan {
     pub ecalls: Vec<Ecall>,
     /// Function entries whose address an instruction computes.
     pub address_taken: BTreeSet<u64>,
+    /// Instructions of recovered blocks the scan could not read or
+    /// decode, each a sentence: what they would have shown is unknown.
+    pub anomalies: Vec<String>,
 }
 
+/// What the scan of one function found.
 #[derive(Default)]
 struct Partial {
     hits: Vec<Hit>,
@@ -86,6 +91,27 @@ struct Partial {
     lvi: Vec<LviSite>,
     ecalls: Vec<Ecall>,
     refs: Vec<u64>,
+    anomalies: Vec<String>,
+}
+
+/// Where an instruction is.
+#[derive(Debug, Clone, Copy)]
+struct Site {
+    /// Function index.
+    function: usize,
+    /// Block index in that function.
+    block: usize,
+    /// The function is an import stub (PLT), which the LVI heuristic skips.
+    import_stub: bool,
+}
+
+/// The LVI heuristic's state along a block.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fences {
+    /// An LFENCE was seen since the last load.
+    since_load: bool,
+    /// The previous instruction was an LFENCE.
+    previous: bool,
 }
 
 /// What to look for.
@@ -128,6 +154,7 @@ pub fn scan(image: &Image<'_>, cfg: &Cfg, dec: &dyn Decoder, plan: Plan, refs: b
         out.ecalls.extend(p.ecalls);
         out.address_taken
             .extend(p.refs.into_iter().filter(|a| entries.contains(a)));
+        out.anomalies.extend(p.anomalies);
     }
     out
 }
@@ -147,46 +174,54 @@ fn scan_function(
         Arch::X86_64 if x86_wanted => Some(64),
         _ => None,
     };
-    let plt = f.source == FunctionSource::ImportStub;
+    let import_stub = f.source == FunctionSource::ImportStub;
     let mut info = InstructionInfoFactory::new();
     let mut budget = MAX_INSNS;
     for (bi, b) in f.blocks.iter().enumerate() {
+        let site = Site {
+            function: fi,
+            block: bi,
+            import_stub,
+        };
         let mut a = b.addr;
         let mut prev: Option<Insn> = None;
-        // LVI state: an LFENCE seen since the last load; the previous
-        // instruction was an LFENCE.
-        let mut fenced = false;
-        let mut prev_lfence = false;
+        let mut fences = Fences::default();
         let mut a7: Option<u64> = None;
         for _ in 0..b.instructions {
             if budget == 0 {
+                p.anomalies.push(format!(
+                    "{}: the scan stopped after {MAX_INSNS} instructions",
+                    f.display_name()
+                ));
                 return p;
             }
             budget -= 1;
-            let Some(bytes) = image.bytes_from(a) else {
+            let Some(insn) = image
+                .bytes_from(a)
+                .and_then(|bytes| Some((bytes, dec.decode(bytes, a, prev.as_ref())?)))
+            else {
+                p.anomalies.push(format!(
+                    "{}: the instruction at {a:#x} in the block at {:#x} cannot be read or decoded",
+                    f.display_name(),
+                    b.addr
+                ));
                 break;
             };
-            let Some(insn) = dec.decode(bytes, a, prev.as_ref()) else {
-                break;
-            };
+            let (bytes, insn) = insn;
             if refs && let Some(d) = insn.data_ref {
                 p.refs.push(d);
             }
             match bitness {
-                Some(bits) => x86(
-                    bytes,
-                    a,
-                    bits,
-                    &insn,
-                    &mut info,
-                    plan,
-                    (fi, bi, plt),
-                    &mut fenced,
-                    &mut prev_lfence,
-                    &mut p,
-                ),
+                Some(bits) => {
+                    if !x86(bytes, a, bits, &insn, &mut info, plan, site, &mut fences, &mut p) {
+                        p.anomalies.push(format!(
+                            "{}: iced-x86 does not decode the instruction at {a:#x}",
+                            f.display_name()
+                        ));
+                    }
+                }
                 None if plan.ecalls && image.arch == Arch::Riscv64 => {
-                    riscv(bytes, a, &insn, (fi, bi), &mut a7, &mut p);
+                    riscv(bytes, a, &insn, site, &mut a7, &mut p);
                 }
                 None => {}
             }
@@ -197,6 +232,8 @@ fn scan_function(
     p
 }
 
+/// The x86 checks on one instruction; `false` when iced-x86 does not
+/// decode it.
 #[allow(clippy::too_many_arguments)]
 fn x86(
     bytes: &[u8],
@@ -205,16 +242,16 @@ fn x86(
     insn: &Insn,
     info: &mut InstructionInfoFactory,
     plan: Plan,
-    (fi, bi, plt): (usize, usize, bool),
-    fenced: &mut bool,
-    prev_lfence: &mut bool,
+    site: Site,
+    fences: &mut Fences,
     p: &mut Partial,
-) {
+) -> bool {
+    // x86 instructions are at most 15 bytes.
     let window = bytes.get(..bytes.len().min(15)).unwrap_or(bytes);
     let mut d = Iced::with_ip(bits, window, addr, DecoderOptions::NONE);
     let ins = d.decode();
     if ins.is_invalid() {
-        return;
+        return false;
     }
     if plan.instructions
         && let Some(category) = classify(&ins)
@@ -225,8 +262,8 @@ fn x86(
             category,
             mnemonic: format!("{:?}", ins.mnemonic()).to_lowercase(),
             text: render(&ins),
-            function: fi,
-            block: bi,
+            function: site.function,
+            block: site.block,
         });
     }
     // Stack-canary loads: mov reg, fs:[0x28] (x86-64) / gs:[0x14] (i386).
@@ -245,7 +282,7 @@ fn x86(
         p.canary_loads += 1;
     }
     if !plan.lvi {
-        return;
+        return true;
     }
     // LVI.
     let is_lfence = ins.mnemonic() == Mnemonic::Lfence;
@@ -256,17 +293,17 @@ fn x86(
         insn.flow,
         Flow::Return | Flow::IndirectJump { .. } | Flow::IndirectCall { .. }
     );
-    if branch && !plt {
+    if branch && !site.import_stub {
         let hardened = if ins.flow_control() == FlowControl::Return {
-            *prev_lfence
+            fences.previous
         } else {
             let mem_operand = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
-            !mem_operand && *fenced
+            !mem_operand && fences.since_load
         };
         p.lvi.push(LviSite {
             addr,
-            function: fi,
-            block: bi,
+            function: site.function,
+            block: site.block,
             hardened,
         });
     }
@@ -278,11 +315,12 @@ fn x86(
             )
         });
     if is_lfence {
-        *fenced = true;
+        fences.since_load = true;
     } else if loads {
-        *fenced = false;
+        fences.since_load = false;
     }
-    *prev_lfence = is_lfence;
+    fences.previous = is_lfence;
+    true
 }
 
 fn render(ins: &Instruction) -> String {
@@ -378,15 +416,15 @@ fn riscv(
     bytes: &[u8],
     addr: u64,
     insn: &Insn,
-    (fi, bi): (usize, usize),
+    site: Site,
     a7: &mut Option<u64>,
     p: &mut Partial,
 ) {
     if insn.len == 4 && bytes.get(..4) == Some(&[0x73, 0, 0, 0][..]) {
         p.ecalls.push(Ecall {
             addr,
-            function: fi,
-            block: bi,
+            function: site.function,
+            block: site.block,
             a7: *a7,
         });
         // The call's result lands in a0; a7 is preserved by the runtime,
@@ -397,6 +435,16 @@ fn riscv(
     *a7 = track_a7(bytes, insn.len, *a7);
 }
 
+/// The encoding of a RISC-V instruction of `len` bytes (2: compressed,
+/// 4: base), little-endian as RISC-V stores instructions.
+fn encoding(bytes: &[u8], len: u8) -> Option<u32> {
+    let r = Reader::le(bytes);
+    match len {
+        2 => r.u16(0, "compressed instruction").ok().map(u32::from),
+        _ => r.u32(0, "instruction").ok(),
+    }
+}
+
 /// The value of `a7` after the instruction, given its value before: the
 /// constant forms compilers and hand-written stubs use (`li`, `lui`,
 /// `addi`/`addiw` on itself, `c.li`, `c.lui`, `c.addi`); anything else
@@ -404,8 +452,8 @@ fn riscv(
 fn track_a7(bytes: &[u8], len: u8, before: Option<u64>) -> Option<u64> {
     const A7: u32 = 17;
     let sext = |v: u64, bits: u32| ((v << (64 - bits)) as i64 >> (64 - bits)) as u64;
+    let w = encoding(bytes, len)?;
     if len == 2 {
-        let w = u32::from(u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]));
         let (q, f3, rd) = (w & 3, w >> 13, (w >> 7) & 0x1f);
         let imm6 = u64::from(((w >> 12) & 1) << 5 | ((w >> 2) & 0x1f));
         return match (q, f3) {
@@ -416,12 +464,6 @@ fn track_a7(bytes: &[u8], len: u8, before: Option<u64>) -> Option<u64> {
             _ => before,
         };
     }
-    let w = u32::from_le_bytes([
-        *bytes.first()?,
-        *bytes.get(1)?,
-        *bytes.get(2)?,
-        *bytes.get(3)?,
-    ]);
     let (opcode, rd, f3, rs1) = (w & 0x7f, (w >> 7) & 0x1f, (w >> 12) & 7, (w >> 15) & 0x1f);
     let imm_i = sext(u64::from(w >> 20), 12);
     match opcode {
@@ -438,9 +480,9 @@ fn track_a7(bytes: &[u8], len: u8, before: Option<u64>) -> Option<u64> {
 
 /// The integer register an RV64GC instruction writes, from its encoding
 /// (`rd` for the formats that have one).
-fn writes_x(bytes: &[u8], len: u8) -> Option<u16> {
+fn writes_x(bytes: &[u8], len: u8) -> Option<u32> {
+    let w = encoding(bytes, len)?;
     if len == 2 {
-        let w = u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]);
         let q = w & 3;
         let f3 = w >> 13;
         let rd = (w >> 7) & 0x1f;
@@ -451,14 +493,8 @@ fn writes_x(bytes: &[u8], len: u8) -> Option<u16> {
             _ => None,
         };
     }
-    let w = u32::from_le_bytes([
-        *bytes.first()?,
-        *bytes.get(1)?,
-        *bytes.get(2)?,
-        *bytes.get(3)?,
-    ]);
     let opcode = w & 0x7f;
-    let rd = u16::try_from((w >> 7) & 0x1f).ok()?;
+    let rd = (w >> 7) & 0x1f;
     match opcode {
         // Stores, branches, fences and FP ops write no integer rd.
         0x23 | 0x27 | 0x63 | 0x0f | 0x07 | 0x43 | 0x47 | 0x4b | 0x4f => None,

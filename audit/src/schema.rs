@@ -63,6 +63,12 @@ pub struct Report {
     pub lvi: Option<LviFacts>,
     /// What a reader must know about the evidence (what was not verified).
     pub notes: Vec<String>,
+    /// What the binary's headers declare but the file does not hold, or
+    /// what is larger than talos reads (a section name outside its string
+    /// table, a directory outside the file, a property note cut short): the
+    /// audit read only part of the input, so it cannot pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
 }
 
 impl Report {
@@ -92,13 +98,15 @@ impl Report {
 
     /// The verdict the findings and rule states give: `fail` on a failing
     /// finding; else `unverifiable` when an applicable rule could not be
-    /// checked or no rule was checked at all; else `pass`.
+    /// checked, no rule was checked at all, or part of the binary could
+    /// not be read (anomalies); else `pass`.
     #[must_use]
     pub fn conclude(&self) -> AuditVerdict {
         if self.fails() {
             AuditVerdict::Fail
         } else if !self.unchecked().is_empty()
             || !self.rules.iter().any(|r| r.state == RuleState::Applied)
+            || !self.anomalies.is_empty()
         {
             AuditVerdict::Unverifiable
         } else {

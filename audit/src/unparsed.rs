@@ -89,6 +89,7 @@ pub(crate) fn report(input: &Input<'_>, options: &Options, e: &talos_cfg::Error)
         gramine: None,
         keystone: None,
         lvi: None,
+        anomalies: Vec::new(),
         notes: vec![format!(
             "{}: {why}; no rule could be checked, so the audit cannot pass",
             input.path

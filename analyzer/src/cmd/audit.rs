@@ -262,12 +262,21 @@ fn report_text(r: &Report) -> String {
     );
     let unchecked = r.unchecked();
     if r.verdict == AuditVerdict::Unverifiable {
-        if unchecked.is_empty() {
+        if !r.anomalies.is_empty() {
+            let _ = writeln!(
+                s,
+                "                part of the binary could not be read, so the audit cannot pass:"
+            );
+            for a in &r.anomalies {
+                let _ = writeln!(s, "                  {a}");
+            }
+        }
+        if unchecked.is_empty() && r.anomalies.is_empty() {
             let _ = writeln!(
                 s,
                 "                no rule was checked, so the audit cannot pass"
             );
-        } else {
+        } else if !unchecked.is_empty() {
             let _ = writeln!(
                 s,
                 "                {} applicable rule(s) could not be checked, so the audit cannot pass:",
@@ -478,6 +487,12 @@ fn report_text(r: &Report) -> String {
         let _ = writeln!(s, "\nrules not applied:");
         for (why, ids) in skipped {
             let _ = writeln!(s, "  {}\n    {why}", ids.join(", "));
+        }
+    }
+    if r.verdict != AuditVerdict::Unverifiable && !r.anomalies.is_empty() {
+        let _ = writeln!(s, "\npart of the binary could not be read:");
+        for a in &r.anomalies {
+            let _ = writeln!(s, "  {a}");
         }
     }
     if !r.notes.is_empty() {

@@ -28,6 +28,7 @@ const KNOWN: &[&str] = &[
     "keystone",
     "lvi",
     "notes",
+    "anomalies",
 ];
 
 const SEVERITIES: [Severity; 4] = [
@@ -76,6 +77,12 @@ pub fn render(r: &Report) -> String {
             " {} rule(s) could not be checked: {}.",
             unchecked.len(),
             unchecked.join(", ")
+        ));
+    }
+    if !r.anomalies.is_empty() {
+        summary.push_str(&format!(
+            " {} part(s) of the binary could not be read.",
+            r.anomalies.len()
         ));
     }
     page.verdict(&serde_name(&r.verdict), &summary);
@@ -133,6 +140,10 @@ pub fn render(r: &Report) -> String {
             ),
         ],
     );
+    if !r.anomalies.is_empty() {
+        page.h2("anomalies", "What could not be read");
+        page.notes(&r.anomalies);
+    }
     if !r.notes.is_empty() {
         page.h2("notes", "What was not verified");
         page.notes(&r.notes);

@@ -18,20 +18,23 @@ impl Auditor<'_> {
     /// notes, stack protector.
     pub(crate) fn hardening(
         &mut self,
-        elf: Option<&elfinfo::ElfFacts>,
+        elf: Result<&elfinfo::ElfFacts, &str>,
         scan: &scan::Scan,
     ) -> model::HardeningFacts {
-        let Some(e) = elf else {
-            for r in rules::RULES
-                .iter()
-                .filter(|r| r.formats == rules::Formats::Elf)
-            {
-                self.unchecked(
-                    r.id,
-                    "goblin could not parse the ELF headers, so the program headers, dynamic section and notes could not be read",
+        let e = match elf {
+            Ok(e) => e,
+            Err(why) => {
+                let why = format!(
+                    "goblin could not parse the ELF headers, so the program headers, dynamic section and notes could not be read: {why}"
                 );
+                for r in rules::RULES
+                    .iter()
+                    .filter(|r| r.formats == rules::Formats::Elf)
+                {
+                    self.unchecked(r.id, &why);
+                }
+                return model::HardeningFacts::default();
             }
-            return model::HardeningFacts::default();
         };
         let arch = self.image.arch;
         let x86 = matches!(arch, Arch::X86 | Arch::X86_64);
@@ -65,29 +68,23 @@ impl Auditor<'_> {
             bind_now: e.bind_now,
             exec_stack: e.gnu_stack_exec,
             text_relocations: self.image.text_relocations,
-            wx_segments: e.wx_segments.iter().map(|(v, _)| *v).collect(),
+            wx_segments: e.wx_segments.iter().map(|w| w.vaddr).collect(),
             stack_protector,
             cfi,
             dynamic: e.dynamic,
             pe: None,
         };
 
-        for (i, (vaddr, off)) in e.wx_segments.iter().enumerate() {
-            let size = self
-                .image
-                .segments
-                .iter()
-                .find(|s| s.vaddr == *vaddr)
-                .map(|s| s.mem_size);
+        for (i, w) in e.wx_segments.iter().enumerate() {
             self.push(
                 RuleId::HardeningWxSegment,
                 format!(
-                    "PT_LOAD segment at {vaddr:#x} ({} bytes) is mapped RWX",
-                    size.unwrap_or(0)
+                    "PT_LOAD segment at {:#x} ({} bytes) is mapped RWX",
+                    w.vaddr, w.mem_size
                 ),
                 Loc {
-                    addr: Some(*vaddr),
-                    file_offset: Some(*off),
+                    addr: Some(w.vaddr),
+                    file_offset: Some(w.offset),
                     location_key: format!("segment#{i}"),
                     ..Loc::default()
                 },
@@ -178,19 +175,22 @@ impl Auditor<'_> {
             Some(true) => {}
         }
         if x86 {
-            let f = e.x86_features.unwrap_or(0);
-            if f & 3 != 3 {
-                let missing: Vec<&str> = [(1, "IBT"), (2, "SHSTK")]
-                    .iter()
-                    .filter(|(b, _)| f & b == 0)
-                    .map(|(_, n)| *n)
-                    .collect();
+            let message = match e.x86_features {
+                None => Some("no GNU_PROPERTY_X86_FEATURE_1_AND property note".to_string()),
+                Some(f) => {
+                    let missing: Vec<&str> = [(1, "IBT"), (2, "SHSTK")]
+                        .iter()
+                        .filter(|(b, _)| f & b == 0)
+                        .map(|(_, n)| *n)
+                        .collect();
+                    (!missing.is_empty())
+                        .then(|| format!("CET property note lacks {}", missing.join(" and ")))
+                }
+            };
+            if let Some(message) = message {
                 self.push(
                     RuleId::HardeningNoCet,
-                    match e.x86_features {
-                        None => "no GNU_PROPERTY_X86_FEATURE_1_AND property note".to_string(),
-                        Some(_) => format!("CET property note lacks {}", missing.join(" and ")),
-                    },
+                    message,
                     Loc {
                         location_key: "cet".into(),
                         ..Loc::default()
@@ -198,7 +198,7 @@ impl Auditor<'_> {
                 );
             }
         }
-        if arch == Arch::Aarch64 && e.aarch64_features.unwrap_or(0) & 1 == 0 {
+        if arch == Arch::Aarch64 && !e.aarch64_features.is_some_and(|f| f & 1 != 0) {
             self.push(
                 RuleId::HardeningNoBti,
                 "no GNU_PROPERTY_AARCH64_FEATURE_1_AND property with BTI".to_string(),
@@ -212,15 +212,22 @@ impl Auditor<'_> {
     }
 
     /// PE32+ image hardening.
-    pub(crate) fn pe_hardening(&mut self, pe: Option<&peinfo::PeFacts>) -> model::HardeningFacts {
-        let Some(p) = pe else {
-            for r in rules::RULES
-                .iter()
-                .filter(|r| r.formats == rules::Formats::Pe)
-            {
-                self.unchecked(r.id, "the PE headers could not be read");
+    pub(crate) fn pe_hardening(
+        &mut self,
+        pe: Result<&peinfo::PeFacts, &str>,
+    ) -> model::HardeningFacts {
+        let p = match pe {
+            Ok(p) => p,
+            Err(why) => {
+                let why = format!("the PE headers could not be read: {why}");
+                for r in rules::RULES
+                    .iter()
+                    .filter(|r| r.formats == rules::Formats::Pe)
+                {
+                    self.unchecked(r.id, &why);
+                }
+                return model::HardeningFacts::default();
             }
-            return model::HardeningFacts::default();
         };
         let img = self.image;
         let named = |n: &str| {
@@ -289,9 +296,15 @@ impl Auditor<'_> {
             self.push(
                 RuleId::HardeningPeNoCfg,
                 match p.load_config {
-                    None => "no GUARD_CF and no load configuration directory".to_string(),
-                    Some(_) => {
+                    peinfo::LoadConfig::Absent => {
+                        "no GUARD_CF and no load configuration directory".to_string()
+                    }
+                    peinfo::LoadConfig::Read { .. } => {
                         "GUARD_CF or the load configuration's CF_INSTRUMENTED flag is missing"
+                            .to_string()
+                    }
+                    peinfo::LoadConfig::Unreadable => {
+                        "the load configuration directory cannot be read, so Control Flow Guard cannot be confirmed"
                             .to_string()
                     }
                 },

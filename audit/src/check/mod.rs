@@ -126,7 +126,7 @@ impl Auditor<'_> {
         let (reached_from, path) = match loc.function {
             Some(_) if rule == RuleId::SgxUnreachableInstruction => (None, Vec::new()),
             Some(fi) if loc.addr.is_some() => match self.reach.functions.get(&fi) {
-                Some((label, _)) => (Some(label.clone()), self.reach.path(self.cfg, fi)),
+                Some(r) => (Some(r.root.to_string()), self.reach.path(self.cfg, fi)),
                 None => (None, Vec::new()),
             },
             _ => (None, Vec::new()),

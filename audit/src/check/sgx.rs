@@ -9,6 +9,7 @@ use talos_cfg::Format;
 use super::{Auditor, Loc};
 use crate::model::{self, Tee};
 use crate::rules::RuleId;
+use crate::reader::Reader;
 use crate::{elfinfo, gramine, scan, sgx};
 
 /// The rules that read an SGX SDK enclave's SIGSTRUCT.
@@ -240,8 +241,12 @@ impl Auditor<'_> {
                         sec.offset,
                     );
                 }
-                Some(sec) => match elfinfo::slice(self.input.bytes, sec.offset, sec.size) {
-                    None => malformed(
+                Some(sec) => match Reader::le(self.input.bytes).slice(
+                    sec.offset,
+                    sec.size,
+                    ".note.sgxmeta",
+                ) {
+                    Err(_) => malformed(
                         self,
                         None,
                         format!(
@@ -250,7 +255,7 @@ impl Auditor<'_> {
                         ),
                         sec.offset,
                     ),
-                    Some(bytes) => match sgx::parse_note(bytes, sec.offset, sec.align) {
+                    Ok(bytes) => match sgx::parse_note(bytes, sec.offset, sec.align) {
                         Err(e) => malformed(self, None, format!(".note.sgxmeta: {e}"), sec.offset),
                         Ok(m) => {
                             let sf = m.sigstruct.facts(&path, m.sigstruct_offset);
