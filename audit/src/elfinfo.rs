@@ -245,8 +245,7 @@ pub fn read(bytes: &[u8]) -> Result<ElfFacts, goblin::error::Error> {
                 continue;
             };
             let base = name.split_once('@').map_or(name, |(b, _)| b);
-            if STACK_CHK_NAMES.contains(&base) && !f.stack_chk_symbols.iter().any(|n| n == base)
-            {
+            if STACK_CHK_NAMES.contains(&base) && !f.stack_chk_symbols.iter().any(|n| n == base) {
                 f.stack_chk_symbols.push(base.to_string());
             }
         }

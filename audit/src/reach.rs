@@ -274,7 +274,9 @@ pub fn reach(
                         .map(|block| (here.function, Some(block)))
                         .or_else(|| at.get(&t).map(|b| (b.function, Some(b.block)))),
                 };
-                let Some((function, block)) = next else { continue };
+                let Some((function, block)) = next else {
+                    continue;
+                };
                 if function != here.function && !r.functions.contains_key(&function) {
                     r.functions.insert(
                         function,

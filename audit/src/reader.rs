@@ -81,7 +81,12 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// When they do not all lie inside the bytes.
-    pub fn slice(&self, offset: u64, len: u64, what: &'static str) -> Result<&'a [u8], OutOfBounds> {
+    pub fn slice(
+        &self,
+        offset: u64,
+        len: u64,
+        what: &'static str,
+    ) -> Result<&'a [u8], OutOfBounds> {
         let err = OutOfBounds {
             what,
             offset,
@@ -122,7 +127,11 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// When they do not all lie inside the bytes.
-    pub fn array<const N: usize>(&self, offset: u64, what: &'static str) -> Result<[u8; N], OutOfBounds> {
+    pub fn array<const N: usize>(
+        &self,
+        offset: u64,
+        what: &'static str,
+    ) -> Result<[u8; N], OutOfBounds> {
         let s = self.slice(offset, N as u64, what)?;
         let mut out = [0u8; N];
         out.copy_from_slice(s);
@@ -181,7 +190,11 @@ mod tests {
         assert_eq!(be.u32(0, "x"), Ok(0x0102_0304));
         let e = le.u64(2, "the field").unwrap_err();
         assert_eq!((e.offset, e.len, e.size), (2, 8, 9));
-        assert!(e.to_string().starts_with("the field: 8 bytes at offset 0x2"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("the field: 8 bytes at offset 0x2"),
+            "{e}"
+        );
         assert!(le.slice(u64::MAX, 1, "x").is_err());
         assert!(le.slice(1, u64::MAX, "x").is_err());
         assert_eq!(le.slice(9, 0, "x"), Ok(&[][..]));

@@ -373,8 +373,7 @@ pub fn parse_note(section: &[u8], offset: u64, align: u64) -> Result<Metadata, S
     let namesz = r.u32(0, "note namesz").map_err(err)?;
     let descsz = u64::from(r.u32(4, "note descsz").map_err(err)?);
     let name_len = NOTE_NAME.len() as u64;
-    if u64::from(namesz) != name_len || r.slice(12, name_len, "note name").ok() != Some(NOTE_NAME)
-    {
+    if u64::from(namesz) != name_len || r.slice(12, name_len, "note name").ok() != Some(NOTE_NAME) {
         return Err("the note is not named \"sgx_metadata\"".to_string());
     }
     let desc_start = 12 + name_len;

@@ -8,8 +8,8 @@ use talos_cfg::Format;
 
 use super::{Auditor, Loc};
 use crate::model::{self, Tee};
-use crate::rules::RuleId;
 use crate::reader::Reader;
+use crate::rules::RuleId;
 use crate::{elfinfo, gramine, scan, sgx};
 
 /// The rules that read an SGX SDK enclave's SIGSTRUCT.
@@ -241,30 +241,31 @@ impl Auditor<'_> {
                         sec.offset,
                     );
                 }
-                Some(sec) => match Reader::le(self.input.bytes).slice(
-                    sec.offset,
-                    sec.size,
-                    ".note.sgxmeta",
-                ) {
-                    Err(_) => malformed(
-                        self,
-                        None,
-                        format!(
-                            ".note.sgxmeta at offset {:#x} size {:#x} lies outside the file",
-                            sec.offset, sec.size
+                Some(sec) => {
+                    match Reader::le(self.input.bytes).slice(sec.offset, sec.size, ".note.sgxmeta")
+                    {
+                        Err(_) => malformed(
+                            self,
+                            None,
+                            format!(
+                                ".note.sgxmeta at offset {:#x} size {:#x} lies outside the file",
+                                sec.offset, sec.size
+                            ),
+                            sec.offset,
                         ),
-                        sec.offset,
-                    ),
-                    Ok(bytes) => match sgx::parse_note(bytes, sec.offset, sec.align) {
-                        Err(e) => malformed(self, None, format!(".note.sgxmeta: {e}"), sec.offset),
-                        Ok(m) => {
-                            let sf = m.sigstruct.facts(&path, m.sigstruct_offset);
-                            self.sigstruct_findings(&m.sigstruct, &sf);
-                            facts.metadata = Some(m.facts);
-                            facts.sigstruct = Some(sf);
-                        }
-                    },
-                },
+                        Ok(bytes) => match sgx::parse_note(bytes, sec.offset, sec.align) {
+                            Err(e) => {
+                                malformed(self, None, format!(".note.sgxmeta: {e}"), sec.offset)
+                            }
+                            Ok(m) => {
+                                let sf = m.sigstruct.facts(&path, m.sigstruct_offset);
+                                self.sigstruct_findings(&m.sigstruct, &sf);
+                                facts.metadata = Some(m.facts);
+                                facts.sigstruct = Some(sf);
+                            }
+                        },
+                    }
+                }
             }
         } else if let Some(sig) = self.input.sig {
             match sgx::SigStruct::parse(sig.bytes) {
