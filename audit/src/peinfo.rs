@@ -305,7 +305,10 @@ fn load_config(r: &Reader<'_>, sections: &[Sec], d: Directory) -> Result<LoadCon
         .min(d.size);
     let field = |at: u64, width: u64| at + width <= u64::from(declared);
     let security_cookie = if field(88, 8) {
-        Some(r.u64(off + 88, "SecurityCookie").map_err(|e| e.to_string())?)
+        Some(
+            r.u64(off + 88, "SecurityCookie")
+                .map_err(|e| e.to_string())?,
+        )
     } else {
         None
     };
@@ -403,14 +406,8 @@ mod tests {
     fn not_a_pe_and_truncations_are_errors_never_a_panic() {
         assert!(read(b"", 0).is_err());
         assert!(read(b"MZ", 0).is_err());
-        let mut b = vec![0u8; 0x200];
-        b[0..2].copy_from_slice(b"MZ");
-        b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
-        b[0x80..0x84].copy_from_slice(b"PE\0\0");
         // COFF: 20 sections, optional header of 240 bytes; PE32+ magic.
-        b[0x86..0x88].copy_from_slice(&20u16.to_le_bytes());
-        b[0x94..0x96].copy_from_slice(&240u16.to_le_bytes());
-        b[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        let mut b = pe_headers(0x200, 20);
         for cut in 0..b.len() {
             let _ = read(&b[..cut], 0);
         }
@@ -425,16 +422,24 @@ mod tests {
         assert!(f.anomalies.is_empty());
     }
 
-    /// A PE32+ header with one section (`.text`, RVA 0x1000, raw data at
-    /// 0x200, 0x100 bytes) and 16 data directories, in a 0x300-byte file.
-    fn one_section_image() -> Vec<u8> {
-        let mut b = vec![0u8; 0x300];
+    /// `len` zero bytes with a DOS stub pointing at a PE signature at 0x80,
+    /// a COFF header declaring `sections` sections and a 240-byte optional
+    /// header, and the PE32+ magic.
+    fn pe_headers(len: usize, sections: u16) -> Vec<u8> {
+        let mut b = vec![0u8; len];
         b[0..2].copy_from_slice(b"MZ");
         b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
         b[0x80..0x84].copy_from_slice(b"PE\0\0");
-        b[0x86..0x88].copy_from_slice(&1u16.to_le_bytes());
+        b[0x86..0x88].copy_from_slice(&sections.to_le_bytes());
         b[0x94..0x96].copy_from_slice(&240u16.to_le_bytes());
         b[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        b
+    }
+
+    /// A PE32+ header with one section (`.text`, RVA 0x1000, raw data at
+    /// 0x200, 0x100 bytes) and 16 data directories, in a 0x300-byte file.
+    fn one_section_image() -> Vec<u8> {
+        let mut b = pe_headers(0x300, 1);
         b[0x98 + 108..0x98 + 112].copy_from_slice(&16u32.to_le_bytes());
         let sec = 0x98 + 240;
         b[sec..sec + 5].copy_from_slice(b".text");
@@ -467,12 +472,20 @@ mod tests {
         assert_eq!(f.load_config, LoadConfig::Unreadable);
         assert!(!f.security_cookie() && !f.control_flow_guard());
         assert_eq!(f.anomalies.len(), 1);
-        assert!(f.anomalies[0].contains("load configuration"), "{:?}", f.anomalies);
+        assert!(
+            f.anomalies[0].contains("load configuration"),
+            "{:?}",
+            f.anomalies
+        );
         // Its section's raw data runs past the end of a truncated file.
         set_directory(&mut b, 10, 0x1000, 0x100);
         let f = read(&b[..0x201], 0).unwrap();
         assert_eq!(f.load_config, LoadConfig::Unreadable);
-        assert!(f.anomalies[0].contains("load configuration Size"), "{:?}", f.anomalies);
+        assert!(
+            f.anomalies[0].contains("load configuration Size"),
+            "{:?}",
+            f.anomalies
+        );
     }
 
     #[test]
@@ -486,7 +499,11 @@ mod tests {
         b[0x200 + 24..0x200 + 28].copy_from_slice(&0x10_000u32.to_le_bytes());
         let f = read(&b, 0).unwrap();
         assert_eq!(f.ex_dll_characteristics, None);
-        assert!(f.anomalies[0].starts_with("the debug directory"), "{:?}", f.anomalies);
+        assert!(
+            f.anomalies[0].starts_with("the debug directory"),
+            "{:?}",
+            f.anomalies
+        );
         // Pointing inside: read.
         b[0x200 + 24..0x200 + 28].copy_from_slice(&0x2f0u32.to_le_bytes());
         b[0x2f0..0x2f4].copy_from_slice(&1u32.to_le_bytes());

@@ -213,7 +213,18 @@ fn scan_function(
             }
             match bitness {
                 Some(bits) => {
-                    if !x86(bytes, a, bits, &insn, &mut info, plan, site, &mut fences, &mut p) {
+                    let decoded = x86(
+                        bytes,
+                        a,
+                        bits,
+                        &insn,
+                        &mut info,
+                        plan,
+                        site,
+                        &mut fences,
+                        &mut p,
+                    );
+                    if !decoded {
                         p.anomalies.push(format!(
                             "{}: iced-x86 does not decode the instruction at {a:#x}",
                             f.display_name()
@@ -412,14 +423,7 @@ fn classify(ins: &Instruction) -> Option<RuleId> {
 }
 
 /// `a7` (x17) tracking and `ecall` detection.
-fn riscv(
-    bytes: &[u8],
-    addr: u64,
-    insn: &Insn,
-    site: Site,
-    a7: &mut Option<u64>,
-    p: &mut Partial,
-) {
+fn riscv(bytes: &[u8], addr: u64, insn: &Insn, site: Site, a7: &mut Option<u64>, p: &mut Partial) {
     if insn.len == 4 && bytes.get(..4) == Some(&[0x73, 0, 0, 0][..]) {
         p.ecalls.push(Ecall {
             addr,

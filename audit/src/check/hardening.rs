@@ -198,7 +198,7 @@ impl Auditor<'_> {
                 );
             }
         }
-        if arch == Arch::Aarch64 && !e.aarch64_features.is_some_and(|f| f & 1 != 0) {
+        if arch == Arch::Aarch64 && e.aarch64_features.is_none_or(|f| f & 1 == 0) {
             self.push(
                 RuleId::HardeningNoBti,
                 "no GNU_PROPERTY_AARCH64_FEATURE_1_AND property with BTI".to_string(),
@@ -351,18 +351,19 @@ impl Auditor<'_> {
                 "stripped image without a load configuration or stack-protector imports: nothing shows whether its functions check stack cookies",
             ),
         }
-        match p.authenticode {
-            Some(true) => {}
-            Some(false) => self.push(
-                RuleId::HardeningPeUnsigned,
-                "the certificate table holds no PKCS#7 SignedData (Authenticode) entry inside the file".to_string(),
-                image_loc("authenticode"),
+        let unsigned = match p.authenticode {
+            Some(true) => None,
+            Some(false) => Some(
+                "the certificate table holds no PKCS#7 SignedData (Authenticode) entry inside the file",
             ),
-            None => self.push(
+            None => Some("no certificate table: the image is not Authenticode-signed"),
+        };
+        if let Some(why) = unsigned {
+            self.push(
                 RuleId::HardeningPeUnsigned,
-                "no certificate table: the image is not Authenticode-signed".to_string(),
+                why.to_string(),
                 image_loc("authenticode"),
-            ),
+            );
         }
         model::HardeningFacts {
             pe: Some(facts),
