@@ -92,13 +92,21 @@ impl Manifest {
         self.get(key).and_then(|v| v.as_str().map(str::to_string))
     }
 
-    /// Entries of the array at a dotted key (a missing key is an empty
-    /// list: `sgx.trusted_files` and `sgx.allowed_files` default to none).
-    #[must_use]
-    pub fn array_len(&self, key: &str) -> usize {
-        self.get(key)
-            .and_then(toml::Value::as_array)
-            .map_or(0, Vec::len)
+    /// Entries of the file list at a dotted key: a missing key is none
+    /// (`sgx.trusted_files` and `sgx.allowed_files` default to none), an
+    /// array counts its items and a table its keys (the syntax before
+    /// Gramine 1.4: `sgx.allowed_files.NAME = "file:..."`). Any other value
+    /// is neither, and says so: its entries cannot be counted.
+    pub fn entries(&self, key: &str) -> Result<usize, String> {
+        match self.get(key) {
+            None => Ok(0),
+            Some(toml::Value::Array(a)) => Ok(a.len()),
+            Some(toml::Value::Table(t)) => Ok(t.len()),
+            Some(v) => Err(format!(
+                "{key} is a {}, neither a list nor a table of files",
+                v.type_str()
+            )),
+        }
     }
 
     /// Every `insecure__` option set to something that turns it on, in key
@@ -154,9 +162,17 @@ impl Manifest {
         self.int("sgx.isvsvn")
     }
 
-    /// Facts reported.
+    /// Facts reported. A file list whose entries cannot be counted is
+    /// reported as none and recorded in `anomalies`.
     #[must_use]
-    pub fn facts(&self, path: &str) -> GramineFacts {
+    pub fn facts(&self, path: &str, anomalies: &mut Vec<String>) -> GramineFacts {
+        let mut count = |key: &str| match self.entries(key) {
+            Ok(n) => n,
+            Err(why) => {
+                anomalies.push(format!("Gramine manifest {path}: {why}"));
+                0
+            }
+        };
         let insecure: BTreeMap<String, String> = self
             .insecure_options()
             .into_iter()
@@ -173,8 +189,8 @@ impl Manifest {
                 .int("sgx.max_threads")
                 .or_else(|| self.int("sgx.thread_num")),
             remote_attestation: self.get("sgx.remote_attestation").map(short),
-            trusted_files: self.array_len("sgx.trusted_files"),
-            allowed_files: self.array_len("sgx.allowed_files"),
+            trusted_files: count("sgx.trusted_files"),
+            allowed_files: count("sgx.allowed_files"),
             insecure_options: insecure,
         }
     }
@@ -264,7 +280,7 @@ mod tests {
             ]
         );
         assert!(
-            !m.facts("m")
+            !m.facts("m", &mut Vec::new())
                 .insecure_options
                 .values()
                 .any(|v| v.contains("0011"))

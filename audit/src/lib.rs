@@ -276,6 +276,7 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         states,
         pi: None,
         reach: &reach,
+        anomalies: Vec::new(),
     };
     a.instructions(&scan);
     let lvi = a.lvi(&scan);
@@ -287,6 +288,7 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         .then(|| a.sgx_metadata(sgxmeta.as_ref(), manifest.as_ref()));
     let gramine = (tee == Tee::Gramine).then(|| a.gramine(manifest.as_ref(), sgx.as_ref()));
     let keystone = (tee == Tee::Keystone).then(|| a.keystone(&scan));
+    anomalies.append(&mut a.anomalies);
 
     let mut notes = Vec::new();
     if sgx.as_ref().is_some_and(|s| s.sigstruct.is_some()) {

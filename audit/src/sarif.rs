@@ -35,13 +35,10 @@ pub fn uri(path: &str) -> String {
     out
 }
 
-fn result(report: &Report, f: &Finding, artifacts: &[String]) -> Value {
+/// `artifact_index` is where `artifact` (the finding's file, or the binary)
+/// sits in the run's `artifacts`, found when that list was built.
+fn result(report: &Report, f: &Finding, artifact: &str, artifact_index: usize) -> Value {
     let rule_index = f.rule.index();
-    let artifact = f
-        .artifact
-        .clone()
-        .unwrap_or_else(|| report.binary.path.clone());
-    let artifact_index = artifacts.iter().position(|a| *a == artifact).unwrap_or(0);
     let mut region = serde_json::Map::new();
     region.insert("startLine".into(), json!(f.line.unwrap_or(1)));
     if f.line.is_none()
@@ -56,7 +53,7 @@ fn result(report: &Report, f: &Finding, artifacts: &[String]) -> Value {
     location.insert(
         "physicalLocation".into(),
         json!({
-            "artifactLocation": { "uri": uri(&artifact), "index": artifact_index },
+            "artifactLocation": { "uri": uri(artifact), "index": artifact_index },
             "region": Value::Object(region),
         }),
     );
@@ -149,19 +146,21 @@ pub fn to_sarif(report: &Report) -> Value {
             })
         })
         .collect();
-    let mut artifacts: Vec<String> = vec![report.binary.path.clone()];
+    // The binary first, then every other file a finding names, in the
+    // order of the findings; each result points at its file's index.
+    let mut artifacts: Vec<&str> = vec![report.binary.path.as_str()];
+    let mut results: Vec<Value> = Vec::with_capacity(report.findings.len());
     for f in &report.findings {
-        if let Some(a) = &f.artifact
-            && !artifacts.contains(a)
-        {
-            artifacts.push(a.clone());
-        }
+        let artifact = f.artifact.as_deref().unwrap_or(&report.binary.path);
+        let index = match artifacts.iter().position(|a| *a == artifact) {
+            Some(i) => i,
+            None => {
+                artifacts.push(artifact);
+                artifacts.len() - 1
+            }
+        };
+        results.push(result(report, f, artifact, index));
     }
-    let results: Vec<Value> = report
-        .findings
-        .iter()
-        .map(|f| result(report, f, &artifacts))
-        .collect();
     let artifact_objs: Vec<Value> = artifacts
         .iter()
         .map(|a| json!({ "location": { "uri": uri(a) } }))

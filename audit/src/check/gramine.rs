@@ -79,13 +79,19 @@ pub fn manifest_findings(m: &Manifest) -> Vec<ManifestFinding> {
             message: format!("sgx.profile.enable = \"{p}\" samples enclave state for the host"),
         });
     }
-    let allowed = m.array_len("sgx.allowed_files");
-    if allowed > 0 {
-        out.push(ManifestFinding {
+    match m.entries("sgx.allowed_files") {
+        Ok(0) => {}
+        Ok(allowed) => out.push(ManifestFinding {
             rule: RuleId::GramineAllowedFiles,
             key: "sgx.allowed_files".into(),
             message: format!("{allowed} sgx.allowed_files are neither hashed nor encrypted"),
-        });
+        }),
+        // Which files it lets in cannot be told: as if some were.
+        Err(why) => out.push(ManifestFinding {
+            rule: RuleId::GramineAllowedFiles,
+            key: "sgx.allowed_files".into(),
+            message: format!("{why}: the files it allows unhashed cannot be listed"),
+        }),
     }
     out
 }
@@ -154,7 +160,7 @@ impl Auditor<'_> {
                 );
             }
         }
-        m.facts(path)
+        m.facts(path, &mut self.anomalies)
     }
 }
 
@@ -200,7 +206,7 @@ sgx.allowed_files = ["file:/tmp/x"]
         )));
         assert!(rules.contains(&(RuleId::GramineLogLevel, "loader.log_level".into())));
         assert!(rules.contains(&(RuleId::GramineAllowedFiles, "sgx.allowed_files".into())));
-        let facts = m.facts("m");
+        let facts = m.facts("m", &mut Vec::new());
         assert_eq!(facts.debug, Some(true));
         assert!(!facts.insecure_options.values().any(|v| v.contains("0011")));
     }
@@ -213,5 +219,41 @@ sgx.allowed_files = ["file:/tmp/x"]
         .unwrap();
         assert!(manifest_findings(&m).is_empty());
         assert_eq!(m.isvprodid(), Some(7));
+    }
+
+    /// The one finding of `manifest`, which must be on sgx.allowed_files.
+    fn allowed_files_finding(manifest: &[u8]) -> (Manifest, String) {
+        let m = Manifest::parse(manifest).unwrap();
+        let f = manifest_findings(&m);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].rule, RuleId::GramineAllowedFiles);
+        let message = f[0].message.clone();
+        (m, message)
+    }
+
+    #[test]
+    fn allowed_files_as_a_table_count_and_as_anything_else_is_a_finding() {
+        // The syntax before Gramine 1.4: one key per file.
+        let (m, message) = allowed_files_finding(
+            b"[sgx.allowed_files]\nlog = \"file:/tmp/log\"\nout = \"file:/tmp/out\"\n",
+        );
+        assert!(message.starts_with("2 sgx.allowed_files"), "{message}");
+        let mut anomalies = Vec::new();
+        assert_eq!(m.facts("m", &mut anomalies).allowed_files, 2);
+        assert!(anomalies.is_empty());
+
+        // Neither a list nor a table: not "none allowed", but a finding and
+        // an anomaly.
+        let (m, message) =
+            allowed_files_finding(b"sgx.allowed_files = \"file:/tmp\"\nsgx.trusted_files = 3\n");
+        assert!(message.contains("neither a list nor a table"), "{message}");
+        let mut anomalies = Vec::new();
+        let facts = m.facts("m", &mut anomalies);
+        assert_eq!((facts.allowed_files, facts.trusted_files), (0, 0));
+        assert_eq!(anomalies.len(), 2, "{anomalies:?}");
+        assert!(
+            anomalies[0].contains("sgx.trusted_files is a integer"),
+            "{anomalies:?}"
+        );
     }
 }

@@ -137,12 +137,13 @@ impl Auditor<'_> {
                 },
             };
             interfaces.insert(interface.clone());
-            let name = self
-                .cfg
-                .functions
-                .get(e.function)
-                .map(talos_cfg::Function::display_name)
-                .unwrap_or_default();
+            let name = match self.cfg.functions.get(e.function) {
+                Some(f) => f.display_name(),
+                None => {
+                    self.missing_function(e.function);
+                    String::new()
+                }
+            };
             facts.ecalls.push(model::EcallSite {
                 addr: e.addr,
                 function: name,

@@ -58,6 +58,9 @@ pub(crate) struct Auditor<'a> {
     pub(crate) states: BTreeMap<RuleId, RuleState>,
     pub(crate) pi: Option<Vec<talos_cfg::digest::PiDigest>>,
     pub(crate) reach: &'a Reach,
+    /// What the rules expected to find in the recovered CFG and did not
+    /// (each a sentence, added to the report's anomalies).
+    pub(crate) anomalies: Vec<String>,
 }
 
 impl Auditor<'_> {
@@ -92,8 +95,12 @@ impl Auditor<'_> {
 
     /// Name of the function, or its position-independent digest when it
     /// has none (computed once, on first need).
+    /// A function the CFG does not hold (impossible: every index comes
+    /// from that CFG) keys the fingerprint with no name and is recorded as
+    /// an anomaly, so the audit cannot pass on it.
     fn function_key(&mut self, fi: usize) -> String {
         let Some(f) = self.cfg.functions.get(fi) else {
+            self.missing_function(fi);
             return String::new();
         };
         if let Some(n) = &f.name {
@@ -104,11 +111,25 @@ impl Auditor<'_> {
                 self.image, self.cfg,
             ));
         }
-        self.pi
-            .as_ref()
-            .and_then(|p| p.get(fi))
-            .map(|d| format!("pi:{}", d.function))
-            .unwrap_or_default()
+        match self.pi.as_ref().and_then(|p| p.get(fi)) {
+            Some(d) => format!("pi:{}", d.function),
+            None => {
+                self.anomalies.push(format!(
+                    "function {} at {:#x} has no position-independent digest",
+                    fi, f.addr
+                ));
+                String::new()
+            }
+        }
+    }
+
+    /// Records that a finding named function number `fi`, which the CFG
+    /// does not hold.
+    pub(crate) fn missing_function(&mut self, fi: usize) {
+        self.anomalies.push(format!(
+            "a rule named function {fi}, but the recovered CFG has {} functions",
+            self.cfg.functions.len()
+        ));
     }
 
     /// A finding of `rule`, unless the rule does not run.
