@@ -6,9 +6,11 @@
 //! 3 the evidence cannot prove it either way.
 
 mod cmd;
+mod criu;
 mod html;
 mod input;
 mod output;
+mod source;
 
 use std::io::Write as _;
 use std::process::ExitCode;

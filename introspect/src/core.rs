@@ -613,6 +613,8 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
     let mut dump = Dump::new(source, arch);
     let mut regions: Vec<Region<'_>> = Vec::new();
     let mut truncated = 0u64;
+    // Segments the writer left out on purpose (`p_filesz` 0), by address.
+    let mut omitted: Vec<u64> = Vec::new();
     for ph in phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
         if ph.memsz == 0 {
             continue;
@@ -637,6 +639,9 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
                 ),
             });
             filesz = ph.memsz;
+        }
+        if filesz == 0 {
+            omitted.push(ph.vaddr);
         }
         let avail = len.saturating_sub(ph.offset).min(filesz);
         if avail < filesz {
@@ -752,5 +757,58 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
     }
     dump.anomalies = anomalies;
     dump.classify_regions();
+    if dump.source == Source::Kernel {
+        omitted.sort_unstable();
+        fill_unwritten_anonymous(&mut dump, &omitted);
+    }
     Ok(dump)
+}
+
+/// Most bytes of never-written anonymous memory a kernel core's reading
+/// fills with zeros ([`fill_unwritten_anonymous`]).
+pub const MAX_ZERO_FILL: u64 = 1 << 30;
+
+/// The kernel writes a private anonymous mapping whole when it has ever
+/// been written to (it has an `anon_vma`) and the filter includes
+/// anonymous memory (bit 0, on by default), and leaves it out (`p_filesz`
+/// 0) otherwise (`vma_dump_size` in `fs/coredump.c`). So when the core
+/// holds the `[stack]` (always written), the filter was on, and every
+/// anonymous mapping it left out was never written: all zero, which is what
+/// gdb, a live read and a CRIU image hold for it (thread-stack guard pages,
+/// untouched reservations). Those mappings get zero bytes here, so the
+/// state digest of a kernel core equals theirs. Capped at
+/// [`MAX_ZERO_FILL`] in all; past it they stay missing, with an anomaly.
+fn fill_unwritten_anonymous(dump: &mut Dump<'_>, omitted: &[u64]) {
+    let filter_on = dump
+        .regions
+        .iter()
+        .any(|r| r.kind == RegionKind::Stack && !r.bytes.is_empty());
+    if !filter_on {
+        return;
+    }
+    let mut budget = MAX_ZERO_FILL;
+    let mut skipped = 0u64;
+    for r in &mut dump.regions {
+        if r.kind != RegionKind::Anonymous
+            || !r.bytes.is_empty()
+            || omitted.binary_search(&r.start).is_err()
+        {
+            continue;
+        }
+        match usize::try_from(r.len()) {
+            Ok(n) if r.len() <= budget => {
+                budget -= r.len();
+                r.bytes = Cow::Owned(vec![0u8; n]);
+            }
+            _ => skipped = skipped.saturating_add(r.len()),
+        }
+    }
+    if skipped > 0 {
+        dump.anomaly(
+            "zero-fill-limit",
+            format!(
+                "{skipped} bytes of never-written anonymous memory left as missing: more than {MAX_ZERO_FILL} bytes to fill with zeros"
+            ),
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! The dump model: what any input (ELF core, raw image, live process) says
+//! The dump model: what any input (ELF core, CRIU image directory, raw
+//! image, live process) says
 //! about a process, keyed by virtual address.
 //!
 //! A [`Dump`] borrows its bytes from the input where it can (a mapped core
@@ -25,6 +26,8 @@ pub enum Source {
     Raw,
     /// A live process read through `/proc/PID/mem`.
     Live,
+    /// A CRIU image directory (`criu dump -D DIR`).
+    Criu,
 }
 
 impl Source {
@@ -37,6 +40,7 @@ impl Source {
             Source::Snapshot => "snapshot",
             Source::Raw => "raw",
             Source::Live => "live",
+            Source::Criu => "criu",
         }
     }
 }

@@ -57,11 +57,15 @@ pub enum Rejection {
     /// The input is not a well-formed message of the expected kind, or the
     /// inputs do not belong together.
     Malformed,
+    /// The restored process is not what was verified (its code, its state
+    /// or its registers differ, or it could not be restored and checked):
+    /// it was killed before it ran and the launch was not recorded.
+    LaunchMismatch,
 }
 
 impl Rejection {
     /// Every reason, in declaration order.
-    pub const ALL: [Rejection; 18] = [
+    pub const ALL: [Rejection; 19] = [
         Rejection::BadSignature,
         Rejection::UntrustedKey,
         Rejection::UnknownNonce,
@@ -80,6 +84,7 @@ impl Rejection {
         Rejection::FlowUnverifiable,
         Rejection::NoRelease,
         Rejection::Malformed,
+        Rejection::LaunchMismatch,
     ];
 
     /// The stable kebab-case name of the reason.
@@ -103,6 +108,7 @@ impl Rejection {
             Rejection::FlowUnverifiable => "flow-unverifiable",
             Rejection::NoRelease => "no-release",
             Rejection::Malformed => "malformed",
+            Rejection::LaunchMismatch => "launch-mismatch",
         }
     }
 
@@ -300,7 +306,7 @@ mod tests {
             );
             assert_eq!(Rejection::from_code(c), Some(r));
         }
-        assert_eq!(seen.len(), 18);
+        assert_eq!(seen.len(), 19);
         assert_eq!(Rejection::from_code("nope"), None);
     }
 

@@ -335,6 +335,33 @@ impl Host {
         self.transact(|l| machine::launch(l, &self.key, release))
     }
 
+    /// [`Host::launch`] that records the launch only if `check` passes:
+    /// every gate check runs first, then, still under the ledger lock,
+    /// `check` (which restores the app stopped and inspects it before it
+    /// runs one instruction). A failed check is the rejection
+    /// `launch-mismatch` with its explanation, and the ledger is left
+    /// unchanged: the release is not spent, so a launch that was refused
+    /// because this host was wrong (a replaced binary) can be retried once
+    /// it is fixed, and a replayed release still gets `already-accepted`.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] with the first failing gate check, or
+    /// `launch-mismatch` from `check`; I/O.
+    pub fn launch_with(
+        &self,
+        release: &Release,
+        check: impl FnOnce(&Launch) -> std::result::Result<(), String>,
+    ) -> Result<Launch> {
+        self.transact(|l| {
+            let launch = machine::launch(l, &self.key, release)?;
+            check(&launch).map_err(|detail| Error::Rejected {
+                reason: crate::Rejection::LaunchMismatch,
+                detail,
+            })?;
+            Ok(launch)
+        })
+    }
+
     /// Source, step 6: resume a frozen app locally, only if no release was
     /// issued.
     ///

@@ -16,6 +16,7 @@ use talos_introspect::verify::{self, Options};
 
 use crate::Outcome;
 use crate::html::introspect::{Extras, Insn, MapRegion, TamperedFunction};
+use crate::source::{self, Spec};
 use crate::{html, input, output};
 
 /// Output formats of `talos introspect`.
@@ -33,7 +34,8 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["dump", "pid", "raw"])))]
 pub struct Args {
-    /// ELF core file (from the kernel, gdb's gcore, or talos snapshot).
+    /// ELF core file (from the kernel, gdb's gcore, or talos snapshot), or
+    /// a CRIU image directory (criu dump -D DIR).
     pub dump: Option<PathBuf>,
     /// Read a live process instead (stopped only while it is read).
     #[arg(long, value_name = "PID")]
@@ -173,7 +175,15 @@ pub fn run(args: Args) -> Result<Outcome> {
         let extras = html.then(|| html_extras(dump, &report));
         (report, extras)
     };
-    let (report, extras) = if let Some(path) = &args.dump {
+    let (report, extras) = if let Some(path) = &args.dump
+        && (path.is_dir() || matches!(Spec::parse(path), Spec::Pid(_)))
+    {
+        // A CRIU image directory (or pid:N): pages the image does not hold
+        // come from the mapped files, through the same resolver.
+        source::with_dump(&Spec::parse(path), &resolver, |v| {
+            Ok(judge(v.dump, &v.shown))
+        })?
+    } else if let Some(path) = &args.dump {
         let bytes = input::map(path)?;
         let dump = talos_introspect::core::parse(&bytes)
             .with_context(|| format!("{}: cannot read core", path.display()))?;
@@ -254,6 +264,7 @@ pub fn render(r: &Report) -> String {
     let what = match i.source.as_str() {
         "live" => "live process".to_string(),
         "raw" => "raw image".to_string(),
+        "criu" => "CRIU image directory".to_string(),
         other => format!("{other} core"),
     };
     let _ = writeln!(

@@ -16,6 +16,7 @@ pub mod attested;
 pub mod evidence;
 pub mod journal;
 pub mod net;
+pub mod restore;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -24,11 +25,10 @@ use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 use talos_migrate::{
-    Abort, AppId, Body, Bundle, Challenge, Digest, Host, MAX_MESSAGE_LEN, Measurement, PublicKey,
-    Receipt, Reference, Rejection, Role, Signed, TargetEvidence,
+    Abort, AppId, Body, Bundle, Challenge, Digest, Host, MAX_MESSAGE_LEN, PublicKey, Receipt,
+    Reference, Rejection, Release, Role, Signed, TargetEvidence,
 };
 
-use crate::cmd::reference;
 use crate::{Outcome, output};
 
 /// Output format of verdicts.
@@ -119,6 +119,9 @@ pub enum Cmd {
     Serve(net::ServeArgs),
     /// Source, network mode: migrate an app to the target serving at ADDR.
     Send(net::SendArgs),
+    /// Source, network mode: freeze a running process with CRIU, seal it,
+    /// stream it to the target, and on its receipt give it up for good.
+    Live(net::LiveArgs),
 }
 
 /// `talos migrate init`.
@@ -186,8 +189,9 @@ pub struct SealArgs {
     /// The owner-signed reference (from `talos reference`).
     #[arg(long, value_name = "FILE")]
     pub reference: PathBuf,
-    /// ELF core of the frozen app (gcore with coredump_filter 0x7f, kernel
-    /// core, or `talos snapshot`).
+    /// The frozen app: an ELF core (gcore with coredump_filter 0x7f, kernel
+    /// core, or `talos snapshot`) or a CRIU image directory (`criu dump
+    /// --leave-stopped -D DIR`).
     #[arg(long, value_name = "DUMP")]
     pub dump: PathBuf,
     /// The reference's binary, to compare the main module's code with
@@ -217,7 +221,7 @@ pub struct VerifyArgs {
     /// The binary that will be launched.
     #[arg(long, value_name = "BIN")]
     pub binary: PathBuf,
-    /// The state received (the dump the source sealed).
+    /// The state received (the core or image directory the source sealed).
     #[arg(long, value_name = "DUMP")]
     pub state: PathBuf,
     /// The receipt file to write.
@@ -248,8 +252,20 @@ pub struct LaunchArgs {
     /// The source's release.
     #[arg(long, value_name = "FILE")]
     pub release: PathBuf,
-    /// Command to exec once the ledger has recorded the launch (for example
-    /// `criu restore ...`).
+    /// Restore this verified CRIU image directory (`criu restore -d
+    /// --leave-stopped`), check the restored process against what was
+    /// verified, and only then record the launch and let it run.
+    #[arg(long, value_name = "DIR")]
+    pub restore: Option<PathBuf>,
+    /// The criu binary (default: criu on PATH).
+    #[arg(long, value_name = "PATH", requires = "restore")]
+    pub criu: Option<PathBuf>,
+    /// The reference's binary, to compare the restored code with (default:
+    /// the files the restored process maps).
+    #[arg(long, value_name = "BIN", requires = "restore")]
+    pub binary: Option<PathBuf>,
+    /// Without --restore: a command to exec once the ledger has recorded
+    /// the launch. With --restore: extra arguments for `criu restore`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
@@ -322,6 +338,7 @@ impl Cmd {
             Cmd::Show(a) => a.format,
             Cmd::Serve(a) => a.common.format,
             Cmd::Send(a) => a.common.format,
+            Cmd::Live(a) => a.common.format,
         }
     }
 
@@ -341,6 +358,7 @@ impl Cmd {
             Cmd::Show(_) => "show",
             Cmd::Serve(_) => "serve",
             Cmd::Send(_) => "send",
+            Cmd::Live(_) => "live",
         }
     }
 }
@@ -656,6 +674,7 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
             .field("target", b.target.to_string())
             .field("output", out))
         }
+        Cmd::Launch(a) if a.restore.is_some() => launch_restore(a),
         Cmd::Launch(a) => {
             let host = a.common.host()?;
             let release = verdict!(read_message(name, &a.release)?);
@@ -749,7 +768,80 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
         }
         Cmd::Serve(a) => net::serve(a),
         Cmd::Send(a) => net::send(a),
+        Cmd::Live(a) => net::live(a),
     }
+}
+
+/// `launch --restore DIR`: restore stopped, check, record, continue.
+fn launch_restore(a: &LaunchArgs) -> Result<Verdict> {
+    let name = "launch";
+    let host = a.common.host()?;
+    let release: Release = verdict!(read_message(name, &a.release)?);
+    let Some(dir) = a.restore.as_deref() else {
+        anyhow::bail!("--restore DIR is required");
+    };
+    let criu = crate::criu::Criu::locate(a.criu.as_deref())?;
+    let (bundle, reference) = restore::load_verified(host.dir(), &release)?;
+    let binaries: Vec<PathBuf> = a.binary.iter().cloned().collect();
+    let resolver = crate::cmd::introspect::resolver(None, &binaries, None)?;
+    let mut restored = None;
+    let r = host.launch_with(&release, |_| {
+        // The directory is measured again: it must still be the verified
+        // state, whatever happened to it since verify.
+        let expected = restore::verified_expectations(dir, &bundle, &resolver)?;
+        let x =
+            restore::restore_and_check(&criu, dir, &a.command, &expected, &reference, &resolver)?;
+        restored = Some(x);
+        Ok(())
+    });
+    let l = match gate(name, r) {
+        Ok(Ok(l)) => l,
+        Ok(Err(v)) => {
+            if v.reason == Some(Rejection::LaunchMismatch) {
+                restore::record_refusal(host.dir(), &release, "launch-mismatch", &v.summary)?;
+                return Ok(v.field(
+                    "refusals",
+                    host.dir()
+                        .join(restore::REFUSALS_FILE)
+                        .display()
+                        .to_string(),
+                ));
+            }
+            return Ok(v);
+        }
+        Err(e) => {
+            if let Some(x) = &restored {
+                let _ = crate::criu::kill_all(&x.pids, std::time::Duration::from_secs(10));
+            }
+            return Err(e);
+        }
+    };
+    let Some(x) = restored else {
+        anyhow::bail!("internal: the launch was recorded without a restored process");
+    };
+    restore::resume(&x.pids)?;
+    let mut v = Verdict::accepted(
+        name,
+        format!(
+            "{} restored from {}, checked and running as {:?} from epoch {} (bundle {})",
+            l.app,
+            dir.display(),
+            x.pids,
+            l.epoch,
+            hex_short(&l.bundle)
+        ),
+    )
+    .field("app", l.app.as_str())
+    .field("epoch", l.epoch)
+    .field("bundle", l.bundle.to_hex())
+    .field("source", l.source.to_string())
+    .field("pids", serde_json::json!(x.pids))
+    .field("criu", format!("{} {}", criu.path.display(), criu.version));
+    v = v.field(
+        "checked",
+        Value::Array(x.notes.iter().map(|n| json!(n)).collect()),
+    );
+    Ok(v)
 }
 
 fn seal(a: &SealArgs) -> Result<Verdict> {
@@ -806,52 +898,9 @@ fn sealed_verdict(
     .field("code", found.code_line.clone())
     .field("flow", found.flow_line.clone())
     .field("state", b.state.to_string())
-    .field("memory", found.state.memory_root.clone())
+    .field("memory", found.state.memory_root.to_hex())
     .field("rseq", found.state.rseq.clone())
     .field("output", out)
-}
-
-/// The target's evidence: binary BLAKE3 and CFG digest of `binary`, state
-/// measurement of `state` (a file that is not a dump gets a measurement no
-/// bundle can hold, so the gate answers `state-mismatch` in its order).
-///
-/// # Errors
-/// Unreadable files, a binary talos cannot analyse.
-pub fn target_evidence(binary: &Path, state: &Path) -> Result<(TargetEvidence, String)> {
-    // The binary's CFG and the state digest are independent: overlap them.
-    let (m, measured) = std::thread::scope(|scope| {
-        let st = scope.spawn(|| evidence::measure_state(state));
-        let m = reference::measure(binary);
-        let measured = st.join().unwrap_or_else(|_| {
-            Err(evidence::StateError::NotAState(
-                "the state digest panicked".into(),
-            ))
-        });
-        (m, measured)
-    });
-    let m = m?;
-    let (state, note) = match measured {
-        Ok(s) => {
-            let note = format!(
-                "{} bytes, {} bytes of memory pages; {}",
-                s.file_len, s.memory_bytes, s.rseq
-            );
-            (s.measurement, note)
-        }
-        Err(evidence::StateError::Unreadable(e)) => return Err(e),
-        Err(evidence::StateError::NotAState(why)) => (
-            Measurement::new("talos.state-invalid", Digest([0; 32]))?,
-            why,
-        ),
-    };
-    Ok((
-        TargetEvidence {
-            binary: m.binary,
-            cfg: m.cfg,
-            state,
-        },
-        note,
-    ))
 }
 
 fn verify(a: &VerifyArgs) -> Result<Verdict> {
@@ -859,7 +908,7 @@ fn verify(a: &VerifyArgs) -> Result<Verdict> {
     let host = a.common.host()?;
     let bundle: Bundle = verdict!(read_message(name, &a.bundle)?);
     let reference: Reference = verdict!(read_message(name, &a.reference)?);
-    let (ev, note) = target_evidence(&a.binary, &a.state)?;
+    let (ev, note) = evidence::target_evidence(&a.binary, &a.state)?;
     let receipt = match gate(name, host.verify(&bundle, &reference, &ev, a.common.now()))? {
         Ok(r) => r,
         Err(v) => {
@@ -871,6 +920,8 @@ fn verify(a: &VerifyArgs) -> Result<Verdict> {
                 .field("state-file", note));
         }
     };
+    // What `launch --restore` needs, kept before the receipt exists.
+    restore::keep_verified(host.dir(), &bundle, &reference)?;
     let out = write_message(&a.output, &receipt.encode())?;
     Ok(receipt_verdict(name, &receipt, &ev, out))
 }
@@ -927,6 +978,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     v.print(format)?;
     if let Cmd::Launch(a) = &args.command
         && v.accepted
+        && a.restore.is_none()
         && let Some((prog, rest)) = a.command.split_first()
     {
         use std::os::unix::process::CommandExt as _;
@@ -952,6 +1004,7 @@ fn journal_target(cmd: &Cmd) -> Option<(&Common, Option<&str>)> {
         Cmd::Launch(a) => Some((&a.common, None)),
         Cmd::Resend(a) => Some((&a.common, Some(a.app.as_str()))),
         Cmd::Send(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Live(a) => Some((&a.common, Some(a.app.as_str()))),
         Cmd::Serve(a) => Some((&a.common, None)),
         Cmd::Status(_) | Cmd::Show(_) => None,
     }
@@ -994,9 +1047,4 @@ fn status_html(a: &StatusArgs) -> Result<Outcome> {
     let page = crate::html::migrate::render(&a.state_dir.display().to_string(), &view, &j);
     output::emit(a.output.as_deref(), page.as_bytes())?;
     Ok(Outcome::Ok)
-}
-
-/// Parse a verdict code sent by a peer.
-pub fn reason_from_peer(code: &str) -> Rejection {
-    Rejection::from_code(code).unwrap_or(Rejection::Malformed)
 }
