@@ -155,9 +155,11 @@ fn criu_live_migration_over_tcp_keeps_counting_and_the_source_is_gone() {
 
 /// File mode: dump, seal, verify and launch --restore by hand.
 struct Files {
+    // Fields drop in this order: the sample is killed while its binary
+    // still exists, before the world's directory goes.
+    s: Sample,
     w: World,
     bin: PathBuf,
-    s: Sample,
     images: PathBuf,
     received: PathBuf,
 }
