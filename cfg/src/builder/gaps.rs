@@ -1,0 +1,249 @@
+//! Gap analysis: code in executable sections that no function reaches.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
+
+use crate::arch::Flow;
+use crate::image::CodeRange;
+use crate::model::FunctionSource;
+
+use super::finish::non_padding_bytes;
+use super::{Ctx, Explored, explore};
+
+/// Bytes covered by decoded instructions, as merged intervals.
+pub(super) fn instruction_coverage(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
+    let mut iv: Vec<(u64, u64)> = explored.values().flat_map(|e| e.insns.ranges()).collect();
+    merge_intervals(&mut iv)
+}
+
+pub(super) fn merge_intervals(iv: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
+    iv.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(iv.len() / 4);
+    for &(s, e) in iv.iter() {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// Bytes covered by decoded instructions and jump tables, as merged
+/// intervals.
+pub(super) fn covered(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
+    let mut iv: Vec<(u64, u64)> = Vec::new();
+    for e in explored.values() {
+        iv.extend(e.insns.ranges());
+        for t in e.tables.values() {
+            iv.push((t.table, t.table.saturating_add(t.byte_len())));
+        }
+    }
+    merge_intervals(&mut iv)
+}
+
+/// Gaps: executable bytes outside PLT sections that no function covers.
+pub(super) fn gaps(code: &[CodeRange], cov: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for r in code.iter().filter(|r| !r.plt) {
+        let mut cur = r.start;
+        let first = cov.partition_point(|&(_, e)| e <= r.start);
+        for &(s, e) in cov.iter().skip(first) {
+            if s >= r.end {
+                break;
+            }
+            if s > cur {
+                out.push((cur, s.min(r.end)));
+            }
+            cur = cur.max(e);
+        }
+        if cur < r.end {
+            out.push((cur, r.end));
+        }
+    }
+    out
+}
+
+/// Find functions in the gaps: candidates are pointers taken elsewhere that
+/// land in a gap, and the first non-padding byte after each run of padding.
+/// A candidate is accepted when it decodes cleanly, never leaves its gap
+/// except by calls or tail calls, and is not itself padding.
+pub(super) fn gap_functions(
+    ctx: &Ctx<'_>,
+    explored: &BTreeMap<u64, Explored>,
+) -> Vec<(u64, FunctionSource, Explored)> {
+    let cov = covered(explored);
+    let mut pointers: BTreeSet<u64> = ctx.image.code_pointers.iter().copied().collect();
+    for e in explored.values() {
+        pointers.extend(e.refs.iter().copied());
+    }
+    // Who owns the code on each side of a gap: a gap with the same function
+    // on both sides is dead code inside that function (often the
+    // continuation the compiler kept after a call it did not know never
+    // returns), not a function of its own.
+    let mut owners: Vec<(u64, u64, u64)> = explored
+        .values()
+        .flat_map(|e| e.insns.ranges().map(move |(s, end)| (s, end, e.start)))
+        .collect();
+    owners.sort_unstable();
+    let owner_ending_at = |a: u64| -> Option<u64> {
+        let i = owners.partition_point(|&(s, _, _)| s < a);
+        owners
+            .get(..i)?
+            .iter()
+            .rev()
+            .take(64)
+            .find(|&&(_, end, _)| end == a)
+            .map(|&(_, _, o)| o)
+    };
+    let owner_starting_at = |a: u64| -> Option<u64> {
+        let i = owners.partition_point(|&(s, _, _)| s < a);
+        owners
+            .get(i)
+            .filter(|&&(s, _, _)| s == a)
+            .map(|&(_, _, o)| o)
+    };
+    let gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov)
+        .into_iter()
+        .filter(|&(gs, ge)| {
+            let before = owner_ending_at(gs);
+            before.is_none() || before != owner_starting_at(ge)
+        })
+        .collect();
+    let per_gap: Vec<Vec<(u64, FunctionSource, Explored)>> = gap_list
+        .par_iter()
+        .map(|&(gs, ge)| {
+            let mut found = Vec::new();
+            let mut candidates: Vec<(u64, FunctionSource)> = pointers
+                .range(gs..ge)
+                .map(|&p| (p, FunctionSource::Pointer))
+                .collect();
+            candidates.extend(
+                after_padding(ctx, gs, ge)
+                    .into_iter()
+                    .map(|a| (a, FunctionSource::Gap)),
+            );
+            // Lowest address first; for one address the first reason
+            // (pointer before gap) wins.
+            let mut queue: BTreeMap<u64, FunctionSource> = BTreeMap::new();
+            for (a, s) in candidates {
+                queue.entry(a).or_insert(s);
+            }
+            let mut taken_until = gs;
+            while let Some((cand, source)) = queue.pop_first() {
+                // The compiler's FDEs say where functions start; code in the
+                // middle of one belongs to it.
+                if cand < taken_until || ctx.strictly_inside_fde(cand) {
+                    continue;
+                }
+                let r = explore(ctx, cand);
+                if acceptable(ctx, &r, gs, ge) {
+                    taken_until = r.extent().map_or(cand, |(_, hi)| hi);
+                    found.push((cand, source, r));
+                    // Without alignment padding between functions (RISC-V
+                    // at -O0), the next function starts where this one's
+                    // code ends.
+                    if taken_until < ge && !is_padding_at(ctx, taken_until, ge) {
+                        queue.entry(taken_until).or_insert(FunctionSource::Gap);
+                    }
+                }
+            }
+            found
+        })
+        .collect();
+    per_gap.into_iter().flatten().collect()
+}
+
+/// Whether the instruction at `addr` (below `end`) is padding.
+fn is_padding_at(ctx: &Ctx<'_>, addr: u64, end: u64) -> bool {
+    let window = ctx.image.bytes_from(addr).and_then(|b| {
+        let max = usize::try_from(end.saturating_sub(addr)).unwrap_or(usize::MAX);
+        b.get(..b.len().min(max))
+    });
+    window
+        .and_then(|w| Some((w, ctx.dec.decode(w, addr, None)?)))
+        .is_some_and(|(w, insn)| ctx.dec.is_padding(w, &insn))
+}
+
+/// Whether `[start, end)` holds nothing but padding (looked at for at most
+/// 64 KiB).
+fn only_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> bool {
+    end.saturating_sub(start) <= 0x1_0000 && non_padding_bytes(ctx.image, ctx.dec, start, end) == 0
+}
+
+/// First non-padding address of the gap and after each padding run in it.
+fn after_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut a = start;
+    let mut in_padding = true;
+    let mut steps = 0usize;
+    while a < end && steps < 1_000_000 {
+        steps = steps.saturating_add(1);
+        let window = ctx.image.bytes_from(a).and_then(|b| {
+            let max = usize::try_from(end.saturating_sub(a)).unwrap_or(usize::MAX);
+            b.get(..b.len().min(max))
+        });
+        let Some(w) = window else { break };
+        match ctx.dec.decode(w, a, None) {
+            Some(insn) if insn.end() <= end && insn.end() > a => {
+                let pad = ctx.dec.is_padding(w, &insn);
+                if !pad && in_padding {
+                    out.push(a);
+                }
+                in_padding = pad;
+                a = insn.end();
+            }
+            _ => {
+                in_padding = false;
+                a = a.saturating_add(ctx.dec.alignment());
+            }
+        }
+    }
+    out
+}
+
+fn acceptable(ctx: &Ctx<'_>, r: &Explored, gs: u64, ge: u64) -> bool {
+    if r.invalid.is_some() || r.overlap.is_some() || r.truncated || r.insns.is_empty() {
+        return false;
+    }
+    if !r.calls_outside.is_empty() {
+        return false;
+    }
+    if r.insns.iter().any(|i| i.addr < gs || i.end() > ge) {
+        return false;
+    }
+    // Calls must land on something that can be a function entry.
+    if r.calls.iter().any(|&c| !ctx.in_code(c)) {
+        return false;
+    }
+    // A lone padding-like instruction or a single trap is not a function.
+    let first_is_padding = r.insns.iter().next().is_some_and(|i| {
+        ctx.image
+            .bytes_from(i.addr)
+            .is_some_and(|b| ctx.dec.is_padding(b, i))
+    });
+    if first_is_padding {
+        return false;
+    }
+    // A lone forward jump over code but no entry with direct evidence is no
+    // function: GNU ld opens each AArch64 stub section (long-branch and
+    // erratum-843419 veneers) with `b <past the stubs>; nop`. A compiled
+    // one-jump function (`b g`) that nothing references jumps over padding
+    // at most.
+    if r.insns.len() == 1
+        && let Some(i) = r.insns.iter().next()
+        && let Flow::Jump(t) = i.flow
+        && t > i.end()
+        && ctx.called.range(i.end()..t).next().is_none()
+        && !only_padding(ctx, i.end(), t)
+    {
+        return false;
+    }
+    r.has_return
+        || !r.tails.is_empty()
+        || !r.noreturn_calls.is_empty()
+        || !r.tables.is_empty()
+        || r.insns
+            .iter()
+            .any(|i| matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }))
+}
