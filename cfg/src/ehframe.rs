@@ -144,6 +144,39 @@ pub fn parse_eh_frame(data: &[u8], addr: u64, ptr_size: u8) -> Vec<Fde> {
         .collect()
 }
 
+/// How many records (CIEs and FDEs) the section holds, counted up to one
+/// past [`limits::MAX_EH_RECORDS`]: more than the cap means the walk stopped
+/// before the end.
+#[must_use]
+pub fn record_count(data: &[u8]) -> usize {
+    let mut pos = 0usize;
+    let mut n = 0usize;
+    while n <= limits::MAX_EH_RECORDS {
+        let mut r = Reader::new(data, pos);
+        let Some(len32) = r.uint(4) else { break };
+        if len32 == 0 {
+            break;
+        }
+        let len = if len32 == 0xffff_ffff {
+            match r.uint(8) {
+                Some(l) => l,
+                None => break,
+            }
+        } else {
+            len32
+        };
+        let Some(next) = usize::try_from(len).ok().and_then(|l| r.pos.checked_add(l)) else {
+            break;
+        };
+        if next > data.len() {
+            break;
+        }
+        n = n.saturating_add(1);
+        pos = next;
+    }
+    n
+}
+
 /// The starts of the FDEs that name a language-specific data area (LSDA):
 /// functions with exception landing pads, code the unwinder enters that no
 /// branch reaches.

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::image::{
     Arch, Fde, Format, Image, ImageKind, Perms, Section, Segment, Symbol, SymbolSource,
 };
+use crate::model::{CapHit, CapKind};
 use crate::limits;
 
 const ELFMAG: &[u8; 4] = b"\x7fELF";
@@ -86,11 +87,36 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         text_relocations: false,
         got_base: None,
         notes,
+        relocated: Vec::new(),
+        relro: Vec::new(),
+        caps: Vec::new(),
     };
     image.build_id = build_id(bytes, &elf);
     image.symbols = symbols(&elf)?;
     image.import_slots = import_slots(&elf);
-    image.fdes = fdes(&image);
+    image.relro = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == program_header::PT_GNU_RELRO && p.p_memsz > 0)
+        .filter_map(|p| Some((p.p_vaddr, p.p_vaddr.checked_add(p.p_memsz)?)))
+        .collect();
+    image.relro.sort_unstable();
+    let relocations = elf
+        .pltrelocs
+        .len()
+        .saturating_add(elf.dynrelas.len())
+        .saturating_add(elf.dynrels.len());
+    if relocations > limits::MAX_RELOCATIONS {
+        image.caps.push(cap(CapKind::Relocations, limits::MAX_RELOCATIONS));
+    }
+    if elf
+        .dynamic
+        .as_ref()
+        .is_some_and(|d| d.dyns.len() > limits::MAX_DYNAMIC)
+    {
+        image.caps.push(cap(CapKind::DynamicEntries, limits::MAX_DYNAMIC));
+    }
+    image.fdes = fdes(&mut image);
     image.exception_handlers = landing_pads(&image);
     dynamic_facts(&elf, &mut image);
     Ok(image)
@@ -453,7 +479,15 @@ fn is_relative_reloc(machine: u16, r_type: u32) -> bool {
     }
 }
 
-fn fdes(image: &Image<'_>) -> Vec<Fde> {
+fn cap(kind: CapKind, limit: usize) -> CapHit {
+    CapHit {
+        kind,
+        limit: limit as u64,
+        function: None,
+    }
+}
+
+fn fdes(image: &mut Image<'_>) -> Vec<Fde> {
     let mut out = Vec::new();
     if let Some(sec) = image
         .sections
@@ -462,6 +496,11 @@ fn fdes(image: &Image<'_>) -> Vec<Fde> {
         && let Some(data) = image.read(sec.addr, sec.size)
     {
         out = ehframe::parse_eh_frame(data, sec.addr, image.arch.pointer_size());
+        if ehframe::record_count(data) > limits::MAX_EH_RECORDS {
+            image
+                .caps
+                .push(cap(CapKind::FrameRecords, limits::MAX_EH_RECORDS));
+        }
     }
     out.retain(|f| f.len > 0);
     out.sort();
@@ -545,6 +584,9 @@ fn dynamic_facts(elf: &Elf<'_>, image: &mut Image<'_>) {
         if addr == 0 || size == 0 {
             continue;
         }
+        if size / ptr > limits::MAX_INIT_FINI as u64 {
+            image.caps.push(cap(CapKind::InitFini, limits::MAX_INIT_FINI));
+        }
         let count = (size / ptr).min(limits::MAX_INIT_FINI as u64);
         for i in 0..count {
             let Some(slot) = i.checked_mul(ptr).and_then(|o| addr.checked_add(o)) else {
@@ -578,4 +620,5 @@ fn dynamic_facts(elf: &Elf<'_>, image: &mut Image<'_>) {
     ptrs.sort_unstable();
     ptrs.dedup();
     image.code_pointers = ptrs;
+    image.relocated = reloc_targets.into_iter().collect();
 }

@@ -264,6 +264,9 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         text_relocations: false,
         got_base: None,
         notes,
+        relocated: Vec::new(),
+        relro: Vec::new(),
+        caps: Vec::new(),
     };
     image.build_id = pe
         .debug_data

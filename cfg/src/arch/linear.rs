@@ -475,19 +475,30 @@ impl Machine {
             return None;
         }
         let table = c1.wrapping_sub(scale.wrapping_mul(bound.offset));
-        if image
-            .sections
-            .iter()
-            .find(|s| s.contains(table))
-            .is_some_and(|s| s.perms.write)
-        {
+        if image.writable_at_run_time(table) {
             // A writable table could change at run time; not a switch.
+            // (`.data.rel.ro` is writable in the section table, but the
+            // loader makes it read-only once relocated: `PT_GNU_RELRO`.)
             return None;
         }
+        // Absolute entries of a position-independent image are written by
+        // the loader (a `RELATIVE` relocation each); the file holds zeros.
+        let absolute = rest == 0 && k == 1 && usize::from(size) == usize::from(image.arch.pointer_size());
+        let relocated = absolute && image.kind != crate::image::ImageKind::Executable;
         let mut targets = Vec::with_capacity(usize::try_from(bound.count).ok()?);
         for i in 0..bound.count {
             let slot = table.checked_add(i.checked_mul(scale)?)?;
-            let raw = image.read_uint(slot, size)?;
+            let raw = if relocated {
+                image.relocation_at(slot)
+            } else {
+                image.read_uint(slot, size)
+            };
+            let raw = match raw {
+                Some(r) => r,
+                // A table sized by its mask ends where its entries do.
+                None if bound.from_mask && !targets.is_empty() => break,
+                None => return None,
+            };
             let entry = if signed {
                 let sh = 64u32.checked_sub(u32::from(size).checked_mul(8)?)?;
                 (((raw << sh) as i64) >> sh) as u64
@@ -662,12 +673,12 @@ pub(crate) fn flow_preds(
 /// forwarding, then (only when some load was forwarded) without it (see
 /// [`Machine::without_store_forwarding`]). `run` presets the machine, steps
 /// through the path and returns the jump's target value; the first answer
-/// `accept` takes wins: a load from one constant slot (a GOT-style jump) or
+/// `admit` lets through wins: a load from one constant slot (a GOT-style jump) or
 /// a jump table.
 pub(crate) fn interpret_path(
     image: &Image<'_>,
     zero_reg: Option<u16>,
-    accept: &dyn Fn(&super::IndirectTarget) -> bool,
+    admit: &dyn Fn(super::IndirectTarget) -> Option<super::IndirectTarget>,
     run: impl Fn(Machine) -> Option<(Machine, Val)>,
 ) -> Option<super::IndirectTarget> {
     use super::IndirectTarget;
@@ -689,7 +700,7 @@ pub(crate) fn interpret_path(
                 }
             })
         };
-        if let Some(a) = answer.filter(|a| accept(a)) {
+        if let Some(a) = answer.and_then(admit) {
             return Some(a);
         }
         if !m.forwarded {

@@ -350,13 +350,13 @@ impl Decoder for X86Decoder {
         path: &[u64],
         starts: &[usize],
         function: &[u64],
-        accept: &dyn Fn(&IndirectTarget) -> bool,
+        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
     ) -> Option<IndirectTarget> {
         let attempt = |seeds: &[(Register, u64)]| {
             starts.iter().find_map(|&i| {
                 path.get(i..)
                     .and_then(|p| self.resolve_seeded(image, p, seeds))
-                    .filter(|r| accept(r))
+                    .and_then(admit)
             })
         };
         attempt(&[]).or_else(|| {

@@ -2,10 +2,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::arch::{Decoder, Flow, IndirectTarget, Insn, JumpTable};
+use crate::arch::{Decoder, Flow, IndirectTarget, Insn, JumpTable, StackEffect};
 use crate::image::{CodeRange, Image};
 use crate::index::InsnIndex;
 use crate::limits;
+
+/// The stack pointer's offset from its value at the function's entry
+/// (`Some(-64)` inside a 64-byte frame), `None` where it is not known.
+pub(crate) type Sp = Option<i64>;
+
+/// The offset after an instruction with `effect`.
+pub(super) fn step_sp(sp: Sp, effect: StackEffect) -> Sp {
+    match effect {
+        StackEffect::None => sp,
+        StackEffect::Add(k) => sp.and_then(|d| d.checked_add(k)),
+        StackEffect::Unknown => None,
+    }
+}
 
 /// What exploring one function produced.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +49,19 @@ pub(crate) struct Explored {
     pub(super) calls_outside: BTreeSet<u64>,
     /// Predecessors through direct jumps, for jump-table paths.
     pub(super) jump_preds: BTreeMap<u64, Vec<u64>>,
+    /// A return or tail call was reached with the stack pointer known to
+    /// differ from its value at the entry: the entry is not a function's
+    /// (code cut out of the middle of one, whose frame it releases).
+    pub(super) unbalanced: bool,
+    /// Leaders of code after calls that do not return, kept as this
+    /// function's (the compiler did not know the callee never returns).
+    pub(super) dead: BTreeSet<u64>,
+    /// Some path ends in a trap (`ebreak`, `ud2`, `brk`).
+    pub(super) has_trap: bool,
+    /// Some indirect jump left unresolved was made with the frame released
+    /// (the stack as at the entry): an indirect tail call (`ld a5, 8(a0);
+    /// jr a5`).
+    pub(super) indirect_tail: bool,
 }
 
 impl Explored {
@@ -116,12 +142,12 @@ impl Ctx<'_> {
     /// covers is a tail call, while a jump into another FDE's middle goes to
     /// a cold part of this function. A function the compiler described with
     /// no FDE (crtstuff; all C code on RISC-V, whose toolchains write no
-    /// unwind tables) is taken to be one contiguous range starting at its
-    /// entry: a jump to code no FDE covers leaves it when it goes before the
-    /// entry (`frame_dummy` -> `register_tm_clones`) or over the entry of a
-    /// function something calls (entries found only in gaps or as tail-call
-    /// targets are weaker evidence: trusting them would let one wrong entry
-    /// cut a function into pieces at every jump).
+    /// unwind tables) is left by a jump below its entry, when that entry has
+    /// direct evidence (a seed or a call target: `frame_dummy` ->
+    /// `register_tm_clones`), and by a jump over the entry of another
+    /// function with direct evidence. Entries found only in gaps or as
+    /// tail-call targets are weaker evidence: trusting them would let one
+    /// wrong entry cut a function into pieces at every jump.
     pub(super) fn leaves_function(&self, start: u64, target: u64) -> bool {
         match self.fde_at(start) {
             Some(f) => {
@@ -129,13 +155,27 @@ impl Ctx<'_> {
                 !inside && !self.in_any_fde(target)
             }
             None => {
-                !self.in_any_fde(target)
-                    && (target < start
-                        || (self
+                if self.in_any_fde(target) {
+                    return false;
+                }
+                if target < start {
+                    // Compilers place every block of a function after its
+                    // entry (cold parts aside, which come with FDEs): a
+                    // jump below an entry with direct evidence leaves it.
+                    // An entry found only in a gap may be a piece of the
+                    // function the jump goes back into.
+                    self.called.contains(&start)
+                        || self
                             .called
-                            .range(start.saturating_add(1)..target)
+                            .range(target.saturating_add(1)..start)
                             .next()
-                            .is_some()))
+                            .is_some()
+                } else {
+                    self.called
+                        .range(start.saturating_add(1)..target)
+                        .next()
+                        .is_some()
+                }
             }
         }
     }
@@ -158,11 +198,11 @@ pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Explored {
         ..Explored::default()
     };
     ex.leaders.insert(start);
-    let mut work = vec![start];
-    let mut pending: Vec<u64> = Vec::new();
+    let mut work: Vec<(u64, Sp)> = vec![(start, Some(0))];
+    let mut pending: Vec<(u64, Sp)> = Vec::new();
     loop {
-        while let Some(a) = work.pop() {
-            decode_run(ctx, &mut ex, a, &mut work, &mut pending);
+        while let Some((a, sp)) = work.pop() {
+            decode_run(ctx, &mut ex, a, sp, &mut work, &mut pending);
             if ex.truncated {
                 return ex;
             }
@@ -171,19 +211,42 @@ pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Explored {
             break;
         }
         pending.sort_unstable();
-        for j in std::mem::take(&mut pending) {
-            resolve_indirect(ctx, &mut ex, j, &mut work);
+        for (j, sp) in std::mem::take(&mut pending) {
+            resolve_indirect(ctx, &mut ex, j, sp, &mut work);
         }
     }
     ex
+}
+
+/// Whether a direct jump from the function entered at `start`, made with the
+/// stack at `sp`, to `t` leaves the function (a tail call). A jump is a tail
+/// call when its target is another function's entry by independent
+/// evidence (a seed or a call target), and otherwise only when nothing says
+/// it stays: a jump made while the function's frame is still allocated
+/// stays inside (a tail call releases the frame first), and without frame
+/// tables the target must lie beyond another function's entry
+/// (see [`Ctx::leaves_function`]).
+fn jump_leaves(ctx: &Ctx<'_>, start: u64, t: u64, sp: Sp) -> bool {
+    if t == start {
+        return false;
+    }
+    if !ctx.in_code(t) || ctx.called.contains(&t) {
+        return true;
+    }
+    let frame_live = sp.is_some_and(|d| d != 0) && ctx.fde_at(start).is_none();
+    if frame_live {
+        return false;
+    }
+    ctx.known.contains(&t) || ctx.leaves_function(start, t)
 }
 
 pub(super) fn decode_run(
     ctx: &Ctx<'_>,
     ex: &mut Explored,
     from: u64,
-    work: &mut Vec<u64>,
-    pending: &mut Vec<u64>,
+    sp_in: Sp,
+    work: &mut Vec<(u64, Sp)>,
+    pending: &mut Vec<(u64, Sp)>,
 ) {
     let Some(range) = ctx.range_of(from) else {
         ex.invalid.get_or_insert(from);
@@ -212,6 +275,7 @@ pub(super) fn decode_run(
     let mut next_known = next_entry(from);
     let mut addr = from;
     let mut prev: Option<Insn> = None;
+    let mut sp = sp_in;
     loop {
         if addr == next_decoded {
             return;
@@ -257,35 +321,38 @@ pub(super) fn decode_run(
         {
             ex.refs.insert(r);
         }
+        if let Some(w) = window {
+            sp = step_sp(sp, ctx.dec.stack_effect(w, &insn));
+        }
         let next = insn.end();
         match insn.flow {
             Flow::Seq => {}
             Flow::Jump(t) => {
-                if t != ex.start
-                    && (ctx.known.contains(&t)
-                        || !ctx.in_code(t)
-                        || ctx.leaves_function(ex.start, t))
-                {
+                if jump_leaves(ctx, ex.start, t, sp) {
                     ex.tails.insert(addr);
                     if ctx.in_code(t) {
                         ex.tail_targets.insert(t);
                     }
+                    ex.unbalanced |= sp.is_some_and(|d| d != 0);
                 } else {
                     ex.leaders.insert(t);
                     ex.jump_preds.entry(t).or_default().push(addr);
-                    work.push(t);
+                    work.push((t, sp));
                 }
                 return;
             }
             Flow::CondJump(t) => {
-                if t != ex.start && ctx.known.contains(&t) {
+                let frame_live = sp.is_some_and(|d| d != 0) && ctx.fde_at(ex.start).is_none();
+                if t != ex.start
+                    && (ctx.called.contains(&t) || (ctx.known.contains(&t) && !frame_live))
+                {
                     // Conditional tail call (`jne other_function`).
                     ex.tails.insert(addr);
                     ex.tail_targets.insert(t);
                 } else if ctx.in_code(t) {
                     ex.leaders.insert(t);
                     ex.jump_preds.entry(t).or_default().push(addr);
-                    work.push(t);
+                    work.push((t, sp));
                 } else {
                     ex.invalid.get_or_insert(t);
                 }
@@ -296,7 +363,7 @@ pub(super) fn decode_run(
                     // A call to a local label inside this function's own
                     // FDE (`_start`'s PC thunk on i386): not a new function.
                     if ex.leaders.insert(t) || !ex.insns.contains(t) {
-                        work.push(t);
+                        work.push((t, None));
                     }
                     ex.jump_preds.entry(t).or_default().push(addr);
                 } else if ctx.in_code(t) {
@@ -306,7 +373,7 @@ pub(super) fn decode_run(
                 }
                 if ctx.noreturn.contains(&t) {
                     ex.noreturn_calls.insert(addr);
-                    trap_after(ctx, ex, next, range_end, next_decoded, work);
+                    after_noreturn(ctx, ex, next, sp, range_end, next_decoded, work);
                     return;
                 }
                 ex.leaders.insert(next);
@@ -317,7 +384,7 @@ pub(super) fn decode_run(
             Flow::IndirectCall { slot } => {
                 if slot.is_some_and(|s| ctx.noreturn_slots.contains(&s)) {
                     ex.noreturn_calls.insert(addr);
-                    trap_after(ctx, ex, next, range_end, next_decoded, work);
+                    after_noreturn(ctx, ex, next, sp, range_end, next_decoded, work);
                     return;
                 }
                 ex.leaders.insert(next);
@@ -330,32 +397,42 @@ pub(super) fn decode_run(
                     Some(s) if ctx.is_loader_slot(s) => {
                         ex.tails.insert(addr);
                         ex.import_jumps.insert(addr, s);
+                        ex.unbalanced |= sp.is_some_and(|d| d != 0);
                     }
-                    _ => pending.push(addr),
+                    _ => pending.push((addr, sp)),
                 }
                 return;
             }
             Flow::Return => {
                 ex.has_return = true;
+                ex.unbalanced |= sp.is_some_and(|d| d != 0);
                 return;
             }
-            Flow::Stop => return,
+            Flow::Stop => {
+                ex.has_trap = true;
+                return;
+            }
         }
         prev = Some(insn);
         addr = next;
     }
 }
 
-/// Compilers put a trap after some calls that never return (`hlt` after
-/// `__libc_start_main` in `_start`, `ud2` after a noreturn call): it belongs
-/// to the function although nothing reaches it.
-pub(super) fn trap_after(
+/// What follows a call that does not return. Compilers put a trap there
+/// (`hlt` after `__libc_start_main` in `_start`, `ud2` after a noreturn
+/// call), or, when they did not know that the callee never returns (it is
+/// in another file: `luaL_error` ends in `longjmp`), the rest of the
+/// caller's code: an epilogue, a jump back into the body. Either belongs to
+/// the function although nothing reaches it. `sp` is the stack's depth at
+/// the call.
+pub(super) fn after_noreturn(
     ctx: &Ctx<'_>,
     ex: &mut Explored,
     addr: u64,
+    sp: Sp,
     range_end: u64,
     next_decoded: u64,
-    work: &mut Vec<u64>,
+    work: &mut Vec<(u64, Sp)>,
 ) {
     if addr >= range_end || addr == next_decoded || ctx.known.contains(&addr) {
         return;
@@ -397,7 +474,6 @@ pub(super) fn trap_after(
             prev = Some(insn);
             a = insn.end();
         }
-        let _ = work;
         return;
     }
     let Some(window) = ctx.image.bytes_from(addr) else {
@@ -425,7 +501,115 @@ pub(super) fn trap_after(
                 ex.calls.insert(t);
             }
         }
+        return;
     }
+    if !ctx.dec.is_padding(window, &insn) && dead_code_belongs(ctx, ex, addr, sp) {
+        ex.leaders.insert(addr);
+        ex.dead.insert(addr);
+        work.push((addr, sp));
+    }
+}
+
+/// Whether the code at `from`, after a call that does not return made with
+/// the stack at `sp`, is the rest of the calling function: decoded on every
+/// path (at most a few hundred instructions) it neither runs into another
+/// function's entry nor builds a frame of its own, and it ends by rejoining
+/// the function's code, in a trap or another noreturn call, or in a return
+/// or tail call that releases the caller's frame exactly. Only with the
+/// caller's frame live at the call (`sp` known and not 0) does a balanced
+/// return count: the entry of a function that follows would return with
+/// that frame still allocated. Without a frame, the code must rejoin.
+fn dead_code_belongs(ctx: &Ctx<'_>, ex: &Explored, from: u64, sp: Sp) -> bool {
+    const BUDGET: usize = 512;
+    let frame_live = sp.is_some_and(|d| d != 0);
+    let mut seen: BTreeSet<u64> = BTreeSet::new();
+    let mut work: Vec<(u64, Sp)> = vec![(from, sp)];
+    let mut rejoined = false;
+    let mut steps = 0usize;
+    while let Some((start, mut s)) = work.pop() {
+        let mut a = start;
+        let mut prev: Option<Insn> = None;
+        loop {
+            steps = steps.saturating_add(1);
+            if steps > BUDGET {
+                return false;
+            }
+            if ex.insns.contains(a) {
+                rejoined = true;
+                break;
+            }
+            if !seen.insert(a) {
+                break;
+            }
+            if a != from && ctx.known.contains(&a) {
+                return false;
+            }
+            let Some(range) = ctx.range_of(a) else {
+                return false;
+            };
+            let Some(insn) = ctx
+                .image
+                .bytes_from(a)
+                .and_then(|w| {
+                    let max = usize::try_from(range.end.saturating_sub(a)).unwrap_or(usize::MAX);
+                    w.get(..w.len().min(max))
+                })
+                .and_then(|w| Some((w, ctx.dec.decode(w, a, prev.as_ref())?)))
+                .filter(|(_, i)| i.end() > a && i.end() <= range.end)
+            else {
+                return false;
+            };
+            let (w, insn) = insn;
+            let effect = ctx.dec.stack_effect(w, &insn);
+            if matches!(effect, StackEffect::Add(k) if k < 0) {
+                // A frame being built: the prologue of the next function.
+                return false;
+            }
+            s = step_sp(s, effect);
+            let balanced = s == Some(0) && frame_live;
+            match insn.flow {
+                Flow::Seq => {}
+                Flow::Jump(t) => {
+                    if ex.insns.contains(t) || seen.contains(&t) {
+                        rejoined = true;
+                    } else if jump_leaves(ctx, ex.start, t, s) {
+                        if !balanced {
+                            return false;
+                        }
+                    } else {
+                        work.push((t, s));
+                    }
+                    break;
+                }
+                Flow::CondJump(t) => {
+                    if !ctx.in_code(t) {
+                        return false;
+                    }
+                    work.push((t, s));
+                }
+                Flow::Call(t) if ctx.noreturn.contains(&t) => break,
+                Flow::Call(_) => prev = None,
+                Flow::IndirectCall { slot } => {
+                    if slot.is_some_and(|x| ctx.noreturn_slots.contains(&x)) {
+                        break;
+                    }
+                    prev = None;
+                }
+                Flow::IndirectJump { .. } | Flow::Return => {
+                    if !balanced {
+                        return false;
+                    }
+                    break;
+                }
+                Flow::Stop => break,
+            }
+            if !matches!(insn.flow, Flow::Call(_) | Flow::IndirectCall { .. }) {
+                prev = Some(insn);
+            }
+            a = insn.end();
+        }
+    }
+    frame_live || rejoined
 }
 
 /// Collect up to `MAX_PATH` instructions leading to `jump`, in execution
@@ -468,7 +652,13 @@ pub(super) fn path_to(ex: &Explored, jump: u64, through_joins: bool) -> Vec<u64>
     rev
 }
 
-pub(super) fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work: &mut Vec<u64>) {
+pub(super) fn resolve_indirect(
+    ctx: &Ctx<'_>,
+    ex: &mut Explored,
+    jump: u64,
+    sp: Sp,
+    work: &mut Vec<(u64, Sp)>,
+) {
     // Try the shortest path first, then longer ones, one block at a time: a
     // longer path may pin the index to the constant of one particular
     // predecessor (a state machine re-entering its switch), a shorter one
@@ -485,25 +675,34 @@ pub(super) fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work
     let fde = ctx
         .fde_at(ex.start)
         .map(|f| (f.start, f.start.saturating_add(f.len)));
-    let accept = |r: &IndirectTarget| match r {
-        IndirectTarget::Slot(s) => ctx.is_loader_slot(*s),
-        // A table sized by its index's width is believed only when every
-        // target stays inside the function's own FDE, or, for a function
-        // without one (taken to be contiguous, see `leaves_function`),
-        // between its entry and the next called function.
-        IndirectTarget::NarrowTable(t) => match fde {
-            Some((lo, hi)) => t.targets.iter().all(|&x| x >= lo && x < hi),
-            None => {
-                let hi = ctx
-                    .called
-                    .range(ex.start.saturating_add(1)..)
-                    .next()
-                    .copied()
-                    .unwrap_or(u64::MAX);
-                t.targets.iter().all(|&x| x >= ex.start && x < hi)
-            }
-        },
-        IndirectTarget::Table(_) => true,
+    // A table sized only by its index's width (a mask, no compare: the
+    // computed-goto dispatch of an interpreter, `switch (x & 7)`) may be
+    // shorter than the mask says: its extent is the run of entries that are
+    // code addresses of this function (inside its own FDE, or, for a
+    // function without one, taken to be contiguous, see `leaves_function`,
+    // between its entry and the next called function), up to the first that
+    // is not.
+    let (lo, hi) = fde.unwrap_or_else(|| {
+        let hi = ctx
+            .called
+            .range(ex.start.saturating_add(1)..)
+            .next()
+            .copied()
+            .unwrap_or(u64::MAX);
+        (ex.start, hi)
+    });
+    let admit = |r: IndirectTarget| match r {
+        IndirectTarget::Slot(s) => ctx.is_loader_slot(s).then_some(r),
+        IndirectTarget::NarrowTable(mut t) => {
+            let n = t
+                .targets
+                .iter()
+                .take_while(|&&x| x >= lo && x < hi && ctx.in_code(x))
+                .count();
+            t.targets.truncate(n);
+            (n > 0).then_some(IndirectTarget::NarrowTable(t))
+        }
+        IndirectTarget::Table(_) => Some(r),
     };
     // Block boundaries first; then any instruction boundary, for a switch
     // whose dispatch block is re-entered from cases not discovered yet.
@@ -512,18 +711,20 @@ pub(super) fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work
     let function: Vec<u64> = ex.insns.iter().map(|i| i.addr).collect();
     let resolved = ctx
         .dec
-        .resolve_indirect_in(ctx.image, &full, &starts, &function, &accept);
+        .resolve_indirect_in(ctx.image, &full, &starts, &function, &admit);
     let table = match resolved {
         Some(IndirectTarget::Table(t) | IndirectTarget::NarrowTable(t)) => t,
         Some(IndirectTarget::Slot(s)) if ctx.is_loader_slot(s) => {
             // The loader fills GOT entries with function addresses: a tail
             // call through the slot.
+            ex.unbalanced |= sp.is_some_and(|d| d != 0);
             ex.tails.insert(jump);
             ex.import_jumps.insert(jump, s);
             return;
         }
         _ => {
             ex.unresolved.insert(jump);
+            ex.indirect_tail |= sp == Some(0);
             return;
         }
     };
@@ -550,7 +751,7 @@ pub(super) fn resolve_indirect(ctx: &Ctx<'_>, ex: &mut Explored, jump: u64, work
         }
         ex.jump_preds.entry(t).or_default().push(jump);
         if ex.leaders.insert(t) || !ex.insns.contains(t) {
-            work.push(t);
+            work.push((t, sp));
         }
     }
     ex.tables.insert(jump, table);

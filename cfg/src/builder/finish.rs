@@ -6,7 +6,10 @@ use rayon::prelude::*;
 
 use crate::arch::{Decoder, Flow, Insn};
 use crate::image::{CodeRange, Image};
-use crate::model::{Anomaly, Block, Edge, EdgeKind, FunctionSource, JumpTableInfo, Unresolved};
+use crate::limits;
+use crate::model::{
+    Anomaly, Block, CapHit, CapKind, Edge, EdgeKind, FunctionSource, JumpTableInfo, Unresolved,
+};
 
 use super::gaps::{covered, gaps, instruction_coverage};
 use super::{Discovery, Explored};
@@ -30,6 +33,7 @@ pub(crate) struct Recovered {
     pub anomalies: Vec<Anomaly>,
     pub unexplained_bytes: u64,
     pub return_sites: Vec<u64>,
+    pub caps: Vec<CapHit>,
 }
 
 /// Turn explored functions into blocks and edges.
@@ -83,6 +87,7 @@ pub(super) fn finish(
     let mut jump_tables = Vec::new();
     let mut anomalies = Vec::new();
     let mut return_sites = Vec::new();
+    let mut caps = d.caps;
     for e in d.explored.values() {
         for &j in &e.unresolved {
             unresolved.push(Unresolved {
@@ -113,6 +118,11 @@ pub(super) fn finish(
         }
         if e.truncated {
             note("function-too-large", e.start);
+            caps.push(CapHit {
+                kind: CapKind::FunctionInstructions,
+                limit: limits::MAX_FUNCTION_INSTRUCTIONS as u64,
+                function: Some(e.start),
+            });
         }
         for &a in e.falls_into.keys() {
             note("falls-into-function", a);
@@ -154,6 +164,7 @@ pub(super) fn finish(
         anomalies,
         unexplained_bytes,
         return_sites,
+        caps,
     }
 }
 

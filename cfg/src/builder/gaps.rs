@@ -137,7 +137,7 @@ pub(super) fn gap_functions(
                     continue;
                 }
                 let r = explore(ctx, cand);
-                if acceptable(ctx, &r, gs, ge) {
+                if acceptable(ctx, &r, source, gs, ge) {
                     taken_until = r.extent().map_or(cand, |(_, hi)| hi);
                     found.push((cand, source, r));
                     // Without alignment padding between functions (RISC-V
@@ -202,8 +202,13 @@ fn after_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> Vec<u64> {
     out
 }
 
-fn acceptable(ctx: &Ctx<'_>, r: &Explored, gs: u64, ge: u64) -> bool {
+fn acceptable(ctx: &Ctx<'_>, r: &Explored, source: FunctionSource, gs: u64, ge: u64) -> bool {
     if r.invalid.is_some() || r.overlap.is_some() || r.truncated || r.insns.is_empty() {
+        return false;
+    }
+    // A return or tail call with the stack not where the entry had it: the
+    // candidate is a piece of a function whose frame it releases.
+    if r.unbalanced {
         return false;
     }
     if !r.calls_outside.is_empty() {
@@ -216,13 +221,21 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, gs: u64, ge: u64) -> bool {
     if r.calls.iter().any(|&c| !ctx.in_code(c)) {
         return false;
     }
-    // A lone padding-like instruction or a single trap is not a function.
-    let first_is_padding = r.insns.iter().next().is_some_and(|i| {
+    // A lone padding-like instruction or a single trap is not a function,
+    // unless its address is taken: clang makes the deleting destructor of an
+    // abstract class one trap (`unimp`, `ud2`), and only the vtable says it
+    // is there.
+    let first = r.insns.iter().next();
+    let first_is_padding = first.is_some_and(|i| {
         ctx.image
             .bytes_from(i.addr)
             .is_some_and(|b| ctx.dec.is_padding(b, i))
     });
-    if first_is_padding {
+    let lone_trap = r.insns.len() == 1 && first.is_some_and(|i| i.flow == Flow::Stop);
+    if source == FunctionSource::Pointer && lone_trap {
+        return true;
+    }
+    if first_is_padding || lone_trap {
         return false;
     }
     // A lone forward jump over code but no entry with direct evidence is no
@@ -243,6 +256,8 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, gs: u64, ge: u64) -> bool {
         || !r.tails.is_empty()
         || !r.noreturn_calls.is_empty()
         || !r.tables.is_empty()
+        || r.has_trap
+        || r.indirect_tail
         || r.insns
             .iter()
             .any(|i| matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }))

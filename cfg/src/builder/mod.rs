@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use crate::arch::{Decoder, Flow};
 use crate::image::Image;
 use crate::limits;
-use crate::model::FunctionSource;
+use crate::model::{CapHit, CapKind, FunctionSource};
 
 pub(crate) use explore::{Ctx, Explored, explore};
 pub(crate) use finish::Recovered;
@@ -43,8 +43,11 @@ use gaps::gap_functions;
 use noreturn::compute_noreturn;
 use seeds::{initial_ctx, seeds};
 
-/// Functions known (by name) never to return. Calls to them, directly, via
-/// PLT stubs or through GOT slots, end their basic block.
+/// Imported functions known (by name) never to return. Calls to them,
+/// through PLT stubs, GOT/IAT slots or import thunks, end their basic block.
+/// Only imports are judged by name, because their bodies are not in the
+/// binary; a function defined in the binary is noreturn only when the
+/// analysis shows it (a local `err` or `die` may well return).
 pub const NORETURN_NAMES: &[&str] = &[
     "exit",
     "_exit",
@@ -153,6 +156,7 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Decoder, addrs: &[u64])
         gap_found: BTreeSet::new(),
         noreturn: ctx.noreturn.clone(),
         whole_image: false,
+        caps: Vec::new(),
     };
     finish(image, dec, &code, d)
 }
@@ -168,6 +172,7 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Re
         gap_found: BTreeSet::new(),
         noreturn: BTreeSet::new(),
         whole_image: true,
+        caps: Vec::new(),
     };
     let mut queue: BTreeSet<u64> = seeds.keys().copied().collect();
     let mut round = 0usize;
@@ -177,6 +182,13 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Re
         let found = compute_noreturn(&d.explored, &ctx.noreturn, &ctx.noreturn_slots);
         let grown: BTreeSet<u64> = found.difference(&ctx.noreturn).copied().collect();
         if grown.is_empty() || round >= limits::MAX_NORETURN_ROUNDS {
+            if !grown.is_empty() {
+                d.caps.push(CapHit {
+                    kind: CapKind::NoreturnRounds,
+                    limit: limits::MAX_NORETURN_ROUNDS as u64,
+                    function: None,
+                });
+            }
             d.noreturn = found;
             return finish(image, dec, &code, d);
         }
@@ -201,6 +213,8 @@ pub(crate) struct Discovery {
     /// analysis reports it; a function-local one would decode nearly every
     /// byte of the image to say that it did not look there.
     pub whole_image: bool,
+    /// Limits the recovery stopped at.
+    pub caps: Vec<CapHit>,
 }
 
 /// Explore `queue` and everything it leads to, settle conflicts, drop
@@ -223,10 +237,26 @@ fn explore_all(
             queue,
             std::mem::take(&mut ready),
         );
-        settle_conflicts(ctx, &mut d.explored, &mut d.sources, queue);
+        if !settle_conflicts(ctx, &mut d.explored, &mut d.sources, queue) {
+            d.caps.push(CapHit {
+                kind: CapKind::ConsistencyRounds,
+                limit: limits::MAX_CONSISTENCY_ROUNDS as u64,
+                function: None,
+            });
+        }
         prune(d, seeds);
         ctx.known = d.explored.keys().copied().collect();
-        if !opts.gap_analysis || gap_rounds >= limits::MAX_GAP_ROUNDS {
+        if !opts.gap_analysis {
+            break;
+        }
+        if gap_rounds >= limits::MAX_GAP_ROUNDS {
+            if !gap_functions(ctx, &d.explored).is_empty() {
+                d.caps.push(CapHit {
+                    kind: CapKind::GapRounds,
+                    limit: limits::MAX_GAP_ROUNDS as u64,
+                    function: None,
+                });
+            }
             break;
         }
         gap_rounds = gap_rounds.saturating_add(1);
@@ -316,14 +346,15 @@ fn run_waves(
 }
 
 /// Decode again every function whose code runs through another function's
-/// entry, now that all entries are known.
+/// entry, now that all entries are known. `false` when conflicts remained
+/// after the last round.
 fn settle_conflicts(
     ctx: &mut Ctx<'_>,
     explored: &mut BTreeMap<u64, Explored>,
     sources: &mut BTreeMap<u64, FunctionSource>,
     queue: &mut BTreeSet<u64>,
-) {
-    for _ in 0..8 {
+) -> bool {
+    for _ in 0..limits::MAX_CONSISTENCY_ROUNDS {
         ctx.known = explored.keys().copied().collect();
         let conflicted: Vec<u64> = explored
             .values()
@@ -339,7 +370,7 @@ fn settle_conflicts(
             .map(|e| e.start)
             .collect();
         if conflicted.is_empty() {
-            return;
+            return true;
         }
         let shared: &Ctx<'_> = ctx;
         let results: Vec<Explored> = conflicted.par_iter().map(|&a| explore(shared, a)).collect();
@@ -354,6 +385,7 @@ fn settle_conflicts(
         }
         run_waves(ctx, explored, sources, queue, Vec::new());
     }
+    false
 }
 
 /// For a function without an FDE: whether a jump that was taken for one

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::arch::Decoder;
-use crate::image::{CodeRange, Image};
+use crate::image::{CodeRange, Image, SymbolSource};
 use crate::model::FunctionSource;
 
 use super::{Ctx, explore, is_noreturn_name};
@@ -27,7 +27,16 @@ pub(crate) fn seeds(
     if let Some(e) = image.entry {
         add(e, FunctionSource::Entry);
     }
-    for s in &image.symbols {
+    // Exported symbols (`.dynsym`, the PE export directory) are entry points
+    // other modules call: they stay in every copy of the file. The static
+    // symbol table only names what the analysis finds: `strip` removes it,
+    // and anyone can write anything there, so it must not change the graph
+    // (a stripped build and its unstripped twin have the same digest).
+    for s in image
+        .symbols
+        .iter()
+        .filter(|s| s.source != SymbolSource::Symtab)
+    {
         add(s.addr, FunctionSource::Symbol);
     }
     for f in &image.fdes {
@@ -66,8 +75,10 @@ pub(crate) fn seeds(
 }
 
 /// The context every recovery starts from: the seeds as known entries, and
-/// what is known not to return before anything is decoded (named functions,
-/// import slots of named imports, and import stubs that jump through them).
+/// what is known not to return before anything is decoded: imports whose
+/// body is not in the binary (import slots named in [`super::NORETURN_NAMES`],
+/// and the import stubs that jump through them). A function defined in the
+/// binary is noreturn only when the analysis shows it, whatever its name.
 pub(super) fn initial_ctx<'a>(
     image: &'a Image<'a>,
     dec: &'a dyn Decoder,
@@ -86,11 +97,6 @@ pub(super) fn initial_ctx<'a>(
     for (&slot, name) in &image.import_slots {
         if is_noreturn_name(name) {
             ctx.noreturn_slots.insert(slot);
-        }
-    }
-    for s in &image.symbols {
-        if is_noreturn_name(&s.name) {
-            ctx.noreturn.insert(s.addr);
         }
     }
     // Import stubs that jump to a noreturn import (`abort@plt`) are known
