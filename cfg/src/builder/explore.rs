@@ -56,6 +56,11 @@ pub(crate) struct Explored {
     /// Leaders of code after calls that do not return, kept as this
     /// function's (the compiler did not know the callee never returns).
     pub(super) dead: BTreeSet<u64>,
+    /// Targets of jumps kept inside this function (no frame tables) that
+    /// were made with the stack as at the entry: where a tail call to a
+    /// function placed next would go. If another function jumps there the
+    /// same way, the target is an entry both share.
+    pub(super) soft_targets: BTreeSet<u64>,
     /// Some path ends in a trap (`ebreak`, `ud2`, `brk`).
     pub(super) has_trap: bool,
     /// Some indirect jump left unresolved was made with the frame released
@@ -335,6 +340,9 @@ pub(super) fn decode_run(
                     }
                     ex.unbalanced |= sp.is_some_and(|d| d != 0);
                 } else {
+                    if sp == Some(0) && ctx.fde_at(ex.start).is_none() {
+                        ex.soft_targets.insert(t);
+                    }
                     ex.leaders.insert(t);
                     ex.jump_preds.entry(t).or_default().push(addr);
                     work.push((t, sp));

@@ -68,52 +68,31 @@ pub(super) fn gaps(code: &[CodeRange], cov: &[(u64, u64)]) -> Vec<(u64, u64)> {
 /// land in a gap, and the first non-padding byte after each run of padding.
 /// A candidate is accepted when it decodes cleanly, never leaves its gap
 /// except by calls or tail calls, and is not itself padding.
-pub(super) fn gap_functions(
-    ctx: &Ctx<'_>,
-    explored: &BTreeMap<u64, Explored>,
-) -> Vec<(u64, FunctionSource, Explored)> {
+pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> GapFindings {
     let cov = covered(explored);
+    // Where known functions (without frame tables) jump with their frame
+    // released, inside themselves.
+    let soft: BTreeSet<u64> = explored
+        .values()
+        .flat_map(|e| e.soft_targets.iter().copied())
+        .collect();
     let mut pointers: BTreeSet<u64> = ctx.image.code_pointers.iter().copied().collect();
     for e in explored.values() {
         pointers.extend(e.refs.iter().copied());
     }
-    // Who owns the code on each side of a gap: a gap with the same function
-    // on both sides is dead code inside that function (often the
-    // continuation the compiler kept after a call it did not know never
-    // returns), not a function of its own.
-    let mut owners: Vec<(u64, u64, u64)> = explored
-        .values()
-        .flat_map(|e| e.insns.ranges().map(move |(s, end)| (s, end, e.start)))
-        .collect();
-    owners.sort_unstable();
-    let owner_ending_at = |a: u64| -> Option<u64> {
-        let i = owners.partition_point(|&(s, _, _)| s < a);
-        owners
-            .get(..i)?
-            .iter()
-            .rev()
-            .take(64)
-            .find(|&&(_, end, _)| end == a)
-            .map(|&(_, _, o)| o)
-    };
-    let owner_starting_at = |a: u64| -> Option<u64> {
-        let i = owners.partition_point(|&(s, _, _)| s < a);
-        owners
-            .get(i)
-            .filter(|&&(s, _, _)| s == a)
-            .map(|&(_, _, o)| o)
-    };
-    let gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov)
-        .into_iter()
-        .filter(|&(gs, ge)| {
-            let before = owner_ending_at(gs);
-            before.is_none() || before != owner_starting_at(ge)
-        })
-        .collect();
-    let per_gap: Vec<Vec<(u64, FunctionSource, Explored)>> = gap_list
+    // Every gap is swept, also one with the same function on both sides:
+    // dead code of that function (the rest of it after a call it did not
+    // know never returns) is attached to it when decoded
+    // (`after_noreturn`), and what is left fails the candidate checks (it
+    // releases a frame it did not build, or jumps back into the function);
+    // a function placed between two pieces of another one (`str_find`
+    // jumping over the string library to `str_find_aux`) is found.
+    let gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov);
+    let per_gap: Vec<GapFindings> = gap_list
         .par_iter()
         .map(|&(gs, ge)| {
             let mut found = Vec::new();
+            let mut shared = BTreeSet::new();
             let mut candidates: Vec<(u64, FunctionSource)> = pointers
                 .range(gs..ge)
                 .map(|&p| (p, FunctionSource::Pointer))
@@ -137,6 +116,22 @@ pub(super) fn gap_functions(
                     continue;
                 }
                 let r = explore(ctx, cand);
+                // A candidate that jumps, frame released, to code a known
+                // function also jumps to that way (and took for its own):
+                // that code is a function both tail-call (`gzopen` and
+                // `gzopen64` both `tail gz_open`). It becomes an entry; the
+                // candidate is tried again in the next round.
+                let outside: Vec<u64> = r
+                    .soft_targets
+                    .iter()
+                    .copied()
+                    .filter(|&t| (t < gs || t >= ge) && soft.contains(&t))
+                    .collect();
+                if !outside.is_empty() && r.invalid.is_none() && r.overlap.is_none() && !r.unbalanced
+                {
+                    shared.extend(outside);
+                    continue;
+                }
                 if acceptable(ctx, &r, source, gs, ge) {
                     taken_until = r.extent().map_or(cand, |(_, hi)| hi);
                     found.push((cand, source, r));
@@ -148,10 +143,63 @@ pub(super) fn gap_functions(
                     }
                 }
             }
-            found
+            GapFindings {
+                functions: found,
+                shared,
+            }
         })
         .collect();
-    per_gap.into_iter().flatten().collect()
+    let mut out = GapFindings::default();
+    for g in per_gap {
+        out.functions.extend(g.functions);
+        out.shared.extend(g.shared);
+    }
+    out
+}
+
+/// Code that known functions took for their own but that is a function of
+/// its own: reached by a jump made with the frame released (see
+/// `Explored::soft_targets`) from two functions, or from one when its
+/// address is also taken (stored in data or built in code) and it is not
+/// the target of a resolved jump table (an interpreter's labels are
+/// address-taken too).
+pub(super) fn shared_entries(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> BTreeSet<u64> {
+    let mut pointers: BTreeSet<u64> = ctx.image.code_pointers.iter().copied().collect();
+    let mut labels: BTreeSet<u64> = BTreeSet::new();
+    for e in explored.values() {
+        pointers.extend(e.refs.iter().copied());
+        for t in e.tables.values() {
+            labels.extend(t.targets.iter().copied());
+        }
+    }
+    let mut reached: BTreeMap<u64, u32> = BTreeMap::new();
+    for e in explored.values() {
+        for &t in e.soft_targets.iter().filter(|&&t| t != e.start) {
+            *reached.entry(t).or_insert(0) += 1;
+        }
+    }
+    reached
+        .into_iter()
+        .filter(|&(t, n)| !ctx.known.contains(&t) && (n > 1 || pointers.contains(&t)))
+        .filter(|(t, _)| !labels.contains(t))
+        .map(|(t, _)| t)
+        .collect()
+}
+
+/// What one round of gap analysis found.
+#[derive(Default)]
+pub(super) struct GapFindings {
+    /// Functions found in gaps, explored, with the reason.
+    pub functions: Vec<(u64, FunctionSource, Explored)>,
+    /// Code inside known functions that is a function of its own, tail
+    /// called from them and from code in a gap.
+    pub shared: BTreeSet<u64>,
+}
+
+impl GapFindings {
+    pub(super) fn is_empty(&self) -> bool {
+        self.functions.is_empty() && self.shared.is_empty()
+    }
 }
 
 /// Whether the instruction at `addr` (below `end`) is padding.

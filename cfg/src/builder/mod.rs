@@ -246,6 +246,21 @@ fn explore_all(
         }
         prune(d, seeds);
         ctx.known = d.explored.keys().copied().collect();
+        // Code a function reached by a jump made with its frame released,
+        // address-taken or reached that way from another function too: a
+        // tail call to a function nothing calls directly (`luaB_assert`
+        // ends in `tail luaB_error`, both only in a table of function
+        // pointers; `BZ2_bzopen` and `BZ2_bzdopen` both `tail
+        // bzopen_or_bzdopen`). A function of its own.
+        let shared = gaps::shared_entries(ctx, &d.explored);
+        if !shared.is_empty() {
+            for a in shared {
+                d.sources.entry(a).or_insert(FunctionSource::Pointer);
+                d.gap_found.insert(a);
+                queue.insert(a);
+            }
+            continue;
+        }
         if !opts.gap_analysis {
             break;
         }
@@ -267,11 +282,18 @@ fn explore_all(
         // Each gap function was explored to be accepted, with the entries
         // known now; the one thing new to the next wave, the other gap
         // functions' entries, lies outside its gap, which it did not leave:
-        // that exploration is what decoding it again would give.
-        for (a, s, r) in found {
+        // that exploration is what decoding it again would give. Shared
+        // entries are explored in the next wave; the functions that took
+        // them for their own code are decoded again when the waves settle.
+        for (a, s, r) in found.functions {
             d.sources.entry(a).or_insert(s);
             d.gap_found.insert(a);
             ready.push(r);
+        }
+        for a in found.shared {
+            d.sources.entry(a).or_insert(FunctionSource::TailCall);
+            d.gap_found.insert(a);
+            queue.insert(a);
         }
     }
 }
