@@ -82,6 +82,7 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         import_slots: BTreeMap::new(),
         fdes: Vec::new(),
         exception_handlers: Vec::new(),
+        landing_pads: Vec::new(),
         init_fini: Vec::new(),
         code_pointers: Vec::new(),
         text_relocations: false,
@@ -118,6 +119,7 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
     }
     image.fdes = fdes(&mut image);
     image.exception_handlers = landing_pads(&image);
+    image.landing_pads = pads_of(&image);
     dynamic_facts(&elf, &mut image);
     Ok(image)
 }
@@ -504,6 +506,35 @@ fn fdes(image: &mut Image<'_>) -> Vec<Fde> {
     }
     out.retain(|f| f.len > 0);
     out.sort();
+    out.dedup();
+    out
+}
+
+/// (function, landing pad) for every FDE whose LSDA lists landing pads.
+fn pads_of(image: &Image<'_>) -> Vec<(u64, u64)> {
+    let Some(sec) = image
+        .sections
+        .iter()
+        .find(|s| s.name == ".eh_frame" && s.has_bytes)
+    else {
+        return Vec::new();
+    };
+    let Some(data) = image.read(sec.addr, sec.size) else {
+        return Vec::new();
+    };
+    let ptr = image.arch.pointer_size();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (fde, lsda) in ehframe::lsda_pointers(data, sec.addr, ptr) {
+        let Some(bytes) = image.bytes_from(lsda) else {
+            continue;
+        };
+        out.extend(
+            ehframe::landing_pads(bytes, lsda, fde.start, ptr)
+                .into_iter()
+                .map(|p| (fde.start, p)),
+        );
+    }
+    out.sort_unstable();
     out.dedup();
     out
 }

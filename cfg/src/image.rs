@@ -237,6 +237,11 @@ pub struct Image<'data> {
     /// LSDA, a PE unwind entry with a handler): code the unwinder enters
     /// that no branch reaches, so their graphs are never complete. Sorted.
     pub exception_handlers: Vec<u64>,
+    /// Exception landing pads, as (start of the function's FDE or unwind
+    /// entry, landing pad), sorted: code the unwinder enters, which belongs
+    /// to the function though no branch reaches it (read from the LSDA each
+    /// FDE names).
+    pub landing_pads: Vec<(u64, u64)>,
     /// Function pointers the loader runs: init/fini arrays, `DT_INIT`,
     /// `DT_FINI`, TLS callbacks. Sorted, deduplicated.
     pub init_fini: Vec<u64>,

@@ -61,6 +61,8 @@ pub(crate) struct Explored {
     /// function placed next would go. If another function jumps there the
     /// same way, the target is an entry both share.
     pub(super) soft_targets: BTreeSet<u64>,
+    /// Exception landing pads of the function (from its LSDA).
+    pub(super) pads: BTreeSet<u64>,
     /// Some path ends in a trap (`ebreak`, `ud2`, `brk`).
     pub(super) has_trap: bool,
     /// Some indirect jump left unresolved was made with the frame released
@@ -203,7 +205,23 @@ pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Explored {
         ..Explored::default()
     };
     ex.leaders.insert(start);
-    let mut work: Vec<(u64, Sp)> = vec![(start, Some(0))];
+    // Landing pads first on the stack, so they are decoded last: the
+    // unwinder enters them, with the frame as at the call that threw.
+    let pads = &ctx.image.landing_pads;
+    let first = pads.partition_point(|&(f, _)| f < start);
+    let mut work: Vec<(u64, Sp)> = pads
+        .get(first..)
+        .unwrap_or(&[])
+        .iter()
+        .take_while(|&&(f, _)| f == start)
+        .filter(|&&(_, p)| ctx.in_code(p))
+        .map(|&(_, p)| (p, None))
+        .collect();
+    for &(p, _) in &work {
+        ex.leaders.insert(p);
+        ex.pads.insert(p);
+    }
+    work.push((start, Some(0)));
     let mut pending: Vec<(u64, Sp)> = Vec::new();
     loop {
         while let Some((a, sp)) = work.pop() {
