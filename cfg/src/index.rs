@@ -61,6 +61,14 @@ impl InsnIndex {
         run.get(i)
     }
 
+    /// The instructions from the one starting at `addr` to the end of its
+    /// run (contiguous decoded code).
+    pub fn run_from(&self, addr: u64) -> Option<&[Insn]> {
+        let run = self.run_at_or_before(addr)?;
+        let i = run.binary_search_by_key(&addr, |x| x.addr).ok()?;
+        run.get(i..)
+    }
+
     /// Whether an instruction starts at `addr`.
     pub fn contains(&self, addr: u64) -> bool {
         self.get(addr).is_some()

@@ -61,6 +61,9 @@ pub(crate) struct Explored {
     /// function placed next would go. If another function jumps there the
     /// same way, the target is an entry both share.
     pub(super) soft_targets: BTreeSet<u64>,
+    /// The addresses after calls that do not return, with the stack's
+    /// depth there: looked at once the reachable code is decoded.
+    pub(super) after_noreturn: Vec<(u64, Sp)>,
     /// Exception landing pads of the function (from its LSDA).
     pub(super) pads: BTreeSet<u64>,
     /// Some path ends in a trap (`ebreak`, `ud2`, `brk`).
@@ -72,6 +75,13 @@ pub(crate) struct Explored {
 }
 
 impl Explored {
+    /// The entry that straight-line code runs into at `addr`, if decoding
+    /// stopped there for that reason.
+    pub(super) fn falls_into_at(&self, addr: u64) -> Option<u64> {
+        let p = self.insns.prev_before(addr)?;
+        self.falls_into.get(&p.addr).copied().filter(|&t| t == addr)
+    }
+
     /// Lowest and highest byte of decoded code.
     pub(super) fn extent(&self) -> Option<(u64, u64)> {
         self.insns.extent()
@@ -230,12 +240,24 @@ pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Explored {
                 return ex;
             }
         }
-        if pending.is_empty() {
+        if !pending.is_empty() {
+            pending.sort_unstable();
+            for (j, sp) in std::mem::take(&mut pending) {
+                resolve_indirect(ctx, &mut ex, j, sp, &mut work);
+            }
+            continue;
+        }
+        if ex.after_noreturn.is_empty() {
             break;
         }
-        pending.sort_unstable();
-        for (j, sp) in std::mem::take(&mut pending) {
-            resolve_indirect(ctx, &mut ex, j, sp, &mut work);
+        // What follows calls that do not return, once everything that is
+        // reached is decoded (code there may be reached another way, and
+        // must then be decoded as such).
+        let mut after = std::mem::take(&mut ex.after_noreturn);
+        after.sort_unstable();
+        after.dedup();
+        for (a, sp) in after {
+            after_noreturn(ctx, &mut ex, a, sp, &mut work);
         }
     }
     ex
@@ -399,7 +421,7 @@ pub(super) fn decode_run(
                 }
                 if ctx.noreturn.contains(&t) {
                     ex.noreturn_calls.insert(addr);
-                    after_noreturn(ctx, ex, next, sp, range_end, next_decoded, work);
+                    ex.after_noreturn.push((next, sp));
                     return;
                 }
                 ex.leaders.insert(next);
@@ -410,7 +432,7 @@ pub(super) fn decode_run(
             Flow::IndirectCall { slot } => {
                 if slot.is_some_and(|s| ctx.noreturn_slots.contains(&s)) {
                     ex.noreturn_calls.insert(addr);
-                    after_noreturn(ctx, ex, next, sp, range_end, next_decoded, work);
+                    ex.after_noreturn.push((next, sp));
                     return;
                 }
                 ex.leaders.insert(next);
@@ -456,19 +478,26 @@ pub(super) fn after_noreturn(
     ex: &mut Explored,
     addr: u64,
     sp: Sp,
-    range_end: u64,
-    next_decoded: u64,
     work: &mut Vec<(u64, Sp)>,
 ) {
-    if addr >= range_end || addr == next_decoded || ctx.known.contains(&addr) {
+    let Some(range_end) = ctx.range_of(addr).map(|r| r.end) else {
+        return;
+    };
+    if ex.insns.contains(addr) || ctx.known.contains(&addr) {
         return;
     }
-    // The Windows x64 unwinder needs a call's return address inside its
-    // function, so mingw keeps the code after a noreturn call (a `nop`, at
-    // -O0 the whole epilogue) and `.pdata` covers it: code the function's
-    // own RUNTIME_FUNCTION covers belongs to it, reached or not.
-    if ctx.image.format == crate::image::Format::Pe
-        && let Some(f) = ctx.fde_at(ex.start)
+    if ex.insns.prev_before(addr).is_some_and(|p| p.end() > addr) {
+        return;
+    }
+    let next_decoded = ex.insns.next_from(addr).unwrap_or(u64::MAX);
+    // Code the function's own frame entry covers belongs to it, reached or
+    // not: gcc keeps the epilogue after a call it did not know never
+    // returns, and the Windows x64 unwinder needs a call's return address
+    // inside its function, so mingw keeps what follows such a call (a
+    // `nop`, at -O0 the whole epilogue) and `.pdata` covers it. Decoded up
+    // to the entry's end (padding follows).
+    if let Some(f) = ctx.fde_at(ex.start)
+        && addr >= f.start
         && addr < f.start.saturating_add(f.len)
     {
         let end = f
@@ -489,10 +518,17 @@ pub(super) fn after_noreturn(
                 break;
             };
             ex.insns.insert(insn);
-            if let Flow::Call(t) = insn.flow
-                && ctx.in_code(t)
-            {
-                ex.calls.insert(t);
+            match insn.flow {
+                Flow::Call(t) if ctx.in_code(t) => {
+                    ex.calls.insert(t);
+                    if ctx.noreturn.contains(&t) {
+                        ex.noreturn_calls.insert(a);
+                    }
+                }
+                Flow::Jump(t) | Flow::CondJump(t) if jump_leaves(ctx, ex.start, t, None) => {
+                    ex.tails.insert(a);
+                }
+                _ => {}
             }
             if insn.flow.ends_block() {
                 ex.leaders.insert(insn.end());
@@ -500,6 +536,7 @@ pub(super) fn after_noreturn(
             prev = Some(insn);
             a = insn.end();
         }
+        ex.dead.insert(addr);
         return;
     }
     let Some(window) = ctx.image.bytes_from(addr) else {
