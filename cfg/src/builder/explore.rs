@@ -522,7 +522,12 @@ pub(super) fn after_noreturn(
                 Flow::Call(t) if ctx.in_code(t) => {
                     ex.calls.insert(t);
                     if ctx.noreturn.contains(&t) {
+                        // What follows another call that does not return
+                        // is not this function's for that reason (glibc's
+                        // AArch64 `_start`: `bl __libc_start_main; bl
+                        // abort`, then `__wrap_main`, inside the FDE).
                         ex.noreturn_calls.insert(a);
+                        break;
                     }
                 }
                 Flow::Jump(t) | Flow::CondJump(t) if jump_leaves(ctx, ex.start, t, None) => {

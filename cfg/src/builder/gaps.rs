@@ -270,9 +270,10 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, source: FunctionSource, gs: u64, ge: 
         return false;
     }
     // A lone padding-like instruction or a single trap is not a function,
-    // unless its address is taken: clang makes the deleting destructor of an
-    // abstract class one trap (`unimp`, `ud2`), and only the vtable says it
-    // is there.
+    // unless its address is stored in data (a relocated pointer, not an
+    // address computed in code, which may be a section's end): clang makes
+    // the deleting destructor of an abstract class one trap (`unimp`,
+    // `ud2`), and only the vtable says it is there.
     let first = r.insns.iter().next();
     let first_is_padding = first.is_some_and(|i| {
         ctx.image
@@ -280,7 +281,10 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, source: FunctionSource, gs: u64, ge: 
             .is_some_and(|b| ctx.dec.is_padding(b, i))
     });
     let lone_trap = r.insns.len() == 1 && first.is_some_and(|i| i.flow == Flow::Stop);
-    if source == FunctionSource::Pointer && lone_trap {
+    if source == FunctionSource::Pointer
+        && lone_trap
+        && first.is_some_and(|i| ctx.image.code_pointers.binary_search(&i.addr).is_ok())
+    {
         return true;
     }
     if first_is_padding || lone_trap {
