@@ -278,11 +278,39 @@ fn jump_leaves(ctx: &Ctx<'_>, start: u64, t: u64, sp: Sp) -> bool {
     if !ctx.in_code(t) || ctx.called.contains(&t) {
         return true;
     }
-    let frame_live = sp.is_some_and(|d| d != 0) && ctx.fde_at(start).is_none();
+    let no_fde = ctx.fde_at(start).is_none();
+    let frame_live = sp.is_some_and(|d| d != 0) && no_fde;
     if frame_live {
         return false;
     }
-    ctx.known.contains(&t) || ctx.leaves_function(start, t)
+    ctx.known.contains(&t)
+        || ctx.leaves_function(start, t)
+        || (no_fde && sp == Some(0) && !ctx.in_any_fde(t) && builds_frame(ctx, t))
+}
+
+/// Whether the code at `t` allocates a stack frame within its first few
+/// straight-line instructions: a prologue. Jumped to with the caller's
+/// frame released (or never built), that is another function's entry: a
+/// function's own blocks are not entered at a prologue by a jump (a
+/// shrink-wrapped prologue is the fallthrough or a conditional branch of
+/// the entry block).
+fn builds_frame(ctx: &Ctx<'_>, t: u64) -> bool {
+    let mut a = t;
+    for _ in 0..4 {
+        let Some(w) = ctx.image.bytes_from(a) else {
+            return false;
+        };
+        let Some(insn) = ctx.dec.decode(w, a, None) else {
+            return false;
+        };
+        match ctx.dec.stack_effect(w, &insn) {
+            StackEffect::Add(k) if k < 0 => return true,
+            StackEffect::None if insn.flow == Flow::Seq => {}
+            _ => return false,
+        }
+        a = insn.end();
+    }
+    false
 }
 
 pub(super) fn decode_run(
