@@ -260,6 +260,7 @@ pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Explored {
             after_noreturn(ctx, &mut ex, a, sp, &mut work);
         }
     }
+    trailing_in_fde(ctx, &mut ex);
     ex
 }
 
@@ -533,42 +534,7 @@ pub(super) fn after_noreturn(
             .saturating_add(f.len)
             .min(range_end)
             .min(next_decoded);
-        let mut a = addr;
-        let mut prev: Option<Insn> = None;
-        ex.leaders.insert(addr);
-        while a < end && !ctx.known.contains(&a) {
-            let Some(insn) = ctx
-                .image
-                .bytes_from(a)
-                .and_then(|w| ctx.dec.decode(w, a, prev.as_ref()))
-                .filter(|i| i.end() <= end && i.end() > a)
-            else {
-                break;
-            };
-            ex.insns.insert(insn);
-            match insn.flow {
-                Flow::Call(t) if ctx.in_code(t) => {
-                    ex.calls.insert(t);
-                    if ctx.noreturn.contains(&t) {
-                        // What follows another call that does not return
-                        // is not this function's for that reason (glibc's
-                        // AArch64 `_start`: `bl __libc_start_main; bl
-                        // abort`, then `__wrap_main`, inside the FDE).
-                        ex.noreturn_calls.insert(a);
-                        break;
-                    }
-                }
-                Flow::Jump(t) | Flow::CondJump(t) if jump_leaves(ctx, ex.start, t, None) => {
-                    ex.tails.insert(a);
-                }
-                _ => {}
-            }
-            if insn.flow.ends_block() {
-                ex.leaders.insert(insn.end());
-            }
-            prev = Some(insn);
-            a = insn.end();
-        }
+        decode_linear(ctx, ex, addr, end);
         ex.dead.insert(addr);
         return;
     }
@@ -603,6 +569,87 @@ pub(super) fn after_noreturn(
         ex.leaders.insert(addr);
         ex.dead.insert(addr);
         work.push((addr, sp));
+    }
+}
+
+/// Decode `[from, end)` straight through as dead code of the function (no
+/// branch reaches it; its frame entry covers it): up to `end`, a known
+/// entry, bytes that do not decode, or a call that does not return.
+fn decode_linear(ctx: &Ctx<'_>, ex: &mut Explored, from: u64, end: u64) {
+    let mut a = from;
+    let mut prev: Option<Insn> = None;
+    ex.leaders.insert(from);
+    while a < end && !ctx.known.contains(&a) {
+        let Some(insn) = ctx
+            .image
+            .bytes_from(a)
+            .and_then(|w| ctx.dec.decode(w, a, prev.as_ref()))
+            .filter(|i| i.end() <= end && i.end() > a)
+        else {
+            break;
+        };
+        ex.insns.insert(insn);
+        match insn.flow {
+            Flow::Call(t) if ctx.in_code(t) => {
+                ex.calls.insert(t);
+                if ctx.noreturn.contains(&t) {
+                    // What follows another call that does not return is
+                    // not this function's for that reason (glibc's AArch64
+                    // `_start`: `bl __libc_start_main; bl abort`, then
+                    // `__wrap_main`, inside the FDE).
+                    ex.noreturn_calls.insert(a);
+                    break;
+                }
+            }
+            Flow::Jump(t) | Flow::CondJump(t) if jump_leaves(ctx, ex.start, t, None) => {
+                ex.tails.insert(a);
+            }
+            _ => {}
+        }
+        if insn.flow.ends_block() {
+            ex.leaders.insert(insn.end());
+        }
+        prev = Some(insn);
+        a = insn.end();
+    }
+    ex.dead.insert(from);
+}
+
+/// The end of a function's own frame entry is the end of its code: bytes
+/// after the last decoded instruction and before the entry's end that are
+/// not padding are dead code of the function (glibc's syscall wrappers end
+/// `j __syscall_error; ret`, the `ret` inside the FDE).
+fn trailing_in_fde(ctx: &Ctx<'_>, ex: &mut Explored) {
+    let Some(f) = ctx.fde_at(ex.start) else {
+        return;
+    };
+    let end = f.start.saturating_add(f.len);
+    let Some(hi) = ex
+        .insns
+        .ranges()
+        .filter(|&(lo, _)| lo >= f.start && lo < end)
+        .map(|(_, hi)| hi)
+        .max()
+    else {
+        return;
+    };
+    if hi >= end || ctx.known.contains(&hi) {
+        return;
+    }
+    // After a call that does not return, `after_noreturn` has decided.
+    if ex
+        .insns
+        .prev_before(hi)
+        .is_some_and(|p| ex.noreturn_calls.contains(&p.addr))
+    {
+        return;
+    }
+    let Some(range_end) = ctx.range_of(hi).map(|r| r.end) else {
+        return;
+    };
+    let end = end.min(range_end).min(ex.insns.next_from(hi).unwrap_or(u64::MAX));
+    if super::gaps::non_padding(ctx, hi, end) {
+        decode_linear(ctx, ex, hi, end);
     }
 }
 

@@ -213,6 +213,11 @@ fn is_padding_at(ctx: &Ctx<'_>, addr: u64, end: u64) -> bool {
         .is_some_and(|(w, insn)| ctx.dec.is_padding(w, &insn))
 }
 
+/// Whether `[start, end)` holds anything but padding.
+pub(super) fn non_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> bool {
+    end > start && non_padding_bytes(ctx.image, ctx.dec, start, end) > 0
+}
+
 /// Whether `[start, end)` holds nothing but padding (looked at for at most
 /// 64 KiB).
 fn only_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> bool {
