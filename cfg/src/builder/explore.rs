@@ -289,6 +289,20 @@ fn jump_leaves(ctx: &Ctx<'_>, start: u64, t: u64, sp: Sp) -> bool {
         || (no_fde && sp == Some(0) && !ctx.in_any_fde(t) && builds_frame(ctx, t))
 }
 
+/// Whether a call made inside the frame of the function entered at `start`
+/// (no frame tables; the stack at `sp`) cannot return to `next`: the code
+/// there builds a frame of its own, so it is the next function's entry
+/// (the compiler knew the call never returns at this site, `__libc_message
+/// (do_abort, ...)` in static glibc's `malloc_printerr`, and put nothing
+/// after it) and not the rest of this one, which would find its frame
+/// built already.
+fn never_comes_back(ctx: &Ctx<'_>, start: u64, next: u64, sp: Sp) -> bool {
+    sp.is_some_and(|d| d != 0)
+        && ctx.fde_at(start).is_none()
+        && !ctx.in_any_fde(next)
+        && builds_frame(ctx, next)
+}
+
 /// Whether the code at `t` allocates a stack frame within its first few
 /// straight-line instructions: a prologue. Jumped to with the caller's
 /// frame released (or never built), that is another function's entry: a
@@ -448,7 +462,7 @@ pub(super) fn decode_run(
                 } else {
                     ex.calls_outside.insert(addr);
                 }
-                if ctx.noreturn.contains(&t) {
+                if ctx.noreturn.contains(&t) || never_comes_back(ctx, ex.start, next, sp) {
                     ex.noreturn_calls.insert(addr);
                     ex.after_noreturn.push((next, sp));
                     return;
@@ -459,7 +473,9 @@ pub(super) fn decode_run(
                 continue;
             }
             Flow::IndirectCall { slot } => {
-                if slot.is_some_and(|s| ctx.noreturn_slots.contains(&s)) {
+                if slot.is_some_and(|s| ctx.noreturn_slots.contains(&s))
+                    || never_comes_back(ctx, ex.start, next, sp)
+                {
                     ex.noreturn_calls.insert(addr);
                     ex.after_noreturn.push((next, sp));
                     return;
