@@ -423,7 +423,15 @@ fn symbols(elf: &Elf<'_>) -> Result<Vec<Symbol>> {
             });
         }
     }
-    out.sort_by(|a, b| (a.addr, &a.name, a.source).cmp(&(b.addr, &b.name, b.source)));
+    // A name in both tables is kept once, as the exported one: exports
+    // are what the graph is seeded with (the static table only names).
+    out.sort_by(|a, b| {
+        (a.addr, &a.name, std::cmp::Reverse(a.source)).cmp(&(
+            b.addr,
+            &b.name,
+            std::cmp::Reverse(b.source),
+        ))
+    });
     out.dedup_by(|b, a| a.addr == b.addr && a.name == b.name);
     Ok(out)
 }

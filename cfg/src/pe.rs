@@ -360,7 +360,15 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         &mut image.notes,
     )?;
     symbols.retain(|s| in_code(&image, s.addr));
-    symbols.sort_by(|a, b| (a.addr, &a.name, a.source).cmp(&(b.addr, &b.name, b.source)));
+    // A name in both tables is kept once, as the exported one: exports
+    // are what the graph is seeded with (the static table only names).
+    symbols.sort_by(|a, b| {
+        (a.addr, &a.name, std::cmp::Reverse(a.source)).cmp(&(
+            b.addr,
+            &b.name,
+            std::cmp::Reverse(b.source),
+        ))
+    });
     symbols.dedup_by(|b, a| a.addr == b.addr && a.name == b.name);
     image.symbols = symbols;
     // Import address table slots.

@@ -467,7 +467,10 @@ impl Machine {
         if !(matches!(k, 1 | 2 | 4) && (rest != 0 || (k == 1 && size >= 4))) {
             return None;
         }
-        let bound = self.bound_of(index)?;
+        let bound = match self.bound_of(index) {
+            Some(b) => b,
+            None => self.width_bound(index, scale, c1, rest)?,
+        };
         if bound.from_mask && self.guarded_unknown.contains(&index) {
             // The switch checks its range against a value set outside the
             // path (a register loaded before a loop): the mask's width is
@@ -515,6 +518,41 @@ impl Machine {
             },
             bound.from_mask,
         ))
+    }
+
+    /// A bound for an unguarded index that is a zero-extended byte or
+    /// halfword load, for a table of offsets from its own start (`T +
+    /// sext(lw(T + 4·(b - 5)))`: clang drops the range check of a switch
+    /// over an enum it knows is in range, gcc keeps it). The index runs
+    /// from where the table starts (`rest`, the base added to every entry)
+    /// to the load's width; the entries are believed only as far as they
+    /// are code of the function (the caller cuts the table there).
+    fn width_bound(&self, index: u32, scale: u64, c1: u64, rest: u64) -> Option<Bound> {
+        let Atom::Load {
+            size,
+            signed: false,
+            ..
+        } = self.atom_at(index)?
+        else {
+            return None;
+        };
+        if rest == 0 || !matches!(size, 1 | 2) || scale == 0 {
+            return None;
+        }
+        let delta = rest.wrapping_sub(c1);
+        if delta % scale != 0 {
+            return None;
+        }
+        let first = delta / scale;
+        let width = 1u64 << (u32::from(size) * 8);
+        if first >= width {
+            return None;
+        }
+        Some(Bound {
+            offset: first.wrapping_neg(),
+            count: (width - first).min(limits::MAX_JUMP_TABLE_ENTRIES),
+            from_mask: true,
+        })
     }
 
     /// Give register `r` the constant `v` before the path runs.

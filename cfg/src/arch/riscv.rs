@@ -783,6 +783,12 @@ impl Decoder for RiscvDecoder {
         })
     }
 
+    fn plt_header_size(&self) -> u64 {
+        // psABI: the resolver stub (PLT0) is 8 instructions; each import
+        // stub after it is 4.
+        32
+    }
+
     fn stack_effect(&self, bytes: &[u8], _insn: &Insn) -> StackEffect {
         match decode_raw(bytes) {
             Some(i) if i.rd == SP => match i.kind {
