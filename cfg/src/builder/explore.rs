@@ -261,6 +261,8 @@ pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Explored {
         }
     }
     trailing_in_fde(ctx, &mut ex);
+    // Only jump-table resolution, done now, walks back along direct jumps.
+    ex.jump_preds = BTreeMap::new();
     ex
 }
 

@@ -41,53 +41,13 @@ pub(super) fn finish(
     image: &Image<'_>,
     dec: &dyn Decoder,
     code: &[CodeRange],
-    d: Discovery,
+    mut d: Discovery,
 ) -> Recovered {
-    let starts: Vec<u64> = d.explored.keys().copied().collect();
-    // A function extends from its entry over the decoded code that follows
-    // it, up to the next entry, whichever function's body that code was
-    // reached from: the cold part `f.cold` holds blocks entered from `f`.
-    let code_cov = instruction_coverage(&d.explored);
-    let mut functions: Vec<RawFunction> = d
-        .explored
-        .par_iter()
-        .map(|(&start, e)| {
-            let blocks = blocks_of(e);
-            let next_start = starts
-                .get(starts.partition_point(|&s| s <= start))
-                .copied()
-                .unwrap_or(u64::MAX);
-            let first = code_cov.partition_point(|&(_, end)| end <= start);
-            let end = code_cov
-                .get(first..)
-                .unwrap_or(&[])
-                .iter()
-                .take_while(|&&(s, _)| s < next_start)
-                .map(|&(_, e)| e.min(next_start))
-                .max()
-                .unwrap_or(start)
-                .max(start);
-            RawFunction {
-                addr: start,
-                size: end.saturating_sub(start),
-                source: d
-                    .sources
-                    .get(&start)
-                    .copied()
-                    .unwrap_or(FunctionSource::Gap),
-                noreturn: d.noreturn.contains(&start),
-                import_slot: e.import_jumps.values().next().copied(),
-                blocks,
-            }
-        })
-        .collect();
-    functions.sort_by_key(|f| f.addr);
-
     let mut unresolved = Vec::new();
     let mut jump_tables = Vec::new();
     let mut anomalies = Vec::new();
     let mut return_sites = Vec::new();
-    let mut caps = d.caps;
+    let mut caps = std::mem::take(&mut d.caps);
     for e in d.explored.values() {
         for &j in &e.unresolved {
             unresolved.push(Unresolved {
@@ -133,7 +93,7 @@ pub(super) fn finish(
         for &a in &e.rejected_tables {
             note("jump-table-rejected", a);
         }
-        for i in e.insns.iter() {
+        for i in e.insns.flows() {
             if matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }) {
                 return_sites.push(i.end());
             }
@@ -157,6 +117,51 @@ pub(super) fn finish(
     } else {
         0
     };
+    let starts: Vec<u64> = d.explored.keys().copied().collect();
+    // A function extends from its entry over the decoded code that follows
+    // it, up to the next entry, whichever function's body that code was
+    // reached from: the cold part `f.cold` holds blocks entered from `f`.
+    let code_cov = instruction_coverage(&d.explored);
+    let Discovery {
+        explored,
+        sources,
+        noreturn,
+        ..
+    } = d;
+    // Each function's decoded instructions are dropped as soon as its
+    // blocks are built: the two never all live at once.
+    let mut functions: Vec<RawFunction> = explored
+        .into_par_iter()
+        .map(|(start, e)| {
+            let blocks = blocks_of(&e);
+            let import_slot = e.import_jumps.values().next().copied();
+            drop(e);
+            let next_start = starts
+                .get(starts.partition_point(|&s| s <= start))
+                .copied()
+                .unwrap_or(u64::MAX);
+            let first = code_cov.partition_point(|&(_, end)| end <= start);
+            let end = code_cov
+                .get(first..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|&&(s, _)| s < next_start)
+                .map(|&(_, e)| e.min(next_start))
+                .max()
+                .unwrap_or(start)
+                .max(start);
+            RawFunction {
+                addr: start,
+                size: end.saturating_sub(start),
+                source: sources.get(&start).copied().unwrap_or(FunctionSource::Gap),
+                noreturn: noreturn.contains(&start),
+                import_slot,
+                blocks,
+            }
+        })
+        .collect();
+    functions.sort_by_key(|f| f.addr);
+
     Recovered {
         functions,
         unresolved,
@@ -200,7 +205,7 @@ pub(super) fn non_padding_bytes(image: &Image<'_>, dec: &dyn Decoder, start: u64
 fn blocks_of(e: &Explored) -> Vec<Block> {
     let mut blocks: Vec<Block> = Vec::new();
     let mut cur: Option<(u64, u64, u32)> = None; // start, end, count
-    let mut last: Option<&Insn> = None;
+    let mut last: Option<Insn> = None;
     let close = |blocks: &mut Vec<Block>, start: u64, end: u64, count: u32, last: &Insn| {
         blocks.push(Block {
             addr: start,
@@ -213,7 +218,7 @@ fn blocks_of(e: &Explored) -> Vec<Block> {
         if let (Some((s, end, n)), Some(l)) = (cur, last)
             && (e.leaders.contains(&insn.addr) || insn.addr != end)
         {
-            close(&mut blocks, s, end, n, l);
+            close(&mut blocks, s, end, n, &l);
             cur = None;
         }
         cur = Some(match cur {
@@ -223,13 +228,13 @@ fn blocks_of(e: &Explored) -> Vec<Block> {
         last = Some(insn);
         if insn.flow.ends_block() {
             if let Some((s, end, n)) = cur {
-                close(&mut blocks, s, end, n, insn);
+                close(&mut blocks, s, end, n, &insn);
             }
             cur = None;
         }
     }
     if let (Some((s, end, n)), Some(l)) = (cur, last) {
-        close(&mut blocks, s, end, n, l);
+        close(&mut blocks, s, end, n, &l);
     }
     blocks
 }

@@ -267,7 +267,7 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, source: FunctionSource, gs: u64, ge: 
     if !r.calls_outside.is_empty() {
         return false;
     }
-    if r.insns.iter().any(|i| i.addr < gs || i.end() > ge) {
+    if r.insns.ranges().any(|(lo, hi)| lo < gs || hi > ge) {
         return false;
     }
     // Calls must land on something that can be a function entry.
@@ -283,7 +283,7 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, source: FunctionSource, gs: u64, ge: 
     let first_is_padding = first.is_some_and(|i| {
         ctx.image
             .bytes_from(i.addr)
-            .is_some_and(|b| ctx.dec.is_padding(b, i))
+            .is_some_and(|b| ctx.dec.is_padding(b, &i))
     });
     let lone_trap = r.insns.len() == 1 && first.is_some_and(|i| i.flow == Flow::Stop);
     if source == FunctionSource::Pointer
@@ -316,6 +316,6 @@ fn acceptable(ctx: &Ctx<'_>, r: &Explored, source: FunctionSource, gs: u64, ge: 
         || r.has_trap
         || r.indirect_tail
         || r.insns
-            .iter()
+            .flows()
             .any(|i| matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }))
 }

@@ -415,7 +415,7 @@ fn settle_conflicts(
 /// between.
 fn jumps_over_an_entry(ctx: &Ctx<'_>, e: &Explored) -> bool {
     ctx.fde_at(e.start).is_none()
-        && e.insns.iter().any(|i| match i.flow {
+        && e.insns.flows().any(|i| match i.flow {
             Flow::Jump(t) => {
                 t != e.start && !e.tails.contains(&i.addr) && ctx.leaves_function(e.start, t)
             }
