@@ -22,12 +22,45 @@ pub fn emit(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Like [`emit`], for output produced as it is written (`write` gets a
+/// buffered writer): a large document is never held in memory whole. A file
+/// is still replaced atomically.
+///
+/// # Errors
+/// When `write` fails, or the file or stdout cannot be written.
+pub fn emit_with(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            write(&mut out).context("writing to stdout")?;
+            out.flush().context("writing to stdout")?;
+            Ok(())
+        }
+        Some(path) => replace_atomic(path, |f| {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+            write(&mut out)?;
+            out.flush()
+        }),
+    }
+}
+
 /// Replace `path` with `bytes` so that a crash leaves the old file or the new
 /// one, never a torn file.
 ///
 /// # Errors
 /// When the temporary file cannot be created, written, synced or renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_atomic(path, |f| f.write_all(bytes))
+}
+
+/// Replace `path` with what `fill` writes into a temporary file next to it.
+fn replace_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -42,8 +75,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let result = (|| -> Result<()> {
         let mut f = std::fs::File::create(&tmp)
             .with_context(|| format!("{}: cannot create", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("{}: cannot write", tmp.display()))?;
+        fill(&mut f).with_context(|| format!("{}: cannot write", tmp.display()))?;
         f.sync_all()
             .with_context(|| format!("{}: cannot sync", tmp.display()))?;
         std::fs::rename(&tmp, path)

@@ -140,7 +140,10 @@ impl InsnIndex {
             self.last_run = Some(k);
             return;
         }
-        let mut run = Run::default();
+        let mut run = Run {
+            offs: Vec::with_capacity(16),
+            ..Run::default()
+        };
         if run.push(insn.addr, &insn) {
             self.runs.insert(insn.addr, run);
             self.last_run = Some(insn.addr);

@@ -195,6 +195,33 @@ pub trait Decoder: Sync {
         out: &mut Vec<u8>,
     ) -> usize;
 
+    /// [`Decoder::canonical_bytes`] of the `count` instructions at the start
+    /// of `bytes` (a basic block at `addr`); the bytes consumed. Decoders
+    /// that can decode a run faster than one instruction at a time
+    /// override it.
+    fn canonical_block(
+        &self,
+        bytes: &[u8],
+        addr: u64,
+        count: u32,
+        span: (u64, u64),
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut done = 0usize;
+        for _ in 0..count {
+            let Some(rest) = bytes.get(done..) else {
+                break;
+            };
+            let len = self.canonical_bytes(rest, addr.wrapping_add(done as u64), span, base, out);
+            if len == 0 {
+                break;
+            }
+            done = done.saturating_add(len);
+        }
+        done
+    }
+
     /// Render the instruction as assembly text (for DOT and text output).
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String>;
 

@@ -64,6 +64,10 @@ pub(crate) struct Explored {
     /// The addresses after calls that do not return, with the stack's
     /// depth there: looked at once the reachable code is decoded.
     pub(super) after_noreturn: Vec<(u64, Sp)>,
+    /// Direct jumps kept inside the function because its frame was still
+    /// allocated there (no entry found later changes that, unless it is
+    /// called).
+    pub(super) frame_jumps: BTreeSet<u64>,
     /// Exception landing pads of the function (from its LSDA).
     pub(super) pads: BTreeSet<u64>,
     /// Some path ends in a trap (`ebreak`, `ud2`, `brk`).
@@ -80,6 +84,26 @@ impl Explored {
     pub(super) fn falls_into_at(&self, addr: u64) -> Option<u64> {
         let p = self.insns.prev_before(addr)?;
         self.falls_into.get(&p.addr).copied().filter(|&t| t == addr)
+    }
+
+    /// Record that calls to `callees` do not return: no fallthrough edge
+    /// after them (the code there stays, as dead code of the function).
+    pub(super) fn cut_after_calls(&mut self, callees: &BTreeSet<u64>) {
+        let cut: Vec<(u64, u64)> = self
+            .insns
+            .flows()
+            .filter_map(|i| match i.flow {
+                Flow::Call(t) if callees.contains(&t) => Some((i.addr, i.end())),
+                _ => None,
+            })
+            .collect();
+        for (call, next) in cut {
+            self.noreturn_calls.insert(call);
+            self.falls_into.remove(&call);
+            if self.insns.contains(next) {
+                self.dead.insert(next);
+            }
+        }
     }
 
     /// Lowest and highest byte of decoded code.
@@ -425,8 +449,16 @@ pub(super) fn decode_run(
                     }
                     ex.unbalanced |= sp.is_some_and(|d| d != 0);
                 } else {
-                    if sp == Some(0) && ctx.fde_at(ex.start).is_none() {
-                        ex.soft_targets.insert(t);
+                    if ctx.fde_at(ex.start).is_none() {
+                        match sp {
+                            Some(0) => {
+                                ex.soft_targets.insert(t);
+                            }
+                            Some(_) => {
+                                ex.frame_jumps.insert(addr);
+                            }
+                            None => {}
+                        }
                     }
                     ex.leaders.insert(t);
                     ex.jump_preds.entry(t).or_default().push(addr);

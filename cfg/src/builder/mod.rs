@@ -193,13 +193,32 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Re
             return finish(image, dec, &code, d);
         }
         // Only functions that call a newly noreturn function decode
-        // differently now.
-        queue = d
+        // differently now. One whose code lies in frame entries keeps it
+        // all (what follows a call inside the function's own entry is the
+        // function's, reached or not): marking those calls is what decoding
+        // it again would change. The others are decoded again.
+        let callers: Vec<u64> = d
             .explored
             .values()
             .filter(|e| e.calls.iter().any(|c| grown.contains(c)))
             .map(|e| e.start)
             .collect();
+        queue = BTreeSet::new();
+        for a in callers {
+            let Some(e) = d.explored.get_mut(&a) else {
+                continue;
+            };
+            if ctx.fde_at(a).is_some()
+                && e
+                    .insns
+                    .ranges()
+                    .all(|(lo, hi)| ctx.in_any_fde(lo) && ctx.in_any_fde(hi.saturating_sub(1)))
+            {
+                e.cut_after_calls(&grown);
+            } else {
+                queue.insert(a);
+            }
+        }
         ctx.noreturn.extend(grown);
     }
 }
@@ -376,25 +395,62 @@ fn settle_conflicts(
     sources: &mut BTreeMap<u64, FunctionSource>,
     queue: &mut BTreeSet<u64>,
 ) -> bool {
+    let mut redone: BTreeSet<u64> = BTreeSet::new();
     for _ in 0..limits::MAX_CONSISTENCY_ROUNDS {
         ctx.known = explored.keys().copied().collect();
-        let conflicted: Vec<u64> = explored
-            .values()
+        let shared: &Ctx<'_> = ctx;
+        let mut conflicted: Vec<u64> = explored
+            .par_iter()
+            .map(|(_, e)| e)
             .filter(|e| {
                 // Entries inside the decoded runs (not the whole extent: a
                 // function with a far cold part spans the whole section).
                 e.insns.ranges().any(|(lo, hi)| {
-                    ctx.known.range(lo..hi).any(|&k| {
+                    shared.known.range(lo..hi).any(|&k| {
                         k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k)
                     })
-                }) || jumps_over_an_entry(ctx, e)
+                }) || jumps_over_an_entry(shared, e)
             })
             .map(|e| e.start)
             .collect();
+        conflicted.sort_unstable();
+        // A function decoded again with every entry known that still holds
+        // an entry found only in a gap or as a tail-call target reaches it
+        // by its own branches, with its frame live: that entry was a piece
+        // of it (taken for a tail-call target when the function was first
+        // decoded without the entry it runs into). It is dropped, not the
+        // function decoded again.
+        let mut dropped = false;
+        conflicted.retain(|c| {
+            let Some(e) = explored.get(c) else {
+                return false;
+            };
+            if !redone.contains(c) || jumps_over_an_entry(ctx, e) {
+                return true;
+            }
+            let inside: Vec<u64> = e
+                .insns
+                .ranges()
+                .flat_map(|(lo, hi)| ctx.known.range(lo..hi).copied().collect::<Vec<_>>())
+                .filter(|&k| k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k))
+                .collect();
+            if inside.iter().any(|k| ctx.called.contains(k)) {
+                return true;
+            }
+            for k in inside {
+                explored.remove(&k);
+                sources.remove(&k);
+                dropped = true;
+            }
+            false
+        });
         if conflicted.is_empty() {
+            if dropped {
+                continue;
+            }
             return true;
         }
-        let shared: &Ctx<'_> = ctx;
+        redone.extend(conflicted.iter().copied());
         let results: Vec<Explored> = conflicted.par_iter().map(|&a| explore(shared, a)).collect();
         for r in results {
             for &t in r.calls.iter().chain(r.tail_targets.iter()) {
@@ -416,8 +472,12 @@ fn settle_conflicts(
 fn jumps_over_an_entry(ctx: &Ctx<'_>, e: &Explored) -> bool {
     ctx.fde_at(e.start).is_none()
         && e.insns.flows().any(|i| match i.flow {
-            Flow::Jump(t) => {
-                t != e.start && !e.tails.contains(&i.addr) && ctx.leaves_function(e.start, t)
+            Flow::Jump(t) if t != e.start && !e.tails.contains(&i.addr) => {
+                if e.frame_jumps.contains(&i.addr) {
+                    ctx.called.contains(&t)
+                } else {
+                    ctx.leaves_function(e.start, t)
+                }
             }
             _ => false,
         })
