@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::image::{
     Arch, Fde, Format, Image, ImageKind, Perms, Section, Segment, Symbol, SymbolSource,
 };
-use crate::model::{CapHit, CapKind};
 use crate::limits;
+use crate::model::{CapHit, CapKind};
 
 const ELFMAG: &[u8; 4] = b"\x7fELF";
 
@@ -108,14 +108,18 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         .saturating_add(elf.dynrelas.len())
         .saturating_add(elf.dynrels.len());
     if relocations > limits::MAX_RELOCATIONS {
-        image.caps.push(cap(CapKind::Relocations, limits::MAX_RELOCATIONS));
+        image
+            .caps
+            .push(cap(CapKind::Relocations, limits::MAX_RELOCATIONS));
     }
     if elf
         .dynamic
         .as_ref()
         .is_some_and(|d| d.dyns.len() > limits::MAX_DYNAMIC)
     {
-        image.caps.push(cap(CapKind::DynamicEntries, limits::MAX_DYNAMIC));
+        image
+            .caps
+            .push(cap(CapKind::DynamicEntries, limits::MAX_DYNAMIC));
     }
     image.fdes = fdes(&mut image);
     image.exception_handlers = landing_pads(&image);
@@ -624,7 +628,9 @@ fn dynamic_facts(elf: &Elf<'_>, image: &mut Image<'_>) {
             continue;
         }
         if size / ptr > limits::MAX_INIT_FINI as u64 {
-            image.caps.push(cap(CapKind::InitFini, limits::MAX_INIT_FINI));
+            image
+                .caps
+                .push(cap(CapKind::InitFini, limits::MAX_INIT_FINI));
         }
         let count = (size / ptr).min(limits::MAX_INIT_FINI as u64);
         for i in 0..count {

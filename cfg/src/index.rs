@@ -37,7 +37,11 @@ impl Run {
 
     fn insn(&self, start: u64, i: usize) -> Option<Insn> {
         let off = *self.offs.get(i)?;
-        let next = self.offs.get(i.wrapping_add(1)).copied().unwrap_or(self.end);
+        let next = self
+            .offs
+            .get(i.wrapping_add(1))
+            .copied()
+            .unwrap_or(self.end);
         Some(Insn {
             addr: start.wrapping_add(u64::from(off)),
             len: u8::try_from(next.saturating_sub(off)).unwrap_or(u8::MAX),
@@ -81,7 +85,11 @@ impl Run {
             .partition_point(|&(k, _)| usize::try_from(k).unwrap_or(usize::MAX) < i);
         (i..self.offs.len()).filter_map(move |j| {
             let off = *self.offs.get(j)?;
-            let next = self.offs.get(j.wrapping_add(1)).copied().unwrap_or(self.end);
+            let next = self
+                .offs
+                .get(j.wrapping_add(1))
+                .copied()
+                .unwrap_or(self.end);
             let flow = match self.flows.get(f) {
                 Some(&(k, fl)) if usize::try_from(k).ok() == Some(j) => {
                     f = f.wrapping_add(1);
@@ -199,7 +207,9 @@ impl InsnIndex {
 
     /// All instructions in address order.
     pub fn iter(&self) -> impl Iterator<Item = Insn> + '_ {
-        self.runs.iter().flat_map(|(&start, run)| run.from(start, 0))
+        self.runs
+            .iter()
+            .flat_map(|(&start, run)| run.from(start, 0))
     }
 
     /// The instructions that are not [`Flow::Seq`], in address order.
@@ -252,7 +262,10 @@ mod tests {
         }); // extends the first run
         assert_eq!(ix.len(), 4);
         assert!(ix.contains(12) && ix.contains(15) && !ix.contains(13));
-        assert_eq!(ix.get(15).map(|i| (i.len, i.flow)), Some((5, Flow::Jump(10))));
+        assert_eq!(
+            ix.get(15).map(|i| (i.len, i.flow)),
+            Some((5, Flow::Jump(10)))
+        );
         assert_eq!(ix.get(12).map(|i| (i.len, i.flow)), Some((3, Flow::Seq)));
         assert_eq!(ix.prev_before(15).map(|i| i.addr), Some(12));
         assert_eq!(ix.prev_before(30).map(|i| i.addr), Some(15));
@@ -264,11 +277,7 @@ mod tests {
         assert_eq!(ix.extent(), Some((10, 31)));
         let addrs: Vec<u64> = ix.iter().map(|i| i.addr).collect();
         assert_eq!(addrs, vec![10, 12, 15, 30]);
-        let from12: Vec<(u64, Flow)> = ix
-            .run_from(12)
-            .unwrap()
-            .map(|i| (i.addr, i.flow))
-            .collect();
+        let from12: Vec<(u64, Flow)> = ix.run_from(12).unwrap().map(|i| (i.addr, i.flow)).collect();
         assert_eq!(from12, vec![(12, Flow::Seq), (15, Flow::Jump(10))]);
         assert_eq!(ix.flows().map(|i| i.addr).collect::<Vec<_>>(), vec![15]);
     }

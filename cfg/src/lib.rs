@@ -44,9 +44,7 @@ pub use builder::{NORETURN_NAMES, Options, is_noreturn_name};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use image::{Arch, Format, Image, ImageKind};
-pub use model::{
-    Block, CapHit, CapKind, Cfg, Edge, EdgeKind, Function, FunctionSource, Stats,
-};
+pub use model::{Block, CapHit, CapKind, Cfg, Edge, EdgeKind, Function, FunctionSource, Stats};
 
 /// Load a binary (ELF or PE) from its bytes.
 ///

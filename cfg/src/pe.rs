@@ -101,7 +101,10 @@ fn seh_landing_pads(image: &Image<'_>, info: u64, start: u64, len: u64) -> Vec<u
     }
     // Unwind codes are 2 bytes each, padded to an even count.
     let codes = (u64::from(count) + 1) & !1;
-    let data = info.saturating_add(4).saturating_add(codes * 2).saturating_add(4);
+    let data = info
+        .saturating_add(4)
+        .saturating_add(codes * 2)
+        .saturating_add(4);
     let Some(lsda) = image.bytes_from(data) else {
         return Vec::new();
     };

@@ -240,7 +240,12 @@ pub fn write_document<W: std::io::Write>(
     out.write_all(b"{\n")?;
     field(&mut out, "schema", SCHEMA, false)?;
     field(&mut out, "talos_version", env!("CARGO_PKG_VERSION"), false)?;
-    field(&mut out, "binary", &BinaryInfo::new(cfg, path, file_blake3), false)?;
+    field(
+        &mut out,
+        "binary",
+        &BinaryInfo::new(cfg, path, file_blake3),
+        false,
+    )?;
     field(&mut out, "digest", &cfg.digest, false)?;
     field(&mut out, "stats", &cfg.stats, false)?;
     field(&mut out, "caps", &cfg.caps, false)?;
@@ -250,7 +255,12 @@ pub fn write_document<W: std::io::Write>(
                 .functions
                 .binary_search_by_key(&f.addr, |g| g.addr)
                 .unwrap_or(usize::MAX);
-            list(&mut out, "functions", std::iter::once(function(pi, i, f)), false)?;
+            list(
+                &mut out,
+                "functions",
+                std::iter::once(function(pi, i, f)),
+                false,
+            )?;
         }
         None => list(
             &mut out,

@@ -486,7 +486,8 @@ impl Machine {
         }
         // Absolute entries of a position-independent image are written by
         // the loader (a `RELATIVE` relocation each); the file holds zeros.
-        let absolute = rest == 0 && k == 1 && usize::from(size) == usize::from(image.arch.pointer_size());
+        let absolute =
+            rest == 0 && k == 1 && usize::from(size) == usize::from(image.arch.pointer_size());
         let relocated = absolute && image.kind != crate::image::ImageKind::Executable;
         let mut targets = Vec::with_capacity(usize::try_from(bound.count).ok()?);
         for i in 0..bound.count {
@@ -540,7 +541,7 @@ impl Machine {
             return None;
         }
         let delta = rest.wrapping_sub(c1);
-        if delta % scale != 0 {
+        if !delta.is_multiple_of(scale) {
             return None;
         }
         let first = delta / scale;

@@ -428,9 +428,7 @@ impl Decoder for X86Decoder {
         // Decoded once: every attempt interprets a suffix of the same path.
         let mut decoded = Vec::with_capacity(path.len());
         for &a in path {
-            let Some(ins) = image.bytes_from(a).and_then(|b| self.decode_iced(b, a)) else {
-                return None;
-            };
+            let ins = image.bytes_from(a).and_then(|b| self.decode_iced(b, a))?;
             decoded.push(ins);
         }
         let attempt = |seeds: &[(Register, u64)]| {
@@ -506,7 +504,6 @@ impl Decoder for X86Decoder {
         }
         done
     }
-
 
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String> {
         let ins = self.decode_iced(bytes, addr)?;

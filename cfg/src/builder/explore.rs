@@ -697,7 +697,9 @@ fn trailing_in_fde(ctx: &Ctx<'_>, ex: &mut Explored) {
     let Some(range_end) = ctx.range_of(hi).map(|r| r.end) else {
         return;
     };
-    let end = end.min(range_end).min(ex.insns.next_from(hi).unwrap_or(u64::MAX));
+    let end = end
+        .min(range_end)
+        .min(ex.insns.next_from(hi).unwrap_or(u64::MAX));
     if super::gaps::non_padding(ctx, hi, end) {
         decode_linear(ctx, ex, hi, end);
     }

@@ -127,7 +127,10 @@ pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -
                     .copied()
                     .filter(|&t| (t < gs || t >= ge) && soft.contains(&t))
                     .collect();
-                if !outside.is_empty() && r.invalid.is_none() && r.overlap.is_none() && !r.unbalanced
+                if !outside.is_empty()
+                    && r.invalid.is_none()
+                    && r.overlap.is_none()
+                    && !r.unbalanced
                 {
                     shared.extend(outside);
                     continue;

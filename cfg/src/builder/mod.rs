@@ -209,8 +209,7 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Re
                 continue;
             };
             if ctx.fde_at(a).is_some()
-                && e
-                    .insns
+                && e.insns
                     .ranges()
                     .all(|(lo, hi)| ctx.in_any_fde(lo) && ctx.in_any_fde(hi.saturating_sub(1)))
             {

@@ -66,7 +66,10 @@ impl Fixpoint<'_> {
             self.mark_returns_later(f);
             return;
         }
-        self.waiting.entry(t).or_default().push((f, Resume::Returns));
+        self.waiting
+            .entry(t)
+            .or_default()
+            .push((f, Resume::Returns));
     }
 
     /// Follow the code of `f` from `from` until every path from there ends,
@@ -191,11 +194,6 @@ pub(super) fn compute_noreturn(
         fx.walk(f, a);
     }
     let mut out: BTreeSet<u64> = known.clone();
-    out.extend(
-        explored
-            .keys()
-            .copied()
-            .filter(|a| !fx.returns.contains(a)),
-    );
+    out.extend(explored.keys().copied().filter(|a| !fx.returns.contains(a)));
     out
 }
