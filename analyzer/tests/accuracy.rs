@@ -333,3 +333,49 @@ fn stripped_twins_have_equal_digests_and_json_is_thread_independent() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     println!("{checked} binaries: stripped == unstripped digest, 1 == 2 threads");
 }
+
+/// The computed-goto interpreter (Lua) leaves no more unresolved indirect
+/// jumps on RISC-V 64 than on x86-64 for the same source, compiler and
+/// optimisation level: the register-invariant dispatch tables resolve on
+/// both.
+#[test]
+fn riscv64_interpreter_leaves_no_more_unresolved_jumps_than_x86_64() {
+    let Some(out) = common::corpus() else { return };
+    let manifest = common::json(&out.join("manifest.json"));
+    let binaries = manifest["binaries"].as_array().unwrap();
+    let unresolved = |b: &Value| {
+        let p = out.join(b["stripped"].as_str().unwrap());
+        let o = common::talos(&["cfg", p.to_str().unwrap(), "--format", "json"]);
+        assert!(o.status.success(), "{}: {}", b["id"], common::stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["stats"]["unresolved_indirect"].as_u64().unwrap()
+    };
+    let mut pairs = 0;
+    for (rv, x86) in [("riscv64", "x86_64"), ("riscv64-clang", "x86_64-clang")] {
+        for r in binaries
+            .iter()
+            .filter(|b| b["arch"] == rv && b["program"] == "lua" && b["variant"] == "default")
+        {
+            let Some(x) = binaries.iter().find(|b| {
+                b["arch"] == x86
+                    && b["program"] == "lua"
+                    && b["variant"] == "default"
+                    && b["opt"] == r["opt"]
+            }) else {
+                continue;
+            };
+            let (nr, nx) = (unresolved(r), unresolved(x));
+            assert!(
+                nr <= nx,
+                "{}: {nr} unresolved indirect jumps, {} has {nx}",
+                r["id"],
+                x["id"]
+            );
+            pairs += 1;
+        }
+    }
+    assert!(
+        pairs >= 8,
+        "only {pairs} riscv64/x86-64 Lua pairs in the corpus"
+    );
+}
