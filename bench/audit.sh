@@ -36,7 +36,7 @@ for p in files:
         err = r.stderr.decode(errors="replace").strip()
         rows.append((p, tee, r.returncode, dt, os.path.getsize(p), err))
         refused = r.returncode == 2 and ("unsupported" in err or "no executable code" in err)
-        if r.returncode not in (0, 1) and not refused:
+        if r.returncode not in (0, 1, 3) and not refused:
             bad.append((p, tee, r.returncode, err))
 with open(tsv, "w") as f:
     f.write("file\ttee\texit\tseconds\tbytes\tstderr\n")

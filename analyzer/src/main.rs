@@ -6,9 +6,13 @@
 //! 3 the evidence cannot prove it either way.
 
 mod cmd;
+mod criu;
+mod html;
 mod input;
 mod output;
+mod source;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +53,9 @@ enum Command {
     /// The migration gate: move a trusted application between hosts with
     /// signed evidence, so it runs in one place only.
     Migrate(cmd::migrate::Args),
+    /// Verify TEE attestation evidence offline (SGX/TDX DCAP quotes with
+    /// collateral, Keystone reports) and judge it with a policy.
+    Attest(cmd::attest::Args),
 }
 
 /// What a command concluded; maps onto the documented exit codes.
@@ -85,14 +92,16 @@ fn main() -> ExitCode {
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Reference(args) => cmd::reference::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
+        Command::Attest(args) => cmd::attest::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
-            if output::is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("talos: error: {err:#}");
+            // Never exit 0 on an error, a closed pipe included (a peer
+            // that hung up is a failed exchange): `output::emit` already
+            // lets a reader close standard output early without changing
+            // the verdict's exit code.
+            let _ = writeln!(std::io::stderr(), "talos: error: {err:#}");
             ExitCode::from(2)
         }
     }

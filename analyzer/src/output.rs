@@ -8,15 +8,22 @@ use anyhow::{Context, Result};
 /// Write `bytes` to `path` (atomically: a temporary file in the same
 /// directory, fsynced, then renamed over the target) or to stdout.
 ///
+/// A reader that closed standard output early (`talos ... | head`,
+/// `| true`) is not an error: the rest of the output is dropped and the
+/// command still ends with its verdict's exit code, so under `pipefail` a
+/// failed verification never turns into success.
+///
 /// # Errors
-/// When the file or stdout cannot be written.
+/// When the file or stdout cannot be written (other than a closed pipe).
 pub fn emit(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     match path {
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(bytes).context("writing to stdout")?;
-            out.flush().context("writing to stdout")?;
-            Ok(())
+            match out.write_all(bytes).and_then(|()| out.flush()) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+            }
         }
         Some(path) => write_atomic(path, bytes),
     }
@@ -90,14 +97,4 @@ fn replace_atomic(
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// Whether the error chain ends in a broken pipe (`talos ... | head`), which
-/// is not a failure.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/samples/demo-x86_64");
 
 fn talos(args: &[&str]) -> Output {
@@ -122,7 +124,7 @@ fn one_function_in_json_dot_and_text() {
     let dot = talos(&["cfg", SAMPLE, "--function", "dispatch", "--format", "dot"]);
     let text = String::from_utf8(dot.stdout).unwrap();
     assert!(text.starts_with("digraph cfg {") && text.contains("jump_table"));
-    if which("dot") {
+    if common::need_tool("dot", "graphviz checks the DOT output") {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("g.dot");
         std::fs::write(&p, &text).unwrap();
@@ -155,14 +157,6 @@ fn output_file_is_written() {
     assert!(o.stdout.is_empty());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(v["schema"], "talos.cfg/1");
-}
-
-fn which(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 fn expect_unreadable(path: &Path, what: &str) {

@@ -14,21 +14,16 @@ use std::process::Command;
 
 mod common;
 
-use common::{root, stderr, talos};
+use common::{stderr, talos};
 
 /// (old, new, changed function names, old truth, new truth) of every
 /// changed-line pair in the corpus manifest; empty when the corpus is not
 /// built (an error under CI).
 fn changed_pairs() -> Vec<(PathBuf, PathBuf, PathBuf, PathBuf, BTreeSet<String>, String)> {
-    let out = root().join("corpus/out");
-    let Ok(bytes) = std::fs::read(out.join("manifest.json")) else {
-        assert!(
-            std::env::var_os("TALOS_REQUIRE_CORPUS").is_none_or(|v| v != "1"),
-            "corpus/out/manifest.json missing: run corpus/build.sh"
-        );
-        eprintln!("note: corpus not built; skipping");
+    let Some(out) = common::corpus() else {
         return Vec::new();
     };
+    let bytes = std::fs::read(out.join("manifest.json")).unwrap();
     let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let bins = m["binaries"].as_array().unwrap();
     let mut pairs = Vec::new();
@@ -50,6 +45,10 @@ fn changed_pairs() -> Vec<(PathBuf, PathBuf, PathBuf, PathBuf, BTreeSet<String>,
             b["arch"].as_str().unwrap().to_string(),
         ));
     }
+    assert!(
+        !pairs.is_empty(),
+        "corpus/out/manifest.json lists no changed-line pair"
+    );
     pairs
 }
 
@@ -175,18 +174,23 @@ fn saved_graphs_diff_like_binaries() {
 
 #[test]
 fn identical_and_relinked_builds_are_the_same() {
-    let out = root().join("corpus/out/x86_64");
-    let a = out.join("bzip2-O2");
-    if !a.exists() {
+    let Some(corpus) = common::corpus() else {
         return;
-    }
+    };
+    let out = corpus.join("x86_64");
+    let Some(a) = common::need_file(&out.join("bzip2-O2"), "corpus/build.sh") else {
+        return;
+    };
     let (d, code) = diff_json(a.to_str().unwrap(), a.to_str().unwrap());
     assert_eq!(code, Some(0));
     assert_eq!(d["verdict"], "same");
     assert_eq!(d["same_graph_digest"], true);
     // The same objects linked at another address: same graph.
     let (b1, b2) = (out.join("bzip2-O2-base1"), out.join("bzip2-O2-base2"));
-    if b1.exists() && b2.exists() {
+    if let (Some(b1), Some(b2)) = (
+        common::need_file(&b1, "corpus/build.sh"),
+        common::need_file(&b2, "corpus/build.sh"),
+    ) {
         let (d, code) = diff_json(b1.to_str().unwrap(), b2.to_str().unwrap());
         assert_eq!(code, Some(0), "{}", d["summary"]);
     }
@@ -195,7 +199,7 @@ fn identical_and_relinked_builds_are_the_same() {
 #[test]
 fn dot_highlights_changed_blocks_and_svg_needs_graphviz() {
     let Some((old, new, _, _, _, _)) = changed_pairs().into_iter().next() else {
-        return;
+        return; // changed_pairs said why
     };
     let o = talos(&[
         "diff",
@@ -210,11 +214,7 @@ fn dot_highlights_changed_blocks_and_svg_needs_graphviz() {
         dot.starts_with("digraph cfg {") && dot.contains("fillcolor"),
         "{dot}"
     );
-    let has_dot = Command::new("sh")
-        .args(["-c", "command -v dot"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has_dot {
+    if common::need_tool("dot", "graphviz renders --format svg") {
         let o = talos(&[
             "diff",
             old.to_str().unwrap(),

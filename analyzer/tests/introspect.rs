@@ -4,8 +4,8 @@
 //!
 //! The dumps come from `corpus/dumps/make-dumps.sh`, which records where it
 //! planted each change (computed with nm/objdump/readelf and /proc, not with
-//! talos) in `manifest.env`. Without gdb the tests print SKIP and pass,
-//! except under CI (`CI` or `TALOS_REQUIRE_CORPUS` set), where a missing
+//! talos) in `manifest.env`. Without gdb the tests print SKIPPED and pass,
+//! except under CI (`TALOS_REQUIRE_CORPUS=1`), where a missing
 //! tool is a failure.
 #![allow(
     clippy::unwrap_used,
@@ -23,8 +23,6 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 mod common;
-
-use common::dumps::required;
 
 fn talos(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_talos"))
@@ -81,15 +79,26 @@ fn findings(v: &Value) -> &Vec<Value> {
     v["findings"].as_array().unwrap()
 }
 
-/// Every file module clean, vDSO and vsyscall kernel, no finding, exit 0.
+/// Every file module clean, the vDSO clean (equal to this host's), the
+/// vsyscall page kernel, nothing left unchecked, no finding, exit 0.
 fn assert_clean(code: i32, v: &Value, file_modules: usize) {
     assert_eq!(v["verdict"], "clean", "{}", v["summary"]);
     assert_eq!(code, 0);
     assert!(findings(v).is_empty(), "{:?}", findings(v));
+    assert!(
+        v["unchecked"].as_array().unwrap().is_empty(),
+        "{}",
+        v["unchecked"]
+    );
+    for t in v["threads"].as_array().unwrap() {
+        assert_eq!(t["flow"], "ok", "{t}");
+    }
     let mut files = 0;
     for (path, verdict) in verdicts(v) {
-        if path.starts_with('[') {
+        if path == "[vsyscall]" {
             assert_eq!(verdict, "kernel", "{path}");
+        } else if path == "[vdso]" {
+            assert_eq!(verdict, "clean", "{path}");
         } else {
             assert_eq!(verdict, "clean", "{path}");
             files += 1;
@@ -185,8 +194,9 @@ fn default_filter_cores_are_unverifiable_never_clean() {
             // The build-id is read from the ELF header page the filter keeps.
             assert!(m["build_id"].is_string());
         }
-        // The vDSO is kernel code, not anonymous executable memory.
-        assert_eq!(module(&v, "[vdso]")["verdict"], "kernel");
+        // The vDSO is compared with this host's (the dumps are taken
+        // here), not taken for anonymous executable memory.
+        assert_eq!(module(&v, "[vdso]")["verdict"], "clean");
         let (code, text, _) = talos(&["introspect", p(&c.core(name))]);
         assert_eq!(code, 3);
         assert!(text.contains("verdict: UNVERIFIABLE"), "{text}");
@@ -197,8 +207,7 @@ fn default_filter_cores_are_unverifiable_never_clean() {
 fn kernel_cores_read_like_gdb_cores() {
     let c = corpus_or_skip!();
     if c.get("KERNEL_CORES") != "yes" {
-        assert!(!required(), "kernel cores: {}", c.get("KERNEL_CORES"));
-        eprintln!("SKIP: kernel cores: {}", c.get("KERNEL_CORES"));
+        common::skip_or_fail(&format!("kernel cores: {}", c.get("KERNEL_CORES")));
         return;
     }
     let (code, v) = introspect(&[p(&c.core("sk.kernel-7f.core"))]);
@@ -430,8 +439,12 @@ fn sysroot_and_binary_choose_the_reference_file() {
     let renamed = tmp.path().join("renamed-copy");
     std::fs::copy(c.get("SK_BIN"), &renamed).unwrap();
     let (code, v) = introspect(&[p(&core), "--binary", p(&renamed), "--no-flow"]);
-    assert_eq!(code, 0, "{}", v["summary"]);
+    // Without the flow check the threads are not checked: never clean.
+    assert_eq!(code, 3, "{}", v["summary"]);
+    assert_eq!(module(&v, "/statekeeper")["verdict"], "clean");
     assert_eq!(module(&v, "/statekeeper")["file"], p(&renamed));
+    let (code, v) = introspect(&[p(&core), "--binary", p(&renamed)]);
+    assert_eq!(code, 0, "{}", v["summary"]);
 }
 
 #[test]
@@ -718,4 +731,51 @@ fn deleted_binary_is_binary_changed_until_given_back() {
     drop(live);
     let (code, _, err) = talos(&["introspect", "--pid", &pid]);
     assert_eq!(code, 2, "{err}");
+}
+
+/// The code measurement taken from memory equals the one of the binary,
+/// and glibc's rseq area is found for every thread (the library functions
+/// the migration gate uses, on the real gcore); an int3 changes the
+/// measurement, and a default-filter gcore cannot give one.
+#[test]
+fn memory_measurement_equals_the_binary_and_rseq_is_found() {
+    use talos_introspect::measure::{
+        CodeEvidence, Rseq, code_measurement, detect_rseq, rseq_areas,
+    };
+    let c = corpus_or_skip!();
+    let read = |name: &str| std::fs::read(c.core(name)).unwrap();
+    let core = read("sk.gcore-7f.core");
+    let dump = talos_introspect::core::parse(&core).unwrap();
+    let bin = std::fs::read(c.sk_bin()).unwrap();
+    let want = talos_cfg::measure::code_measurement(&talos_cfg::load(&bin).unwrap()).unwrap();
+    match code_measurement(&dump) {
+        CodeEvidence::Measured(m) => {
+            assert_eq!(m.digest, want);
+            assert!(m.module.path.ends_with("/statekeeper"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match detect_rseq(&dump) {
+        Rseq::Registered {
+            offset,
+            size,
+            module,
+        } => {
+            assert!(offset != 0 && size >= 20, "{offset} {size}");
+            assert!(module.contains("ld-linux"), "{module}");
+            let (areas, missing) = rseq_areas(&dump, offset);
+            assert_eq!((areas.len(), missing), (dump.threads.len(), 0));
+        }
+        other => panic!("{other:?}"),
+    }
+    let int3 = read("sk.int3.core");
+    match code_measurement(&talos_introspect::core::parse(&int3).unwrap()) {
+        CodeEvidence::Measured(m) => assert_ne!(m.digest, want),
+        other => panic!("{other:?}"),
+    }
+    let def = read("sk.gcore-default.core");
+    assert!(matches!(
+        code_measurement(&talos_introspect::core::parse(&def).unwrap()),
+        CodeEvidence::Unverifiable(_)
+    ));
 }

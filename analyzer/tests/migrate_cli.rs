@@ -601,3 +601,58 @@ fn status_and_json_verdicts_are_stable() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("commit: REJECTED (malformed): "), "{text}");
 }
+
+/// The test clock (`TALOS_TEST_NOW`, a test-build hook): a challenge
+/// expires after its TTL, and a bundle sealed for it later is refused.
+#[test]
+fn challenge_expires_on_the_test_clock() {
+    let c = corpus_or_skip!();
+    let w = World::sk(c, &["s", "t"]);
+    let now = 1_900_000_000u64;
+    let v = w.run_at(
+        "t",
+        &["challenge", "--app", APP, "--ttl", "60", "-o", &w.s("c")],
+        now,
+    );
+    assert_eq!(v.0, 0, "{}", v.1);
+    let seal = |at: u64, out: &str| {
+        w.run_at(
+            "s",
+            &[
+                "seal",
+                "--app",
+                APP,
+                "--reference",
+                &w.s("ref"),
+                "--dump",
+                c.core("sk.gcore-7f.core").to_str().unwrap(),
+                "--challenge",
+                &w.s("c"),
+                "-o",
+                &w.s(out),
+            ],
+            at,
+        )
+    };
+    // Sealed in time, verified after expiry: the target refuses.
+    let (code, v) = seal(now + 30, "b");
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = w.run_at(
+        "t",
+        &[
+            "verify",
+            "--bundle",
+            &w.s("b"),
+            "--reference",
+            &w.s("ref"),
+            "--binary",
+            c.sk_bin().to_str().unwrap(),
+            "--state",
+            c.core("sk.gcore-7f.core").to_str().unwrap(),
+            "-o",
+            &w.s("r"),
+        ],
+        now + 61,
+    );
+    assert_rejected(code, &v, "expired-nonce");
+}

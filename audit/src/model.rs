@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::RuleId;
+
 /// How bad a finding is. Ordered: `Info < Low < Medium < High`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,8 +108,8 @@ pub enum TeeChoice {
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Rule id (`sgx-syscall`, `hardening-wx-segment`, ...).
-    pub rule: String,
+    /// The rule (`sgx-syscall`, `hardening-wx-segment`, ...).
+    pub rule: RuleId,
     /// Effective severity (after the policy).
     pub severity: Severity,
     /// What was found, specifically.
@@ -155,6 +157,33 @@ pub struct Finding {
     pub suppressed: bool,
 }
 
+/// The verdict of an audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditVerdict {
+    /// Every applicable rule was checked and no unsuppressed finding is at
+    /// or above the failing severity (exit 0).
+    Pass,
+    /// An unsuppressed finding at or above the failing severity (exit 1).
+    Fail,
+    /// No failing finding, but an applicable rule could not be checked, or
+    /// no rule applied at all: the audit cannot say the binary passes
+    /// (exit 3).
+    Unverifiable,
+}
+
+impl AuditVerdict {
+    /// The stable name (`pass`, `fail`, `unverifiable`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditVerdict::Pass => "pass",
+            AuditVerdict::Fail => "fail",
+            AuditVerdict::Unverifiable => "unverifiable",
+        }
+    }
+}
+
 /// Whether a rule ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status", content = "reason")]
@@ -173,8 +202,8 @@ pub enum RuleState {
 /// A rule and what happened to it in this audit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleStatus {
-    /// Rule id.
-    pub id: String,
+    /// The rule.
+    pub id: RuleId,
     /// Effective severity.
     pub severity: Severity,
     /// What happened.
@@ -197,8 +226,10 @@ pub struct BinaryFacts {
     pub blake3: String,
     /// Build-id, if any.
     pub build_id: Option<String>,
-    /// Graph digest from `talos cfg`.
-    pub graph_digest: String,
+    /// Graph digest from `talos cfg` (`null` when the headers could not be
+    /// parsed and no graph was recovered).
+    #[serde(default)]
+    pub graph_digest: Option<String>,
     /// Functions recovered.
     pub functions: u64,
     /// Functions reachable from the roots.
@@ -233,6 +264,40 @@ pub struct HardeningFacts {
     pub cfi: Vec<String>,
     /// Dynamically linked (`PT_DYNAMIC`).
     pub dynamic: bool,
+    /// PE32+ images: what the optional header, sections, load
+    /// configuration and certificate table say (the ELF fields above are
+    /// then all false or empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<PeHardeningFacts>,
+}
+
+/// Image-hardening facts of a PE32+ image.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PeHardeningFacts {
+    /// `DYNAMIC_BASE` (ASLR).
+    pub dynamic_base: bool,
+    /// A base relocation table is present.
+    pub relocations: bool,
+    /// `HIGH_ENTROPY_VA`.
+    pub high_entropy_va: bool,
+    /// `NX_COMPAT` (DEP).
+    pub nx_compat: bool,
+    /// Control Flow Guard (`GUARD_CF` and an instrumented load
+    /// configuration).
+    pub control_flow_guard: bool,
+    /// CET shadow-stack compatible (`EX_CET_COMPAT`).
+    pub cet_compat: bool,
+    /// Stack cookies: `Some(true)` a `/GS` security cookie or
+    /// `__stack_chk_fail`/`__stack_chk_guard` found, `Some(false)` not found
+    /// in an image whose symbols and imports were readable, `None` could
+    /// not tell (stripped, no load configuration, no such import).
+    pub stack_cookies: Option<bool>,
+    /// Authenticode: `Some(true)` a PKCS#7 SignedData certificate is
+    /// present (not verified), `Some(false)` a certificate table without
+    /// one, `None` no certificate table.
+    pub authenticode: Option<bool>,
+    /// Sections both writable and executable, by address.
+    pub wx_sections: Vec<u64>,
 }
 
 /// An SGX attributes field. Serialised as `"0x..."` strings: 64-bit masks
@@ -292,12 +357,66 @@ pub struct SigStructFacts {
     pub date: String,
     /// RSA exponent.
     pub exponent: u32,
-    /// `verified`, `invalid: ...` or `unchecked: ...`.
-    pub signature: String,
-    /// Whether Q1 and Q2 are the values the signature implies.
-    pub q1_q2: String,
+    /// Whether the RSA signature verifies with the SIGSTRUCT's own key
+    /// (`verified` or `invalid: why`).
+    pub signature: Verification,
+    /// Whether Q1 and Q2 are the values the signature implies (`verified`
+    /// or `invalid: why`).
+    pub q1_q2: Verification,
     /// Attribute flags by name (`debug`, `mode64bit`, ...).
     pub flags: Vec<String>,
+}
+
+/// The outcome of a check done in software (a SIGSTRUCT signature, its Q1
+/// and Q2). Serialised as `verified` or `invalid: <why>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Verification {
+    /// It verifies.
+    Verified,
+    /// It does not, for this reason.
+    Invalid(String),
+}
+
+impl Verification {
+    /// `Verified` for `Ok`, `Invalid(why)` for `Err(why)`.
+    #[must_use]
+    pub fn of(r: Result<(), String>) -> Self {
+        match r {
+            Ok(()) => Verification::Verified,
+            Err(why) => Verification::Invalid(why),
+        }
+    }
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verification::Verified => f.write_str("verified"),
+            Verification::Invalid(why) => write!(f, "invalid: {why}"),
+        }
+    }
+}
+
+impl From<Verification> for String {
+    fn from(v: Verification) -> String {
+        v.to_string()
+    }
+}
+
+impl TryFrom<String> for Verification {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "verified" {
+            return Ok(Verification::Verified);
+        }
+        match s.strip_prefix("invalid: ") {
+            Some(why) => Ok(Verification::Invalid(why.to_string())),
+            None => Err(format!(
+                "{s:?} is neither \"verified\" nor \"invalid: ...\""
+            )),
+        }
+    }
 }
 
 /// SDK metadata (`.note.sgxmeta`) around the SIGSTRUCT.

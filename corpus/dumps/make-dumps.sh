@@ -47,10 +47,14 @@ exec 9>"$out/.lock"
 flock 9
 
 manifest="$out/manifest.env"
-if [[ -z $force && -f $manifest && $manifest -nt "${BASH_SOURCE[0]}" && $manifest -nt "$here/statekeeper.c" ]]; then
+# The dumps hold this kernel's vDSO, which talos compares with the running
+# kernel's: redo them after a kernel change.
+kernel_id="$(uname -rv)"
+if [[ -z $force && -f $manifest && $manifest -nt "${BASH_SOURCE[0]}" && $manifest -nt "$here/statekeeper.c" ]] &&
+   grep -qxF "HOST_KERNEL=$kernel_id" "$manifest"; then
   exit 0
 fi
-rm -f "$manifest" "$out"/*.core
+rm -f "$manifest" "$out"/*.core "$out"/*.vdso
 work="$out/work"
 rm -rf "$work"
 mkdir -p "$work"
@@ -72,6 +76,7 @@ sym() { nm "$sk" | awk -v n="$1" '$3 == n { print "0x" $1; exit }'; }
 hex() { printf '0x%x' "$(( $1 ))"; }
 
 declare -A M
+M[HOST_KERNEL]="$kernel_id"
 M[SK_BIN]="$sk"
 M[SK_BUILD_ID]="$(readelf -n "$sk" | awk '/Build ID/ { print $3 }')"
 
@@ -239,6 +244,120 @@ M[FLOW_PC]=$flow_pc
 M[FLOW_PC_FUNC]=sk_checksum
 M[FLOW_RA_VALUE]=$op_add
 M[FLOW_RA_FUNC]=op_add
+
+# --- 5b. Flow: thread 2's pc moved into the alignment padding after the
+#         first function whose symbol ends before the next one starts.
+read -r pad_link pad_after pad_before < <(nm -S -n --defined-only "$sk" | "$PY" -c '
+import sys
+syms = []
+for line in sys.stdin:
+    f = line.split()
+    if len(f) == 4 and f[2] in "Tt":
+        syms.append((int(f[0], 16), int(f[1], 16), f[3]))
+for (a, size, name), (b, _, nxt) in zip(syms, syms[1:]):
+    if size and b - (a + size) >= 2:
+        print("%#x %s %s" % (a + size, name, nxt)); break')
+start_sk pad
+pid=$SK_PID
+base=$(sk_base "$pid")
+echo 0x7f > "/proc/$pid/coredump_filter"
+pad_pc=$(hex "$base + $pad_link")
+cat > "$work/pad.py" <<EOF
+import gdb
+threads = sorted(gdb.selected_inferior().threads(), key=lambda t: t.num)
+threads[1].switch()
+gdb.execute('set \$pc = $pad_pc')
+with open('$work/pad.txt', 'w') as f:
+    f.write('PAD_TID=%d\n' % threads[1].ptid[1])
+gdb.execute('gcore $out/sk.padding.core')
+gdb.execute('kill')
+EOF
+gdb -p "$pid" -batch -nx -x "$work/pad.py" >"$work/pad.log" 2>&1 || { cat "$work/pad.log" >&2; exit 1; }
+wait "$pid" 2>/dev/null || true
+while IFS='=' read -r k v; do M[$k]=$v; done < "$work/pad.txt"
+M[PAD_PC]=$pad_pc
+M[PAD_AFTER]=$pad_after
+M[PAD_BEFORE]=$pad_before
+
+# --- 5c. Copies of sk.gcore-7f.core edited in the file (no talos): thread
+#         2's registers zeroed in its NT_PRSTATUS; thread 3's NT_PRSTATUS
+#         turned into an unknown note (dropped); the vDSO's build-id changed
+#         (a vDSO from another kernel), with that vDSO saved alone as a
+#         --vdso reference; one byte of the vDSO's code changed (same
+#         build-id).
+"$PY" - "$out" <<'EOF' > "$work/edits.txt"
+import struct, sys
+out = sys.argv[1]
+src = open(out + '/sk.gcore-7f.core', 'rb').read()
+phoff, = struct.unpack_from('<Q', src, 32)
+phnum, = struct.unpack_from('<H', src, 56)
+phdrs = [struct.unpack_from('<IIQQQQQQ', src, phoff + 56 * i) for i in range(phnum)]
+
+def notes(data):
+    """(offset of the note header, type, name, offset of desc, descsz)"""
+    for p_type, _, off, _, _, filesz, _, _ in phdrs:
+        if p_type != 4:
+            continue
+        pos, end = off, off + filesz
+        while pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from('<III', data, pos)
+            name = bytes(data[pos + 12:pos + 12 + namesz]).rstrip(b'\0')
+            desc = pos + 12 + ((namesz + 3) & ~3)
+            yield pos, ntype, name, desc, descsz
+            pos = desc + ((descsz + 3) & ~3)
+
+def prstatus(data, n):
+    return [x for x in notes(data) if x[1] == 1 and x[2] == b'CORE'][n]
+
+# Thread 2: every register word zero (27 words at offset 112 of prstatus).
+d = bytearray(src)
+_, _, _, desc, _ = prstatus(d, 1)
+tid, = struct.unpack_from('<I', d, desc + 32)
+d[desc + 112:desc + 112 + 27 * 8] = bytes(27 * 8)
+open(out + '/sk.noregs.core', 'wb').write(d)
+print('NOREGS_TID=%d' % tid)
+
+# Thread 3: its NT_PRSTATUS becomes note type 0x7fff.
+d = bytearray(src)
+hdr, _, _, desc, _ = prstatus(d, 2)
+tid, = struct.unpack_from('<I', d, desc + 32)
+struct.pack_into('<I', d, hdr + 8, 0x7fff)
+open(out + '/sk.noprstatus.core', 'wb').write(d)
+print('NOPRSTATUS_TID=%d' % tid)
+
+# The vDSO: AT_SYSINFO_EHDR (33) in NT_AUXV, then its PT_LOAD.
+auxv = [x for x in notes(src) if x[1] == 6][0]
+vdso = None
+for i in range(0, auxv[4], 16):
+    k, v = struct.unpack_from('<QQ', src, auxv[3] + i)
+    if k == 33:
+        vdso = v
+seg = [p for p in phdrs if p[0] == 1 and p[3] == vdso][0]
+voff, vlen = seg[2], seg[5]
+image = src[voff:voff + vlen]
+bid = image.find(b'\x04\x00\x00\x00\x14\x00\x00\x00\x03\x00\x00\x00GNU\x00')
+assert bid > 0, 'no build-id note in the vDSO'
+d = bytearray(src)
+for i in range(20):
+    d[voff + bid + 16 + i] ^= 0x5a
+open(out + '/sk.vdso-other.core', 'wb').write(d)
+open(out + '/sk.vdso-other.vdso', 'wb').write(d[voff:voff + vlen])
+print('VDSO_ADDR=%#x' % vdso)
+# One code byte: the last byte of the first executable section (.text).
+shoff, = struct.unpack_from('<Q', image, 40)
+shentsize, shnum, shstrndx = struct.unpack_from('<HHH', image, 58)
+code = None
+for i in range(shnum):
+    name, typ, flags, addr, off, size = struct.unpack_from('<IIQQQQ', image, shoff + i * shentsize)
+    if flags & 4 and size:
+        code = off + size - 1
+        break
+d = bytearray(src)
+d[voff + code] ^= 0xff
+open(out + '/sk.vdso-patched.core', 'wb').write(d)
+print('VDSO_PATCH_ADDR=%#x' % (vdso + code))
+EOF
+while IFS='=' read -r k v; do M[$k]=$v; done < "$work/edits.txt"
 
 # --- 6. Kernel core dumps, default filter and 0x7f.
 pattern=$(cat /proc/sys/kernel/core_pattern)

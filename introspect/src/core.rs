@@ -15,7 +15,10 @@
 
 use std::borrow::Cow;
 
-use crate::dump::{Anomaly, Arch, Dump, FileMapping, ProcessInfo, Registers, Source, Thread};
+use crate::dump::{
+    Anomaly, Arch, Dump, FileMapping, ProcessInfo, Registers, Source, Thread, UnreadThread,
+    UnreadWhy,
+};
 use crate::error::{Error, Result};
 use crate::region::{Perms, Region, RegionKind};
 
@@ -346,6 +349,11 @@ fn headers(bytes: &[u8]) -> Result<(Arch, u16, Vec<Phdr>)> {
 
 struct NoteFacts {
     threads: Vec<Thread>,
+    unread: Vec<UnreadThread>,
+    /// Offsets of `NT_FPREGSET` notes: one per thread in kernel and gdb
+    /// cores, so more of them than `NT_PRSTATUS` notes means a thread's
+    /// general registers are missing.
+    fpregsets: Vec<u64>,
     auxv: Option<Vec<(u64, u64)>>,
     files: Option<Vec<FileMapping>>,
     process: Option<ProcessInfo>,
@@ -464,6 +472,8 @@ pub fn nt_file(desc: &[u8]) -> std::result::Result<Vec<FileMapping>, String> {
 fn read_notes(bytes: &[u8], phdrs: &[Phdr], arch: Arch, anomalies: &mut Vec<Anomaly>) -> NoteFacts {
     let mut f = NoteFacts {
         threads: Vec::new(),
+        unread: Vec::new(),
+        fpregsets: Vec::new(),
         auxv: None,
         files: None,
         process: None,
@@ -494,12 +504,34 @@ fn read_notes(bytes: &[u8], phdrs: &[Phdr], arch: Arch, anomalies: &mut Vec<Anom
             match (note.name, note.n_type) {
                 (b"CORE", NT_PRSTATUS) => match prstatus(note.desc, arch) {
                     Ok(t) if f.threads.len() < limits::MAX_THREADS => f.threads.push(t),
-                    Ok(_) => {}
-                    Err(m) => anomalies.push(Anomaly {
-                        code: "malformed-note",
-                        message: format!("offset {:#x}: {m}", note.offset),
+                    Ok(t) => f.unread.push(UnreadThread {
+                        tid: Some(t.tid),
+                        why: UnreadWhy::Cap,
+                        what: format!(
+                            "thread {} (NT_PRSTATUS at offset {:#x}) is past the {} threads talos reads",
+                            t.tid,
+                            note.offset,
+                            limits::MAX_THREADS
+                        ),
                     }),
+                    Err(m) => {
+                        let tid = u32_at(note.desc, PRSTATUS_PID);
+                        f.unread.push(UnreadThread {
+                            tid,
+                            why: UnreadWhy::Malformed,
+                            what: format!(
+                                "{}: NT_PRSTATUS at offset {:#x} is malformed ({m})",
+                                tid.map_or_else(|| "a thread".to_string(), |t| format!("thread {t}")),
+                                note.offset
+                            ),
+                        });
+                        anomalies.push(Anomaly {
+                            code: "malformed-note",
+                            message: format!("offset {:#x}: {m}", note.offset),
+                        });
+                    }
                 },
+                (b"CORE", NT_FPREGSET) => f.fpregsets.push(note.offset),
                 (b"CORE", NT_PRPSINFO) => match prpsinfo(note.desc) {
                     Ok(p) if f.process.is_none() => f.process = Some(p),
                     Ok(_) => anomalies.push(Anomaly {
@@ -581,6 +613,8 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
     let mut dump = Dump::new(source, arch);
     let mut regions: Vec<Region<'_>> = Vec::new();
     let mut truncated = 0u64;
+    // Segments the writer left out on purpose (`p_filesz` 0), by address.
+    let mut omitted: Vec<u64> = Vec::new();
     for ph in phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
         if ph.memsz == 0 {
             continue;
@@ -605,6 +639,9 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
                 ),
             });
             filesz = ph.memsz;
+        }
+        if filesz == 0 {
+            omitted.push(ph.vaddr);
         }
         let avail = len.saturating_sub(ph.offset).min(filesz);
         if avail < filesz {
@@ -660,7 +697,39 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
         kept.push(r);
     }
     dump.regions = kept;
+    // Each thread has one NT_FPREGSET after its NT_PRSTATUS (kernel and
+    // gdb cores): register sets beyond the NT_PRSTATUS notes belong to
+    // threads whose general registers were removed or never written.
+    let listed = facts.threads.len() + facts.unread.len();
+    let mut unread = facts.unread;
+    let orphans = facts.fpregsets.len().saturating_sub(listed);
+    for off in facts.fpregsets.iter().skip(listed).take(64) {
+        unread.push(UnreadThread {
+            tid: None,
+            why: UnreadWhy::NoPrstatus,
+            what: format!(
+                "a thread has a register-set note (NT_FPREGSET at offset {off:#x}) but no NT_PRSTATUS: {} NT_FPREGSET and {listed} NT_PRSTATUS notes",
+                facts.fpregsets.len()
+            ),
+        });
+        anomalies.push(Anomaly {
+            code: "missing-prstatus",
+            message: format!("NT_FPREGSET at offset {off:#x} belongs to no NT_PRSTATUS"),
+        });
+    }
+    if orphans > 64 {
+        unread.push(UnreadThread {
+            tid: None,
+            why: UnreadWhy::NoPrstatus,
+            what: format!(
+                "{} more threads have a register-set note but no NT_PRSTATUS",
+                orphans - 64
+            ),
+        });
+    }
+    unread.truncate(limits::MAX_ANOMALIES);
     dump.threads = facts.threads;
+    dump.unread_threads = unread;
     dump.auxv = facts.auxv.unwrap_or_default();
     dump.process = facts.process;
     dump.signal = facts.signal;
@@ -688,5 +757,58 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
     }
     dump.anomalies = anomalies;
     dump.classify_regions();
+    if dump.source == Source::Kernel {
+        omitted.sort_unstable();
+        fill_unwritten_anonymous(&mut dump, &omitted);
+    }
     Ok(dump)
+}
+
+/// Most bytes of never-written anonymous memory a kernel core's reading
+/// fills with zeros ([`fill_unwritten_anonymous`]).
+pub const MAX_ZERO_FILL: u64 = 1 << 30;
+
+/// The kernel writes a private anonymous mapping whole when it has ever
+/// been written to (it has an `anon_vma`) and the filter includes
+/// anonymous memory (bit 0, on by default), and leaves it out (`p_filesz`
+/// 0) otherwise (`vma_dump_size` in `fs/coredump.c`). So when the core
+/// holds the `[stack]` (always written), the filter was on, and every
+/// anonymous mapping it left out was never written: all zero, which is what
+/// gdb, a live read and a CRIU image hold for it (thread-stack guard pages,
+/// untouched reservations). Those mappings get zero bytes here, so the
+/// state digest of a kernel core equals theirs. Capped at
+/// [`MAX_ZERO_FILL`] in all; past it they stay missing, with an anomaly.
+fn fill_unwritten_anonymous(dump: &mut Dump<'_>, omitted: &[u64]) {
+    let filter_on = dump
+        .regions
+        .iter()
+        .any(|r| r.kind == RegionKind::Stack && !r.bytes.is_empty());
+    if !filter_on {
+        return;
+    }
+    let mut budget = MAX_ZERO_FILL;
+    let mut skipped = 0u64;
+    for r in &mut dump.regions {
+        if r.kind != RegionKind::Anonymous
+            || !r.bytes.is_empty()
+            || omitted.binary_search(&r.start).is_err()
+        {
+            continue;
+        }
+        match usize::try_from(r.len()) {
+            Ok(n) if r.len() <= budget => {
+                budget -= r.len();
+                r.bytes = Cow::Owned(vec![0u8; n]);
+            }
+            _ => skipped = skipped.saturating_add(r.len()),
+        }
+    }
+    if skipped > 0 {
+        dump.anomaly(
+            "zero-fill-limit",
+            format!(
+                "{skipped} bytes of never-written anonymous memory left as missing: more than {MAX_ZERO_FILL} bytes to fill with zeros"
+            ),
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! The dump model: what any input (ELF core, raw image, live process) says
+//! The dump model: what any input (ELF core, CRIU image directory, raw
+//! image, live process) says
 //! about a process, keyed by virtual address.
 //!
 //! A [`Dump`] borrows its bytes from the input where it can (a mapped core
@@ -25,6 +26,8 @@ pub enum Source {
     Raw,
     /// A live process read through `/proc/PID/mem`.
     Live,
+    /// A CRIU image directory (`criu dump -D DIR`).
+    Criu,
 }
 
 impl Source {
@@ -37,6 +40,7 @@ impl Source {
             Source::Snapshot => "snapshot",
             Source::Raw => "raw",
             Source::Live => "live",
+            Source::Criu => "criu",
         }
     }
 }
@@ -236,6 +240,33 @@ pub struct Thread {
     pub regs: Registers,
 }
 
+/// Why a thread the input shows could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnreadWhy {
+    /// Its `NT_PRSTATUS` is malformed (too short for the registers).
+    Malformed,
+    /// It has per-thread register notes (`NT_FPREGSET`) but no
+    /// `NT_PRSTATUS`: its general registers are not in the input.
+    NoPrstatus,
+    /// More threads than talos reads.
+    Cap,
+    /// A live thread whose registers could not be read (ptrace failed, or
+    /// the process was read without stopping it).
+    Unreadable,
+}
+
+/// A thread the input shows but whose registers talos could not read: its
+/// execution flow cannot be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadThread {
+    /// Its id, when the input gives one.
+    pub tid: Option<u32>,
+    /// Why.
+    pub why: UnreadWhy,
+    /// What exactly, for people (names the note and its offset).
+    pub what: String,
+}
+
 impl Thread {
     /// Program counter.
     #[must_use]
@@ -359,6 +390,8 @@ pub struct Dump<'a> {
     pub signal: Option<i32>,
     /// Page size (`AT_PAGESZ`, else 4096).
     pub page_size: u64,
+    /// Threads the input shows whose registers could not be read.
+    pub unread_threads: Vec<UnreadThread>,
     /// Oddities met while reading.
     pub anomalies: Vec<Anomaly>,
     /// Free-form facts about acquisition (live reads: how long the process
@@ -380,6 +413,7 @@ impl<'a> Dump<'a> {
             process: None,
             signal: None,
             page_size: 4096,
+            unread_threads: Vec::new(),
             anomalies: Vec::new(),
             notes: Vec::new(),
         }

@@ -2,7 +2,7 @@
 //!
 //! Design tenets:
 //! - **Keyed by virtual address.** Every input (ELF core from the kernel or
-//!   gdb, raw image, live process) becomes a list of [`region::Region`]s;
+//!   gdb, CRIU image directory, raw image, live process) becomes a list of [`region::Region`]s;
 //!   nothing downstream knows file offsets of the dump.
 //! - **Zero copy, bounded.** Dumps are memory-mapped and borrowed; every
 //!   offset and count from the dump is checked before use.
@@ -10,17 +10,20 @@
 //!   the dump and equal the audited binary; missing bytes are
 //!   `unverifiable`, never clean.
 //!
-//! Pipeline: [`core::parse`] (or [`dump::Dump::from_raw`], or
+//! Pipeline: [`core::parse`] (or [`criu::read`] then
+//! [`criu::ImageSet::materialize`], or [`dump::Dump::from_raw`], or
 //! `live::read`) gives a [`dump::Dump`]; [`verify::verify`] maps its
 //! executable regions back to the binaries and returns a
 //! [`report::Report`] with per-module verdicts and findings.
 
 pub mod core;
+pub mod criu;
 pub mod digest;
 pub mod dump;
 pub mod error;
 mod flow;
 mod got;
+mod kernel;
 pub mod live;
 pub mod measure;
 pub mod memelf;

@@ -24,7 +24,9 @@ pub enum Verdict {
     /// The file on disk is not the one that was loaded (build-id differs or
     /// the file was deleted).
     BinaryChanged,
-    /// Code the kernel provides (`[vdso]`, `[vsyscall]`): no file on disk.
+    /// Code the kernel provides that no process can change: the legacy
+    /// `[vsyscall]` gate page. (A `[vdso]` is compared with a reference
+    /// vDSO instead: `clean`, `tampered` or `unverifiable`.)
     Kernel,
 }
 
@@ -310,6 +312,237 @@ pub struct Frame {
     pub evidence: Option<String>,
 }
 
+/// Result of checking a thread's pc (or the exact pc of a frame a signal
+/// interrupted) against its module's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PcCheck {
+    /// Inside a basic block of its function's CFG, on an instruction
+    /// boundary. Checked, ok.
+    InBlock,
+    /// On an instruction boundary when the function its `.eh_frame` FDE
+    /// describes is decoded from its start (used when the function's CFG is
+    /// incomplete). Checked, ok.
+    OnInstruction,
+    /// In the middle of an instruction. A finding.
+    MidInstruction,
+    /// In no basic block of a function whose CFG is complete. A finding.
+    OutsideBlocks,
+    /// In alignment padding between functions of the module's whole CFG.
+    /// A finding.
+    Padding,
+    /// In the module's code but in no function of its whole CFG. A finding.
+    OutsideFunctions,
+    /// In memory that holds no module's code. A finding.
+    OutsideCode,
+    /// In executable memory no file backs. A finding.
+    AnonymousCode,
+    /// The thread's registers are not in the dump (no `NT_PRSTATUS`, or
+    /// one with every register zero). Not checked.
+    NoRegisters,
+    /// In a module talos has no binary (or no loadable image) for. Not
+    /// checked.
+    NoBinary,
+    /// The CFG that would decide could not be recovered. Not checked.
+    NoCfg,
+    /// The code at the pc does not decode. Not checked.
+    Undecodable,
+    /// In a function whose CFG is incomplete (unresolved indirect jumps)
+    /// and that no FDE describes: nothing decides. Not checked.
+    Undecided,
+    /// `--no-flow`: not looked at.
+    NotRequested,
+}
+
+impl PcCheck {
+    /// The name used in outputs.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            PcCheck::InBlock => "in-block",
+            PcCheck::OnInstruction => "on-instruction",
+            PcCheck::MidInstruction => "mid-instruction",
+            PcCheck::OutsideBlocks => "outside-blocks",
+            PcCheck::Padding => "padding",
+            PcCheck::OutsideFunctions => "outside-functions",
+            PcCheck::OutsideCode => "outside-code",
+            PcCheck::AnonymousCode => "anonymous-code",
+            PcCheck::NoRegisters => "no-registers",
+            PcCheck::NoBinary => "no-binary",
+            PcCheck::NoCfg => "no-cfg",
+            PcCheck::Undecodable => "undecodable",
+            PcCheck::Undecided => "undecided",
+            PcCheck::NotRequested => "not-requested",
+        }
+    }
+
+    /// Which of the three outcomes this is.
+    #[must_use]
+    pub fn outcome(self) -> FlowStatus {
+        match self {
+            PcCheck::InBlock | PcCheck::OnInstruction => FlowStatus::Ok,
+            PcCheck::MidInstruction
+            | PcCheck::OutsideBlocks
+            | PcCheck::Padding
+            | PcCheck::OutsideFunctions
+            | PcCheck::OutsideCode
+            | PcCheck::AnonymousCode => FlowStatus::Finding,
+            PcCheck::NoRegisters
+            | PcCheck::NoBinary
+            | PcCheck::NoCfg
+            | PcCheck::Undecodable
+            | PcCheck::Undecided
+            | PcCheck::NotRequested => FlowStatus::NotChecked,
+        }
+    }
+}
+
+/// The three outcomes of every check: checked and ok, checked and failed (a
+/// finding), or not checked (with a [`Reason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowStatus {
+    /// Checked: the pc and every return address CFI found are explained by
+    /// the code, and unwinding reached the outermost frame.
+    Ok,
+    /// Checked and failed: at least one `flow` finding names this thread.
+    Finding,
+    /// Not checked, or only partly: the reason says why.
+    NotChecked,
+}
+
+impl FlowStatus {
+    /// The name used in outputs.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowStatus::Ok => "ok",
+            FlowStatus::Finding => "finding",
+            FlowStatus::NotChecked => "not-checked",
+        }
+    }
+}
+
+/// What kind of part of the dump was not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    /// A module's code (`subject`: its path).
+    Module,
+    /// Kernel-provided code (`subject`: `[vdso]`, `[vsyscall]`).
+    KernelCode,
+    /// A thread's execution flow (`subject`: `thread TID`).
+    Thread,
+    /// Something about the dump as a whole (`subject`: what).
+    Dump,
+}
+
+impl Part {
+    /// The name used in outputs.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Module => "module",
+            Part::KernelCode => "kernel-code",
+            Part::Thread => "thread",
+            Part::Dump => "dump",
+        }
+    }
+}
+
+/// Why a part was not checked. Stable kebab-case codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// Module: the dump holds none of its code bytes.
+    CodeNotInDump,
+    /// Module: the dump holds only part of its code bytes.
+    CodePartlyInDump,
+    /// Module: no file to compare with.
+    NoFile,
+    /// Module: the file exists but cannot be read.
+    FileUnreadable,
+    /// Module: the file is not a binary talos can load.
+    NotLoadable,
+    /// Module: bytes differ but the binary has text relocations.
+    TextRelocations,
+    /// Module: no executable mapping was found for it.
+    NoExecutableMapping,
+    /// Kernel code: the dump's vDSO has another build-id than the reference
+    /// vDSO (this host's, or `--vdso FILE`): it comes from another kernel.
+    OtherKernel,
+    /// Kernel code: no reference vDSO to compare with (none on this host,
+    /// no `--vdso FILE`), or the dump's vDSO has no build-id.
+    NoReference,
+    /// Kernel code: the dump does not hold all of its bytes.
+    NotInDump,
+    /// Thread: its registers are not in the dump.
+    NoRegisters,
+    /// Thread: an address it holds is in a module talos has no binary for.
+    NoBinary,
+    /// Thread: the control-flow graph needed to judge it could not be
+    /// recovered.
+    CfgFailed,
+    /// Thread: the code at an address it holds does not decode.
+    Undecodable,
+    /// Thread: its pc is in a function whose CFG is incomplete and that no
+    /// FDE describes.
+    Undecided,
+    /// Thread: no evidence decides whether a return address follows a call.
+    ReturnUndecided,
+    /// Thread: CFI unwinding stopped before the outermost frame, so the
+    /// return addresses above it were not checked.
+    UnwindIncomplete,
+    /// Thread: `--no-flow` asked not to check execution flow.
+    NotRequested,
+    /// Dump: more file-mapping groups than talos examines.
+    ModuleCap,
+    /// Thread: more threads than talos reads.
+    ThreadCap,
+}
+
+impl Reason {
+    /// The stable code.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::CodeNotInDump => "code-not-in-dump",
+            Reason::CodePartlyInDump => "code-partly-in-dump",
+            Reason::NoFile => "no-file",
+            Reason::FileUnreadable => "file-unreadable",
+            Reason::NotLoadable => "not-loadable",
+            Reason::TextRelocations => "text-relocations",
+            Reason::NoExecutableMapping => "no-executable-mapping",
+            Reason::OtherKernel => "other-kernel",
+            Reason::NoReference => "no-reference",
+            Reason::NotInDump => "not-in-dump",
+            Reason::NoRegisters => "no-registers",
+            Reason::NoBinary => "no-binary",
+            Reason::CfgFailed => "cfg-failed",
+            Reason::Undecodable => "undecodable",
+            Reason::Undecided => "undecided",
+            Reason::ReturnUndecided => "return-undecided",
+            Reason::UnwindIncomplete => "unwind-incomplete",
+            Reason::NotRequested => "not-requested",
+            Reason::ModuleCap => "module-cap",
+            Reason::ThreadCap => "thread-cap",
+        }
+    }
+}
+
+/// One part of what the verdict covers that could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Unchecked {
+    /// What kind of part.
+    pub part: Part,
+    /// Which one: a module path, `[vdso]`, `thread 1234`.
+    pub subject: String,
+    /// Why, as a stable code.
+    pub reason: Reason,
+    /// Why, in one sentence.
+    pub detail: String,
+}
+
 /// One thread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ThreadReport {
@@ -327,13 +560,15 @@ pub struct ThreadReport {
     pub fs_base: Option<u64>,
     /// Where the pc lies.
     pub location: Location,
-    /// Result of checking the pc: `on-instruction` (an instruction boundary
-    /// of the function its FDE describes), `in-block` (inside a basic block
-    /// of the CFG, with `--flow-cfg`), `mid-instruction` (a finding),
-    /// `outside-code` and `anonymous-code` (findings), `kernel-code`,
-    /// `no-fde`, `unexplained`, `undecodable` and `unchecked` (nothing
-    /// decides).
-    pub pc_check: String,
+    /// Result of checking the pc.
+    pub pc_check: PcCheck,
+    /// What the flow check concluded about this thread as a whole (its pc
+    /// and every return address CFI unwinding found).
+    pub flow: FlowStatus,
+    /// Why the thread could not be judged, when `flow` is `not-checked`
+    /// (the `unchecked` list of the report says it in a sentence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<Reason>,
     /// Frames: the pc, then return addresses (CFI first, then scan).
     pub frames: Vec<Frame>,
     /// Why CFI unwinding stopped.
@@ -384,6 +619,10 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Threads in dump order.
     pub threads: Vec<ThreadReport>,
+    /// Every part of what the verdict covers that talos could not check,
+    /// sorted by (part, subject). Not empty means the verdict is at best
+    /// `unverifiable`.
+    pub unchecked: Vec<Unchecked>,
     /// Oddities in the input.
     pub anomalies: Vec<Anomaly>,
     /// Facts about acquisition and what was not checked.

@@ -76,6 +76,7 @@ pub struct Resolver {
     overrides: Vec<Override>,
     loader: Box<Loader>,
     host_vdso: Option<Vec<u8>>,
+    saved_vdso: Option<(String, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -108,6 +109,7 @@ impl Resolver {
             overrides: Vec::new(),
             loader,
             host_vdso: None,
+            saved_vdso: None,
         }
     }
 
@@ -137,6 +139,29 @@ impl Resolver {
     #[must_use]
     pub fn host_vdso_bytes(&self) -> Option<&[u8]> {
         self.host_vdso.as_deref()
+    }
+
+    /// A vDSO saved on the host the dump was taken on (`talos snapshot`
+    /// writes one next to the core; `--vdso FILE`), shown as `name`: a
+    /// dump's `[vdso]` with its build-id is compared with it byte for byte.
+    #[must_use]
+    pub fn saved_vdso(mut self, vdso: Option<(String, Vec<u8>)>) -> Self {
+        self.saved_vdso = vdso;
+        self
+    }
+
+    /// The reference vDSOs, in the order they are tried: the saved one
+    /// (`--vdso FILE`), then this host's. Each with the words that name it.
+    #[must_use]
+    pub fn vdso_references(&self) -> Vec<(String, &[u8])> {
+        let mut out: Vec<(String, &[u8])> = Vec::new();
+        if let Some((name, bytes)) = &self.saved_vdso {
+            out.push((format!("the saved vDSO {name}"), bytes.as_slice()));
+        }
+        if let Some(h) = &self.host_vdso {
+            out.push(("this host's vDSO".to_string(), h.as_slice()));
+        }
+        out
     }
 
     /// Add a `--binary` file.

@@ -13,7 +13,9 @@ mod synth;
 use std::collections::BTreeMap;
 
 use talos_introspect::core::parse;
-use talos_introspect::report::{FindingKind, Overall, Report, Verdict};
+use talos_introspect::report::{
+    FindingKind, FlowStatus, Overall, Part, PcCheck, Reason, Report, Verdict,
+};
 use talos_introspect::resolve::Resolver;
 use talos_introspect::verify::{Options, verify};
 
@@ -133,7 +135,9 @@ fn clean_copy_of_the_binary_is_clean() {
     assert_eq!(m.compared_bytes, m.code_bytes);
     assert!(m.pointers_checked > 10, "{}", m.pointers_checked);
     assert_eq!(r.threads.len(), 1);
-    assert_eq!(r.threads[0].pc_check, "in-block");
+    assert_eq!(r.threads[0].pc_check, PcCheck::InBlock);
+    assert_eq!(r.threads[0].flow, FlowStatus::Ok);
+    assert!(r.unchecked.is_empty(), "{:?}", r.unchecked);
     assert_eq!(
         r.threads[0]
             .location
@@ -242,5 +246,172 @@ fn pc_outside_code_is_a_flow_finding() {
     assert_eq!(f.len(), 1, "{:?}", r.findings);
     assert_eq!(f[0].addr, STACK + 0x100);
     assert_eq!(f[0].thread, Some(42));
-    assert_eq!(r.threads[0].pc_check, "outside-code");
+    assert_eq!(r.threads[0].pc_check, PcCheck::OutsideCode);
+    assert_eq!(r.threads[0].flow, FlowStatus::Finding);
+}
+
+/// Every register zero (a zeroed `NT_PRSTATUS`): the thread is not checked,
+/// and the verdict cannot be clean.
+#[test]
+fn zeroed_registers_are_not_checked_never_clean() {
+    let (maps, entry, _) = mappings();
+    let mut s = Synth::kernel();
+    let mut nt = Vec::new();
+    for m in &maps {
+        s.load(m.start, m.end - m.start, m.flags, &m.bytes);
+        nt.push((m.start, m.end, m.offset, BIN));
+    }
+    s.load(STACK, 0x1000, PF_R | PF_W, &[0u8; 0x1000]);
+    s.nt_file(4096, &nt);
+    s.auxv(&[(6, 4096), (9, entry)]);
+    s.prstatus(42, entry, STACK + 0x800, 0, 0);
+    s.prstatus(43, 0, 0, 0, 0);
+    let r = run(&s.build());
+    assert_eq!(r.verdict, Overall::Unverifiable, "{}", r.summary);
+    assert_eq!(r.verdict.exit_code(), 3);
+    let t = r.threads.iter().find(|t| t.tid == 43).unwrap();
+    assert_eq!(t.pc_check, PcCheck::NoRegisters);
+    assert_eq!(t.flow, FlowStatus::NotChecked);
+    assert_eq!(t.not_checked, Some(Reason::NoRegisters));
+    assert_eq!(r.unchecked.len(), 1, "{:?}", r.unchecked);
+    assert_eq!(r.unchecked[0].part, Part::Thread);
+    assert_eq!(r.unchecked[0].subject, "thread 43");
+    assert!(r.summary.contains("thread 43"), "{}", r.summary);
+    // The other thread is checked and ok.
+    let ok = r.threads.iter().find(|t| t.tid == 42).unwrap();
+    assert_eq!(ok.flow, FlowStatus::Ok);
+}
+
+/// A register-set note (`NT_FPREGSET`) with no `NT_PRSTATUS`: a thread whose
+/// general registers were removed. Not checked, never clean.
+#[test]
+fn register_set_without_prstatus_is_a_thread_not_checked() {
+    let (maps, entry, _) = mappings();
+    let mut s = Synth::kernel();
+    let mut nt = Vec::new();
+    for m in &maps {
+        s.load(m.start, m.end - m.start, m.flags, &m.bytes);
+        nt.push((m.start, m.end, m.offset, BIN));
+    }
+    s.load(STACK, 0x1000, PF_R | PF_W, &[0u8; 0x1000]);
+    s.nt_file(4096, &nt);
+    s.auxv(&[(6, 4096), (9, entry)]);
+    s.prstatus(42, entry, STACK + 0x800, 0, 0);
+    s.note(b"CORE", 2, vec![0u8; 512]);
+    s.note(b"CORE", 2, vec![0u8; 512]);
+    let r = run(&s.build());
+    assert_eq!(r.verdict, Overall::Unverifiable, "{}", r.summary);
+    assert_eq!(r.unchecked.len(), 1, "{:?}", r.unchecked);
+    assert_eq!(r.unchecked[0].reason, Reason::NoRegisters);
+    assert!(r.unchecked[0].detail.contains("NT_FPREGSET"));
+    // A core with no thread at all cannot show any execution flow.
+    let mut s = Synth::kernel();
+    for m in &maps {
+        s.load(m.start, m.end - m.start, m.flags, &m.bytes);
+    }
+    s.nt_file(4096, &nt);
+    s.auxv(&[(6, 4096), (9, entry)]);
+    let r = run(&s.build());
+    assert_eq!(r.verdict, Overall::Unverifiable, "{}", r.summary);
+    assert_eq!(r.unchecked[0].part, Part::Dump);
+}
+
+/// A pc in the alignment padding between two functions (found from the
+/// binary's `.eh_frame` FDEs and its bytes, not from talos's CFG): a flow
+/// finding.
+#[test]
+fn pc_in_padding_between_functions_is_a_flow_finding() {
+    let file = std::fs::read(BIN).unwrap();
+    let img = talos_cfg::load(&file).unwrap();
+    let text = img.sections.iter().find(|s| s.name == ".text").unwrap();
+    let mut fdes = img.fdes.clone();
+    fdes.sort_by_key(|f| f.start);
+    let gap = fdes
+        .windows(2)
+        .map(|w| (w[0].start + w[0].len, w[1].start))
+        .find(|&(end, next)| {
+            next > end + 1
+                && end >= text.addr
+                && next <= text.addr + text.size
+                && img.read(end, next - end).is_some_and(|b| {
+                    b.iter().all(|&x| x == 0xcc) || b.first() == Some(&0x66) || b[0] == 0x90
+                })
+        })
+        .map(|(end, _)| end)
+        .expect("a padding gap between two FDEs of /usr/bin/true");
+    let (maps, entry, _) = mappings();
+    let pc = BASE + gap;
+    let mut s = Synth::kernel();
+    let mut nt = Vec::new();
+    for m in &maps {
+        s.load(m.start, m.end - m.start, m.flags, &m.bytes);
+        nt.push((m.start, m.end, m.offset, BIN));
+    }
+    s.load(STACK, 0x1000, PF_R | PF_W, &[0u8; 0x1000]);
+    s.nt_file(4096, &nt);
+    s.auxv(&[(6, 4096), (9, entry)]);
+    s.prstatus(42, pc, STACK + 0x800, 0, 0);
+    let r = run(&s.build());
+    assert_eq!(
+        r.verdict,
+        Overall::Findings,
+        "{}: {:?}",
+        r.summary,
+        r.unchecked
+    );
+    let t = &r.threads[0];
+    assert_eq!(t.pc_check, PcCheck::Padding, "{t:?}");
+    assert_eq!(t.flow, FlowStatus::Finding);
+    let f = &r.findings[0];
+    assert_eq!(
+        (f.kind, f.addr, f.thread),
+        (FindingKind::Flow, pc, Some(42))
+    );
+    assert!(f.message.contains("padding"), "{}", f.message);
+}
+
+/// `--no-flow`: the threads are not checked, so the verdict is not clean.
+#[test]
+fn no_flow_is_not_clean() {
+    let (maps, entry, _) = mappings();
+    let bytes = core_of(&maps, entry, BIN, false);
+    let d = parse(&bytes).unwrap();
+    let opts = Options {
+        flow: false,
+        ..Options::default()
+    };
+    let r = verify(&d, &Resolver::with_std_fs(), "synthetic", &opts);
+    assert_eq!(r.verdict, Overall::Unverifiable, "{}", r.summary);
+    assert_eq!(r.threads[0].pc_check, PcCheck::NotRequested);
+    assert_eq!(r.unchecked[0].reason, Reason::NotRequested);
+}
+
+/// More file-mapped modules than talos examines: the ones left over are a
+/// not-checked item, not a silent note.
+#[test]
+fn module_cap_is_a_not_checked_item() {
+    let n = talos_introspect::verify::MAX_MODULES + 3;
+    let mut s = Synth::kernel();
+    let paths: Vec<String> = (0..n).map(|i| format!("/nonexistent/lib{i}.so")).collect();
+    let mut nt = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let start = 0x1000_0000 + (i as u64) * 0x1000;
+        s.load(start, 0x1000, PF_R | PF_X, &[]);
+        nt.push((start, start + 0x1000, 0x1000, p.as_str()));
+    }
+    s.nt_file(4096, &nt);
+    s.prstatus(42, 0x1000_0000, STACK, 0, 0);
+    let r = run(&s.build());
+    assert_eq!(r.verdict, Overall::Unverifiable);
+    let cap: Vec<_> = r
+        .unchecked
+        .iter()
+        .filter(|u| u.reason == Reason::ModuleCap)
+        .collect();
+    assert_eq!(cap.len(), 1, "{:?}", r.summary);
+    assert!(
+        cap[0].detail.starts_with("3 file-mapped"),
+        "{}",
+        cap[0].detail
+    );
 }

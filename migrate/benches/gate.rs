@@ -47,6 +47,7 @@ fn pair(dir: &Path) -> Pair {
             binary: m("blake3", 1),
             code: m("talos.code/1", 2),
             cfg: m("talos.cfg/1", 3),
+            tee: Default::default(),
         },
         &owner,
     );

@@ -32,6 +32,7 @@ fn main() -> Result<()> {
             binary: Measurement::new("blake3", d(1))?,
             code: Measurement::new("talos.code/1", d(2))?,
             cfg: Measurement::new("talos.cfg/1", d(3))?,
+            tee: Default::default(),
         },
         &owner,
     );

@@ -165,8 +165,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Parse exactly 64 lowercase hex digits into 32 bytes.
-pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
+/// Parse lowercase hex (even length) into bytes.
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     fn nib(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -175,16 +175,20 @@ pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
         }
     }
     let b = s.as_bytes();
-    if b.len() != 64 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        let hi = nib(*pair.first()?)?;
-        let lo = nib(*pair.get(1)?)?;
-        *out.get_mut(i)? = (hi << 4) | lo;
+    b.chunks_exact(2)
+        .map(|pair| Some((nib(*pair.first()?)? << 4) | nib(*pair.get(1)?)?))
+        .collect()
+}
+
+/// Parse exactly 64 lowercase hex digits into 32 bytes.
+pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
     }
-    Some(out)
+    unhex(s)?.try_into().ok()
 }
 
 #[cfg(test)]

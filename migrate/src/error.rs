@@ -47,16 +47,25 @@ pub enum Rejection {
     CodeUnverifiable,
     /// The execution-flow check of the dump failed.
     FlowViolation,
+    /// The execution-flow check of the dump could not judge every thread
+    /// (registers missing, code it could not decode or no graph for it,
+    /// unwinding stopped early): the dump cannot show where the threads
+    /// would resume.
+    FlowUnverifiable,
     /// There is no valid release for a bundle this host verified.
     NoRelease,
     /// The input is not a well-formed message of the expected kind, or the
     /// inputs do not belong together.
     Malformed,
+    /// The restored process is not what was verified (its code, its state
+    /// or its registers differ, or it could not be restored and checked):
+    /// it was killed before it ran and the launch was not recorded.
+    LaunchMismatch,
 }
 
 impl Rejection {
     /// Every reason, in declaration order.
-    pub const ALL: [Rejection; 17] = [
+    pub const ALL: [Rejection; 19] = [
         Rejection::BadSignature,
         Rejection::UntrustedKey,
         Rejection::UnknownNonce,
@@ -72,8 +81,10 @@ impl Rejection {
         Rejection::StateMismatch,
         Rejection::CodeUnverifiable,
         Rejection::FlowViolation,
+        Rejection::FlowUnverifiable,
         Rejection::NoRelease,
         Rejection::Malformed,
+        Rejection::LaunchMismatch,
     ];
 
     /// The stable kebab-case name of the reason.
@@ -94,8 +105,10 @@ impl Rejection {
             Rejection::StateMismatch => "state-mismatch",
             Rejection::CodeUnverifiable => "code-unverifiable",
             Rejection::FlowViolation => "flow-violation",
+            Rejection::FlowUnverifiable => "flow-unverifiable",
             Rejection::NoRelease => "no-release",
             Rejection::Malformed => "malformed",
+            Rejection::LaunchMismatch => "launch-mismatch",
         }
     }
 
@@ -293,7 +306,7 @@ mod tests {
             );
             assert_eq!(Rejection::from_code(c), Some(r));
         }
-        assert_eq!(seen.len(), 17);
+        assert_eq!(seen.len(), 19);
         assert_eq!(Rejection::from_code("nope"), None);
     }
 

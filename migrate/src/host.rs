@@ -29,6 +29,7 @@ use crate::keys::{self, PublicKey, Role, SecretKey};
 use crate::ledger::{Ledger, MAX_LEDGER_LEN};
 use crate::machine::{self, Abort, Launch, SealEvidence, TargetEvidence};
 use crate::message::{Bundle, Challenge, Message, Receipt, Reference, Release};
+use crate::tee::Attestation;
 use crate::types::{AppId, Nonce};
 
 /// File name of the host secret key in a state directory.
@@ -42,29 +43,14 @@ pub const LEDGER_TMP_FILE: &str = "ledger.tmp";
 /// File name of the lock file in a state directory.
 pub const LOCK_FILE: &str = "lock";
 
-/// Environment variable naming a failpoint at which the process aborts
-/// (`std::process::abort`, like `kill -9` for the ledger) during a ledger
-/// write. For crash tests only.
-pub const FAILPOINT_ENV: &str = "TALOS_FAILPOINT";
-
-/// The failpoints, in the order a ledger write passes them.
-pub const FAILPOINTS: [&str; 5] = [
-    // Lock held, checks passed, nothing written yet.
-    "ledger-before-write",
-    // Half of the new ledger written to ledger.tmp, not synced.
-    "ledger-partial-write",
-    // ledger.tmp complete and fsynced, not yet renamed.
-    "ledger-before-rename",
-    // Renamed over the ledger, directory not yet fsynced.
-    "ledger-after-rename",
-    // Directory fsynced; the caller has not received the result.
-    "ledger-after-sync",
-];
-
-fn failpoint(name: &str) {
-    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == name) {
-        std::process::abort();
-    }
+/// A crash point of the ledger write: the process aborts here when the
+/// `test-hooks` feature is on and `TALOS_FAILPOINT` names it. Without the
+/// feature it is nothing, and the name is not in the binary.
+macro_rules! failpoint {
+    ($name:literal) => {
+        #[cfg(feature = "test-hooks")]
+        crate::hooks::failpoint($name);
+    };
 }
 
 /// An exclusive or shared `flock` on the state directory's lock file,
@@ -131,7 +117,7 @@ fn write_ledger(dir: &Path, ledger: &Ledger) -> Result<()> {
     let bytes = ledger.encode();
     let tmp = dir.join(LEDGER_TMP_FILE);
     let path = dir.join(LEDGER_FILE);
-    failpoint("ledger-before-write");
+    failpoint!("ledger-before-write");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -141,16 +127,16 @@ fn write_ledger(dir: &Path, ledger: &Ledger) -> Result<()> {
     let (first, second) = bytes.split_at(bytes.len() / 2);
     f.write_all(first)
         .map_err(|e| Error::io("writing", &tmp, e))?;
-    failpoint("ledger-partial-write");
+    failpoint!("ledger-partial-write");
     f.write_all(second)
         .map_err(|e| Error::io("writing", &tmp, e))?;
     f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
     drop(f);
-    failpoint("ledger-before-rename");
+    failpoint!("ledger-before-rename");
     std::fs::rename(&tmp, &path).map_err(|e| Error::io("renaming", &path, e))?;
-    failpoint("ledger-after-rename");
+    failpoint!("ledger-after-rename");
     keys::sync_dir(dir)?;
-    failpoint("ledger-after-sync");
+    failpoint!("ledger-after-sync");
     Ok(())
 }
 
@@ -250,6 +236,30 @@ impl Host {
         self.transact(|l| Ok(machine::trust(l, role, *key)))
     }
 
+    /// Pin `key` as a peer because attestation evidence, verified by the
+    /// caller (`talos-attest`), proved that it belongs to code the owner
+    /// allows on a genuine TEE; record what it proved. This crate checks no
+    /// evidence: it records the result it is handed. Returns whether the
+    /// ledger changed (a new key, or a new record for a pinned key).
+    ///
+    /// # Errors
+    /// [`Error::BadArgument`] for invalid advisory ids; I/O or ledger
+    /// errors.
+    pub fn trust_attested(&self, key: &PublicKey, attestation: &Attestation) -> Result<bool> {
+        self.transact(|l| machine::trust_attested(l, *key, attestation.clone()))
+    }
+
+    /// Check that `reference` is signed by an owner pinned here (the check
+    /// seal and verify run first), without changing anything.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] with `untrusted-key` or `bad-signature`; I/O.
+    pub fn check_reference(&self, reference: &Reference) -> Result<()> {
+        let _lock = DirLock::take(&self.dir, false)?;
+        let l = read_ledger(&self.dir, Some(&self.public))?;
+        machine::check_reference(&l, reference)
+    }
+
     /// Register the first deployment of `app` on this host (`absent` to
     /// `running`); the app must be registered (or have been launched here)
     /// before this host can seal it. Returns whether the status changed.
@@ -323,6 +333,33 @@ impl Host {
     /// [`Error::Rejected`] with the first failing check; I/O.
     pub fn launch(&self, release: &Release) -> Result<Launch> {
         self.transact(|l| machine::launch(l, &self.key, release))
+    }
+
+    /// [`Host::launch`] that records the launch only if `check` passes:
+    /// every gate check runs first, then, still under the ledger lock,
+    /// `check` (which restores the app stopped and inspects it before it
+    /// runs one instruction). A failed check is the rejection
+    /// `launch-mismatch` with its explanation, and the ledger is left
+    /// unchanged: the release is not spent, so a launch that was refused
+    /// because this host was wrong (a replaced binary) can be retried once
+    /// it is fixed, and a replayed release still gets `already-accepted`.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] with the first failing gate check, or
+    /// `launch-mismatch` from `check`; I/O.
+    pub fn launch_with(
+        &self,
+        release: &Release,
+        check: impl FnOnce(&Launch) -> std::result::Result<(), String>,
+    ) -> Result<Launch> {
+        self.transact(|l| {
+            let launch = machine::launch(l, &self.key, release)?;
+            check(&launch).map_err(|detail| Error::Rejected {
+                reason: crate::Rejection::LaunchMismatch,
+                detail,
+            })?;
+            Ok(launch)
+        })
     }
 
     /// Source, step 6: resume a frozen app locally, only if no release was

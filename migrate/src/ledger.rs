@@ -16,12 +16,17 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::keys::{PublicKey, Role};
 use crate::message::{Body, Bundle, MAX_MESSAGE_LEN, Receipt, Release, Signed};
+use crate::tee::Attestation;
 use crate::types::{AppId, Digest, Nonce};
 
 /// The 8 bytes a ledger file starts with.
 pub const LEDGER_MAGIC: &[u8; 8] = b"TALOSLDG";
-/// The ledger format version.
+/// The ledger format version of a ledger with no attested key.
 pub const LEDGER_VERSION: u8 = 1;
+/// The ledger format version with the attested-keys section (written only
+/// when a peer was pinned with attestation evidence, so a host that never
+/// used attestation keeps byte-identical version 1 ledgers).
+pub const LEDGER_ATTESTED_VERSION: u8 = 2;
 /// Largest accepted ledger file.
 pub const MAX_LEDGER_LEN: usize = 64 * 1024 * 1024;
 const CHECKSUM_CONTEXT: &str = "talos 2026-11 ledger checksum v1";
@@ -167,6 +172,9 @@ pub struct Ledger {
     pub pending: BTreeMap<Nonce, Pending>,
     /// Every bundle ever accepted here, by bundle id.
     pub accepted: BTreeMap<Digest, AcceptedRecord>,
+    /// Peer keys pinned because verified TEE evidence vouched for them,
+    /// with what it proved. Every key here is pinned as a peer.
+    pub attested: BTreeMap<PublicKey, Attestation>,
 }
 
 impl Ledger {
@@ -178,6 +186,7 @@ impl Ledger {
             apps: BTreeMap::new(),
             pending: BTreeMap::new(),
             accepted: BTreeMap::new(),
+            attested: BTreeMap::new(),
         }
     }
 
@@ -200,7 +209,11 @@ impl Ledger {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
         out.extend_from_slice(LEDGER_MAGIC);
-        out.push(LEDGER_VERSION);
+        out.push(if self.attested.is_empty() {
+            LEDGER_VERSION
+        } else {
+            LEDGER_ATTESTED_VERSION
+        });
         codec::put_32(&mut out, &self.host.to_bytes());
         codec::put_count(&mut out, self.trusted.len());
         for (role, key) in &self.trusted {
@@ -242,6 +255,13 @@ impl Ledger {
             codec::put_32(&mut out, &a.nonce.0);
             codec::put_32(&mut out, &a.source.to_bytes());
         }
+        if !self.attested.is_empty() {
+            codec::put_count(&mut out, self.attested.len());
+            for (key, a) in &self.attested {
+                codec::put_32(&mut out, &key.to_bytes());
+                a.encode(&mut out);
+            }
+        }
         let sum = Digest::derive(CHECKSUM_CONTEXT, &out);
         codec::put_32(&mut out, &sum.0);
         out
@@ -274,10 +294,12 @@ impl Ledger {
         }
         let mut cur = body.get(8..).unwrap_or_default();
         let version = codec::get_u8(&mut cur, W)?;
-        if version != LEDGER_VERSION {
+        if version != LEDGER_VERSION && version != LEDGER_ATTESTED_VERSION {
             return Err(Error::malformed(
                 W,
-                format!("format version {version}, this build reads {LEDGER_VERSION}"),
+                format!(
+                    "format version {version}, this build reads {LEDGER_VERSION} and {LEDGER_ATTESTED_VERSION}"
+                ),
             ));
         }
         let host = key(&mut cur)?;
@@ -353,6 +375,28 @@ impl Ledger {
             };
             ledger.accepted.insert(id, a);
         }
+        if version == LEDGER_ATTESTED_VERSION {
+            // Non-empty in version 2: one encoding per content.
+            let n = codec::get_count(&mut cur, 32 + 34 + 1 + 1 + 32 + 8 + 1, W)?;
+            if n == 0 {
+                return Err(Error::malformed(W, "empty attested-keys section"));
+            }
+            for _ in 0..n {
+                let k = key(&mut cur)?;
+                ordered(
+                    ledger.attested.last_key_value().map(|x| x.0),
+                    &k,
+                    "attested keys",
+                )?;
+                if !ledger.is_trusted(Role::Peer, &k) {
+                    return Err(Error::malformed(
+                        W,
+                        format!("attested key {} is not pinned as a peer", k.id().short()),
+                    ));
+                }
+                ledger.attested.insert(k, Attestation::decode(&mut cur, W)?);
+            }
+        }
         codec::finish(cur, W)?;
         Ok(ledger)
     }
@@ -365,10 +409,17 @@ impl Ledger {
             trusted: self
                 .trusted
                 .iter()
-                .map(|(role, k)| TrustedView {
-                    role: role.name().to_owned(),
-                    key: k.to_string(),
-                    key_id: k.id().to_hex(),
+                .map(|(role, k)| {
+                    let att = (*role == Role::Peer)
+                        .then(|| self.attested.get(k))
+                        .flatten();
+                    TrustedView {
+                        role: role.name().to_owned(),
+                        key: k.to_string(),
+                        key_id: k.id().to_hex(),
+                        pinned: if att.is_some() { "attested" } else { "by-hand" }.to_owned(),
+                        attestation: att.map(AttestationView::of),
+                    }
                 })
                 .collect(),
             apps: self
@@ -520,6 +571,43 @@ pub struct TrustedView {
     pub key: String,
     /// Key id.
     pub key_id: String,
+    /// `attested` (verified TEE evidence vouched for it) or `by-hand`.
+    pub pinned: String,
+    /// What the evidence proved, for attested keys.
+    pub attestation: Option<AttestationView>,
+}
+
+/// What attestation evidence proved about a pinned peer key.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttestationView {
+    /// `sgx`, `tdx` or `keystone`.
+    pub tee: String,
+    /// The measurement, `KIND:HEX`.
+    pub measurement: String,
+    /// TCB status (Intel's name, or `not-applicable`).
+    pub tcb: String,
+    /// Advisory ids.
+    pub advisories: Vec<String>,
+    /// blake3 of the evidence file.
+    pub evidence: String,
+    /// When it was verified (seconds since the Unix epoch).
+    pub verified_at: u64,
+    /// Id of the reference that allowed the measurement.
+    pub reference: Option<String>,
+}
+
+impl AttestationView {
+    fn of(a: &Attestation) -> AttestationView {
+        AttestationView {
+            tee: a.tee().to_owned(),
+            measurement: a.measurement.to_string(),
+            tcb: a.tcb.name().to_owned(),
+            advisories: a.advisories.iter().cloned().collect(),
+            evidence: a.evidence.to_hex(),
+            verified_at: a.verified_at,
+            reference: a.reference.map(|d| d.to_hex()),
+        }
+    }
 }
 
 /// One app's record.
@@ -587,6 +675,21 @@ impl fmt::Display for LedgerView {
         writeln!(f, "trusted keys: {}", self.trusted.len())?;
         for t in &self.trusted {
             writeln!(f, "  {:5}  {}  (id {})", t.role, t.key, short(&t.key_id))?;
+            match &t.attestation {
+                Some(a) => {
+                    let adv = if a.advisories.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", advisories {}", a.advisories.join(" "))
+                    };
+                    writeln!(
+                        f,
+                        "         attested: {} {} (tcb {}{adv}) at {}",
+                        a.tee, a.measurement, a.tcb, a.verified_at
+                    )?;
+                }
+                None => writeln!(f, "         pinned by hand")?,
+            }
         }
         writeln!(f, "apps: {}", self.apps.len())?;
         for (app, a) in &self.apps {

@@ -20,7 +20,8 @@
 //! - **Crash-safe and race-free.** Each operation runs under an exclusive
 //!   file lock and replaces the ledger atomically and durably, so a crash at
 //!   any instant leaves the old or the new ledger and two processes never
-//!   both accept. Failpoints ([`FAILPOINTS`]) let tests prove it.
+//!   both accept. Failpoints (the `test-hooks` feature, tests only) let
+//!   tests prove it.
 //! - **Deterministic.** Canonical encodings, deterministic signatures,
 //!   `BTreeMap`s; the same inputs give the same bytes.
 //!
@@ -55,6 +56,7 @@
 //!     binary: Measurement::new("blake3", d(1))?,
 //!     code: Measurement::new("talos.code/1", d(2))?,
 //!     cfg: Measurement::new("talos.cfg/1", d(3))?,
+//!     tee: Default::default(),
 //! }, &owner);
 //! let state = Measurement::new("talos.state/1", d(4))?;
 //!
@@ -86,13 +88,17 @@
 //! # }
 //! ```
 
+pub mod clock;
 mod codec;
 mod error;
+#[cfg(feature = "test-hooks")]
+mod hooks;
 mod host;
 mod keys;
 mod ledger;
 pub mod machine;
 mod message;
+mod tee;
 mod types;
 pub mod wire;
 
@@ -100,21 +106,24 @@ pub mod wire;
 mod model;
 
 pub use error::{Error, Rejection, Result};
-pub use host::{
-    FAILPOINT_ENV, FAILPOINTS, HOST_KEY_FILE, HOST_PUB_FILE, Host, LEDGER_FILE, LEDGER_TMP_FILE,
-    LOCK_FILE,
-};
+#[cfg(feature = "test-hooks")]
+pub use hooks::{FAILPOINT_ENV, FAILPOINTS, NOW_ENV};
+pub use host::{HOST_KEY_FILE, HOST_PUB_FILE, Host, LEDGER_FILE, LEDGER_TMP_FILE, LOCK_FILE};
 pub use keys::{KeyId, PublicKey, Role, SecretKey, keygen, public_path_for};
 pub use ledger::{
-    AcceptedRecord, AcceptedView, AppRecord, AppView, LEDGER_MAGIC, LEDGER_VERSION, Ledger,
-    LedgerView, MAX_LEDGER_LEN, Pending, PendingView, ReleaseRecord, ReleaseView, Status,
-    TrustedView,
+    AcceptedRecord, AcceptedView, AppRecord, AppView, AttestationView, LEDGER_ATTESTED_VERSION,
+    LEDGER_MAGIC, LEDGER_VERSION, Ledger, LedgerView, MAX_LEDGER_LEN, Pending, PendingView,
+    ReleaseRecord, ReleaseView, Status, TrustedView,
 };
 pub use machine::{Abort, CodeVerdict, FlowVerdict, Launch, SealEvidence, TargetEvidence};
 pub use message::{
     Body, Bundle, BundleBody, Challenge, ChallengeBody, Description, FORMAT_VERSION, Field,
-    MAX_MESSAGE_LEN, MESSAGE_MAGIC, Message, MessageKind, Receipt, ReceiptBody, Reference,
-    ReferenceBody, Release, ReleaseBody, Signed,
+    MAX_MESSAGE_LEN, MESSAGE_MAGIC, Message, MessageKind, REFERENCE_TEE_VERSION, Receipt,
+    ReceiptBody, Reference, ReferenceBody, Release, ReleaseBody, Signed,
+};
+pub use tee::{
+    Attestation, BINDING_CONTEXT, MAX_TEE_MEASUREMENTS, TcbLevel, TeeKind, TeeMeasurement,
+    tee_binding,
 };
 pub use types::{AppId, Digest, Measurement, Nonce, Scheme, Version};
 
@@ -134,6 +143,17 @@ pub fn describe(bytes: &[u8]) -> Result<Description> {
         ];
         for t in &v.trusted {
             fields.push(Field::new(&format!("trusted-{}", t.role), t.key.clone()));
+        }
+        for t in &v.trusted {
+            if let Some(a) = &t.attestation {
+                fields.push(Field::new(
+                    &format!("attested {}", t.key_id.get(..16).unwrap_or_default()),
+                    format!(
+                        "{} {} tcb {} at {}",
+                        a.tee, a.measurement, a.tcb, a.verified_at
+                    ),
+                ));
+            }
         }
         for (app, a) in &v.apps {
             let mut s = format!("{} (last epoch {})", a.status, a.last_epoch);

@@ -15,6 +15,7 @@ use crate::message::{
     Body, Bundle, BundleBody, Challenge, ChallengeBody, Message, Receipt, ReceiptBody, Reference,
     Release, ReleaseBody, Signed,
 };
+use crate::tee::Attestation;
 use crate::types::{AppId, Digest, Measurement, Nonce};
 
 /// Longest challenge lifetime accepted (7 days), in seconds.
@@ -45,6 +46,10 @@ pub enum FlowVerdict {
     Ok,
     /// Some saved control flow is outside the reference's graph.
     Violation,
+    /// Some saved control flow could not be judged (a thread without
+    /// registers, code that does not decode or has no graph, an unwind that
+    /// stopped before the outermost frame): not proven ok, so refused.
+    Unverified,
 }
 
 /// What the source's analyzer found in the dump before sealing. Computed by
@@ -125,6 +130,12 @@ fn authenticate<B: Body>(l: &Ledger, role: Role, m: &Signed<B>) -> Result<()> {
     m.verify_signature()
 }
 
+/// A reference is signed by a pinned owner (else `untrusted-key` or
+/// `bad-signature`).
+pub(crate) fn check_reference(l: &Ledger, reference: &Reference) -> Result<()> {
+    authenticate(l, Role::Owner, reference)
+}
+
 fn record<'a>(l: &'a mut Ledger, app: &AppId) -> &'a mut AppRecord {
     l.apps.entry(app.clone()).or_insert(AppRecord {
         last_epoch: 0,
@@ -140,6 +151,19 @@ fn short(k: &PublicKey) -> String {
 /// Pin `key` for `role`. Returns whether it was new.
 pub(crate) fn trust(l: &mut Ledger, role: Role, key: PublicKey) -> bool {
     l.trusted.insert((role, key))
+}
+
+/// Pin `key` as a peer because verified TEE evidence vouched for it, and
+/// record what it proved (replacing an older record of the same key).
+/// Returns whether the ledger changed.
+pub(crate) fn trust_attested(l: &mut Ledger, key: PublicKey, att: Attestation) -> Result<bool> {
+    att.validate()?;
+    let new_key = l.trusted.insert((Role::Peer, key));
+    let new_record = l.attested.get(&key) != Some(&att);
+    if new_record {
+        l.attested.insert(key, att);
+    }
+    Ok(new_key || new_record)
 }
 
 /// Register the first deployment of `app` on this host: `absent` becomes
@@ -320,11 +344,20 @@ pub(crate) fn seal(
             );
         }
     }
-    if evidence.flow == FlowVerdict::Violation {
-        return reject(
-            Rejection::FlowViolation,
-            "saved control flow in the dump is outside the reference's graph",
-        );
+    match evidence.flow {
+        FlowVerdict::Ok => {}
+        FlowVerdict::Violation => {
+            return reject(
+                Rejection::FlowViolation,
+                "saved control flow in the dump is outside the reference's graph",
+            );
+        }
+        FlowVerdict::Unverified => {
+            return reject(
+                Rejection::FlowUnverifiable,
+                "introspection could not check the saved control flow of every thread in the dump",
+            );
+        }
     }
     let epoch = l
         .last_epoch(app)

@@ -18,6 +18,7 @@
 //! parsing, lengths are checked, strings validated, trailing bytes refused,
 //! so `encode(decode(b)) == b` for every accepted `b`.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
@@ -25,6 +26,7 @@ use serde::Serialize;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::keys::{PublicKey, SecretKey};
+use crate::tee::{self, TeeMeasurement};
 use crate::types::{AppId, Digest, Measurement, Nonce, Version};
 
 /// Largest accepted message file, in bytes. Real messages are a few hundred
@@ -36,6 +38,11 @@ pub const MESSAGE_MAGIC: &[u8; 8] = b"TALOSMSG";
 
 /// The message format version this crate writes and accepts.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The format version of a reference that allows TEE measurements: version
+/// 1's body followed by the measurement list. A reference without TEE
+/// measurements is written as version 1, byte for byte as before.
+pub const REFERENCE_TEE_VERSION: u8 = 2;
 
 /// Length of the fixed header: magic, version, kind.
 const HEADER_LEN: usize = 10;
@@ -137,6 +144,24 @@ pub trait Body: private::Sealed + Clone + fmt::Debug + PartialEq + Eq {
     /// # Errors
     /// [`Error::Malformed`] on any deviation from the canonical encoding.
     fn decode_body(cur: &mut &[u8]) -> Result<Self>;
+    /// The header's format version this body is written with.
+    fn format_version(&self) -> u8 {
+        FORMAT_VERSION
+    }
+    /// Decode a body written with format `version` (checked by the header
+    /// reader to be 1 or, for references only, 2).
+    ///
+    /// # Errors
+    /// [`Error::Malformed`].
+    fn decode_versioned(cur: &mut &[u8], version: u8) -> Result<Self> {
+        if version != FORMAT_VERSION {
+            return Err(Error::malformed(
+                Self::KIND.name(),
+                format!("format version {version}, this build reads {FORMAT_VERSION}"),
+            ));
+        }
+        Self::decode_body(cur)
+    }
     /// Named field values, in encoding order, for people.
     fn fields(&self) -> Vec<Field>;
     /// The app the message is about.
@@ -169,7 +194,7 @@ pub type Release = Signed<ReleaseBody>;
 fn payload_of<B: Body>(body: &B, signer: &PublicKey) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(MESSAGE_MAGIC);
-    out.push(FORMAT_VERSION);
+    out.push(body.format_version());
     out.push(B::KIND.tag());
     body.encode_body(&mut out);
     codec::put_32(&mut out, &signer.to_bytes());
@@ -185,8 +210,9 @@ fn signing_input(kind: MessageKind, payload: &[u8]) -> Vec<u8> {
     m
 }
 
-/// Check the size limit and header, returning the message kind.
-fn check_header(bytes: &[u8]) -> Result<MessageKind> {
+/// Check the size limit and header, returning the message kind and format
+/// version.
+fn check_header(bytes: &[u8]) -> Result<(MessageKind, u8)> {
     if bytes.len() > MAX_MESSAGE_LEN {
         return Err(Error::malformed(
             "message",
@@ -206,15 +232,18 @@ fn check_header(bytes: &[u8]) -> Result<MessageKind> {
         ));
     }
     let version = header.get(8).copied().unwrap_or_default();
-    if version != FORMAT_VERSION {
+    let kind_byte = header.get(9).copied().unwrap_or_default();
+    let kind = MessageKind::from_tag(kind_byte)
+        .ok_or_else(|| Error::malformed("message", format!("unknown kind {kind_byte}")))?;
+    if version != FORMAT_VERSION
+        && !(version == REFERENCE_TEE_VERSION && kind == MessageKind::Reference)
+    {
         return Err(Error::malformed(
             "message",
             format!("format version {version}, this build reads {FORMAT_VERSION}"),
         ));
     }
-    let kind_byte = header.get(9).copied().unwrap_or_default();
-    MessageKind::from_tag(kind_byte)
-        .ok_or_else(|| Error::malformed("message", format!("unknown kind {kind_byte}")))
+    Ok((kind, version))
 }
 
 impl<B: Body> Signed<B> {
@@ -265,7 +294,7 @@ impl<B: Body> Signed<B> {
     /// [`Error::Malformed`] when over [`MAX_MESSAGE_LEN`], of another kind,
     /// or not canonical.
     pub fn decode(bytes: &[u8]) -> Result<Signed<B>> {
-        let kind = check_header(bytes)?;
+        let (kind, version) = check_header(bytes)?;
         if kind != B::KIND {
             return Err(Error::malformed(
                 B::KIND.name(),
@@ -273,7 +302,7 @@ impl<B: Body> Signed<B> {
             ));
         }
         let mut cur = bytes.get(HEADER_LEN..).unwrap_or_default();
-        let body = B::decode_body(&mut cur)?;
+        let body = B::decode_versioned(&mut cur, version)?;
         let signer = PublicKey::from_bytes(&codec::get_32(&mut cur, B::KIND.name())?)
             .map_err(|e| Error::malformed(B::KIND.name(), format!("signer: {e}")))?;
         let signature = codec::get_64(&mut cur, B::KIND.name())?;
@@ -394,6 +423,11 @@ pub struct ReferenceBody {
     pub code: Measurement,
     /// The canonical control-flow graph digest (scheme `talos.cfg/1`).
     pub cfg: Measurement,
+    /// The TEE measurements the owner allows this app to run under (peers
+    /// pinned with attestation evidence must prove one of them). Empty for
+    /// an app that is not attested; at most
+    /// [`crate::MAX_TEE_MEASUREMENTS`] (more are refused on decode).
+    pub tee: BTreeSet<TeeMeasurement>,
 }
 
 /// A target's fresh nonce for one app, bound to the target's key (the
@@ -471,8 +505,21 @@ impl Body for ReferenceBody {
         self.binary.encode(out);
         self.code.encode(out);
         self.cfg.encode(out);
+        if !self.tee.is_empty() {
+            tee::encode_set(&self.tee, out);
+        }
     }
     fn decode_body(cur: &mut &[u8]) -> Result<Self> {
+        Self::decode_versioned(cur, FORMAT_VERSION)
+    }
+    fn format_version(&self) -> u8 {
+        if self.tee.is_empty() {
+            FORMAT_VERSION
+        } else {
+            REFERENCE_TEE_VERSION
+        }
+    }
+    fn decode_versioned(cur: &mut &[u8], version: u8) -> Result<Self> {
         const W: &str = "reference";
         Ok(ReferenceBody {
             app: AppId::decode(cur, W)?,
@@ -480,16 +527,24 @@ impl Body for ReferenceBody {
             binary: Measurement::decode(cur, W)?,
             code: Measurement::decode(cur, W)?,
             cfg: Measurement::decode(cur, W)?,
+            // Version 2 holds a non-empty list: one encoding per content.
+            tee: if version == REFERENCE_TEE_VERSION {
+                tee::decode_set(cur, W)?
+            } else {
+                BTreeSet::new()
+            },
         })
     }
     fn fields(&self) -> Vec<Field> {
-        vec![
+        let mut f = vec![
             Field::new("app", self.app.as_str()),
             Field::new("version", self.version.as_str()),
             Field::new("binary", self.binary.to_string()),
             Field::new("code", self.code.to_string()),
             Field::new("cfg", self.cfg.to_string()),
-        ]
+        ];
+        f.extend(self.tee.iter().map(|m| Field::new("tee", m.to_string())));
+        f
     }
     fn app(&self) -> &AppId {
         &self.app
@@ -666,7 +721,7 @@ impl Message {
     /// # Errors
     /// [`Error::Malformed`].
     pub fn decode(bytes: &[u8]) -> Result<Message> {
-        Ok(match check_header(bytes)? {
+        Ok(match check_header(bytes)?.0 {
             MessageKind::Reference => Message::Reference(Reference::decode(bytes)?),
             MessageKind::Challenge => Message::Challenge(Challenge::decode(bytes)?),
             MessageKind::Bundle => Message::Bundle(Bundle::decode(bytes)?),
@@ -735,160 +790,5 @@ impl Message {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    pub(crate) fn m(scheme: &str, b: u8) -> Measurement {
-        Measurement::new(scheme, Digest([b; 32])).unwrap()
-    }
-
-    pub(crate) fn sample_reference(owner: &SecretKey) -> Reference {
-        Reference::sign(
-            ReferenceBody {
-                app: AppId::new("statekeeper").unwrap(),
-                version: Version::new("1.0.0").unwrap(),
-                binary: m("blake3", 1),
-                code: m("talos.code/1", 2),
-                cfg: m("talos.cfg/1", 3),
-            },
-            owner,
-        )
-    }
-
-    #[test]
-    fn round_trip_and_header_layout() {
-        let owner = SecretKey::from_seed(&[9; 32]);
-        let r = sample_reference(&owner);
-        let bytes = r.encode();
-        assert_eq!(&bytes[..8], b"TALOSMSG");
-        assert_eq!(bytes[8], 1);
-        assert_eq!(bytes[9], 1);
-        assert_eq!(
-            &bytes[bytes.len() - 96..bytes.len() - 64],
-            &owner.public().to_bytes()
-        );
-        let back = Reference::decode(&bytes).unwrap();
-        assert_eq!(back, r);
-        assert_eq!(back.encode(), bytes);
-        back.verify_signature().unwrap();
-        assert_eq!(
-            Message::decode(&bytes).unwrap(),
-            Message::Reference(r.clone())
-        );
-        // Deterministic signing: same body, same bytes.
-        assert_eq!(sample_reference(&owner).encode(), bytes);
-    }
-
-    #[test]
-    fn kind_confusion_is_refused() {
-        let owner = SecretKey::from_seed(&[9; 32]);
-        let bytes = sample_reference(&owner).encode();
-        let e = Bundle::decode(&bytes).unwrap_err();
-        assert_eq!(e.code(), "malformed");
-        assert!(
-            e.to_string().contains("expected a bundle, got a reference"),
-            "{e}"
-        );
-        // Relabelling the kind byte breaks the body parse or the signature.
-        let mut relabelled = bytes.clone();
-        relabelled[9] = MessageKind::Challenge.tag();
-        assert!(
-            Message::decode(&relabelled).is_err_and(|e| e.code() == "malformed")
-                || Message::decode(&relabelled)
-                    .unwrap()
-                    .verify_signature()
-                    .is_err()
-        );
-    }
-
-    #[test]
-    fn size_limit_is_checked_before_parsing() {
-        let mut big = MESSAGE_MAGIC.to_vec();
-        big.resize(MAX_MESSAGE_LEN + 1, 0);
-        let e = Message::decode(&big).unwrap_err();
-        assert!(e.to_string().contains("exceeds the limit"), "{e}");
-        assert!(Message::decode(b"").is_err());
-        assert!(
-            Message::decode(b"TALOSMSG\x02\x01")
-                .unwrap_err()
-                .to_string()
-                .contains("version 2")
-        );
-        assert!(
-            Message::decode(b"TALOSMSG\x01\x09")
-                .unwrap_err()
-                .to_string()
-                .contains("unknown kind")
-        );
-    }
-
-    #[test]
-    fn trailing_bytes_are_refused() {
-        let owner = SecretKey::from_seed(&[9; 32]);
-        let mut bytes = sample_reference(&owner).encode();
-        bytes.push(0);
-        assert!(
-            Reference::decode(&bytes)
-                .unwrap_err()
-                .to_string()
-                .contains("trailing")
-        );
-        bytes.truncate(bytes.len() - 2);
-        assert!(Reference::decode(&bytes).is_err());
-    }
-
-    #[test]
-    fn signature_domain_separation_between_kinds() {
-        // A signature made for one kind never verifies as another, even over
-        // the same payload bytes after the header.
-        let k = SecretKey::from_seed(&[4; 32]);
-        let payload = b"same bytes";
-        let s = k.sign(&signing_input(MessageKind::Receipt, payload));
-        assert!(
-            k.public()
-                .verify(&signing_input(MessageKind::Receipt, payload), &s)
-        );
-        assert!(
-            !k.public()
-                .verify(&signing_input(MessageKind::Release, payload), &s)
-        );
-    }
-
-    #[test]
-    fn ids_cover_payload_not_signature() {
-        let owner = SecretKey::from_seed(&[9; 32]);
-        let r = sample_reference(&owner);
-        assert_eq!(
-            r.id(),
-            Digest::derive("talos 2026-11 reference id v1", &r.payload())
-        );
-        let other = SecretKey::from_seed(&[8; 32]);
-        assert_ne!(
-            sample_reference(&other).id(),
-            r.id(),
-            "signer key is in the payload"
-        );
-    }
-
-    #[test]
-    fn describe_reports_invalid_signature() {
-        let owner = SecretKey::from_seed(&[9; 32]);
-        let mut bytes = sample_reference(&owner).encode();
-        let d = Message::decode(&bytes).unwrap().describe();
-        assert_eq!(d.kind, "reference");
-        assert!(d.to_string().contains("statekeeper"));
-        assert!(
-            d.fields
-                .iter()
-                .any(|f| f.name == "signature" && f.value.starts_with("valid"))
-        );
-        let n = bytes.len();
-        bytes[n - 1] ^= 1;
-        let d = Message::decode(&bytes).unwrap().describe();
-        assert!(
-            d.fields
-                .iter()
-                .any(|f| f.name == "signature" && f.value == "INVALID")
-        );
-    }
-}
+#[path = "message_tests.rs"]
+pub(crate) mod tests;

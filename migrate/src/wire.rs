@@ -141,6 +141,22 @@ pub fn write_frame<W: Write + ?Sized>(w: &mut W, kind: FrameKind, payload: &[u8]
 /// [`Error::FrameTooLarge`], [`Error::Malformed`] (unknown kind),
 /// [`Error::Timeout`], [`Error::ConnectionClosed`], network errors.
 pub fn read_frame<R: Read + ?Sized>(r: &mut R, max_len: usize) -> Result<Frame> {
+    let mut payload = Vec::new();
+    let kind = read_frame_into(r, max_len, &mut payload)?;
+    Ok(Frame { kind, payload })
+}
+
+/// [`read_frame`] into a buffer the caller reuses (a state stream of many
+/// 1 MiB chunks then allocates once, not once per chunk). `buf` holds the
+/// payload afterwards.
+///
+/// # Errors
+/// As [`read_frame`].
+pub fn read_frame_into<R: Read + ?Sized>(
+    r: &mut R,
+    max_len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<FrameKind> {
     let mut header = [0u8; 5];
     r.read_exact(&mut header)
         .map_err(|e| io_err("reading a frame header", e))?;
@@ -155,10 +171,11 @@ pub fn read_frame<R: Read + ?Sized>(r: &mut R, max_len: usize) -> Result<Frame> 
             max: max as u64,
         });
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload)
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf)
         .map_err(|e| io_err("reading a frame payload", e))?;
-    Ok(Frame { kind, payload })
+    Ok(kind)
 }
 
 /// Read one frame of kind `kind` and return its payload.

@@ -28,6 +28,14 @@ fn measurement() -> impl Strategy<Value = Measurement> {
     ("[a-z][a-z0-9./_-]{0,31}", digest()).prop_map(|(s, d)| Measurement::new(&s, d).unwrap())
 }
 
+fn tee_set() -> impl Strategy<Value = BTreeSet<TeeMeasurement>> {
+    let one = (0..TeeKind::ALL.len(), any::<[u8; 64]>()).prop_map(|(k, b)| {
+        let kind = TeeKind::ALL[k];
+        TeeMeasurement::new(kind, &b[..kind.byte_len()]).unwrap()
+    });
+    proptest::collection::btree_set(one, 0..4)
+}
+
 fn public() -> impl Strategy<Value = PublicKey> {
     any::<u8>().prop_map(|s| key(s).public())
 }
@@ -41,9 +49,10 @@ fn message() -> impl Strategy<Value = Message> {
             measurement(),
             measurement(),
             measurement(),
+            tee_set(),
             signer
         )
-            .prop_map(|(app, v, binary, code, cfg, s)| {
+            .prop_map(|(app, v, binary, code, cfg, tee, s)| {
                 Message::Reference(Reference::sign(
                     ReferenceBody {
                         app,
@@ -51,6 +60,7 @@ fn message() -> impl Strategy<Value = Message> {
                         binary,
                         code,
                         cfg,
+                        tee,
                     },
                     &key(s),
                 ))

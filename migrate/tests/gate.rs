@@ -268,6 +268,20 @@ fn every_rejection_reason_is_reachable_and_writes_nothing() {
             },
         ),
         (
+            Rejection::FlowUnverifiable,
+            "dump with a thread whose flow could not be checked",
+            |w| {
+                let c = w.challenge();
+                Box::new(move || {
+                    let ev = SealEvidence {
+                        flow: FlowVerdict::Unverified,
+                        ..w.seal_evidence()
+                    };
+                    w.source.seal(&w.app, &w.reference, &ev, &c, NOW).map(drop)
+                })
+            },
+        ),
+        (
             Rejection::NoRelease,
             "release for a bundle the target never verified",
             |w| {
@@ -287,6 +301,20 @@ fn every_rejection_reason_is_reachable_and_writes_nothing() {
         (Rejection::Malformed, "garbage instead of a bundle", |_| {
             Box::new(|| Bundle::decode(b"GIF89a\x01\x00").map(drop))
         }),
+        (
+            Rejection::LaunchMismatch,
+            "a valid release, but the restored app is not what was verified",
+            |w| {
+                let b = w.seal(&w.challenge()).unwrap();
+                let r = w.verify(&b).unwrap();
+                let rel = w.source.commit(&r).unwrap();
+                Box::new(move || {
+                    w.target
+                        .launch_with(&rel, |_| Err("memory digest differs".into()))
+                        .map(drop)
+                })
+            },
+        ),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for (expected, story, scenario) in table {
@@ -708,4 +736,36 @@ fn describe_shows_messages_and_ledgers_without_trusting_them() {
     assert!(text.contains("statekeeper: migrated-away"), "{text}");
     assert!(serde_json::to_value(&v).unwrap()["apps"]["statekeeper"]["status"] == "migrated-away");
     assert_eq!(describe(b"junk").unwrap_err().code(), "malformed");
+}
+
+#[test]
+fn launch_with_a_failed_check_keeps_the_release_and_records_nothing() {
+    let w = World::new();
+    let b = w.seal(&w.challenge()).unwrap();
+    let r = w.verify(&b).unwrap();
+    let rel = w.source.commit(&r).unwrap();
+    let before = ledgers(&w);
+    let mut ran = false;
+    let e = w
+        .target
+        .launch_with(&rel, |l| {
+            ran = true;
+            assert_eq!(l.bundle, b.id());
+            Err("registers differ".into())
+        })
+        .unwrap_err();
+    assert!(ran);
+    assert_eq!(e.rejection(), Some(Rejection::LaunchMismatch));
+    assert!(e.to_string().contains("registers differ"), "{e}");
+    assert_eq!(ledgers(&w), before, "a refused launch writes nothing");
+    // The gate's own checks come first: a replay never reaches the check.
+    let l = w.target.launch_with(&rel, |_| Ok(())).unwrap();
+    assert_eq!(l.epoch, b.body().epoch);
+    let e = w
+        .target
+        .launch_with(&rel, |_| {
+            panic!("a replayed release must not restore anything")
+        })
+        .unwrap_err();
+    assert_eq!(e.rejection(), Some(Rejection::AlreadyAccepted));
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use talos_audit::model::Severity;
-use talos_audit::{Aux, Baseline, Input, Options, Policy, Report, RuleState, Tee, TeeChoice};
+use talos_audit::{
+    AuditVerdict, Aux, Baseline, Input, Options, Policy, Report, RuleState, Tee, TeeChoice,
+};
 
 use crate::Outcome;
 use crate::{input, output};
@@ -36,6 +38,9 @@ pub enum AuditFormat {
     Json,
     /// SARIF 2.1.0 (GitHub code scanning).
     Sarif,
+    /// One self-contained HTML page (findings with call paths, hardening,
+    /// enclave metadata).
+    Html,
 }
 
 /// Arguments of `talos audit`.
@@ -162,12 +167,13 @@ pub fn run(args: Args) -> Result<Outcome> {
             s
         }
         AuditFormat::Text => report_text(&report),
+        AuditFormat::Html => crate::html::audit::render(&report),
     };
     output::emit(args.output.as_deref(), text.as_bytes())?;
-    Ok(if report.fails() {
-        Outcome::Failed
-    } else {
-        Outcome::Ok
+    Ok(match report.verdict {
+        AuditVerdict::Pass => Outcome::Ok,
+        AuditVerdict::Fail => Outcome::Failed,
+        AuditVerdict::Unverifiable => Outcome::Unproven,
     })
 }
 
@@ -224,7 +230,11 @@ fn report_text(r: &Report) -> String {
             b.functions
         );
     }
-    let _ = writeln!(s, "  graph digest  {}", b.graph_digest);
+    let _ = writeln!(
+        s,
+        "  graph digest  {}",
+        b.graph_digest.as_deref().unwrap_or("- (not recovered)")
+    );
     let counts: Vec<String> = [
         Severity::High,
         Severity::Medium,
@@ -237,7 +247,7 @@ fn report_text(r: &Report) -> String {
     let _ = writeln!(
         s,
         "  verdict       {}: {}{} (fails on {} and above)",
-        r.verdict.to_uppercase(),
+        r.verdict.name().to_uppercase(),
         if counts.is_empty() {
             "no findings".to_string()
         } else {
@@ -250,6 +260,33 @@ fn report_text(r: &Report) -> String {
         },
         r.fail_on.name()
     );
+    let unchecked = r.unchecked();
+    if r.verdict == AuditVerdict::Unverifiable {
+        if !r.anomalies.is_empty() {
+            let _ = writeln!(
+                s,
+                "                part of the binary could not be read, so the audit cannot pass:"
+            );
+            for a in &r.anomalies {
+                let _ = writeln!(s, "                  {a}");
+            }
+        }
+        if unchecked.is_empty() && r.anomalies.is_empty() {
+            let _ = writeln!(
+                s,
+                "                no rule was checked, so the audit cannot pass"
+            );
+        } else if !unchecked.is_empty() {
+            let _ = writeln!(
+                s,
+                "                {} applicable rule(s) could not be checked, so the audit cannot pass:",
+                unchecked.len()
+            );
+            for u in &unchecked {
+                let _ = writeln!(s, "                  {}: {}", u.rule, u.why);
+            }
+        }
+    }
     if !r.findings.is_empty() {
         let _ = writeln!(s, "\nfindings:");
     }
@@ -280,9 +317,7 @@ fn report_text(r: &Report) -> String {
         if let Some(root) = &f.reached_from {
             let _ = writeln!(s, "         reached from {root}: {}", f.path.join(" > "));
         }
-        if let Some(rule) = talos_audit::rules::rule(&f.rule) {
-            let _ = writeln!(s, "         why: {}", rule.why);
-        }
+        let _ = writeln!(s, "         why: {}", f.rule.rule().why);
     }
     if let Some(sgx) = &r.sgx {
         let _ = writeln!(s, "\nsgx:");
@@ -382,14 +417,33 @@ fn report_text(r: &Report) -> String {
     }
     let h = &r.hardening;
     let _ = writeln!(s, "\nhardening:");
-    if b.format != "elf" {
+    if let Some(p) = &h.pe {
         let _ = writeln!(
             s,
-            "  not checked: the hardening rules read ELF program headers ({} is not supported yet)",
-            b.format
+            "  dynamicbase {} (relocations {}), high-entropy-va {}, nx-compat {}, control flow guard {}, cet-compat {}",
+            yes(p.dynamic_base),
+            yes(p.relocations),
+            yes(p.high_entropy_va),
+            yes(p.nx_compat),
+            yes(p.control_flow_guard),
+            yes(p.cet_compat)
         );
-    }
-    if b.format == "elf" {
+        let _ = writeln!(
+            s,
+            "  stack cookies {}, authenticode {}, W+X sections {}",
+            match p.stack_cookies {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "unknown",
+            },
+            match p.authenticode {
+                Some(true) => "signature present (not verified)",
+                Some(false) => "certificate table without a signature",
+                None => "none",
+            },
+            p.wx_sections.len()
+        );
+    } else if b.format == "elf" && b.graph_digest.is_some() {
         let _ = writeln!(
             s,
             "  pie {}, relro {}, bind-now {}, exec stack {}, text relocations {}, W+X segments {}",
@@ -425,14 +479,20 @@ fn report_text(r: &Report) -> String {
             RuleState::Applied => continue,
         };
         match skipped.iter_mut().find(|(w, _)| *w == why) {
-            Some((_, ids)) => ids.push(&x.id),
-            None => skipped.push((why, vec![&x.id])),
+            Some((_, ids)) => ids.push(x.id.name()),
+            None => skipped.push((why, vec![x.id.name()])),
         }
     }
     if !skipped.is_empty() {
         let _ = writeln!(s, "\nrules not applied:");
         for (why, ids) in skipped {
             let _ = writeln!(s, "  {}\n    {why}", ids.join(", "));
+        }
+    }
+    if r.verdict != AuditVerdict::Unverifiable && !r.anomalies.is_empty() {
+        let _ = writeln!(s, "\npart of the binary could not be read:");
+        for a in &r.anomalies {
+            let _ = writeln!(s, "  {a}");
         }
     }
     if !r.notes.is_empty() {

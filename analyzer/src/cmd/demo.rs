@@ -1,7 +1,11 @@
 //! `talos demo`: the main job on an embedded sample, for a first look: its
-//! control-flow graph, then a whole migration of it between two temporary
-//! hosts, with a real memory dump of the running sample and a replay that
-//! the gate refuses.
+//! control-flow graph, then a whole migration between two temporary hosts.
+//! With CRIU (4.1 or later, as root) a running counter really moves from S
+//! to T and counts on ([`live`]); without it the demo says why and runs the
+//! dump-only exchange: a real memory dump of the running sample, and
+//! replays the gate refuses.
+
+mod live;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -28,9 +32,13 @@ pub struct Args {
     /// print where it is.
     #[arg(long)]
     pub keep: bool,
+    /// Show the exchange on a memory dump even when CRIU could move the
+    /// running program.
+    #[arg(long)]
+    pub no_criu: bool,
 }
 
-fn say(s: &str) -> Result<()> {
+pub(crate) fn say(s: &str) -> Result<()> {
     crate::output::emit(None, s.as_bytes())
 }
 
@@ -42,7 +50,22 @@ fn say(s: &str) -> Result<()> {
 pub fn run(args: Args) -> Result<Outcome> {
     cfg_part()?;
     let dir = temp_dir()?;
-    let r = migration(&dir);
+    let criu = if args.no_criu {
+        Err("--no-criu".to_string())
+    } else {
+        live::available()
+    };
+    let r = match criu {
+        Ok(criu) => live::migration(&dir, &criu),
+        Err(why) => {
+            say(&format!(
+                "
+CRIU cannot run here ({why}): the running program cannot be moved, so the demo shows the exchange on a memory dump instead.
+"
+            ))?;
+            migration(&dir)
+        }
+    };
     if args.keep {
         say(&format!("\n(kept {})\n", dir.display()))?;
     } else {
@@ -235,15 +258,14 @@ fn dump_sample(bin: &Path, core: &Path) -> Result<Result<String, String>> {
     )))
 }
 
-fn common(dir: &Path) -> Common {
+pub(crate) fn common(dir: &Path) -> Common {
     Common {
         state_dir: dir.to_path_buf(),
         format: Format::Text,
-        now: None,
     }
 }
 
-fn step(n: &mut u32, title: &str, v: &Verdict) -> Result<()> {
+pub(crate) fn step(n: &mut u32, title: &str, v: &Verdict) -> Result<()> {
     *n += 1;
     // The verdict line, and the details that tell the story.
     const SHOWN: [&str; 6] = ["code", "flow", "state", "rseq", "binary", "cfg"];
@@ -260,7 +282,7 @@ fn step(n: &mut u32, title: &str, v: &Verdict) -> Result<()> {
 }
 
 /// Run a gate step that must be accepted.
-fn must(n: &mut u32, title: &str, cmd: &Cmd) -> Result<Verdict> {
+pub(crate) fn must(n: &mut u32, title: &str, cmd: &Cmd) -> Result<Verdict> {
     let v = migrate::execute(cmd)?;
     step(n, title, &v)?;
     if !v.accepted {
@@ -269,20 +291,23 @@ fn must(n: &mut u32, title: &str, cmd: &Cmd) -> Result<Verdict> {
     Ok(v)
 }
 
+/// Write an executable file (mode 0755) that must not exist yet.
+pub(crate) fn write_exec(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(path)
+        .with_context(|| format!("{}: cannot create", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
 fn migration(dir: &Path) -> Result<Outcome> {
     let bin = dir.join("vault");
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o755)
-            .open(&bin)
-            .with_context(|| format!("{}: cannot create", bin.display()))?;
-        f.write_all(SAMPLE)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("{}: cannot write", bin.display()))?;
-    }
+    write_exec(&bin, SAMPLE)?;
     let (s_dir, t_dir) = (dir.join("source"), dir.join("target"));
     let core = dir.join("vault.core");
     let owner = dir.join("owner.key");
@@ -347,6 +372,7 @@ fn migration(dir: &Path) -> Result<Outcome> {
                 common: c.clone(),
                 role: role.to_owned(),
                 key,
+                attest: Default::default(),
             }),
         )?;
     }
@@ -409,6 +435,9 @@ fn migration(dir: &Path) -> Result<Outcome> {
         &Cmd::Launch(migrate::LaunchArgs {
             common: t.clone(),
             release: release.clone(),
+            restore: None,
+            criu: None,
+            binary: None,
             command: Vec::new(),
         }),
     )?;
@@ -431,6 +460,9 @@ fn migration(dir: &Path) -> Result<Outcome> {
     let relaunch = migrate::execute(&Cmd::Launch(migrate::LaunchArgs {
         common: t.clone(),
         release: release.clone(),
+        restore: None,
+        criu: None,
+        binary: None,
         command: Vec::new(),
     }))?;
     step(

@@ -28,6 +28,9 @@ pub enum DiffFormat {
     Dot,
     /// The DOT rendered by graphviz `dot -Tsvg`.
     Svg,
+    /// One self-contained HTML page: tables, and each changed function's
+    /// two graphs side by side (laid out by graphviz when installed).
+    Html,
 }
 
 /// Arguments of `talos diff`.
@@ -168,7 +171,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let d = talos_cfg::diff::diff(&old.side, &new.side);
     let out: Vec<u8> = match args.format {
-        DiffFormat::Json => {
+        DiffFormat::Json | DiffFormat::Html => {
             let doc = DiffDoc {
                 schema: SCHEMA,
                 talos_version: env!("CARGO_PKG_VERSION"),
@@ -200,9 +203,14 @@ pub fn run(args: Args) -> Result<Outcome> {
                     })
                     .collect(),
             };
-            let mut s = serde_json::to_string_pretty(&doc).context("serialising talos.diff/1")?;
-            s.push('\n');
-            s.into_bytes()
+            if args.format == DiffFormat::Html {
+                html_page(&args, &old, &new, &d, &doc)?.into_bytes()
+            } else {
+                let mut s =
+                    serde_json::to_string_pretty(&doc).context("serialising talos.diff/1")?;
+                s.push('\n');
+                s.into_bytes()
+            }
         }
         DiffFormat::Text => text(&args, &d).into_bytes(),
         DiffFormat::Dot | DiffFormat::Svg => {
@@ -228,6 +236,50 @@ pub fn run(args: Args) -> Result<Outcome> {
         "unproven" => Outcome::Unproven,
         _ => Outcome::Failed,
     })
+}
+
+fn load_image<'a>(l: &'a Loaded, path: &Path) -> Result<Option<talos_cfg::Image<'a>>> {
+    match &l.bytes {
+        Some(b) => {
+            Ok(Some(talos_cfg::load(b).with_context(|| {
+                format!("{}: cannot load", path.display())
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+fn html_side<'a>(
+    l: &'a Loaded,
+    path: &Path,
+    image: Option<&'a talos_cfg::Image<'a>>,
+) -> crate::html::diff::Side<'a> {
+    crate::html::diff::Side {
+        path: path.display().to_string(),
+        kind: l.kind,
+        functions: l.side.functions.len(),
+        draw: l.cfg.as_ref().zip(image),
+    }
+}
+
+/// The HTML page, drawing each side that is a binary.
+fn html_page(
+    args: &Args,
+    old: &Loaded,
+    new: &Loaded,
+    d: &Diff,
+    doc: &DiffDoc<'_>,
+) -> Result<String> {
+    let old_image = load_image(old, &args.old)?;
+    let new_image = load_image(new, &args.new)?;
+    let input = crate::html::diff::Input {
+        old: html_side(old, &args.old, old_image.as_ref()),
+        new: html_side(new, &args.new, new_image.as_ref()),
+        diff: d,
+        verdict: verdict(d),
+        doc: serde_json::to_value(doc).context("serialising talos.diff/1")?,
+    };
+    Ok(crate::html::diff::render(&input))
 }
 
 fn diff_dot(d: &Diff, cfg: &talos_cfg::Cfg, image: &talos_cfg::Image<'_>) -> String {

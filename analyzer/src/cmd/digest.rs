@@ -20,6 +20,7 @@ use talos_introspect::dump::{Arch, Dump};
 use talos_introspect::region::Perms;
 
 use crate::Outcome;
+use crate::source::{self, Spec};
 use crate::{input, output};
 
 /// Output formats of `talos digest`.
@@ -58,12 +59,17 @@ impl RuleArg {
 /// Arguments of `talos digest`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The dump: an ELF core (kernel, gdb's gcore, talos snapshot), a raw
+    /// The dump: an ELF core (kernel, gdb's gcore, talos snapshot), a CRIU
+    /// image directory (criu dump -D DIR), a live process as pid:N, a raw
     /// memory image with --raw, or a saved talos.digest/1 file (checked and
     /// shown again; it keeps the settings it was made with). With --diff:
     /// two of these, A then B.
-    #[arg(required = true, num_args = 1..=2, value_name = "INPUT")]
+    #[arg(required_unless_present = "pid", num_args = 1..=2, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// Digest a live process (stopped with ptrace only while it is read);
+    /// the same as the input pid:PID.
+    #[arg(long, value_name = "PID", conflicts_with = "diff")]
+    pub pid: Option<u32>,
     /// Compare two inputs: name the regions and pages that differ.
     /// Exit 0 when equal, 1 when different.
     #[arg(long)]
@@ -190,6 +196,30 @@ fn looks_like_json(bytes: &[u8]) -> bool {
 }
 
 fn load(path: &Path, s: &Settings) -> Result<Loaded> {
+    let spec = Spec::parse(path);
+    if matches!(spec, Spec::Pid(_)) || path.is_dir() {
+        if s.raw.is_some() {
+            bail!(
+                "{}: --raw reads files, not a directory or a process",
+                spec.shown()
+            );
+        }
+        let resolver = crate::cmd::introspect::resolver(None, &[], None)?;
+        return source::with_dump(&spec, &resolver, |v| {
+            let (digest, threads_unmasked) =
+                digest_of(v.dump, s, v.rseq.as_ref(), &|slice: &[u8]| {
+                    if s.prefetch {
+                        v.prefetch(slice);
+                    }
+                })
+                .with_context(|| format!("{}: cannot digest", v.shown))?;
+            Ok(Loaded {
+                digest,
+                input: input_doc(v.dump, &v.shown),
+                threads_unmasked,
+            })
+        });
+    }
     let shown = path.display().to_string();
     let bytes = input::map(path)?;
     if looks_like_json(&bytes) {
@@ -222,13 +252,54 @@ fn load(path: &Path, s: &Settings) -> Result<Loaded> {
         talos_introspect::core::parse(&bytes).with_context(|| format!("{shown}: cannot read"))?
     } else {
         bail!(
-            "{shown}: not an ELF core or a talos.digest/1 file (use --raw for a raw memory image)"
+            "{shown}: not an ELF core, a CRIU image directory or a talos.digest/1 file (use --raw for a raw memory image)"
         );
     };
+    let map: Option<&memmap2::Mmap> = match &bytes {
+        input::Input::Mapped(m) if s.prefetch => Some(m),
+        _ => None,
+    };
+    let prefetch = |slice: &[u8]| {
+        if let Some(m) = map {
+            populate(m, slice);
+        }
+    };
+    let (digest, threads_unmasked) =
+        digest_of(&dump, s, None, &prefetch).with_context(|| format!("{shown}: cannot digest"))?;
+    Ok(Loaded {
+        digest,
+        input: input_doc(&dump, &shown),
+        threads_unmasked,
+    })
+}
+
+fn input_doc(dump: &Dump<'_>, shown: &str) -> InputDoc {
+    InputDoc {
+        path: shown.to_string(),
+        format: dump.source.name().to_string(),
+        anomalies: dump
+            .anomalies
+            .iter()
+            .map(|a| format!("{}: {}", a.code, a.message))
+            .collect(),
+    }
+}
+
+/// The digest of `dump` with the settings' masks. The rseq areas come from
+/// `--rseq`/`--rseq-offset` when given, else from the input when it records
+/// them exactly (`exact`: a CRIU image), else from glibc's `__rseq_offset`
+/// read in the dump's own memory. Returns the digest and the number of
+/// threads left without an rseq area.
+fn digest_of(
+    dump: &Dump<'_>,
+    s: &Settings,
+    exact: Option<&(Vec<u64>, usize)>,
+    prefetch: &(dyn Fn(&[u8]) + Sync),
+) -> Result<(StateDigest, usize)> {
     let mut options = s.options.clone();
     let mut threads_unmasked = 0;
-    match s.rseq_offset {
-        Some(off) => {
+    match (s.rseq_offset, exact) {
+        (Some(off), _) => {
             for t in &dump.threads {
                 match t.fs_base().and_then(|tp| tp.checked_add_signed(off)) {
                     Some(a) => options.rseq_areas.push(a),
@@ -236,13 +307,17 @@ fn load(path: &Path, s: &Settings) -> Result<Loaded> {
                 }
             }
         }
+        (None, Some((areas, missing))) if options.rseq_areas.is_empty() && s.raw.is_none() => {
+            options.rseq_areas.extend(areas.iter().copied());
+            threads_unmasked = *missing;
+        }
         // Neither given: read glibc's `__rseq_offset` from the dump itself
         // (ld.so's dynamic symbols are in memory), so two hosts given the
         // same dump mask the same bytes without being told anything.
-        None if options.rseq_areas.is_empty() && s.raw.is_none() => {
-            match talos_introspect::measure::detect_rseq(&dump) {
+        (None, _) if options.rseq_areas.is_empty() && s.raw.is_none() => {
+            match talos_introspect::measure::detect_rseq(dump) {
                 talos_introspect::measure::Rseq::Registered { offset, .. } => {
-                    let (areas, missing) = talos_introspect::measure::rseq_areas(&dump, offset);
+                    let (areas, missing) = talos_introspect::measure::rseq_areas(dump, offset);
                     options.rseq_areas.extend(areas);
                     threads_unmasked = missing;
                 }
@@ -253,36 +328,12 @@ fn load(path: &Path, s: &Settings) -> Result<Loaded> {
                 }
             }
         }
-        None => {
+        (None, _) => {
             threads_unmasked = dump.threads.len().saturating_sub(options.rseq_areas.len());
         }
     }
-    let digest = {
-        let map: Option<&memmap2::Mmap> = match &bytes {
-            input::Input::Mapped(m) if s.prefetch => Some(m),
-            _ => None,
-        };
-        let prefetch = |slice: &[u8]| {
-            if let Some(m) = map {
-                populate(m, slice);
-            }
-        };
-        state_digest_with(&dump.regions, &options, &prefetch)
-            .with_context(|| format!("{shown}: cannot digest"))?
-    };
-    Ok(Loaded {
-        digest,
-        input: InputDoc {
-            path: shown,
-            format: dump.source.name().to_string(),
-            anomalies: dump
-                .anomalies
-                .iter()
-                .map(|a| format!("{}: {}", a.code, a.message))
-                .collect(),
-        },
-        threads_unmasked,
-    })
+    let digest = state_digest_with(&dump.regions, &options, prefetch)?;
+    Ok((digest, threads_unmasked))
 }
 
 /// Fault `slice` of the mapping in with one `madvise(MADV_POPULATE_READ)`
@@ -309,8 +360,14 @@ fn tool() -> String {
 ///
 /// # Errors
 /// Bad arguments, unreadable or inconsistent input, unwritable output.
-pub fn run(args: Args) -> Result<Outcome> {
+pub fn run(mut args: Args) -> Result<Outcome> {
     let s = settings(&args)?;
+    if let Some(pid) = args.pid {
+        if !args.inputs.is_empty() {
+            bail!("give --pid PID or an INPUT, not both");
+        }
+        args.inputs.push(PathBuf::from(format!("pid:{pid}")));
+    }
     match (args.diff, args.inputs.as_slice()) {
         (false, [one]) => {
             let l = load(one, &s)?;

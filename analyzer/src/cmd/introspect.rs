@@ -15,7 +15,9 @@ use talos_introspect::resolve::{FileBytes, Resolver};
 use talos_introspect::verify::{self, Options};
 
 use crate::Outcome;
-use crate::{input, output};
+use crate::html::introspect::{Extras, Insn, MapRegion, TamperedFunction};
+use crate::source::{self, Spec};
+use crate::{html, input, output};
 
 /// Output formats of `talos introspect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,13 +26,16 @@ pub enum Format {
     Text,
     /// The `talos.introspect/1` document.
     Json,
+    /// One self-contained HTML page (memory map, tampered code, threads).
+    Html,
 }
 
 /// Arguments of `talos introspect`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["dump", "pid", "raw"])))]
 pub struct Args {
-    /// ELF core file (from the kernel, gdb's gcore, or talos snapshot).
+    /// ELF core file (from the kernel, gdb's gcore, or talos snapshot), or
+    /// a CRIU image directory (criu dump -D DIR).
     pub dump: Option<PathBuf>,
     /// Read a live process instead (stopped only while it is read).
     #[arg(long, value_name = "PID")]
@@ -51,6 +56,11 @@ pub struct Args {
     /// PATH; repeatable.
     #[arg(long, value_name = "PATH")]
     pub binary: Vec<PathBuf>,
+    /// Compare the dump's [vdso] with this vDSO, saved on the host the dump
+    /// was taken on (`talos snapshot` writes CORE.vdso), as well as with
+    /// this machine's. It is the reference: pass only a file you trust.
+    #[arg(long, value_name = "FILE")]
+    pub vdso: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -97,16 +107,48 @@ pub fn parse_addr(s: &str) -> Result<u64> {
     r.with_context(|| format!("{s:?} is not an address (0x... or decimal)"))
 }
 
-/// Build the resolver from `--sysroot` and `--binary`.
-pub fn resolver(sysroot: Option<PathBuf>, binaries: &[PathBuf]) -> Result<Resolver> {
+/// Most bytes read from a `--vdso` file (a vDSO is a few pages).
+const MAX_VDSO_FILE: u64 = 1 << 20;
+
+/// Read a saved vDSO.
+fn read_vdso(path: &Path) -> Result<(String, Vec<u8>)> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("{}: cannot read --vdso", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_VDSO_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{}: cannot read --vdso", path.display()))?;
+    if bytes.len() as u64 > MAX_VDSO_FILE {
+        bail!(
+            "{}: --vdso is larger than {MAX_VDSO_FILE} bytes: not a vDSO",
+            path.display()
+        );
+    }
+    talos_cfg::load(&bytes)
+        .with_context(|| format!("{}: --vdso is not a vDSO image", path.display()))?;
+    Ok((path.display().to_string(), bytes))
+}
+
+/// Build the resolver from `--sysroot`, `--binary` and `--vdso`.
+pub fn resolver(
+    sysroot: Option<PathBuf>,
+    binaries: &[PathBuf],
+    vdso: Option<&Path>,
+) -> Result<Resolver> {
     if let Some(dir) = &sysroot
         && !dir.is_dir()
     {
         bail!("{}: --sysroot is not a directory", dir.display());
     }
+    let saved = match vdso {
+        Some(p) => Some(read_vdso(p)?),
+        None => None,
+    };
     let mut r = Resolver::new(Box::new(map_loader))
         .sysroot(sysroot)
-        .host_vdso(talos_introspect::live::host_vdso());
+        .host_vdso(talos_introspect::live::host_vdso())
+        .saved_vdso(saved);
     for b in binaries {
         r.add_binary(b)
             .with_context(|| format!("{}: cannot read --binary", b.display()))?;
@@ -119,21 +161,37 @@ pub fn resolver(sysroot: Option<PathBuf>, binaries: &[PathBuf]) -> Result<Resolv
 /// # Errors
 /// Unreadable input, bad arguments, unwritable output.
 pub fn run(args: Args) -> Result<Outcome> {
-    let resolver = resolver(args.sysroot.clone(), &args.binary)?;
+    let resolver = resolver(args.sysroot.clone(), &args.binary, args.vdso.as_deref())?;
     let opts = Options {
         flow: !args.no_flow,
         flow_cfg: args.flow_cfg,
         ..Options::default()
     };
-    let report = if let Some(path) = &args.dump {
+    let html = args.format == Format::Html;
+    // The page also draws every mapping and disassembles tampered code,
+    // which needs the dump while it is still open.
+    let judge = |dump: &Dump<'_>, name: &str| {
+        let report = verify::verify(dump, &resolver, name, &opts);
+        let extras = html.then(|| html_extras(dump, &report));
+        (report, extras)
+    };
+    let (report, extras) = if let Some(path) = &args.dump
+        && (path.is_dir() || matches!(Spec::parse(path), Spec::Pid(_)))
+    {
+        // A CRIU image directory (or pid:N): pages the image does not hold
+        // come from the mapped files, through the same resolver.
+        source::with_dump(&Spec::parse(path), &resolver, |v| {
+            Ok(judge(v.dump, &v.shown))
+        })?
+    } else if let Some(path) = &args.dump {
         let bytes = input::map(path)?;
         let dump = talos_introspect::core::parse(&bytes)
             .with_context(|| format!("{}: cannot read core", path.display()))?;
-        verify::verify(&dump, &resolver, &path.display().to_string(), &opts)
+        judge(&dump, &path.display().to_string())
     } else if let Some(pid) = args.pid {
         let dump = talos_introspect::live::read(pid, &talos_introspect::live::Options::default())
             .with_context(|| format!("process {pid}: cannot read"))?;
-        verify::verify(&dump, &resolver, &format!("pid:{pid}"), &opts)
+        judge(&dump, &format!("pid:{pid}"))
     } else if let (Some(path), Some(base)) = (&args.raw, &args.base) {
         let base = parse_addr(base)?;
         let perms = Perms::parse(&args.perms)
@@ -152,7 +210,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         let layout = image.as_ref().zip(binary.as_ref().map(|b| b.1.as_str()));
         let dump: Dump<'_> =
             talos_introspect::raw::dump(&bytes, base, perms, Arch::X86_64, layout, 4096);
-        verify::verify(&dump, &resolver, &path.display().to_string(), &opts)
+        judge(&dump, &path.display().to_string())
     } else {
         bail!("give a DUMP, --pid PID, or --raw FILE --base ADDR");
     };
@@ -164,6 +222,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             s
         }
         Format::Text => render(&report),
+        Format::Html => html::introspect::render(&report, &extras.unwrap_or_default()),
     };
     output::emit(args.output.as_deref(), text.as_bytes())?;
     Ok(match report.verdict {
@@ -205,6 +264,7 @@ pub fn render(r: &Report) -> String {
     let what = match i.source.as_str() {
         "live" => "live process".to_string(),
         "raw" => "raw image".to_string(),
+        "criu" => "CRIU image directory".to_string(),
         other => format!("{other} core"),
     };
     let _ = writeln!(
@@ -288,11 +348,15 @@ pub fn render(r: &Report) -> String {
             .count();
         let _ = writeln!(
             s,
-            "  tid {:<7} pc {:#x}  {}  [{}]",
+            "  tid {:<7} pc {:#x}  {}  [{}]  flow {}{}",
             t.tid,
             t.pc,
             loc(&t.location),
-            t.pc_check
+            t.pc_check.name(),
+            t.flow.name(),
+            t.not_checked
+                .map(|r| format!(" ({})", r.code()))
+                .unwrap_or_default()
         );
         let _ = writeln!(
             s,
@@ -318,6 +382,23 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if !r.unchecked.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nnot checked: {} (so the verdict cannot be clean)",
+            r.unchecked.len()
+        );
+        for u in &r.unchecked {
+            let _ = writeln!(
+                s,
+                "  {:<11} {:<22} {}\n      {}",
+                u.part.name(),
+                u.subject,
+                u.reason.code(),
+                u.detail
+            );
+        }
+    }
     if !r.anomalies.is_empty() {
         let _ = writeln!(s, "\ninput anomalies:");
         for a in &r.anomalies {
@@ -331,4 +412,215 @@ pub fn render(r: &Report) -> String {
         }
     }
     s
+}
+
+/// Most tampered functions disassembled on the page.
+const MAX_TAMPERED_FUNCTIONS: usize = 16;
+/// Functions larger than this are disassembled from the block holding the
+/// first differing byte, for this many bytes.
+const MAX_LISTING_BYTES: u64 = 2048;
+
+/// What the HTML page draws beyond the report: every mapping, and the
+/// functions around tampered bytes disassembled from the file and from
+/// memory.
+fn html_extras(dump: &Dump<'_>, report: &Report) -> Extras {
+    let mut regions: Vec<MapRegion> = dump
+        .regions
+        .iter()
+        .map(|g| MapRegion {
+            start: g.start,
+            end: g.end,
+            perms: g.perms.to_string(),
+            name: match &g.kind {
+                talos_introspect::region::RegionKind::File { path, .. } => path.clone(),
+                talos_introspect::region::RegionKind::Other { name } => name.clone(),
+                other => html::serde_name(other),
+            },
+            held: g.bytes.len() as u64,
+        })
+        .collect();
+    // Mappings the process had that the dump left out altogether (a core
+    // written with a filter that skips file-backed code lists them only in
+    // NT_FILE): drawn too, as held by nothing, protections unknown.
+    let mut missing = Vec::new();
+    for f in &dump.file_mappings {
+        let mut at = f.start;
+        let mut covering: Vec<(u64, u64)> = dump
+            .regions
+            .iter()
+            .filter(|g| g.start < f.end && f.start < g.end)
+            .map(|g| (g.start, g.end))
+            .collect();
+        covering.sort_unstable();
+        for (s, e) in covering {
+            if s > at {
+                missing.push((at, s, f.path.clone()));
+            }
+            at = at.max(e);
+        }
+        if at < f.end {
+            missing.push((at, f.end, f.path.clone()));
+        }
+    }
+    regions.extend(missing.into_iter().map(|(start, end, name)| MapRegion {
+        start,
+        end,
+        perms: "?".into(),
+        name,
+        held: 0,
+    }));
+    regions.sort_by_key(|g| (g.start, g.end));
+    let mut tampered = Vec::new();
+    for m in report.modules.iter().filter(|m| !m.diffs.is_empty()) {
+        if tampered.len() >= MAX_TAMPERED_FUNCTIONS {
+            break;
+        }
+        tampered.extend(disassemble_module(
+            dump,
+            m,
+            MAX_TAMPERED_FUNCTIONS - tampered.len(),
+        ));
+    }
+    Extras { regions, tampered }
+}
+
+fn disassemble_module(
+    dump: &Dump<'_>,
+    m: &talos_introspect::report::ModuleReport,
+    max: usize,
+) -> Vec<TamperedFunction> {
+    let skip = |why: String| {
+        vec![TamperedFunction {
+            module: m.path.clone(),
+            function: "(no listing)".into(),
+            start: m.base,
+            link_start: m.base,
+            expected: Vec::new(),
+            found: Vec::new(),
+            note: Some(why),
+        }]
+    };
+    let (Some(file), Some(bias)) = (&m.file, m.load_bias) else {
+        return skip(
+            "No file or load bias for this module: the differing bytes above are all there is."
+                .into(),
+        );
+    };
+    let bytes = match input::map(Path::new(file)) {
+        Ok(b) => b,
+        Err(e) => return skip(format!("{file}: cannot read for the listing: {e:#}")),
+    };
+    let image = match talos_cfg::load(&bytes) {
+        Ok(i) => i,
+        Err(e) => return skip(format!("{file}: cannot load for the listing: {e}")),
+    };
+    let Ok(dec) = talos_cfg::arch::decoder_for(&image) else {
+        return skip(format!("{file}: no disassembler for its architecture"));
+    };
+    let links: Vec<u64> = m.diffs.iter().map(|d| d.link_addr).collect();
+    let cfg = talos_cfg::analyze_functions(&image, &links).ok();
+    // One listing per function (or per stretch, outside any function).
+    let mut windows: Vec<(u64, u64, String)> = Vec::new();
+    for d in &m.diffs {
+        if windows
+            .iter()
+            .any(|(s, e, _)| d.link_addr >= *s && d.link_addr < *e)
+        {
+            continue;
+        }
+        let f = cfg
+            .as_ref()
+            .and_then(|c| c.function_containing(d.link_addr));
+        let (start, end, name) = match f {
+            Some(f) if f.size <= MAX_LISTING_BYTES => (
+                f.addr,
+                f.addr.saturating_add(f.size.max(1)),
+                f.display_name(),
+            ),
+            Some(f) => {
+                let b = f
+                    .block_containing(d.link_addr)
+                    .map_or(d.link_addr, |b| b.addr);
+                let end = b
+                    .saturating_add(MAX_LISTING_BYTES)
+                    .min(f.addr.saturating_add(f.size));
+                (
+                    b,
+                    end.max(b.saturating_add(1)),
+                    format!(
+                        "{} (from +{:#x})",
+                        f.display_name(),
+                        b.saturating_sub(f.addr)
+                    ),
+                )
+            }
+            // No function: decode from the differing byte itself; on x86
+            // the listing may start mid-instruction, the hex above is exact.
+            None => (
+                d.link_addr,
+                d.link_addr.saturating_add(d.len.clamp(16, 256)),
+                format!("{:#x} (no function)", d.link_addr),
+            ),
+        };
+        windows.push((start, end, name));
+        if windows.len() >= max {
+            break;
+        }
+    }
+    let differs = |a: u64, len: u64| {
+        m.diffs
+            .iter()
+            .any(|d| a < d.addr.saturating_add(d.len) && d.addr < a.saturating_add(len))
+    };
+    windows
+        .into_iter()
+        .map(|(start, end, name)| {
+            let len = end.saturating_sub(start);
+            let file_bytes = image
+                .bytes_from(start)
+                .map(|b| b.get(..len as usize).unwrap_or(b));
+            let mem = dump.read(start.wrapping_add(bias), len);
+            let list = |code: Option<&[u8]>| -> Vec<Insn> {
+                let Some(code) = code else { return Vec::new() };
+                let mut out = Vec::new();
+                let mut off = 0usize;
+                while off < code.len() && out.len() < 2048 {
+                    let at = start.wrapping_add(off as u64);
+                    let rest = code.get(off..).unwrap_or(&[]);
+                    let (n, text) = match dec.decode(rest, at, None) {
+                        Some(i) if i.len > 0 => (
+                            i.len as usize,
+                            dec.render(rest, at).unwrap_or_else(|| "?".into()),
+                        ),
+                        _ => (1, "(bad)".into()),
+                    };
+                    let ib = rest.get(..n.min(rest.len())).unwrap_or(&[]);
+                    out.push(Insn {
+                        addr: at.wrapping_add(bias),
+                        bytes: talos_cfg::hex(ib),
+                        text,
+                        differs: differs(at.wrapping_add(bias), n as u64),
+                    });
+                    off += n;
+                }
+                out
+            };
+            let expected = list(file_bytes);
+            let found = list(mem);
+            let note = match (expected.is_empty(), found.is_empty()) {
+                (true, _) => Some("The file holds no bytes at these addresses.".into()),
+                (_, true) => Some("The dump does not hold these bytes.".into()),
+                _ => None,
+            };
+            TamperedFunction {
+                module: m.path.clone(),
+                function: name,
+                start: start.wrapping_add(bias),
+                link_start: start,
+                expected,
+                found,
+                note,
+            }
+        })
+        .collect()
 }

@@ -31,11 +31,12 @@ pub fn generate(path: &Path) -> Result<talos_migrate::PublicKey> {
 /// When either file exists or cannot be written.
 pub fn run(args: Args) -> Result<Outcome> {
     let public = generate(&args.output)?;
-    println!(
-        "keygen: wrote secret key {} (mode 0600) and public key {} (key id {})",
+    let line = format!(
+        "keygen: wrote secret key {} (mode 0600) and public key {} (key id {})\n",
         args.output.display(),
         talos_migrate::public_path_for(&args.output).display(),
         public.id().short()
     );
+    crate::output::emit(None, line.as_bytes())?;
     Ok(Outcome::Ok)
 }

@@ -2,6 +2,7 @@
 //! running the real binary, the corpus dumps, byte surgery on ELF files.
 #![allow(
     dead_code,
+    unused_imports,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
@@ -16,14 +17,9 @@ use serde_json::Value;
 /// The app id of the corpus program.
 pub const APP: &str = "statekeeper";
 
-/// The failpoints of `talos_migrate` (`TALOS_FAILPOINT`), in write order.
-pub const FAILPOINTS: [&str; 5] = [
-    "ledger-before-write",
-    "ledger-partial-write",
-    "ledger-before-rename",
-    "ledger-after-rename",
-    "ledger-after-sync",
-];
+/// The failpoints of `talos_migrate` (`TALOS_FAILPOINT`), in write order:
+/// the tests build `talos` with the gate's `test-hooks` feature.
+pub use talos_migrate::{FAILPOINT_ENV, FAILPOINTS, NOW_ENV};
 
 pub use crate::common::dumps::Corpus;
 
@@ -140,7 +136,7 @@ impl World {
         if json {
             c.args(["--format", "json"]);
         }
-        c.args(&args[1..]).env_remove("TALOS_FAILPOINT");
+        c.args(&args[1..]).env_remove(FAILPOINT_ENV);
         c
     }
 
@@ -153,16 +149,28 @@ impl World {
     pub fn raw_env(&self, host: &str, args: &[&str], failpoint: Option<&str>) -> Output {
         let mut c = self.cmd(host, args, true);
         if let Some(f) = failpoint {
-            c.env("TALOS_FAILPOINT", f);
+            c.env(FAILPOINT_ENV, f);
         }
         c.output().unwrap()
+    }
+
+    /// Run with `--format json` at time `now` (the gate's test clock,
+    /// `TALOS_TEST_NOW`; only test builds have it).
+    pub fn run_at(&self, host: &str, args: &[&str], now: u64) -> (i32, Value) {
+        parse(
+            &self
+                .cmd(host, args, true)
+                .env(NOW_ENV, now.to_string())
+                .output()
+                .unwrap(),
+        )
     }
 
     /// `talos ARGS` (any command).
     pub fn raw_global(&self, args: &[&str]) -> Output {
         Command::new(talos_bin())
             .args(args)
-            .env_remove("TALOS_FAILPOINT")
+            .env_remove(FAILPOINT_ENV)
             .output()
             .unwrap()
     }

@@ -455,7 +455,24 @@ impl StateDigest {
         let mut prev_end: Option<u64> = None;
         let (mut pages, mut bytes, mut missing) = (0u64, 0u64, 0u64);
         let mut roots = Vec::new();
+        let mut prev_included: Option<&RegionDigest> = None;
         for r in &self.regions {
+            if r.status == RegionStatus::Included {
+                if let Some(p) = prev_included
+                    && mergeable(
+                        (p.start, p.end, p.perms, &p.kind, p.present),
+                        (r.start, r.perms, &r.kind),
+                    )
+                {
+                    return Err(inconsistent(
+                        r,
+                        "continues the region before it with the same permissions and backing (not in normal form)",
+                    ));
+                }
+                prev_included = Some(r);
+            } else {
+                prev_included = None;
+            }
             if r.end <= r.start {
                 return Err(Error::BadRegion {
                     start: r.start,
@@ -577,10 +594,14 @@ fn region_header(r: &RegionDigest, tree: &ChainingValue) -> Vec<u8> {
     h
 }
 
-/// Permission bits as hashed: read 1, write 2, execute 4.
+/// Permission bits as hashed: write 2, execute 4. Read is not bound: gdb
+/// writes every region of a core as readable (`PF_R`), including
+/// inaccessible ones such as thread-stack guard pages, so a digest bound to
+/// it would tell a gcore from a kernel core or a CRIU image of the same
+/// process.
 #[must_use]
 pub fn perms_byte(p: Perms) -> u8 {
-    u8::from(p.read) | (u8::from(p.write) << 1) | (u8::from(p.execute) << 2)
+    (u8::from(p.write) << 1) | (u8::from(p.execute) << 2)
 }
 
 fn region_root(r: &RegionDigest, tree: &ChainingValue) -> Hash32 {
@@ -692,38 +713,86 @@ pub fn state_digest_with(
     }
     let ranges = merge_ranges(ranges);
 
-    let mut out: Vec<RegionDigest> = Vec::with_capacity(order.len());
-    for r in &order {
-        let status = match MaskRule::for_kind(&r.kind).filter(|m| options.rules.contains(m)) {
-            Some(rule) => RegionStatus::Masked(rule),
-            None if options.selection.selects(r) => RegionStatus::Included,
-            None => RegionStatus::Excluded,
+    // Status of each region, then the normal form: adjacent included
+    // regions with the same bound permissions and backing become one
+    // (`normalise`), so a split or merge of mappings by the kernel or by
+    // CRIU does not change the digest.
+    let statuses: Vec<RegionStatus> = order
+        .iter()
+        .map(
+            |r| match MaskRule::for_kind(&r.kind).filter(|m| options.rules.contains(m)) {
+                Some(rule) => RegionStatus::Masked(rule),
+                None if options.selection.selects(r) => RegionStatus::Included,
+                None => RegionStatus::Excluded,
+            },
+        )
+        .collect();
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::with_capacity(order.len());
+    for (i, (r, st)) in order.iter().zip(&statuses).enumerate() {
+        if let Some(g) = groups.last_mut()
+            && *st == RegionStatus::Included
+            && statuses.get(g.end - 1) == Some(&RegionStatus::Included)
+            && let Some(prev) = order.get(g.end - 1)
+            && mergeable(
+                (
+                    prev.start,
+                    prev.end,
+                    prev.perms,
+                    &prev.kind,
+                    prev.bytes.len() as u64,
+                ),
+                (r.start, r.perms, &r.kind),
+            )
+        {
+            g.end = i + 1;
+            continue;
+        }
+        groups.push(i..i + 1);
+    }
+
+    let mut out: Vec<RegionDigest> = Vec::with_capacity(groups.len());
+    for g in &groups {
+        let (Some(first), Some(last), Some(&status)) = (
+            order.get(g.start),
+            order.get(g.end - 1),
+            statuses.get(g.start),
+        ) else {
+            continue;
         };
+        let (start, end) = (first.start, last.end);
         let masked = match status {
             RegionStatus::Masked(rule) => vec![MaskedRange {
-                start: r.start,
-                len: r.len(),
+                start,
+                len: end - start,
                 rule,
             }],
             RegionStatus::Included => {
-                if r.start % PAGE_SIZE != 0 {
+                if start % PAGE_SIZE != 0 {
                     return Err(Error::BadRegion {
-                        start: r.start,
-                        end: r.end,
+                        start,
+                        end: first.end,
                         detail: "state region not page-aligned",
                     });
                 }
-                clip_ranges(&ranges, r.start, r.end)
+                clip_ranges(&ranges, start, end)
             }
             RegionStatus::Excluded => Vec::new(),
         };
+        let pieces = order.get(g.clone()).unwrap_or(&[]);
+        // The name shown: `[heap]` or `[stack]` when a piece has it.
+        let kind = pieces
+            .iter()
+            .map(|r| &r.kind)
+            .find(|k| matches!(k, RegionKind::Heap | RegionKind::Stack))
+            .unwrap_or(&first.kind)
+            .clone();
         out.push(RegionDigest {
-            start: r.start,
-            end: r.end,
-            perms: r.perms,
-            kind: r.kind.clone(),
+            start,
+            end,
+            perms: first.perms,
+            kind,
             status,
-            present: r.bytes.len() as u64,
+            present: pieces.iter().map(|r| r.bytes.len() as u64).sum(),
             root: None,
             pages: Vec::new(),
             masked,
@@ -745,78 +814,73 @@ pub fn state_digest_with(
         .collect();
 
     let keys = Keys::new();
-    // Work units: 1 MiB of one region, aligned to the region's page index so
-    // that each unit is a subtree of the page tree.
+    // Work units: up to 1 MiB of one piece. Leaves do not depend on the
+    // unit boundaries (each binds its own address); the page tree of a
+    // region is built from all its leaves afterwards.
     struct Unit<'s> {
-        region: usize,
         base: u64,
         data: &'s [u8],
         masks: Vec<(usize, usize)>,
         leaves: &'s mut [ChainingValue],
     }
-    let mut leaves: Vec<Vec<ChainingValue>> = order
+    let mut leaves: Vec<Vec<ChainingValue>> = out
         .iter()
-        .zip(&out)
-        .map(|(r, d)| {
+        .map(|d| {
             if d.status == RegionStatus::Included {
-                vec![[0u8; 32]; r.bytes.len().div_ceil(PAGE)]
+                let n = usize::try_from(d.present.div_ceil(PAGE_SIZE)).unwrap_or(0);
+                vec![[0u8; 32]; n]
             } else {
                 Vec::new()
             }
         })
         .collect();
     let mut units: Vec<Unit<'_>> = Vec::new();
-    for (i, ((r, d), l)) in order.iter().zip(&out).zip(leaves.iter_mut()).enumerate() {
+    for ((g, d), l) in groups.iter().zip(&out).zip(leaves.iter_mut()) {
         if d.status != RegionStatus::Included {
             continue;
         }
-        for (u, (data, slots)) in r
-            .bytes
-            .chunks(UNIT_PAGES * PAGE)
-            .zip(l.chunks_mut(UNIT_PAGES))
-            .enumerate()
-        {
-            let off = u * UNIT_PAGES * PAGE;
-            let base = r.start.saturating_add(off as u64);
-            let end = base.saturating_add(data.len() as u64);
-            let masks = clip_ranges(&ranges, base, end)
-                .iter()
-                .filter_map(|m| {
-                    let o = usize::try_from(m.start - base).ok()?;
-                    Some((o, usize::try_from(m.len).ok()?))
-                })
-                .collect();
-            units.push(Unit {
-                region: i,
-                base,
-                data,
-                masks,
-                leaves: slots,
-            });
+        let mut slots: &mut [ChainingValue] = l.as_mut_slice();
+        for r in order.get(g.clone()).unwrap_or(&[]) {
+            let n = r.bytes.len().div_ceil(PAGE).min(slots.len());
+            let (mine, rest) = std::mem::take(&mut slots).split_at_mut(n);
+            slots = rest;
+            for (u, (data, unit_slots)) in r
+                .bytes
+                .chunks(UNIT_PAGES * PAGE)
+                .zip(mine.chunks_mut(UNIT_PAGES))
+                .enumerate()
+            {
+                let off = u * UNIT_PAGES * PAGE;
+                let base = r.start.saturating_add(off as u64);
+                let end = base.saturating_add(data.len() as u64);
+                let masks = clip_ranges(&ranges, base, end)
+                    .iter()
+                    .filter_map(|m| {
+                        let o = usize::try_from(m.start - base).ok()?;
+                        Some((o, usize::try_from(m.len).ok()?))
+                    })
+                    .collect();
+                units.push(Unit {
+                    base,
+                    data,
+                    masks,
+                    leaves: unit_slots,
+                });
+            }
         }
     }
-    let unit_roots: Vec<(usize, ChainingValue)> = units
-        .into_par_iter()
-        .map(|u| {
-            prefetch(u.data);
-            hash::page_cvs(&keys, u.base, u.data, &u.masks, u.leaves);
-            (u.region, hash::tree_cv(&keys, u.leaves))
-        })
-        .collect();
+    units.into_par_iter().for_each(|u| {
+        prefetch(u.data);
+        hash::page_cvs(&keys, u.base, u.data, &u.masks, u.leaves);
+    });
 
-    let mut per_region: Vec<Vec<ChainingValue>> = vec![Vec::new(); out.len()];
-    for (i, cv) in unit_roots {
-        if let Some(v) = per_region.get_mut(i) {
-            v.push(cv);
-        }
-    }
     let (mut pages, mut bytes, mut missing) = (0u64, 0u64, 0u64);
     let mut roots = Vec::new();
-    for ((d, l), units) in out.iter_mut().zip(leaves).zip(per_region) {
+    for (d, l) in out.iter_mut().zip(leaves) {
         if d.status != RegionStatus::Included {
             continue;
         }
-        let tree = hash::tree_cv(&keys, &units);
+        let tree = hash::tree_cv(&keys, &l);
         let root = region_root(d, &tree);
         d.root = Some(root);
         roots.push(root);
@@ -835,6 +899,44 @@ pub fn state_digest_with(
         missing,
         rseq_unmatched,
     })
+}
+
+/// Whether a region `b` directly after `a` is the same mapping in the
+/// digest's normal form: `a` ends on a page and is held whole, `b` starts
+/// where `a` ends, both have the same bound permissions (write and
+/// execute: see [`perms_byte`]), and the same backing: both anonymous
+/// (anonymous memory, `[heap]`, `[stack]`), or both the same file at
+/// consecutive offsets. The kernel merges such mappings when it can, and
+/// CRIU restores them as it finds them, so a digest that must hold across
+/// a migration cannot bind where one ends and the next begins.
+fn mergeable(
+    (a_start, a_end, a_perms, a_kind, a_held): (u64, u64, Perms, &RegionKind, u64),
+    (b_start, b_perms, b_kind): (u64, Perms, &RegionKind),
+) -> bool {
+    let anon = |k: &RegionKind| {
+        matches!(
+            k,
+            RegionKind::Anonymous | RegionKind::Heap | RegionKind::Stack
+        )
+    };
+    a_end == b_start
+        && a_end % PAGE_SIZE == 0
+        && a_held == a_end - a_start
+        && perms_byte(a_perms) == perms_byte(b_perms)
+        && match (a_kind, b_kind) {
+            (a, b) if anon(a) && anon(b) => true,
+            (
+                RegionKind::File {
+                    path: pa,
+                    offset: oa,
+                },
+                RegionKind::File {
+                    path: pb,
+                    offset: ob,
+                },
+            ) => pa == pb && oa.checked_add(a_end - a_start) == Some(*ob),
+            _ => false,
+        }
 }
 
 /// Sort and merge overlapping or touching `[start, end)` ranges.

@@ -27,6 +27,11 @@ const RO: Perms = Perms {
     write: false,
     execute: false,
 };
+const RWX: Perms = Perms {
+    read: true,
+    write: true,
+    execute: true,
+};
 
 /// Deterministic pseudo-random bytes.
 fn data(seed: u64, len: usize) -> Vec<u8> {
@@ -526,8 +531,15 @@ fn digest_rseq_cpu_id_is_masked_by_rule() {
 
 #[test]
 fn digest_rseq_mask_straddling_two_regions() {
+    // Two mappings the normal form keeps apart (other permissions).
     let r1 = anon(0x1_0000, data(1, 0x1000));
-    let r2 = anon(0x1_1000, data(2, 0x1000));
+    let r2 = region(
+        0x1_1000,
+        0x1000,
+        RWX,
+        RegionKind::Anonymous,
+        data(2, 0x1000),
+    );
     let rseq = 0x1_1000 - 4; // cpu_id_start in r1, cpu_id in r2
     let opts = DigestOptions {
         rseq_areas: vec![rseq],
@@ -759,20 +771,143 @@ fn digest_known_answer_vector() {
     );
     assert_eq!(
         r.root.unwrap().to_string(),
-        "5fbd6f6eb168f9548419543f6faa502e2f4bd70ead1b32fca90adc283df7c2fb",
+        "a463379b803c8be2033fa84705fb6f06942ea4ee687fa7002d997aa83aa3f872",
         "region 1 root"
     );
     assert_eq!(
         d.regions[2].root.unwrap().to_string(),
-        "9a3191b13e15dc97ec0d10b34282ce3308e7ed5e3f53601a15de9f8adb6a0711",
+        "bcbd14c71a71bb3b9e96be1eb8f60288d629739ad86f38f73d58f569cc1b1af4",
         "region 2 root"
     );
     assert_eq!(
         d.root.to_string(),
-        "c8b9c336011cf1b9b4707f6a3e40eff2b941a0024940786f5a621a0bb5e478fa",
+        "a5603eee4dca6f26feb35df1c509742b42c23792f12ac53b242e9b7ac72eb8d3",
         "dump root"
     );
     assert_eq!(d.regions[1].status, RegionStatus::Excluded);
+}
+
+/// The normalisation vector of `docs/digest-state.md`: region 1 of the
+/// known-answer input as two mappings, region 3 as `---`: one root.
+#[test]
+fn digest_normal_form_vector() {
+    let bytes: Vec<u8> = (0..0x2100u32).map(|i| (i % 251) as u8).collect();
+    let none = Perms::default();
+    let parts = [
+        region(
+            0x10000,
+            0x1000,
+            RW,
+            RegionKind::Anonymous,
+            bytes[..0x1000].to_vec(),
+        ),
+        region(
+            0x11000,
+            0x2000,
+            RW,
+            RegionKind::Heap,
+            bytes[0x1000..].to_vec(),
+        ),
+        region(
+            0x7ffd_0000,
+            0x1000,
+            none,
+            RegionKind::Anonymous,
+            vec![0xff; 0x1000],
+        ),
+        region(0x40_0000, 0x1000, RX, file("/bin/ta"), vec![0x90; 0x1000]),
+    ];
+    let opts = DigestOptions {
+        rseq_areas: vec![0x11ff8],
+        ..DigestOptions::default()
+    };
+    let d = state_digest(&parts, &opts).unwrap();
+    assert_eq!(
+        d.root.to_string(),
+        "a5603eee4dca6f26feb35df1c509742b42c23792f12ac53b242e9b7ac72eb8d3"
+    );
+    assert_eq!(d.root, known_answer().root);
+    // One region where there were two; it keeps the `[heap]` name.
+    assert_eq!(d.regions.len(), 3);
+    assert_eq!((d.regions[0].start, d.regions[0].end), (0x10000, 0x13000));
+    assert_eq!(d.regions[0].kind, RegionKind::Heap);
+    d.verify().unwrap();
+}
+
+#[test]
+fn digest_normal_form_merges_only_what_restore_may_merge() {
+    let page = |seed| data(seed, 0x1000);
+    let opts = DigestOptions::default();
+    let whole = state_digest(&[anon(0x10000, data(9, 0x3000))], &opts).unwrap();
+    let all = data(9, 0x3000);
+    let split = |k1: RegionKind, p2: Perms, k2: RegionKind| {
+        state_digest(
+            &[
+                region(0x10000, 0x1000, RW, k1, all[..0x1000].to_vec()),
+                region(0x11000, 0x2000, p2, k2, all[0x1000..].to_vec()),
+            ],
+            &opts,
+        )
+        .unwrap()
+    };
+    // Anonymous, [heap] and [stack] are one backing.
+    assert_eq!(
+        split(RegionKind::Anonymous, RW, RegionKind::Anonymous).root,
+        whole.root
+    );
+    assert_eq!(
+        split(RegionKind::Stack, RW, RegionKind::Heap).root,
+        whole.root
+    );
+    // Other permissions, or a file next to anonymous memory: two mappings.
+    assert_ne!(
+        split(RegionKind::Anonymous, RWX, RegionKind::Anonymous).root,
+        whole.root
+    );
+    assert_ne!(
+        split(file("/lib/x"), RW, RegionKind::Anonymous).root,
+        whole.root
+    );
+    // The same file at consecutive offsets merges; a gap in offsets does not.
+    let f = |off| RegionKind::File {
+        path: "/lib/x".into(),
+        offset: off,
+    };
+    let a = state_digest(
+        &[region(0x10000, 0x3000, RW, f(0x2000), all.clone())],
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(split(f(0x2000), RW, f(0x3000)).root, a.root);
+    assert_ne!(split(f(0x2000), RW, f(0x5000)).root, a.root);
+    assert_ne!(
+        split(
+            f(0x2000),
+            RW,
+            RegionKind::File {
+                path: "/lib/y".into(),
+                offset: 0x3000
+            }
+        )
+        .root,
+        a.root
+    );
+    // A first mapping the dump holds only in part never swallows the next.
+    let partial = state_digest(
+        &[
+            region(0x10000, 0x2000, RW, RegionKind::Anonymous, page(1)),
+            region(0x12000, 0x1000, RW, RegionKind::Anonymous, page(2)),
+        ],
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(partial.regions.len(), 2);
+    partial.verify().unwrap();
+    // A stored digest that is not in normal form is refused.
+    let mut two = split(RegionKind::Anonymous, RWX, RegionKind::Anonymous);
+    two.regions[1].perms = RW;
+    let e = two.verify().unwrap_err().to_string();
+    assert!(e.contains("normal form"), "{e}");
 }
 
 /// The input of the known-answer vector: see `docs/digest-state.md`.

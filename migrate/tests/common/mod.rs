@@ -108,6 +108,7 @@ pub fn reference_for(app: &AppId, owner: &SecretKey) -> Reference {
             binary: m("blake3", 10),
             code: m("talos.code/1", 20),
             cfg: m("talos.cfg/1", 30),
+            tee: Default::default(),
         },
         owner,
     )

@@ -1,169 +1,62 @@
-//! The measurements the gate compares, computed here with `talos-cfg` and
-//! `talos-introspect` (the `talos-migrate` crate links no parser).
+//! The evidence of `talos migrate`, computed by `talos-evidence` (the
+//! `talos-migrate` gate links no parser): this module only maps the files
+//! and directories the command line names.
 //!
-//! * **Seal** ([`seal_evidence`]): the main executable's code measured from
-//!   the dump's memory (`talos.code/1`, `talos_introspect::measure`) against
-//!   the reference's, plus the whole `talos introspect` check of the dump
-//!   (every module's code against its file, findings, execution flow).
-//! * **State** ([`measure_state`], scheme `talos.state/1`): the
-//!   `talos.digest/1` state digest of the dump (writable and anonymous
-//!   regions, kernel-owned bytes masked: rseq cpu fields, `[vdso]`,
-//!   `[vvar]`, `[vsyscall]`) combined with an *envelope* hash of every other
-//!   byte of the file (headers, notes with the registers, code and read-only
-//!   regions, padding) and its length. Every byte of the received file is
-//!   hashed exactly once, so one changed byte anywhere (except the masked
-//!   rseq cpu fields), a truncation or padding changes the measurement, at
-//!   the cost of one pass over the file.
+//! * **Seal** ([`seal_evidence`]): the code and flow verdicts of the frozen
+//!   app (an ELF core or a CRIU image directory) against the reference,
+//!   and its `talos.state/1` measurement.
+//! * **State** ([`measure_state`]): `talos.state/1` of a core or an image
+//!   directory (`talos_evidence::state`).
+//! * **Target** ([`target_evidence`]): the binary to launch and the state
+//!   received.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use talos_introspect::digest::{DigestOptions, RegionStatus, state_digest_with};
-use talos_introspect::measure::{self, CodeEvidence, Rseq};
-use talos_introspect::report::{FindingKind, Overall, Verdict as ModVerdict};
-use talos_migrate::{CodeVerdict, Digest, FlowVerdict, Measurement, Reference, SealEvidence};
+use talos_evidence::seal::CodeFindings;
+use talos_evidence::state::StateMeasure;
+use talos_introspect::resolve::Resolver;
+use talos_migrate::{Reference, SealEvidence, TargetEvidence};
 
 use crate::cmd::reference;
 use crate::input;
+use crate::source::{self, ImageDir, Spec};
 
-/// Scheme of the migration state measurement.
-pub const STATE_SCHEME: &str = "talos.state/1";
-const STATE_CONTEXT: &str = "talos 2026-11 migrate state v1";
-const ENVELOPE_CONTEXT: &str = "talos 2026-11 migrate state envelope v1";
-
-/// A state measurement and what it was made of.
-#[derive(Debug, Clone)]
-pub struct StateMeasure {
-    /// The `talos.state/1` measurement.
-    pub measurement: Measurement,
-    /// The `talos.digest/1` root of the memory.
-    pub memory_root: String,
-    /// Bytes of the file.
-    pub file_len: u64,
-    /// Bytes hashed as memory pages.
-    pub memory_bytes: u64,
-    /// How the rseq areas were found.
-    pub rseq: String,
-}
-
-/// Why a file could not be measured as a state.
+/// Why a path could not be measured as a state.
 #[derive(Debug)]
 pub enum StateError {
-    /// The file cannot be read at all (exit 2).
+    /// It cannot be read at all (exit 2).
     Unreadable(anyhow::Error),
     /// The bytes are not a dump talos can digest: not the sealed state.
     NotAState(String),
 }
 
-fn populate(map: &memmap2::Mmap, slice: &[u8]) {
-    #[cfg(target_os = "linux")]
-    {
-        let off = (slice.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
-        if off < map.len() {
-            let len = slice.len().min(map.len() - off);
-            let _ = map.advise_range(memmap2::Advice::PopulateRead, off, len);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (map, slice);
-}
-
-/// Measure the state in the ELF core at `path`.
+/// Measure the state in the ELF core or CRIU image directory at `path`;
+/// pages an image does not hold come from the files `resolver` finds.
 ///
 /// # Errors
-/// [`StateError::Unreadable`] when the file cannot be read,
-/// [`StateError::NotAState`] when it is not a core talos can digest.
-pub fn measure_state(path: &Path) -> Result<StateMeasure, StateError> {
+/// [`StateError::Unreadable`] when the input cannot be read,
+/// [`StateError::NotAState`] when it is not a state talos can measure.
+pub fn measure_state(path: &Path, resolver: &Resolver) -> Result<StateMeasure, StateError> {
     let shown = path.display().to_string();
-    let bytes = input::map(path).map_err(StateError::Unreadable)?;
-    if !talos_introspect::core::is_core(&bytes) {
-        return Err(StateError::NotAState(format!("{shown}: not an ELF core")));
+    let not = |e: talos_evidence::state::NotAState| StateError::NotAState(format!("{shown}: {e}"));
+    if path.is_dir() {
+        let dir = ImageDir::open(path).map_err(StateError::Unreadable)?;
+        let map = dir.map();
+        talos_evidence::state::measure_images(&map, resolver, &|s: &[u8]| dir.prefetch(s))
+            .map_err(not)
+    } else {
+        let bytes = input::map(path).map_err(StateError::Unreadable)?;
+        let prefetch = |s: &[u8]| {
+            if let input::Input::Mapped(m) = &bytes {
+                input::populate(m, s);
+            }
+        };
+        talos_evidence::state::measure_core(&bytes, &prefetch).map_err(not)
     }
-    let dump = talos_introspect::core::parse(&bytes)
-        .map_err(|e| StateError::NotAState(format!("{shown}: cannot read core: {e}")))?;
-    let rseq = measure::detect_rseq(&dump);
-    let mut options = DigestOptions::default();
-    let rseq_text = match &rseq {
-        Rseq::Registered { offset, .. } => {
-            let (areas, _missing) = measure::rseq_areas(&dump, *offset);
-            let n = areas.len();
-            options.rseq_areas = areas;
-            format!("{n} rseq area(s) masked at thread pointer {offset:+#x}")
-        }
-        Rseq::Unregistered { .. } => "rseq not registered: nothing to mask".to_string(),
-        Rseq::Unknown(why) => format!("rseq areas unknown ({why})"),
-    };
-    let map: Option<&memmap2::Mmap> = match &bytes {
-        input::Input::Mapped(m) => Some(m),
-        input::Input::Owned(_) => None,
-    };
-    let prefetch = |slice: &[u8]| {
-        if let Some(m) = map {
-            populate(m, slice);
-        }
-    };
-    let digest = state_digest_with(&dump.regions, &options, &prefetch)
-        .map_err(|e| StateError::NotAState(format!("{shown}: cannot digest: {e}")))?;
-    // File ranges hashed as memory pages: the bytes of included regions.
-    let base = bytes.as_ptr() as usize;
-    let file_len = bytes.len();
-    let mut covered: Vec<(usize, usize)> = Vec::new();
-    let mut all_inside = true;
-    for r in &dump.regions {
-        let included = digest
-            .regions
-            .iter()
-            .any(|d| d.start == r.start && d.status == RegionStatus::Included);
-        if !included || r.bytes.is_empty() {
-            continue;
-        }
-        let off = (r.bytes.as_ptr() as usize).wrapping_sub(base);
-        match off.checked_add(r.bytes.len()) {
-            Some(end) if end <= file_len => covered.push((off, end)),
-            _ => all_inside = false,
-        }
-    }
-    if !all_inside {
-        // Never happens for a parsed core (regions borrow the file); if it
-        // did, hash the whole file as envelope: sound, only slower.
-        covered.clear();
-    }
-    covered.sort_unstable();
-    let mut env = blake3::Hasher::new_derive_key(ENVELOPE_CONTEXT);
-    env.update(&(file_len as u64).to_le_bytes());
-    let mut pos = 0usize;
-    let gap = |from: usize, to: usize, env: &mut blake3::Hasher| {
-        if to > from
-            && let Some(b) = bytes.get(from..to)
-        {
-            env.update(&(from as u64).to_le_bytes());
-            env.update(&((to - from) as u64).to_le_bytes());
-            env.update(b);
-        }
-    };
-    for &(s, e) in &covered {
-        if s > pos {
-            gap(pos, s, &mut env);
-        }
-        pos = pos.max(e);
-    }
-    gap(pos, file_len, &mut env);
-    let envelope = env.finalize();
-    let mut h = blake3::Hasher::new_derive_key(STATE_CONTEXT);
-    h.update(&digest.root.0);
-    h.update(envelope.as_bytes());
-    let measurement = Measurement::new(STATE_SCHEME, Digest(*h.finalize().as_bytes()))
-        .map_err(|e| StateError::Unreadable(e.into()))?;
-    Ok(StateMeasure {
-        measurement,
-        memory_root: digest.root.to_hex(),
-        file_len: file_len as u64,
-        memory_bytes: digest.bytes,
-        rseq: rseq_text,
-    })
 }
 
-/// What the source found in the dump.
+/// What the source found in the frozen app.
 #[derive(Debug, Clone)]
 pub struct SealFindings {
     /// The evidence handed to the gate.
@@ -174,153 +67,131 @@ pub struct SealFindings {
     pub state: StateMeasure,
     /// The introspect overall verdict.
     pub introspect: &'static str,
+    /// What the code check established, from the evidence (one line).
+    pub code_line: String,
+    /// What the flow check established, from the evidence (one line).
+    pub flow_line: String,
 }
 
-/// Introspect the dump at `dump_path` against `reference` and measure its
-/// state. `binary`, when given, must be the reference's binary; it is the
-/// file the main module's code is compared with.
+/// The resolver of the source: module files on this host, the
+/// reference's binary first when given.
+fn source_resolver(binary: Option<&Path>, reference: &Reference) -> Result<Resolver> {
+    if let Some(b) = binary {
+        let m = reference::file_blake3(b)?;
+        if m != reference.body().binary {
+            bail!(
+                "{}: --binary is not the reference's binary ({m}, the reference says {})",
+                b.display(),
+                reference.body().binary
+            );
+        }
+    }
+    let binaries: Vec<std::path::PathBuf> = binary.map(Path::to_path_buf).into_iter().collect();
+    crate::cmd::introspect::resolver(None, &binaries, None)
+}
+
+/// Introspect the frozen app at `dump_path` (an ELF core or a CRIU image
+/// directory) against `reference` and measure its state. `binary`, when
+/// given, must be the reference's binary; it is the file the main
+/// module's code is compared with (and, for an image, the file its
+/// unwritten code pages come from).
 ///
 /// # Errors
-/// Unreadable files, a dump that is not an ELF core, a `--binary` that is
-/// not the reference's.
+/// Unreadable input, a dump that is not one, a `--binary` that is not the
+/// reference's.
 pub fn seal_evidence(
     dump_path: &Path,
     binary: Option<&Path>,
     reference: &Reference,
 ) -> Result<SealFindings> {
-    let r = reference.body();
-    if let Some(b) = binary {
-        let m = reference::file_blake3(b)?;
-        if m != r.binary {
-            bail!(
-                "{}: --binary is not the reference's binary ({m}, the reference says {})",
-                b.display(),
-                r.binary
-            );
-        }
-    }
+    let resolver = source_resolver(binary, reference)?;
     // The state digest runs on its own thread (and rayon's pool) while the
-    // introspection below recovers control flow: on a 2-core machine the
-    // two overlap.
-    let (checked, state) = std::thread::scope(|scope| {
-        let state = scope.spawn(|| measure_state(dump_path));
-        let checked = check_code(dump_path, binary, reference);
+    // introspection recovers control flow: on two cores they overlap.
+    let (code, state) = std::thread::scope(|scope| {
+        let state = scope.spawn(|| measure_state(dump_path, &resolver));
+        let code = check_code(dump_path, &resolver, reference);
         let state = state
             .join()
             .unwrap_or_else(|_| Err(StateError::NotAState("the state digest panicked".into())));
-        (checked, state)
+        (code, state)
     });
-    let (code, flow_verdict, modified, unverifiable, flow, introspect) = checked?;
+    let code = code?;
     let state = state.map_err(|e| match e {
         StateError::Unreadable(e) => e,
         StateError::NotAState(s) => anyhow::anyhow!(s),
     })?;
-    let mut why = modified;
-    why.extend(unverifiable);
-    why.extend(flow);
     Ok(SealFindings {
-        evidence: SealEvidence {
-            reference_code: r.code.clone(),
-            code,
-            flow: flow_verdict,
-            state: state.measurement.clone(),
-        },
-        why,
+        evidence: talos_evidence::seal::seal_evidence(&code, &state, reference.body()),
+        why: code.why(),
         state,
-        introspect,
+        introspect: code.introspect.name(),
+        code_line: code.code_line.clone(),
+        flow_line: code.flow_line.clone(),
     })
 }
 
-/// What the code check found: verdicts and the sentences behind them.
-type CodeCheck = (
-    CodeVerdict,
-    FlowVerdict,
-    Vec<String>,
-    Vec<String>,
-    Vec<String>,
-    &'static str,
-);
-
-fn check_code(dump_path: &Path, binary: Option<&Path>, reference: &Reference) -> Result<CodeCheck> {
-    let r = reference.body();
-    let shown = dump_path.display().to_string();
-    let bytes = input::map(dump_path)?;
-    if !talos_introspect::core::is_core(&bytes) {
-        bail!("{shown}: --dump is not an ELF core");
-    }
-    let dump =
-        talos_introspect::core::parse(&bytes).with_context(|| format!("{shown}: cannot read"))?;
-    let mut modified = Vec::new();
-    let mut unverifiable = Vec::new();
-    let mut flow = Vec::new();
-    // 1. The main executable's code, measured from memory, against the
-    // reference's code measurement.
-    match measure::code_measurement(&dump) {
-        CodeEvidence::Measured(m) => {
-            let found = Measurement::new(talos_cfg::measure::CODE_SCHEME, Digest(m.digest))?;
-            if found != r.code {
-                modified.push(format!(
-                    "{}: code in memory measures {found}, the reference says {}",
-                    m.module.path, r.code
-                ));
-            }
-        }
-        CodeEvidence::Unverifiable(why) => unverifiable.push(why),
-        CodeEvidence::Inconsistent(why) => modified.push(why),
-    }
-    // 2. The whole introspection: every module against its file, findings,
-    // execution flow.
-    let binaries: Vec<std::path::PathBuf> = binary.map(Path::to_path_buf).into_iter().collect();
-    let resolver = crate::cmd::introspect::resolver(None, &binaries)?;
-    let report = talos_introspect::verify::verify(
-        &dump,
-        &resolver,
-        &shown,
-        &talos_introspect::verify::Options::default(),
-    );
-    for m in &report.modules {
-        match m.verdict {
-            ModVerdict::Tampered | ModVerdict::BinaryChanged => {
-                modified.push(format!("{}: {} ({})", m.path, m.verdict.name(), m.reason));
-            }
-            ModVerdict::Unverifiable => {
-                unverifiable.push(format!("{}: unverifiable ({})", m.path, m.reason));
-            }
-            ModVerdict::Clean | ModVerdict::Kernel => {}
-        }
-    }
-    for f in &report.findings {
-        match f.kind {
-            FindingKind::Flow | FindingKind::GotHook => {
-                flow.push(format!("{}: {}", f.kind.name(), f.message));
-            }
-            FindingKind::AnonExec | FindingKind::Wx => {
-                modified.push(format!("{}: {}", f.kind.name(), f.message));
-            }
-        }
-    }
-    let code = if !modified.is_empty() {
-        CodeVerdict::Modified
-    } else if !unverifiable.is_empty() {
-        CodeVerdict::Unverifiable
-    } else {
-        CodeVerdict::Clean
-    };
-    let flow_verdict = if flow.is_empty() {
-        FlowVerdict::Ok
-    } else {
-        FlowVerdict::Violation
-    };
-    Ok((
-        code,
-        flow_verdict,
-        modified,
-        unverifiable,
-        flow,
-        overall_name(report.verdict),
-    ))
+fn check_code(
+    dump_path: &Path,
+    resolver: &Resolver,
+    reference: &Reference,
+) -> Result<CodeFindings> {
+    let spec = Spec::Path(dump_path.to_path_buf());
+    source::with_dump(&spec, resolver, |v| {
+        talos_evidence::seal::check_code(v.dump, resolver, &v.shown, reference.body())
+            .context("the reference's code measurement")
+    })
+    .with_context(|| format!("{}: --dump", dump_path.display()))
 }
 
-fn overall_name(o: Overall) -> &'static str {
-    o.name()
+/// The target's evidence: binary BLAKE3 and CFG digest of `binary`, state
+/// measurement of `state` (a core or an image directory; one that is not a
+/// state gets a measurement no bundle can hold, so the gate answers
+/// `state-mismatch` in its order). Returns the evidence and a note on the
+/// state for people.
+///
+/// # Errors
+/// Unreadable files, a binary talos cannot analyse.
+pub fn target_evidence(binary: &Path, state: &Path) -> Result<(TargetEvidence, String)> {
+    let (ev, note, _) = target_findings(binary, state)?;
+    Ok((ev, note))
+}
+
+/// [`target_evidence`], and the state measurement when the state is one.
+///
+/// # Errors
+/// As [`target_evidence`].
+pub fn target_findings(
+    binary: &Path,
+    state: &Path,
+) -> Result<(TargetEvidence, String, Option<StateMeasure>)> {
+    let resolver = crate::cmd::introspect::resolver(None, &[binary.to_path_buf()], None)?;
+    // The binary's CFG and the state digest are independent: overlap them.
+    let (m, measured) = std::thread::scope(|scope| {
+        let st = scope.spawn(|| measure_state(state, &resolver));
+        let m = input::map(binary).and_then(|b| {
+            talos_evidence::target::measure_binary(&b, &binary.display().to_string())
+                .map_err(anyhow::Error::new)
+        });
+        let measured = st
+            .join()
+            .unwrap_or_else(|_| Err(StateError::NotAState("the state digest panicked".into())));
+        (m, measured)
+    });
+    let m = m?;
+    let (s, note) = match measured {
+        Ok(s) => {
+            let note = format!(
+                "{} bytes, {} bytes of memory pages; {}",
+                s.input_len, s.memory_bytes, s.rseq
+            );
+            (Some(s), note)
+        }
+        Err(StateError::Unreadable(e)) => return Err(e),
+        Err(StateError::NotAState(why)) => (None, why),
+    };
+    Ok((
+        talos_evidence::target::target_evidence(&m, s.as_ref())?,
+        note,
+        s,
+    ))
 }

@@ -12,8 +12,11 @@
 //! ledger entry that backs it is durable; if writing it fails, `talos
 //! migrate resend` writes it again. `docs/migrate-cli.md` is the manual.
 
+pub mod attested;
 pub mod evidence;
+pub mod journal;
 pub mod net;
+pub mod restore;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -22,11 +25,10 @@ use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 use talos_migrate::{
-    Abort, AppId, Body, Bundle, Challenge, Digest, Host, MAX_MESSAGE_LEN, Measurement, PublicKey,
-    Receipt, Reference, Rejection, Role, Signed, TargetEvidence,
+    Abort, AppId, Body, Bundle, Challenge, Digest, Host, MAX_MESSAGE_LEN, PublicKey, Receipt,
+    Reference, Rejection, Release, Role, Signed, TargetEvidence,
 };
 
-use crate::cmd::reference;
 use crate::{Outcome, output};
 
 /// Output format of verdicts.
@@ -36,6 +38,17 @@ pub enum Format {
     Text,
     /// One JSON object.
     Json,
+}
+
+/// Output formats of `talos migrate status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// The ledger, for people.
+    Text,
+    /// The ledger view as one JSON object.
+    Json,
+    /// One self-contained HTML page: the ledger and a timeline per app.
+    Html,
 }
 
 /// Default challenge lifetime, seconds.
@@ -58,19 +71,12 @@ pub struct Common {
     /// Verdict format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Use this time (seconds since the Unix epoch) instead of the clock
-    /// (tests).
-    #[arg(long, value_name = "SECS", hide = true)]
-    pub now: Option<u64>,
 }
 
 impl Common {
+    /// The clock (test builds can set it: `talos_migrate::clock`).
     fn now(&self) -> u64 {
-        self.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        })
+        talos_migrate::clock::now()
     }
 
     fn host(&self) -> Result<Host> {
@@ -113,6 +119,9 @@ pub enum Cmd {
     Serve(net::ServeArgs),
     /// Source, network mode: migrate an app to the target serving at ADDR.
     Send(net::SendArgs),
+    /// Source, network mode: freeze a running process with CRIU, seal it,
+    /// stream it to the target, and on its receipt give it up for good.
+    Live(net::LiveArgs),
 }
 
 /// `talos migrate init`.
@@ -135,6 +144,9 @@ pub struct TrustArgs {
     /// The public key file (host.pub of a peer, KEY.pub of an owner).
     #[arg(value_name = "PUBFILE")]
     pub key: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub attest: attested::EvidenceArgs,
 }
 
 /// Commands that name an app.
@@ -177,8 +189,9 @@ pub struct SealArgs {
     /// The owner-signed reference (from `talos reference`).
     #[arg(long, value_name = "FILE")]
     pub reference: PathBuf,
-    /// ELF core of the frozen app (gcore with coredump_filter 0x7f, kernel
-    /// core, or `talos snapshot`).
+    /// The frozen app: an ELF core (gcore with coredump_filter 0x7f, kernel
+    /// core, or `talos snapshot`) or a CRIU image directory (`criu dump
+    /// --leave-stopped -D DIR`).
     #[arg(long, value_name = "DUMP")]
     pub dump: PathBuf,
     /// The reference's binary, to compare the main module's code with
@@ -208,7 +221,7 @@ pub struct VerifyArgs {
     /// The binary that will be launched.
     #[arg(long, value_name = "BIN")]
     pub binary: PathBuf,
-    /// The state received (the dump the source sealed).
+    /// The state received (the core or image directory the source sealed).
     #[arg(long, value_name = "DUMP")]
     pub state: PathBuf,
     /// The receipt file to write.
@@ -239,8 +252,20 @@ pub struct LaunchArgs {
     /// The source's release.
     #[arg(long, value_name = "FILE")]
     pub release: PathBuf,
-    /// Command to exec once the ledger has recorded the launch (for example
-    /// `criu restore ...`).
+    /// Restore this verified CRIU image directory (`criu restore -d
+    /// --leave-stopped`), check the restored process against what was
+    /// verified, and only then record the launch and let it run.
+    #[arg(long, value_name = "DIR")]
+    pub restore: Option<PathBuf>,
+    /// The criu binary (default: criu on PATH).
+    #[arg(long, value_name = "PATH", requires = "restore")]
+    pub criu: Option<PathBuf>,
+    /// The reference's binary, to compare the restored code with (default:
+    /// the files the restored process maps).
+    #[arg(long, value_name = "BIN", requires = "restore")]
+    pub binary: Option<PathBuf>,
+    /// Without --restore: a command to exec once the ledger has recorded
+    /// the launch. With --restore: extra arguments for `criu restore`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
@@ -262,9 +287,28 @@ pub struct ResendArgs {
 /// `talos migrate status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub common: Common,
+    /// The host's state directory (keys and ledger).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+    /// Write to FILE instead of standard output (`--format html`).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl StatusArgs {
+    /// The options every state-directory command takes.
+    fn common(&self) -> Common {
+        Common {
+            state_dir: self.state_dir.clone(),
+            format: match self.format {
+                StatusFormat::Json => Format::Json,
+                StatusFormat::Text | StatusFormat::Html => Format::Text,
+            },
+        }
+    }
 }
 
 /// `talos migrate show`.
@@ -290,10 +334,11 @@ impl Cmd {
             Cmd::Commit(a) => a.common.format,
             Cmd::Launch(a) => a.common.format,
             Cmd::Resend(a) => a.common.format,
-            Cmd::Status(a) => a.common.format,
+            Cmd::Status(a) => a.common().format,
             Cmd::Show(a) => a.format,
             Cmd::Serve(a) => a.common.format,
             Cmd::Send(a) => a.common.format,
+            Cmd::Live(a) => a.common.format,
         }
     }
 
@@ -313,6 +358,7 @@ impl Cmd {
             Cmd::Show(_) => "show",
             Cmd::Serve(_) => "serve",
             Cmd::Send(_) => "send",
+            Cmd::Live(_) => "live",
         }
     }
 }
@@ -326,6 +372,12 @@ pub struct Verdict {
     pub accepted: bool,
     /// The stable reason of a rejection.
     pub reason: Option<Rejection>,
+    /// The reason of a refusal decided outside the gate (attestation
+    /// evidence: `talos_attest::Reason::code`), when `reason` is `None`.
+    pub refusal: Option<&'static str>,
+    /// Neither accepted nor rejected: the evidence cannot prove it either
+    /// way (exit 3); `refusal` holds why.
+    pub undecided: bool,
     /// One sentence.
     pub summary: String,
     /// Named details, in order.
@@ -343,6 +395,8 @@ impl Verdict {
             command: command.to_owned(),
             accepted: true,
             reason: None,
+            refusal: None,
+            undecided: false,
             summary: summary.into(),
             fields: Vec::new(),
             text: String::new(),
@@ -356,6 +410,8 @@ impl Verdict {
             command: command.to_owned(),
             accepted: false,
             reason: Some(reason),
+            refusal: None,
+            undecided: false,
             summary: detail.into(),
             fields: Vec::new(),
             text: String::new(),
@@ -374,6 +430,8 @@ impl Verdict {
     pub fn outcome(&self) -> Outcome {
         if self.accepted {
             Outcome::Ok
+        } else if self.undecided {
+            Outcome::Unproven
         } else {
             Outcome::Failed
         }
@@ -381,7 +439,7 @@ impl Verdict {
 
     /// The reason code, or `None` when accepted.
     pub fn reason_code(&self) -> Option<&'static str> {
-        self.reason.map(Rejection::code)
+        self.reason.map(Rejection::code).or(self.refusal)
     }
 
     /// The JSON object.
@@ -395,6 +453,8 @@ impl Verdict {
             "verdict".into(),
             json!(if self.accepted {
                 "accepted"
+            } else if self.undecided {
+                "undecided"
             } else {
                 "rejected"
             }),
@@ -409,8 +469,11 @@ impl Verdict {
 
     /// The text form: the verdict line, then one line per detail.
     pub fn to_text(&self) -> String {
-        let mut s = match self.reason {
+        let mut s = match self.reason_code() {
             None => format!("{}: ACCEPTED: {}\n", self.command, self.summary),
+            Some(r) if self.undecided => {
+                format!("{}: UNDECIDED ({r}): {}\n", self.command, self.summary)
+            }
             Some(r) => format!("{}: REJECTED ({r}): {}\n", self.command, self.summary),
         };
         for (k, v) in &self.fields {
@@ -534,9 +597,12 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
             Ok(Verdict::accepted(name, "host initialised")
                 .field("host", h.public_key().to_string())
                 .field("host-id", key_short(&h.public_key()))
-                .field("public-key", pubfile.display().to_string()))
+                .field("public-key", pubfile.display().to_string())
+                .field("report-data", attested::binding_hex(&h.public_key())))
         }
+        Cmd::Trust(a) if a.attest.evidence.is_some() => attested::trust(a),
         Cmd::Trust(a) => {
+            a.attest.refuse_without_evidence()?;
             let host = a.common.host()?;
             let role: Role = a.role.parse()?;
             let key = PublicKey::load(&a.key)
@@ -587,7 +653,10 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
         Cmd::Commit(a) => {
             let host = a.common.host()?;
             let receipt = verdict!(read_message(name, &a.receipt)?);
-            let release = verdict!(gate(name, host.commit(&receipt))?);
+            let release = verdict!(
+                gate(name, host.commit(&receipt))?
+                    .map_err(|v| v.field("app", receipt.body().app.as_str()))
+            );
             let out = write_message(&a.output, &release.encode())?;
             let b = release.body();
             Ok(Verdict::accepted(
@@ -605,10 +674,14 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
             .field("target", b.target.to_string())
             .field("output", out))
         }
+        Cmd::Launch(a) if a.restore.is_some() => launch_restore(a),
         Cmd::Launch(a) => {
             let host = a.common.host()?;
             let release = verdict!(read_message(name, &a.release)?);
-            let l = verdict!(gate(name, host.launch(&release))?);
+            let l = verdict!(
+                gate(name, host.launch(&release))?
+                    .map_err(|v| v.field("app", release.body().app.as_str()))
+            );
             let mut v = Verdict::accepted(
                 name,
                 format!(
@@ -668,7 +741,7 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
             .field("output", out))
         }
         Cmd::Status(a) => {
-            let host = a.common.host()?;
+            let host = a.common().host()?;
             let view = host.status()?.view();
             let mut v = Verdict::accepted(name, format!("ledger of {}", host.dir().display()));
             v.text = view.to_string();
@@ -678,6 +751,9 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
         Cmd::Show(a) => {
             let max = talos_migrate::MAX_LEDGER_LEN.max(MAX_MESSAGE_LEN);
             let bytes = read_limited(&a.file, max)?;
+            if let Some(v) = attested::show_public_key(name, &a.file, &bytes) {
+                return Ok(v);
+            }
             let d = verdict!(
                 talos_migrate::describe(&bytes).map_err(|e| Verdict::rejected(
                     name,
@@ -692,7 +768,80 @@ pub fn execute(cmd: &Cmd) -> Result<Verdict> {
         }
         Cmd::Serve(a) => net::serve(a),
         Cmd::Send(a) => net::send(a),
+        Cmd::Live(a) => net::live(a),
     }
+}
+
+/// `launch --restore DIR`: restore stopped, check, record, continue.
+fn launch_restore(a: &LaunchArgs) -> Result<Verdict> {
+    let name = "launch";
+    let host = a.common.host()?;
+    let release: Release = verdict!(read_message(name, &a.release)?);
+    let Some(dir) = a.restore.as_deref() else {
+        anyhow::bail!("--restore DIR is required");
+    };
+    let criu = crate::criu::Criu::locate(a.criu.as_deref())?;
+    let (bundle, reference) = restore::load_verified(host.dir(), &release)?;
+    let binaries: Vec<PathBuf> = a.binary.iter().cloned().collect();
+    let resolver = crate::cmd::introspect::resolver(None, &binaries, None)?;
+    let mut restored = None;
+    let r = host.launch_with(&release, |_| {
+        // The directory is measured again: it must still be the verified
+        // state, whatever happened to it since verify.
+        let expected = restore::verified_expectations(dir, &bundle, &resolver)?;
+        let x =
+            restore::restore_and_check(&criu, dir, &a.command, &expected, &reference, &resolver)?;
+        restored = Some(x);
+        Ok(())
+    });
+    let l = match gate(name, r) {
+        Ok(Ok(l)) => l,
+        Ok(Err(v)) => {
+            if v.reason == Some(Rejection::LaunchMismatch) {
+                restore::record_refusal(host.dir(), &release, "launch-mismatch", &v.summary)?;
+                return Ok(v.field(
+                    "refusals",
+                    host.dir()
+                        .join(restore::REFUSALS_FILE)
+                        .display()
+                        .to_string(),
+                ));
+            }
+            return Ok(v);
+        }
+        Err(e) => {
+            if let Some(x) = &restored {
+                let _ = crate::criu::kill_all(&x.pids, std::time::Duration::from_secs(10));
+            }
+            return Err(e);
+        }
+    };
+    let Some(x) = restored else {
+        anyhow::bail!("internal: the launch was recorded without a restored process");
+    };
+    restore::resume(&x.pids)?;
+    let mut v = Verdict::accepted(
+        name,
+        format!(
+            "{} restored from {}, checked and running as {:?} from epoch {} (bundle {})",
+            l.app,
+            dir.display(),
+            x.pids,
+            l.epoch,
+            hex_short(&l.bundle)
+        ),
+    )
+    .field("app", l.app.as_str())
+    .field("epoch", l.epoch)
+    .field("bundle", l.bundle.to_hex())
+    .field("source", l.source.to_string())
+    .field("pids", serde_json::json!(x.pids))
+    .field("criu", format!("{} {}", criu.path.display(), criu.version));
+    v = v.field(
+        "checked",
+        Value::Array(x.notes.iter().map(|n| json!(n)).collect()),
+    );
+    Ok(v)
 }
 
 fn seal(a: &SealArgs) -> Result<Verdict> {
@@ -717,6 +866,8 @@ fn seal(a: &SealArgs) -> Result<Verdict> {
             let why: Vec<Value> = found.why.iter().map(|s| json!(s)).collect();
             return Ok(v
                 .field("introspect", found.introspect)
+                .field("code", found.code_line.clone())
+                .field("flow", found.flow_line.clone())
                 .field("evidence", Value::Array(why)));
         }
     };
@@ -744,55 +895,12 @@ fn sealed_verdict(
     .field("epoch", b.epoch)
     .field("bundle", bundle.id().to_hex())
     .field("target", b.target.to_string())
-    .field("code", "clean against the reference")
-    .field("flow", "ok")
+    .field("code", found.code_line.clone())
+    .field("flow", found.flow_line.clone())
     .field("state", b.state.to_string())
-    .field("memory", found.state.memory_root.clone())
+    .field("memory", found.state.memory_root.to_hex())
     .field("rseq", found.state.rseq.clone())
     .field("output", out)
-}
-
-/// The target's evidence: binary BLAKE3 and CFG digest of `binary`, state
-/// measurement of `state` (a file that is not a dump gets a measurement no
-/// bundle can hold, so the gate answers `state-mismatch` in its order).
-///
-/// # Errors
-/// Unreadable files, a binary talos cannot analyse.
-pub fn target_evidence(binary: &Path, state: &Path) -> Result<(TargetEvidence, String)> {
-    // The binary's CFG and the state digest are independent: overlap them.
-    let (m, measured) = std::thread::scope(|scope| {
-        let st = scope.spawn(|| evidence::measure_state(state));
-        let m = reference::measure(binary);
-        let measured = st.join().unwrap_or_else(|_| {
-            Err(evidence::StateError::NotAState(
-                "the state digest panicked".into(),
-            ))
-        });
-        (m, measured)
-    });
-    let m = m?;
-    let (state, note) = match measured {
-        Ok(s) => {
-            let note = format!(
-                "{} bytes, {} bytes of memory pages; {}",
-                s.file_len, s.memory_bytes, s.rseq
-            );
-            (s.measurement, note)
-        }
-        Err(evidence::StateError::Unreadable(e)) => return Err(e),
-        Err(evidence::StateError::NotAState(why)) => (
-            Measurement::new("talos.state-invalid", Digest([0; 32]))?,
-            why,
-        ),
-    };
-    Ok((
-        TargetEvidence {
-            binary: m.binary,
-            cfg: m.cfg,
-            state,
-        },
-        note,
-    ))
 }
 
 fn verify(a: &VerifyArgs) -> Result<Verdict> {
@@ -800,17 +908,20 @@ fn verify(a: &VerifyArgs) -> Result<Verdict> {
     let host = a.common.host()?;
     let bundle: Bundle = verdict!(read_message(name, &a.bundle)?);
     let reference: Reference = verdict!(read_message(name, &a.reference)?);
-    let (ev, note) = target_evidence(&a.binary, &a.state)?;
+    let (ev, note) = evidence::target_evidence(&a.binary, &a.state)?;
     let receipt = match gate(name, host.verify(&bundle, &reference, &ev, a.common.now()))? {
         Ok(r) => r,
         Err(v) => {
             return Ok(v
+                .field("app", bundle.body().app.as_str())
                 .field("binary", ev.binary.to_string())
                 .field("cfg", ev.cfg.to_string())
                 .field("state", ev.state.to_string())
                 .field("state-file", note));
         }
     };
+    // What `launch --restore` needs, kept before the receipt exists.
+    restore::keep_verified(host.dir(), &bundle, &reference)?;
     let out = write_message(&a.output, &receipt.encode())?;
     Ok(receipt_verdict(name, &receipt, &ev, out))
 }
@@ -843,6 +954,11 @@ fn receipt_verdict(name: &str, receipt: &Receipt, ev: &TargetEvidence, out: Stri
 pub fn run(args: Args) -> Result<Outcome> {
     let format = args.command.format();
     let name = args.command.name();
+    if let Cmd::Status(a) = &args.command
+        && a.format == StatusFormat::Html
+    {
+        return status_html(a);
+    }
     let v = match execute(&args.command) {
         Ok(v) => v,
         Err(e) => {
@@ -858,9 +974,11 @@ pub fn run(args: Args) -> Result<Outcome> {
             return Err(e);
         }
     };
+    record(&args.command, &v);
     v.print(format)?;
     if let Cmd::Launch(a) = &args.command
         && v.accepted
+        && a.restore.is_none()
         && let Some((prog, rest)) = a.command.split_first()
     {
         use std::os::unix::process::CommandExt as _;
@@ -872,7 +990,61 @@ pub fn run(args: Args) -> Result<Outcome> {
     Ok(v.outcome())
 }
 
-/// Parse a verdict code sent by a peer.
-pub fn reason_from_peer(code: &str) -> Rejection {
-    Rejection::from_code(code).unwrap_or(Rejection::Malformed)
+/// The state directory and app a command acts on, for the journal
+/// (`status` and `show` change nothing and are not recorded).
+fn journal_target(cmd: &Cmd) -> Option<(&Common, Option<&str>)> {
+    match cmd {
+        Cmd::Init(a) => Some((&a.common, None)),
+        Cmd::Trust(a) => Some((&a.common, None)),
+        Cmd::Register(a) | Cmd::Abort(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Challenge(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Seal(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Verify(a) => Some((&a.common, None)),
+        Cmd::Commit(a) => Some((&a.common, None)),
+        Cmd::Launch(a) => Some((&a.common, None)),
+        Cmd::Resend(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Send(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Live(a) => Some((&a.common, Some(a.app.as_str()))),
+        Cmd::Serve(a) => Some((&a.common, None)),
+        Cmd::Status(_) | Cmd::Show(_) => None,
+    }
+}
+
+/// Append a verdict to the state directory's journal. The ledger already
+/// holds the decision; a journal that cannot be written is said on stderr
+/// and changes nothing.
+pub fn record(cmd: &Cmd, v: &Verdict) {
+    let Some((common, app)) = journal_target(cmd) else {
+        return;
+    };
+    record_in(common, app, v);
+}
+
+/// [`record`] for one exchange of `serve`.
+pub fn record_in(common: &Common, app: Option<&str>, v: &Verdict) {
+    if !common.state_dir.join(talos_migrate::LEDGER_FILE).is_file() {
+        return;
+    }
+    let entry = journal::Entry::of(v, common.now(), app);
+    if let Err(e) = journal::append(&common.state_dir, &entry) {
+        eprintln!(
+            "talos: warning: {}: cannot append to the journal: {e}",
+            common.state_dir.join(journal::JOURNAL_FILE).display()
+        );
+    }
+}
+
+/// `talos migrate status --format html`.
+fn status_html(a: &StatusArgs) -> Result<Outcome> {
+    let host = a.common().host()?;
+    let view = host.status()?.view();
+    let j = journal::read(&a.state_dir).with_context(|| {
+        format!(
+            "{}: cannot read",
+            a.state_dir.join(journal::JOURNAL_FILE).display()
+        )
+    })?;
+    let page = crate::html::migrate::render(&a.state_dir.display().to_string(), &view, &j);
+    output::emit(a.output.as_deref(), page.as_bytes())?;
+    Ok(Outcome::Ok)
 }

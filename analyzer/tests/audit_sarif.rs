@@ -8,11 +8,9 @@
     clippy::panic
 )]
 
-use std::path::PathBuf;
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::root;
 
 fn validator() -> jsonschema::Validator {
     let schema: serde_json::Value = serde_json::from_slice(
@@ -83,7 +81,9 @@ fn check_github_requirements(sarif: &serde_json::Value) {
 
 #[test]
 fn sarif_from_the_enclave_corpus_validates() {
-    let dir = root().join("corpus/out/enclave");
+    let Some(dir) = common::enclave_corpus() else {
+        return;
+    };
     let v = validator();
     let cases: Vec<(&str, Option<&str>, Option<&str>)> = vec![
         ("sgx-bad.so", None, None),
@@ -97,16 +97,9 @@ fn sarif_from_the_enclave_corpus_validates() {
     ];
     let mut checked = 0;
     for (bin, m, s) in cases {
-        let path = dir.join(bin);
-        if !path.exists() {
-            assert!(
-                std::env::var_os("TALOS_REQUIRE_CORPUS").is_none_or(|v| v != "1"),
-                "{} missing: run corpus/enclave/build.sh",
-                path.display()
-            );
-            eprintln!("note: {} not built; skipping", path.display());
+        let Some(path) = common::need_file(&dir.join(bin), "corpus/enclave/build.sh") else {
             continue;
-        }
+        };
         let report = audit(
             &path,
             m.map(|m| dir.join(m)).as_deref(),
@@ -135,4 +128,55 @@ fn the_schema_rejects_what_it_should() {
     assert!(!v.is_valid(&bad));
     let ok = serde_json::json!({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "t"}}, "results": [{"ruleId": "x", "message": {"text": "m"}}]}]});
     assert!(v.is_valid(&ok));
+}
+
+/// The SARIF of audits that could not check everything (a PE enclave whose
+/// SIGSTRUCT talos cannot read, an ELF whose headers cannot be parsed)
+/// validates, says the run did not complete, and names each unchecked rule.
+#[test]
+fn sarif_of_unverifiable_audits_validates_and_names_what_was_not_checked() {
+    let Some(dir) = common::hardening_corpus() else {
+        return;
+    };
+    let v = validator();
+    for (file, tee) in [
+        ("pe-enclave.dll", "sgx"),
+        ("elf-truncated", "auto"),
+        ("pe-default.exe", "auto"),
+    ] {
+        let o = common::talos(&[
+            "audit",
+            dir.join(file).to_str().unwrap(),
+            "--tee",
+            tee,
+            "--format",
+            "sarif",
+        ]);
+        let sarif: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let errors: Vec<String> = v
+            .iter_errors(&sarif)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{file}: {errors:#?}");
+        check_github_requirements(&sarif);
+        let inv = &sarif["runs"][0]["invocations"][0];
+        let notes = inv["toolExecutionNotifications"].as_array().unwrap();
+        if file == "pe-default.exe" {
+            assert_eq!(inv["executionSuccessful"], true);
+            assert!(notes.is_empty());
+        } else {
+            assert_eq!(inv["executionSuccessful"], false, "{file}");
+            assert!(!notes.is_empty(), "{file}");
+            for n in notes {
+                let id = n["associatedRule"]["id"].as_str().unwrap();
+                assert!(
+                    n["message"]["text"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{id} could not be checked")),
+                    "{n}"
+                );
+            }
+        }
+    }
 }

@@ -17,9 +17,12 @@ use gimli::{
     LittleEndian, Location as GLocation, RegisterRule, UnwindContext, UnwindSection, Value,
 };
 
+mod judge;
+
+pub(crate) use judge::{judge, needs_whole_cfg, not_requested};
+
 use crate::dump::{Registers, Thread};
-use crate::region::RegionKind;
-use crate::report::{Finding, FindingKind, Frame, FrameMethod, Location, ThreadReport};
+use crate::report::Location;
 use crate::verify::{Ctx, Module};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
@@ -41,6 +44,9 @@ pub(crate) struct Walk {
     sp: Option<u64>,
     cfi: Vec<RawFrame>,
     stop: String,
+    /// CFI unwinding reached the outermost frame (the return address is
+    /// undefined, or 0): every return address on the stack was found.
+    complete: bool,
     scan: Vec<(u64, u64)>,
 }
 
@@ -279,6 +285,7 @@ pub(crate) fn unwind(ctx: &Ctx<'_, '_>, t: &Thread) -> Walk {
             }
         }
     }
+    w.complete = outermost;
     if !outermost {
         // Heuristic: values on the stack above the last known sp that point
         // into code.
@@ -311,26 +318,6 @@ pub(crate) fn checked_addresses(w: &Walk) -> Vec<(u64, bool)> {
         .map(|&a| (a, false))
         .chain(w.cfi.iter().filter(|f| !f.exact).map(|f| (f.pc, true)))
         .collect()
-}
-
-/// The CFG a check may use: the whole module's, else the one of the
-/// functions the threads are in.
-fn cfg_of<'m>(m: &'m Module<'_>) -> Option<&'m talos_cfg::Cfg> {
-    m.cfg.as_ref().or(m.local_cfg.as_ref())
-}
-
-/// The recovered function whose FDE (or entry) covers `link`, and whether
-/// its blocks are all known.
-fn cfg_function<'c>(
-    m: &Module<'_>,
-    cfg: &'c talos_cfg::Cfg,
-    link: u64,
-) -> Option<(&'c talos_cfg::Function, bool)> {
-    let f = cfg.function_containing(link).or_else(|| {
-        let start = fde_for(m, link)?.start;
-        cfg.function_at(start)
-    })?;
-    Some((f, cfg.complete(f.addr)))
 }
 
 /// Modules whose CFG judging this walk needs.
@@ -366,7 +353,7 @@ pub(crate) fn name_in(m: &Module<'_>, link: u64) -> Option<(String, u64)> {
 }
 
 /// The FDE covering link address `link`.
-fn fde_for(m: &Module<'_>, link: u64) -> Option<talos_cfg::image::Fde> {
+pub(crate) fn fde_for(m: &Module<'_>, link: u64) -> Option<talos_cfg::image::Fde> {
     let img = m.image.as_ref()?;
     let idx = img.fdes.partition_point(|f| f.start <= link);
     img.fdes
@@ -376,99 +363,6 @@ fn fde_for(m: &Module<'_>, link: u64) -> Option<talos_cfg::image::Fde> {
         .take(8)
         .find(|f| link < f.start.saturating_add(f.len))
         .copied()
-}
-
-/// Where a linear decode from `from` meets `to`.
-enum Sweep {
-    /// `to` is an instruction boundary; the instruction ending there.
-    Boundary(Option<talos_cfg::arch::Insn>),
-    /// `to` falls inside this instruction.
-    Inside(talos_cfg::arch::Insn),
-    /// Decoding failed before reaching `to`.
-    Undecodable,
-}
-
-fn sweep(m: &Module<'_>, from: u64, to: u64) -> Option<Sweep> {
-    let img = m.image.as_ref()?;
-    let dec = talos_cfg::arch::decoder_for(img).ok()?;
-    let mut a = from;
-    let mut last: Option<talos_cfg::arch::Insn> = None;
-    // One instruction is at least one byte: bounded by the distance.
-    let steps = to.saturating_sub(from).min(1 << 22);
-    for _ in 0..=steps {
-        if a == to {
-            return Some(Sweep::Boundary(last));
-        }
-        if a > to {
-            return last.map(Sweep::Inside);
-        }
-        let Some(insn) = img
-            .bytes_from(a)
-            .and_then(|b| dec.decode(b, a, last.as_ref()))
-            .filter(|i| i.len > 0)
-        else {
-            return Some(Sweep::Undecodable);
-        };
-        a = insn.end();
-        last = Some(insn);
-    }
-    None
-}
-
-fn is_call(i: &talos_cfg::arch::Insn) -> bool {
-    matches!(
-        i.flow,
-        talos_cfg::arch::Flow::Call(_) | talos_cfg::arch::Flow::IndirectCall { .. }
-    )
-}
-
-/// Whether the return address `link` follows a call instruction, and the
-/// evidence: the CFG's return sites (whole-module with `--flow-cfg`, else
-/// of the functions the threads are in), else a linear
-/// decode of the function the FDE describes, else a backward decode of the
-/// few bytes before it. `None` when nothing decides.
-fn follows_call(m: &Module<'_>, link: u64) -> (Option<bool>, &'static str) {
-    if let Some(cfg) = cfg_of(m) {
-        if cfg.follows_call(link) {
-            return (Some(true), "cfg");
-        }
-        if let Some((_, b)) = cfg.block_containing(link)
-            && b.addr != link
-        {
-            // Inside a recovered block: the instruction ending here is known
-            // and is not a call.
-            return (Some(false), "cfg");
-        }
-        // Not a return site of a function whose every block is known.
-        if let Some((_, true)) = cfg_function(m, cfg, link.wrapping_sub(1)) {
-            return (Some(false), "cfg");
-        }
-    }
-    if let Some(f) = fde_for(m, link.wrapping_sub(1)) {
-        match sweep(m, f.start, link) {
-            Some(Sweep::Boundary(Some(i))) => return (Some(is_call(&i)), "decode"),
-            Some(Sweep::Boundary(None)) => return (Some(false), "decode"),
-            Some(Sweep::Inside(_)) => return (Some(false), "decode"),
-            Some(Sweep::Undecodable) | None => {}
-        }
-    }
-    // No FDE: does any instruction ending exactly here decode as a call?
-    let Some(img) = m.image.as_ref() else {
-        return (None, "none");
-    };
-    let Ok(dec) = talos_cfg::arch::decoder_for(img) else {
-        return (None, "none");
-    };
-    for back in 2..=15u64 {
-        let at = link.wrapping_sub(back);
-        if let Some(i) = img.bytes_from(at).and_then(|b| dec.decode(b, at, None))
-            && i.end() == link
-            && is_call(&i)
-        {
-            return (Some(true), "decode");
-        }
-    }
-    (Some(false), "decode")
 }
 
 /// Where `addr` lies.
@@ -488,241 +382,5 @@ pub(crate) fn locate(ctx: &Ctx<'_, '_>, addr: u64) -> Location {
         offset: None,
         function: None,
         function_offset: None,
-    }
-}
-
-fn flow_finding(t: &Thread, addr: u64, value: u64, loc: &Location, message: String) -> Finding {
-    let mut f = Finding::new(FindingKind::Flow, addr, message);
-    f.thread = Some(t.tid);
-    f.value = Some(value);
-    f.module = Some(loc.module.clone());
-    f.function = loc.function.clone();
-    f
-}
-
-fn show(loc: &Location) -> String {
-    match (&loc.offset, &loc.function, &loc.function_offset) {
-        (Some(o), Some(f), Some(fo)) => format!("{}+{o:#x}, {f}+{fo:#x}", loc.module),
-        (Some(o), _, _) => format!("{}+{o:#x}", loc.module),
-        _ => loc.module.clone(),
-    }
-}
-
-/// Check a pc against the module's code: `(check, finding message)`.
-///
-/// With a CFG of its function: the pc must be inside a basic block, on an
-/// instruction boundary. When the function's CFG is complete (no unresolved
-/// indirect jump) a pc outside every block is a finding; when it is not, the
-/// check falls back to decoding the function from its FDE start.
-fn check_pc(m: &Module<'_>, link: u64) -> (String, Option<String>) {
-    if let Some(cfg) = cfg_of(m) {
-        if let Some((_, b)) = cfg.block_containing(link) {
-            return match sweep(m, b.addr, link) {
-                Some(Sweep::Inside(i)) => (
-                    "mid-instruction".into(),
-                    Some(format!(
-                        "is inside a basic block of the CFG but in the middle of the instruction at {:#x}",
-                        i.addr.wrapping_add(m.bias.unwrap_or(0))
-                    )),
-                ),
-                _ => ("in-block".into(), None),
-            };
-        }
-        if let Some((f, true)) = cfg_function(m, cfg, link) {
-            return (
-                "outside-blocks".into(),
-                Some(format!(
-                    "is in no basic block of {} (whose CFG is complete: every indirect jump resolved)",
-                    f.display_name()
-                )),
-            );
-        }
-    }
-    let Some(f) = fde_for(m, link) else {
-        return match cfg_of(m) {
-            Some(_) => ("unexplained".into(), None),
-            None => ("no-fde".into(), None),
-        };
-    };
-    match sweep(m, f.start, link) {
-        Some(Sweep::Boundary(_)) => ("on-instruction".into(), None),
-        Some(Sweep::Inside(i)) => (
-            "mid-instruction".into(),
-            Some(format!(
-                "is in the middle of the instruction at {:#x} (decoding the function from its FDE start)",
-                i.addr.wrapping_add(m.bias.unwrap_or(0))
-            )),
-        ),
-        Some(Sweep::Undecodable) | None => ("undecodable".into(), None),
-    }
-}
-
-/// Judge a walk: the thread report and its findings.
-pub(crate) fn judge(ctx: &Ctx<'_, '_>, t: &Thread, w: Walk) -> (ThreadReport, Vec<Finding>) {
-    let mut findings = Vec::new();
-    let pc = w.pc.unwrap_or(0);
-    let location = locate(ctx, pc);
-    let pc_check = match ctx.exec_module(pc) {
-        None => {
-            let anon_exec = ctx
-                .dump
-                .region_containing(pc)
-                .is_some_and(|r| r.perms.execute && !matches!(r.kind, RegionKind::File { .. }));
-            let (check, what) = if anon_exec {
-                ("anonymous-code", "anonymous executable memory")
-            } else {
-                ("outside-code", "memory that holds no module's code")
-            };
-            if w.pc.is_some() {
-                findings.push(flow_finding(
-                    t,
-                    pc,
-                    pc,
-                    &location,
-                    format!(
-                        "thread {}: pc {pc:#x} is in {what} ({})",
-                        t.tid,
-                        ctx.describe(pc)
-                    ),
-                ));
-            }
-            check.to_string()
-        }
-        Some(mi) => match ctx.modules.get(mi) {
-            Some(m) if m.image.is_some() && m.bias.is_some() => {
-                let link = m.link(pc).unwrap_or(pc);
-                let (check, why) = check_pc(m, link);
-                if let Some(why) = why {
-                    findings.push(flow_finding(
-                        t,
-                        pc,
-                        pc,
-                        &location,
-                        format!("thread {}: pc {pc:#x} ({}) {why}", t.tid, show(&location)),
-                    ));
-                }
-                check
-            }
-            Some(m) if m.report.kind == crate::report::ModuleKind::Kernel => "kernel-code".into(),
-            _ => "unchecked".into(),
-        },
-    };
-    let mut frames = vec![Frame {
-        method: FrameMethod::Registers,
-        pc,
-        stack_slot: None,
-        location,
-        follows_call: None,
-        evidence: None,
-    }];
-    for f in &w.cfi {
-        let loc = locate(ctx, f.pc);
-        let m = ctx.exec_module(f.pc).and_then(|i| ctx.modules.get(i));
-        let (follows, evidence) = match m {
-            _ if f.exact => (None, "signal-frame"),
-            Some(m) if m.image.is_some() => follows_call(m, m.link(f.pc).unwrap_or(f.pc)),
-            _ => (None, "none"),
-        };
-        let at = f.slot.unwrap_or(f.pc);
-        if m.is_none() {
-            findings.push(flow_finding(
-                t,
-                at,
-                f.pc,
-                &loc,
-                format!(
-                    "thread {}: return address {:#x}{} found by CFI points outside code ({})",
-                    t.tid,
-                    f.pc,
-                    f.slot
-                        .map(|s| format!(" at stack slot {s:#x}"))
-                        .unwrap_or_default(),
-                    ctx.describe(f.pc)
-                ),
-            ));
-        } else if follows == Some(false) {
-            findings.push(flow_finding(
-                t,
-                at,
-                f.pc,
-                &loc,
-                format!(
-                    "thread {}: return address {:#x} ({}){} found by CFI does not follow a call instruction",
-                    t.tid,
-                    f.pc,
-                    show(&loc),
-                    f.slot.map(|s| format!(" at stack slot {s:#x}")).unwrap_or_default()
-                ),
-            ));
-        }
-        frames.push(Frame {
-            method: FrameMethod::Cfi,
-            pc: f.pc,
-            stack_slot: f.slot,
-            location: loc,
-            follows_call: follows,
-            evidence: Some(evidence.to_string()),
-        });
-    }
-    let mut scanned = 0usize;
-    for &(slot, v) in &w.scan {
-        if scanned >= 32 {
-            break;
-        }
-        let Some(m) = ctx.exec_module(v).and_then(|i| ctx.modules.get(i)) else {
-            continue;
-        };
-        let (follows, evidence) = follows_call(m, m.link(v).unwrap_or(v));
-        if follows != Some(true) {
-            continue;
-        }
-        scanned += 1;
-        frames.push(Frame {
-            method: FrameMethod::Scan,
-            pc: v,
-            stack_slot: Some(slot),
-            location: locate(ctx, v),
-            follows_call: follows,
-            evidence: Some(evidence.to_string()),
-        });
-    }
-    let report = ThreadReport {
-        tid: t.tid,
-        signal: t.signal,
-        pc,
-        sp: w.sp.unwrap_or(0),
-        fs_base: t.fs_base(),
-        location: frames
-            .first()
-            .map(|f| f.location.clone())
-            .unwrap_or_else(|| locate(ctx, pc)),
-        pc_check,
-        frames,
-        unwind_stop: w.stop,
-    };
-    (report, findings)
-}
-
-/// A thread report without flow checking.
-pub(crate) fn unchecked(ctx: &Ctx<'_, '_>, t: &Thread) -> ThreadReport {
-    let pc = t.pc().unwrap_or(0);
-    let location = locate(ctx, pc);
-    ThreadReport {
-        tid: t.tid,
-        signal: t.signal,
-        pc,
-        sp: t.sp().unwrap_or(0),
-        fs_base: t.fs_base(),
-        location: location.clone(),
-        pc_check: "unchecked".into(),
-        frames: vec![Frame {
-            method: FrameMethod::Registers,
-            pc,
-            stack_slot: None,
-            location,
-            follows_call: None,
-            evidence: None,
-        }],
-        unwind_stop: "not unwound (--no-flow)".into(),
     }
 }

@@ -16,17 +16,22 @@
 //!    modules that need one (tampered modules, modules holding a pc or a
 //!    return address), in parallel, once each.
 
-use rayon::prelude::*;
+mod conclude;
+mod recover;
+
 use talos_cfg::{Cfg, Image, ImageKind};
 
-use crate::dump::{Dump, FileMapping, at};
+use conclude::conclude;
+use recover::{recover_local, recover_whole};
+
+use crate::dump::{Dump, FileMapping, UnreadWhy, at};
 use crate::flow;
 use crate::got;
 use crate::memelf;
 use crate::region::RegionKind;
 use crate::report::{
-    DiffRange, Finding, FindingKind, InputInfo, ModuleKind, ModuleReport, Overall, Report, SCHEMA,
-    Verdict,
+    DiffRange, Finding, FindingKind, InputInfo, ModuleKind, ModuleReport, Part, Reason, Report,
+    SCHEMA, Unchecked, Verdict,
 };
 use crate::resolve::{FileBytes, Resolved, Resolver};
 
@@ -63,7 +68,7 @@ impl Default for Options {
             diff_cfg: true,
             max_diffs: 64,
             scan_words: 8192,
-            max_frames: 256,
+            max_frames: 4096,
         }
     }
 }
@@ -76,9 +81,15 @@ pub(crate) struct Module<'x> {
     /// Executable ranges `[start, end)` of this module.
     pub exec: Vec<(u64, u64)>,
     pub cfg: Option<Cfg>,
+    /// Why the whole CFG could not be recovered, when it was needed.
     pub cfg_error: Option<String>,
     /// CFG of just the functions a thread's pc or return addresses are in.
     pub local_cfg: Option<Cfg>,
+    /// Why that could not be recovered.
+    pub local_error: Option<String>,
+    /// Why the module's code was not checked (with `report.verdict`
+    /// `unverifiable`).
+    pub unchecked: Option<Reason>,
 }
 
 impl Module<'_> {
@@ -170,7 +181,7 @@ fn mapping_perms(dump: &Dump<'_>, m: &FileMapping) -> Option<crate::region::Perm
 /// bytes at `file_off`; bytes past the end of the file must be zero.
 /// Returns the differing runs as (offset in mapping, length), merging runs
 /// separated by fewer than 8 equal bytes.
-fn compare(mem: &[u8], file: &[u8], file_off: u64) -> Vec<(u64, u64)> {
+pub(crate) fn compare(mem: &[u8], file: &[u8], file_off: u64) -> Vec<(u64, u64)> {
     let start = usize::try_from(file_off)
         .unwrap_or(usize::MAX)
         .min(file.len());
@@ -225,25 +236,29 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         perms: Vec<Option<crate::region::Perms>>,
         mem: Option<memelf::MemElf>,
         file: Option<(String, FileBytes)>,
-        problem: Option<(Verdict, String)>,
+        problem: Option<(Verdict, String, Option<Reason>)>,
     }
     let mut pending: Vec<Pending> = Vec::new();
-    if groups.len() > MAX_MODULES {
-        notes.push(format!(
-            "{} file-mapping groups: only the first {MAX_MODULES} are examined",
-            groups.len()
-        ));
-    }
-    for g in groups.into_iter().take(MAX_MODULES) {
+    let mut unchecked: Vec<Unchecked> = Vec::new();
+    // Groups that may hold code but were not examined (past the cap).
+    let mut over_cap: Vec<String> = Vec::new();
+    for g in groups {
         let perms: Vec<_> = g.iter().map(|m| mapping_perms(dump, m)).collect();
         let any_exec = perms.iter().any(|p| p.is_some_and(|p| p.execute));
         let any_unknown = perms.iter().any(Option::is_none);
+        if !any_exec && !any_unknown && g.iter().all(|m| m.offset != 0) {
+            continue; // a data file mapping with known, non-executable protections
+        }
+        let Some(first) = g.first() else { continue };
+        if pending.len() >= MAX_MODULES {
+            over_cap.push(first.path.clone());
+            continue;
+        }
         let header = g.iter().find(|m| m.offset == 0);
         let mem = header.and_then(|h| memelf::read(dump, h.start, page));
         if !any_exec && !any_unknown && mem.is_none() {
             continue; // a data file mapping with known, non-executable protections
         }
-        let Some(first) = g.first() else { continue };
         let path = first.path.clone();
         let bid = mem.as_ref().and_then(|m| m.build_id.as_deref());
         let (file, problem) = match resolver.resolve(&path, bid) {
@@ -253,6 +268,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                 Some((
                     Verdict::BinaryChanged,
                     "the file was deleted after it was mapped; give --binary PATH to compare with a copy".to_string(),
+                    None,
                 )),
             ),
             Resolved::NotFound { tried } => (
@@ -260,11 +276,16 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                 Some((
                     Verdict::Unverifiable,
                     format!("no file to compare with: {tried} not found (give --sysroot DIR or --binary PATH)"),
+                    Some(Reason::NoFile),
                 )),
             ),
             Resolved::Unreadable { path, error } => (
                 None,
-                Some((Verdict::Unverifiable, format!("{path}: cannot read: {error}"))),
+                Some((
+                    Verdict::Unverifiable,
+                    format!("{path}: cannot read: {error}"),
+                    Some(Reason::FileUnreadable),
+                )),
             ),
         };
         if file.is_none() && !any_exec {
@@ -287,8 +308,21 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         .map(|p| p.file.as_ref().map(|f| std::sync::Arc::clone(&f.1)))
         .collect();
 
+    if !over_cap.is_empty() {
+        unchecked.push(Unchecked {
+            part: Part::Dump,
+            subject: "file mappings".into(),
+            reason: Reason::ModuleCap,
+            detail: format!(
+                "{} file-mapped module(s) that may hold code were not examined: talos examines at most {MAX_MODULES} (first not examined: {})",
+                over_cap.len(),
+                over_cap.first().map_or("", String::as_str)
+            ),
+        });
+    }
     let mut modules: Vec<Module<'_>> = Vec::new();
     for (p, fb) in pending.iter().zip(file_bytes.iter()) {
+        let mut why: Option<Reason> = None;
         let Some(first) = p.mappings.first() else {
             continue;
         };
@@ -336,6 +370,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                         "{} is not a binary talos can load: {e}",
                         report.file.as_deref().unwrap_or("the file")
                     );
+                    why = Some(Reason::NotLoadable);
                     None
                 }
             },
@@ -406,9 +441,10 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
             .fold(0u64, |acc, (s, e)| acc.saturating_add(e - s));
 
         // Verdict.
-        if let Some((v, why)) = &p.problem {
+        if let Some((v, text, reason)) = &p.problem {
             report.verdict = *v;
-            report.reason = why.clone();
+            report.reason = text.clone();
+            why = *reason;
             report.missing_bytes = report.code_bytes;
         } else if let (Some(mem_id), Some(file_id)) = (&report.build_id, &report.file_build_id)
             && mem_id != file_id
@@ -448,6 +484,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
             if !runs.is_empty() {
                 if report.text_relocations {
                     report.verdict = Verdict::Unverifiable;
+                    why = Some(Reason::TextRelocations);
                     report.reason = format!(
                         "{} bytes in {} runs differ, but the binary has text relocations (DT_TEXTREL): the loader patches its code, and relocation-aware comparison is not implemented",
                         report.differing_bytes,
@@ -491,15 +528,18 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                 }
             } else if report.code_bytes == 0 {
                 report.verdict = Verdict::Unverifiable;
+                why = Some(Reason::NoExecutableMapping);
                 report.reason = "no executable mapping found for this module".into();
             } else if report.missing_bytes == report.code_bytes {
                 report.verdict = Verdict::Unverifiable;
+                why = Some(Reason::CodeNotInDump);
                 report.reason = format!(
                     "the dump holds none of the {} code bytes: gcore and kernel cores leave file-backed code out unless /proc/PID/coredump_filter is 0x7f when the dump is taken",
                     report.code_bytes
                 );
             } else if report.missing_bytes > 0 {
                 report.verdict = Verdict::Unverifiable;
+                why = Some(Reason::CodePartlyInDump);
                 report.reason = format!(
                     "the dump holds only {} of {} code bytes (all equal to the file); the rest cannot be checked (set /proc/PID/coredump_filter to 0x7f before dumping)",
                     report.compared_bytes, report.code_bytes
@@ -514,12 +554,16 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
             }
         } else if report.reason.is_empty() {
             report.reason = "no file to compare with".into();
+            why = Some(Reason::NoFile);
         }
         if report.verdict != Verdict::Clean && report.verdict != Verdict::Tampered {
             // Nothing compared: everything is missing as far as proof goes.
             if report.compared_bytes == 0 {
                 report.missing_bytes = report.code_bytes;
             }
+        }
+        if report.verdict == Verdict::Unverifiable && why.is_none() {
+            why = Some(Reason::NoFile);
         }
         modules.push(Module {
             report,
@@ -529,6 +573,8 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
             cfg: None,
             cfg_error: None,
             local_cfg: None,
+            local_error: None,
+            unchecked: why,
         });
     }
 
@@ -559,76 +605,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         match &r.kind {
             RegionKind::File { .. } => {}
             RegionKind::Vdso | RegionKind::Vsyscall => {
-                let name = if r.kind == RegionKind::Vdso {
-                    "[vdso]"
-                } else {
-                    "[vsyscall]"
-                };
-                let image = if r.kind == RegionKind::Vdso && r.is_complete() {
-                    talos_cfg::load(&r.bytes).ok()
-                } else {
-                    None
-                };
-                let bias = image.as_ref().map(|i| r.start.wrapping_sub(i.base));
-                let mut verdict = Verdict::Kernel;
-                let mut compared = 0u64;
-                let mut differing = 0u64;
-                let reason = if r.kind == RegionKind::Vdso {
-                    let host = resolver.host_vdso_bytes();
-                    let host_id = host
-                        .and_then(|h| talos_cfg::load(h).ok())
-                        .and_then(|i| i.build_id);
-                    let dump_id = image.as_ref().and_then(|i| i.build_id.clone());
-                    match (host, host_id, dump_id) {
-                        (Some(h), Some(hid), Some(did)) if hid == did && r.is_complete() => {
-                            compared = r.bytes.len() as u64;
-                            differing = compare(&r.bytes, h, 0).iter().map(|d| d.1).sum();
-                            if differing == 0 {
-                                "kernel-provided virtual DSO; all bytes equal this host's vDSO (same build-id)".to_string()
-                            } else {
-                                verdict = Verdict::Tampered;
-                                format!(
-                                    "{differing} bytes differ from this host's vDSO although the build-id is the same"
-                                )
-                            }
-                        }
-                        (Some(_), Some(_), Some(_)) => {
-                            "kernel-provided virtual DSO from another kernel (build-id differs from this host's): not compared".to_string()
-                        }
-                        _ => "kernel-provided virtual DSO: no file on disk to compare with".to_string(),
-                    }
-                } else {
-                    "legacy vsyscall page, provided by the kernel".to_string()
-                };
-                modules.push(Module {
-                    report: ModuleReport {
-                        path: name.into(),
-                        file: None,
-                        kind: ModuleKind::Kernel,
-                        base: r.start,
-                        end: r.end,
-                        load_bias: bias,
-                        build_id: image.as_ref().and_then(Image::build_id_hex),
-                        file_build_id: None,
-                        verdict,
-                        reason,
-                        code_bytes: r.len(),
-                        compared_bytes: compared,
-                        missing_bytes: r.len() - compared,
-                        differing_bytes: differing,
-                        diffs: Vec::new(),
-                        diffs_omitted: 0,
-                        text_relocations: false,
-                        pointers_checked: 0,
-                        pointers_unchecked: 0,
-                    },
-                    image,
-                    bias,
-                    exec: vec![(r.start, r.end)],
-                    cfg: None,
-                    cfg_error: None,
-                    local_cfg: None,
-                });
+                modules.push(crate::kernel::module(r, resolver));
             }
             RegionKind::Other { name }
                 if dump.source == crate::dump::Source::Raw && name == "raw" =>
@@ -682,7 +659,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
     findings.extend(got::check(&mut ctx));
 
     // Flow: unwind first (no CFG needed), then recover the CFGs needed.
-    let walks = if opts.flow {
+    let walks: Vec<flow::Walk> = if opts.flow {
         dump.threads.iter().map(|t| flow::unwind(&ctx, t)).collect()
     } else {
         Vec::new()
@@ -698,66 +675,21 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
             need.extend(flow::modules_needed(&ctx, w));
         }
     }
-    let wanted: Vec<usize> = need
-        .into_iter()
-        .filter(|&i| ctx.modules.get(i).is_some_and(|m| m.image.is_some()))
-        .collect();
-    let computed: Vec<(usize, Result<Cfg, String>)> = wanted
-        .par_iter()
-        .filter_map(|&i| {
-            let img = ctx.modules.get(i)?.image.as_ref()?;
-            Some((
-                i,
-                talos_cfg::analyze(img, &talos_cfg::Options::default()).map_err(|e| e.to_string()),
-            ))
-        })
-        .collect();
-    for (i, r) in computed {
-        if let Some(m) = ctx.modules.get_mut(i) {
-            match r {
-                Ok(c) => m.cfg = Some(c),
-                Err(e) => m.cfg_error = Some(e),
-            }
-        }
-    }
+    recover_whole(&mut ctx, need);
     // Without whole CFGs, recover just the functions the threads are in.
     if opts.flow && !opts.flow_cfg {
-        let mut addrs: std::collections::BTreeMap<usize, Vec<u64>> =
-            std::collections::BTreeMap::new();
-        for w in &walks {
-            for (a, is_return) in flow::checked_addresses(w) {
-                let Some(i) = ctx.exec_module(a) else {
-                    continue;
-                };
-                let Some(link) = ctx.modules.get(i).and_then(|m| m.link(a)) else {
-                    continue;
-                };
-                let e = addrs.entry(i).or_default();
-                // A return address may sit just past its function's end
-                // (a call that never returns, last in the function).
-                e.push(if is_return {
-                    link.wrapping_sub(1)
-                } else {
-                    link
-                });
-            }
-        }
-        let local: Vec<(usize, Option<Cfg>)> = addrs
-            .par_iter()
-            .filter_map(|(&i, a)| {
-                let m = ctx.modules.get(i)?;
-                if m.cfg.is_some() {
-                    return None;
-                }
-                let img = m.image.as_ref()?;
-                Some((i, talos_cfg::analyze_functions(img, a).ok()))
-            })
+        recover_local(&mut ctx, &walks);
+    }
+    // A pc that neither its function nor an FDE explains (padding, bytes
+    // between functions): the module's whole CFG decides.
+    if opts.flow {
+        let more: std::collections::BTreeSet<usize> = dump
+            .threads
+            .iter()
+            .zip(&walks)
+            .flat_map(|(t, w)| flow::needs_whole_cfg(&ctx, t, w))
             .collect();
-        for (i, c) in local {
-            if let Some(m) = ctx.modules.get_mut(i) {
-                m.local_cfg = c;
-            }
-        }
+        recover_whole(&mut ctx, more);
     }
     // Functions of differing runs: the CFG when recovered, else symbols and
     // FDEs.
@@ -778,67 +710,78 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                 d.function_offset = Some(o);
             }
         }
+        if !m.report.diffs.is_empty()
+            && let Some(e) = &m.cfg_error
+        {
+            notes.push(format!(
+                "{}: its CFG could not be recovered ({e}); the functions of its differing runs are named from symbols and FDEs",
+                m.report.path
+            ));
+        }
     }
     let mut threads = Vec::new();
     if opts.flow {
         for (t, w) in dump.threads.iter().zip(walks) {
-            let (tr, mut fs) = flow::judge(&ctx, t, w);
+            let (tr, mut fs, un) = flow::judge(&ctx, t, w);
             threads.push(tr);
             findings.append(&mut fs);
+            unchecked.extend(un);
         }
     } else {
         for t in &dump.threads {
-            threads.push(flow::unchecked(&ctx, t));
+            let (tr, un) = flow::not_requested(&ctx, t);
+            threads.push(tr);
+            unchecked.push(un);
         }
-        notes.push(
-            "flow check skipped (--no-flow): thread pcs and return addresses were not checked"
+    }
+    for missing in &dump.unread_threads {
+        unchecked.push(Unchecked {
+            part: Part::Thread,
+            subject: missing
+                .tid
+                .map_or_else(|| "a thread".to_string(), |t| format!("thread {t}")),
+            reason: match missing.why {
+                UnreadWhy::Cap => Reason::ThreadCap,
+                UnreadWhy::Malformed | UnreadWhy::NoPrstatus | UnreadWhy::Unreadable => {
+                    Reason::NoRegisters
+                }
+            },
+            detail: format!("{}: its execution flow cannot be checked", missing.what),
+        });
+    }
+    if dump.threads.is_empty()
+        && dump.unread_threads.is_empty()
+        && dump.source != crate::dump::Source::Raw
+    {
+        // A process has at least one thread; a raw image is not a process.
+        unchecked.push(Unchecked {
+            part: Part::Dump,
+            subject: "threads".into(),
+            reason: Reason::NoRegisters,
+            detail: "the dump holds no thread (no NT_PRSTATUS): no execution flow could be checked"
                 .into(),
-        );
+        });
     }
     findings.sort_by(|a, b| (a.kind, a.addr, &a.message).cmp(&(b.kind, b.addr, &b.message)));
 
-    let modules: Vec<ModuleReport> = ctx.modules.into_iter().map(|m| m.report).collect();
-    let count = |v: Verdict| modules.iter().filter(|m| m.verdict == v).count();
-    let (tampered, changed, unverifiable, clean) = (
-        count(Verdict::Tampered),
-        count(Verdict::BinaryChanged),
-        count(Verdict::Unverifiable),
-        count(Verdict::Clean),
-    );
-    let overall = if tampered > 0 {
-        Overall::Tampered
-    } else if changed > 0 {
-        Overall::BinaryChanged
-    } else if !findings.is_empty() {
-        Overall::Findings
-    } else if unverifiable > 0 || clean == 0 {
-        Overall::Unverifiable
-    } else {
-        Overall::Clean
-    };
-    let summary = match overall {
-        Overall::Clean => format!(
-            "the code of all {clean} modules equals their binaries and nothing else is executable"
-        ),
-        Overall::Tampered => format!(
-            "{tampered} module(s) hold code that differs from their binaries; {} finding(s)",
-            findings.len()
-        ),
-        Overall::BinaryChanged => format!(
-            "{changed} module(s) were loaded from a file that has since changed or been deleted; {} finding(s)",
-            findings.len()
-        ),
-        Overall::Findings => format!(
-            "{} finding(s); module code: {clean} clean, {unverifiable} unverifiable",
-            findings.len()
-        ),
-        Overall::Unverifiable if clean == 0 && unverifiable == 0 => {
-            "no module code found to verify".to_string()
+    for m in &ctx.modules {
+        if let Some(reason) = m.unchecked {
+            unchecked.push(Unchecked {
+                part: if m.report.kind == ModuleKind::Kernel {
+                    Part::KernelCode
+                } else {
+                    Part::Module
+                },
+                subject: m.report.path.clone(),
+                reason,
+                detail: m.report.reason.clone(),
+            });
         }
-        Overall::Unverifiable => format!(
-            "{unverifiable} module(s) cannot be proven from this dump ({clean} clean); no findings"
-        ),
-    };
+    }
+    unchecked.sort();
+    unchecked.dedup();
+    let modules: Vec<ModuleReport> = ctx.modules.into_iter().map(|m| m.report).collect();
+    let (overall, summary) = conclude(&modules, &findings, &unchecked);
     Report {
         schema: SCHEMA,
         talos_version: env!("CARGO_PKG_VERSION"),
@@ -858,6 +801,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         modules,
         findings,
         threads,
+        unchecked,
         anomalies: dump.anomalies.clone(),
         notes,
     }
