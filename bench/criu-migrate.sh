@@ -155,7 +155,7 @@ stop
 pages=$(ls "$last_images"/pages-*.img)
 echo
 echo "digest of $last_images ($(du -sh "$last_images" | cut -f1)), 12 alternating pairs:"
-b3sum --num-threads 2 $pages >/dev/null; "$talos" digest "$last_images" -o /dev/null
+b3sum --num-threads 2 $pages >/dev/null; "$talos" digest "$last_images" >/dev/null
 python3 - "$talos" "$last_images" $pages <<'PY'
 import statistics, subprocess, sys, time
 talos, d, pages = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -164,7 +164,7 @@ def run(cmd):
 pairs = []
 for _ in range(12):
     b = run(["b3sum", "--num-threads", "2", *pages])
-    t = run([talos, "digest", d, "-o", "/dev/null"])
+    t = run([talos, "digest", d])
     pairs.append((b, t))
 bs, ts = [p[0] for p in pairs], [p[1] for p in pairs]
 ratios = sorted(b / t for b, t in pairs)

@@ -35,6 +35,22 @@ pub fn emit(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
 /// # Errors
 /// When the temporary file cannot be created, written, synced or renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`, a FIFO) is
+    // written in place: renaming a file over it would replace the device
+    // node itself (as root, `/dev/null` became a regular file).
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        return f
+            .write_all(bytes)
+            .and_then(|()| f.flush())
+            .with_context(|| format!("{}: cannot write", path.display()));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

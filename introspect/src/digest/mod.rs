@@ -648,6 +648,43 @@ pub fn state_digest_with(
     options: &DigestOptions,
     prefetch: &(dyn Fn(&[u8]) + Sync),
 ) -> Result<StateDigest> {
+    state_digest_from(regions, options, prefetch, None)
+}
+
+/// Memory a state digest reads itself, in bounded pieces, instead of from
+/// [`Region::bytes`]: a stopped process whose large regions were left
+/// unread (`live::read_deferring`), so that they are read 1 MiB at a time
+/// on the thread that hashes them, not copied out whole first.
+pub trait PageSource: Sync {
+    /// The bytes this source holds for the region `[start, end)` whose
+    /// `bytes` are empty; `None` when it holds none (the region is then
+    /// digested as it is: nothing held).
+    fn held(&self, start: u64, end: u64) -> Option<u64>;
+    /// Fill `buf` with the bytes at `addr`; false when they cannot all be
+    /// read (the digest then fails: it never hashes part of a region).
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool;
+}
+
+/// [`state_digest_with`], reading the regions `source` holds (those with
+/// empty `bytes`) through it. The result is the digest the same bytes give
+/// when held in the regions.
+///
+/// # Errors
+/// As [`state_digest`], and [`Error::BadRegion`] when `source` cannot read
+/// a piece of a region it holds.
+pub fn state_digest_from(
+    regions: &[Region<'_>],
+    options: &DigestOptions,
+    prefetch: &(dyn Fn(&[u8]) + Sync),
+    source: Option<&dyn PageSource>,
+) -> Result<StateDigest> {
+    // Bytes held for a region: its own, or what `source` will read.
+    let held = |r: &Region<'_>| -> u64 {
+        match source {
+            Some(src) if r.bytes.is_empty() => src.held(r.start, r.end).unwrap_or(0),
+            _ => r.bytes.len() as u64,
+        }
+    };
     if regions.len() > MAX_REGIONS {
         return Err(Error::LimitExceeded {
             what: "regions in a digest",
@@ -673,7 +710,7 @@ pub fn state_digest_with(
                 detail: "empty or inverted",
             });
         }
-        if r.bytes.len() as u64 > r.len() {
+        if held(r) > r.len() {
             return Err(Error::BadRegion {
                 start: r.start,
                 end: r.end,
@@ -734,13 +771,7 @@ pub fn state_digest_with(
             && statuses.get(g.end - 1) == Some(&RegionStatus::Included)
             && let Some(prev) = order.get(g.end - 1)
             && mergeable(
-                (
-                    prev.start,
-                    prev.end,
-                    prev.perms,
-                    &prev.kind,
-                    prev.bytes.len() as u64,
-                ),
+                (prev.start, prev.end, prev.perms, &prev.kind, held(prev)),
                 (r.start, r.perms, &r.kind),
             )
         {
@@ -792,7 +823,7 @@ pub fn state_digest_with(
             perms: first.perms,
             kind,
             status,
-            present: pieces.iter().map(|r| r.bytes.len() as u64).sum(),
+            present: pieces.iter().map(|r| held(r)).sum(),
             root: None,
             pages: Vec::new(),
             masked,
@@ -817,9 +848,15 @@ pub fn state_digest_with(
     // Work units: up to 1 MiB of one piece. Leaves do not depend on the
     // unit boundaries (each binds its own address); the page tree of a
     // region is built from all its leaves afterwards.
+    enum Data<'s> {
+        /// Bytes held in the region.
+        Held(&'s [u8]),
+        /// This many bytes at `base`, read through `source`.
+        Read(usize),
+    }
     struct Unit<'s> {
         base: u64,
-        data: &'s [u8],
+        data: Data<'s>,
         masks: Vec<(usize, usize)>,
         leaves: &'s mut [ChainingValue],
     }
@@ -841,18 +878,30 @@ pub fn state_digest_with(
         }
         let mut slots: &mut [ChainingValue] = l.as_mut_slice();
         for r in order.get(g.clone()).unwrap_or(&[]) {
-            let n = r.bytes.len().div_ceil(PAGE).min(slots.len());
+            let r_held = usize::try_from(held(r)).unwrap_or(0);
+            let n = r_held.div_ceil(PAGE).min(slots.len());
             let (mine, rest) = std::mem::take(&mut slots).split_at_mut(n);
             slots = rest;
-            for (u, (data, unit_slots)) in r
-                .bytes
-                .chunks(UNIT_PAGES * PAGE)
+            let pieces: Vec<Data<'_>> = if r.bytes.is_empty() {
+                (0..r_held)
+                    .step_by(UNIT_PAGES * PAGE)
+                    .map(|off| Data::Read((r_held - off).min(UNIT_PAGES * PAGE)))
+                    .collect()
+            } else {
+                r.bytes.chunks(UNIT_PAGES * PAGE).map(Data::Held).collect()
+            };
+            for (u, (data, unit_slots)) in pieces
+                .into_iter()
                 .zip(mine.chunks_mut(UNIT_PAGES))
                 .enumerate()
             {
                 let off = u * UNIT_PAGES * PAGE;
                 let base = r.start.saturating_add(off as u64);
-                let end = base.saturating_add(data.len() as u64);
+                let len = match &data {
+                    Data::Held(d) => d.len(),
+                    Data::Read(n) => *n,
+                };
+                let end = base.saturating_add(len as u64);
                 let masks = clip_ranges(&ranges, base, end)
                     .iter()
                     .filter_map(|m| {
@@ -869,10 +918,51 @@ pub fn state_digest_with(
             }
         }
     }
-    units.into_par_iter().for_each(|u| {
-        prefetch(u.data);
-        hash::page_cvs(&keys, u.base, u.data, &u.masks, u.leaves);
-    });
+    // The first piece `source` could not read, as (address, length).
+    let unread: std::sync::Mutex<Option<(u64, usize)>> = std::sync::Mutex::new(None);
+    units
+        .into_par_iter()
+        .for_each_init(Vec::new, |buf: &mut Vec<u8>, u| match u.data {
+            Data::Held(data) => {
+                prefetch(data);
+                hash::page_cvs(&keys, u.base, data, &u.masks, u.leaves);
+            }
+            Data::Read(len) => {
+                buf.resize(len, 0);
+                let read = match (source, buf.get_mut(..len)) {
+                    (Some(src), Some(b)) => src.read(u.base, b).then_some(&*b),
+                    _ => None,
+                };
+                match read {
+                    Some(data) => hash::page_cvs(&keys, u.base, data, &u.masks, u.leaves),
+                    None => {
+                        if let Ok(mut first) = unread.lock()
+                            && first.is_none_or(|(a, _)| u.base < a)
+                        {
+                            *first = Some((u.base, len));
+                        }
+                    }
+                }
+            }
+        });
+    match unread.into_inner() {
+        Ok(None) => {}
+        Ok(Some((addr, len))) => {
+            return Err(Error::BadRegion {
+                start: addr,
+                end: addr.saturating_add(len as u64),
+                detail: "its bytes could not be read for the digest",
+            });
+        }
+        // A hashing thread panicked holding the lock: nothing is known.
+        Err(_) => {
+            return Err(Error::BadRegion {
+                start: 0,
+                end: 0,
+                detail: "the digest's reads failed",
+            });
+        }
+    }
 
     let (mut pages, mut bytes, mut missing) = (0u64, 0u64, 0u64);
     let mut roots = Vec::new();
@@ -971,5 +1061,7 @@ fn clip_ranges(ranges: &[(u64, u64)], start: u64, end: u64) -> Vec<MaskedRange> 
         .collect()
 }
 
+#[cfg(test)]
+mod source_tests;
 #[cfg(test)]
 mod tests;

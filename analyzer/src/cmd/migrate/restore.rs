@@ -100,6 +100,10 @@ pub struct Restored {
     pub times: Vec<(&'static str, u64)>,
 }
 
+/// Anonymous regions of the restored process at least this large are read
+/// by the memory digest as it hashes them (see `restore_and_check`).
+const DEFER_OVER: u64 = 1 << 20;
+
 fn ms(since: std::time::Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -213,8 +217,14 @@ pub fn restore_and_check(
     }
     // 3. Read and check it.
     let t = std::time::Instant::now();
-    let live = match talos_introspect::live::read(pid, &talos_introspect::live::Options::default())
-    {
+    // The large anonymous regions (the state) are left unread here and
+    // read by the memory digest in 1 MiB pieces while it hashes them: the
+    // tree stays stopped until it is let run, so they are the same bytes.
+    let (live, deferred) = match talos_introspect::live::read_deferring(
+        pid,
+        &talos_introspect::live::Options::default(),
+        Some(DEFER_OVER),
+    ) {
         Ok(d) => d,
         Err(e) => {
             return Err(kill(format!(
@@ -231,7 +241,13 @@ pub fn restore_and_check(
         reference: reference.body(),
         threads: &expected.threads,
     };
-    let check = match check_restored(&live, &exp, resolver, &format!("pid:{pid}")) {
+    let check = match check_restored(
+        &live,
+        Some(&deferred),
+        &exp,
+        resolver,
+        &format!("pid:{pid}"),
+    ) {
         Ok(c) => c,
         Err(e) => return Err(kill(format!("the check failed: {e}"))),
     };
@@ -239,6 +255,13 @@ pub fn restore_and_check(
         return Err(kill(format!(
             "the restored process is not what was verified: {}",
             check.differences.join("; ")
+        )));
+    }
+    // Still stopped, all of it: what was read is what will run.
+    if let Some(running) = pids.iter().find(|&&q| !stopped(q)) {
+        return Err(kill(format!(
+            "restored process {running} left its stop while it was checked (state {:?})",
+            criu::state(*running)
         )));
     }
     times.push(("check-restored", ms(t)));
