@@ -102,11 +102,19 @@ for mib in $sizes; do
     hosts
     start "$mib"
     sync
+    # The last run's serve.err must not be read before the new serve
+    # truncates it (that gave an empty address).
+    rm -f serve.err serve.json
     "$talos" migrate serve --state-dir T --listen 127.0.0.1:0 --binary statekeeper \
       --restore-into T/images --once --format json > serve.json 2> serve.err &
     serve_pid=$!
-    for _ in $(seq 600); do grep -q listening serve.err 2>/dev/null && break; sleep 0.05; done
-    addr=$(sed -n 's/.*listening on //p' serve.err)
+    addr=""
+    for _ in $(seq 600); do
+      addr=$(sed -n 's/.*listening on //p' serve.err 2>/dev/null)
+      [[ -n $addr ]] && break
+      sleep 0.05
+    done
+    [[ -n $addr ]] || { echo "serve did not start" >&2; cat serve.err >&2; exit 1; }
     t0=$(now)
     "$talos" migrate live --state-dir S --pid "$pid" --app statekeeper --reference sk.ref \
       --to "$addr" --format json > live.json

@@ -120,14 +120,14 @@ fn criu_live_migration_over_tcp_keeps_counting_and_the_source_is_gone() {
     let before = s.ticks().len();
     let server = Server::start(&w, "t", &bin);
     let (code, v) = live(&w, &s, &server.addr);
+    let (scode, sv) = server.finish();
     assert_eq!(
         (code, v["verdict"].as_str()),
         (0, Some("accepted")),
-        "{v:#}"
+        "{v:#}\ntarget: {sv:#}"
     );
-    let (code, sv) = server.finish();
     assert_eq!(
-        (code, sv["verdict"].as_str()),
+        (scode, sv["verdict"].as_str()),
         (0, Some("accepted")),
         "{sv:#}"
     );
@@ -153,11 +153,13 @@ fn criu_live_migration_over_tcp_keeps_counting_and_the_source_is_gone() {
     );
 }
 
-/// File mode: dump, seal, verify and launch --restore by hand.
+/// File mode: dump, seal, verify and launch --restore by hand. `s` comes
+/// first: fields drop in order, and the sample must be killed while its
+/// binary is still in `w`'s directory (its kill checks the binary).
 struct Files {
+    s: Sample,
     w: World,
     bin: PathBuf,
-    s: Sample,
     images: PathBuf,
     received: PathBuf,
 }

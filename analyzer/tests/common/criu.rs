@@ -198,7 +198,16 @@ impl Sample {
     }
 
     pub fn kill(&self) {
-        if std::fs::read_link(format!("/proc/{}/exe", self.pid)).is_ok_and(|e| e == self.bin) {
+        // Also once the binary is gone (its directory removed first): the
+        // kernel then shows the path with " (deleted)".
+        let deleted = {
+            let mut d = self.bin.clone().into_os_string();
+            d.push(" (deleted)");
+            PathBuf::from(d)
+        };
+        if std::fs::read_link(format!("/proc/{}/exe", self.pid))
+            .is_ok_and(|e| e == self.bin || e == deleted)
+        {
             let _ = Command::new("kill")
                 .args(["-9", &self.pid.to_string()])
                 .status();
