@@ -153,10 +153,10 @@ fn criu_live_migration_over_tcp_keeps_counting_and_the_source_is_gone() {
     );
 }
 
-/// File mode: dump, seal, verify and launch --restore by hand. `s` comes
-/// first: fields drop in order, and the sample must be killed while its
-/// binary is still in `w`'s directory (its kill checks the binary).
+/// File mode: dump, seal, verify and launch --restore by hand.
 struct Files {
+    // Fields drop in this order: the sample is killed while its binary
+    // still exists, before the world's directory goes.
     s: Sample,
     w: World,
     bin: PathBuf,

@@ -1,5 +1,6 @@
-//! Gramine's `.manifest.sgx` (TOML, written by `gramine-sgx-sign`) and the
-//! checks on it (option names from Gramine's `manifest-syntax.rst`).
+//! Gramine's `.manifest.sgx` (TOML, written by `gramine-sgx-sign`): what it
+//! sets (option names from Gramine's `manifest-syntax.rst`). The rules that
+//! judge it are in `check::gramine`.
 
 use std::collections::BTreeMap;
 
@@ -10,21 +11,30 @@ const MAX_DEPTH: usize = 32;
 /// Manifest size accepted (real ones, with file hashes, are a few MB).
 pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
 
-/// A manifest problem a rule reports.
+/// An `insecure__` option the manifest turns on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestFinding {
-    /// Rule id.
-    pub rule: &'static str,
-    /// The manifest key.
+pub struct InsecureOption {
+    /// Its dotted key (`loader.insecure__use_cmdline_argv`).
     pub key: String,
-    /// What is wrong.
-    pub message: String,
+    /// Its value, strings withheld (they may be keys).
+    pub value: String,
+}
+
+/// A manifest and the file it was read from.
+#[derive(Debug, Clone)]
+pub struct ManifestFile<'a> {
+    /// The file, as given or found.
+    pub path: &'a str,
+    /// What it says.
+    pub manifest: Manifest,
 }
 
 /// A parsed manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     root: toml::Table,
+    /// The text it was parsed from (for the line a key is set on).
+    text: String,
 }
 
 impl Manifest {
@@ -47,7 +57,10 @@ impl Manifest {
                 .unwrap_or("TOML error")
                 .to_string()
         })?;
-        Ok(Manifest { root })
+        Ok(Manifest {
+            root,
+            text: text.to_string(),
+        })
     }
 
     /// The value at a dotted key (`sgx.debug`).
@@ -61,22 +74,74 @@ impl Manifest {
         Some(cur)
     }
 
-    fn bool(&self, key: &str) -> Option<bool> {
+    /// The boolean at a dotted key.
+    #[must_use]
+    pub fn bool(&self, key: &str) -> Option<bool> {
         self.get(key).and_then(toml::Value::as_bool)
     }
 
-    fn int(&self, key: &str) -> Option<i64> {
+    /// The integer at a dotted key.
+    #[must_use]
+    pub fn int(&self, key: &str) -> Option<i64> {
         self.get(key).and_then(toml::Value::as_integer)
     }
 
-    fn string(&self, key: &str) -> Option<String> {
+    /// The string at a dotted key.
+    #[must_use]
+    pub fn string(&self, key: &str) -> Option<String> {
         self.get(key).and_then(|v| v.as_str().map(str::to_string))
     }
 
-    fn len(&self, key: &str) -> usize {
-        self.get(key)
-            .and_then(toml::Value::as_array)
-            .map_or(0, Vec::len)
+    /// Entries of the file list at a dotted key: a missing key is none
+    /// (`sgx.trusted_files` and `sgx.allowed_files` default to none), an
+    /// array counts its items and a table its keys (the syntax before
+    /// Gramine 1.4: `sgx.allowed_files.NAME = "file:..."`). Any other value
+    /// is neither, and says so: its entries cannot be counted.
+    pub fn entries(&self, key: &str) -> Result<usize, String> {
+        match self.get(key) {
+            None => Ok(0),
+            Some(toml::Value::Array(a)) => Ok(a.len()),
+            Some(toml::Value::Table(t)) => Ok(t.len()),
+            Some(v) => Err(format!(
+                "{key} is a {}, neither a list nor a table of files",
+                v.type_str()
+            )),
+        }
+    }
+
+    /// Every `insecure__` option set to something that turns it on, in key
+    /// order.
+    #[must_use]
+    pub fn insecure_options(&self) -> Vec<InsecureOption> {
+        let mut out = Vec::new();
+        walk(&self.root, "", 0, &mut |key, v| {
+            if key.split('.').any(|p| p.starts_with("insecure__")) && is_set(v) {
+                out.push(InsecureOption {
+                    key: key.to_string(),
+                    value: redacted(v),
+                });
+            }
+        });
+        out
+    }
+
+    /// The 1-based line that sets `key` (best effort: the key, or its last
+    /// dotted component, followed by `=`), for SARIF regions.
+    #[must_use]
+    pub fn line_of(&self, key: &str) -> Option<u64> {
+        let last = key.rsplit('.').next()?;
+        for (n, line) in self.text.lines().enumerate() {
+            let t = line.trim_start();
+            let hit = t
+                .strip_prefix(key)
+                .or_else(|| t.strip_prefix(last))
+                .or_else(|| t.strip_prefix(&format!("\"{last}\"")))
+                .is_some_and(|rest| rest.trim_start().starts_with('='));
+            if hit {
+                return Some(n as u64 + 1);
+            }
+        }
+        None
     }
 
     /// `sgx.debug`.
@@ -97,15 +162,22 @@ impl Manifest {
         self.int("sgx.isvsvn")
     }
 
-    /// Facts reported.
+    /// Facts reported. A file list whose entries cannot be counted is
+    /// reported as none and recorded in `anomalies`.
     #[must_use]
-    pub fn facts(&self, path: &str) -> GramineFacts {
-        let mut insecure = BTreeMap::new();
-        walk(&self.root, "", 0, &mut |key, v| {
-            if key.split('.').any(|p| p.starts_with("insecure__")) && is_set(v) {
-                insecure.insert(key.to_string(), redacted(v));
+    pub fn facts(&self, path: &str, anomalies: &mut Vec<String>) -> GramineFacts {
+        let mut count = |key: &str| match self.entries(key) {
+            Ok(n) => n,
+            Err(why) => {
+                anomalies.push(format!("Gramine manifest {path}: {why}"));
+                0
             }
-        });
+        };
+        let insecure: BTreeMap<String, String> = self
+            .insecure_options()
+            .into_iter()
+            .map(|o| (o.key, o.value))
+            .collect();
         GramineFacts {
             manifest: Some(path.to_string()),
             debug: self.debug(),
@@ -117,77 +189,10 @@ impl Manifest {
                 .int("sgx.max_threads")
                 .or_else(|| self.int("sgx.thread_num")),
             remote_attestation: self.get("sgx.remote_attestation").map(short),
-            trusted_files: self.len("sgx.trusted_files"),
-            allowed_files: self.len("sgx.allowed_files"),
+            trusted_files: count("sgx.trusted_files"),
+            allowed_files: count("sgx.allowed_files"),
             insecure_options: insecure,
         }
-    }
-
-    /// The problems the Gramine rules report.
-    #[must_use]
-    pub fn findings(&self) -> Vec<ManifestFinding> {
-        let mut out = Vec::new();
-        if self.debug() == Some(true) {
-            out.push(ManifestFinding {
-                rule: "sgx-debug-enclave",
-                key: "sgx.debug".into(),
-                message: "sgx.debug = true: Gramine signs a DEBUG enclave".into(),
-            });
-        }
-        walk(&self.root, "", 0, &mut |key, v| {
-            if key.split('.').any(|p| p.starts_with("insecure__")) && is_set(v) {
-                out.push(ManifestFinding {
-                    rule: "gramine-insecure-option",
-                    key: key.to_string(),
-                    message: format!("{key} = {}", redacted(v)),
-                });
-            }
-        });
-        if let Some(p) = self.string("sgx.file_check_policy")
-            && p == "allow_all_but_log"
-        {
-            out.push(ManifestFinding {
-                rule: "gramine-file-check-policy",
-                key: "sgx.file_check_policy".into(),
-                message: "sgx.file_check_policy = \"allow_all_but_log\": files outside the trusted and allowed lists are opened unchecked".into(),
-            });
-        }
-        if let Some(l) = self.string("loader.log_level")
-            && !matches!(l.as_str(), "none" | "error")
-        {
-            out.push(ManifestFinding {
-                rule: "gramine-log-level",
-                key: "loader.log_level".into(),
-                message: format!("loader.log_level = \"{l}\""),
-            });
-        }
-        for key in ["sgx.enable_stats", "sgx.vtune_profile"] {
-            if self.bool(key) == Some(true) {
-                out.push(ManifestFinding {
-                    rule: "gramine-log-level",
-                    key: key.into(),
-                    message: format!("{key} = true exposes enclave internals to the host"),
-                });
-            }
-        }
-        if let Some(p) = self.string("sgx.profile.enable")
-            && p != "none"
-        {
-            out.push(ManifestFinding {
-                rule: "gramine-log-level",
-                key: "sgx.profile.enable".into(),
-                message: format!("sgx.profile.enable = \"{p}\" samples enclave state for the host"),
-            });
-        }
-        let allowed = self.len("sgx.allowed_files");
-        if allowed > 0 {
-            out.push(ManifestFinding {
-                rule: "gramine-allowed-files",
-                key: "sgx.allowed_files".into(),
-                message: format!("{allowed} sgx.allowed_files are neither hashed nor encrypted"),
-            });
-        }
-        out
     }
 }
 
@@ -261,51 +266,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_insecure_options_and_debug() {
+    fn reads_insecure_options_withheld_and_the_lines_they_are_set_on() {
         let m = Manifest::parse(
-            br#"
-sgx.debug = true
-loader.insecure__use_cmdline_argv = true
-loader.insecure__use_host_env = false
-sgx.file_check_policy = "allow_all_but_log"
-fs.insecure__keys.default = "00112233445566778899aabbccddeeff"
-loader.log_level = "trace"
-sgx.allowed_files = ["file:/tmp/x"]
-"#,
+            b"sgx.debug = true\n[loader]\ninsecure__use_cmdline_argv = true\ninsecure__use_host_env = false\n[fs.insecure__keys]\ndefault = \"00112233\"\n",
         )
         .unwrap();
-        let rules: Vec<(&str, String)> =
-            m.findings().into_iter().map(|f| (f.rule, f.key)).collect();
-        assert!(rules.contains(&("sgx-debug-enclave", "sgx.debug".into())));
-        assert!(rules.contains(&(
-            "gramine-insecure-option",
-            "loader.insecure__use_cmdline_argv".into()
-        )));
-        assert!(rules.contains(&(
-            "gramine-insecure-option",
-            "fs.insecure__keys.default".into()
-        )));
-        assert!(
-            !rules
-                .iter()
-                .any(|(_, k)| k == "loader.insecure__use_host_env")
+        let keys: Vec<String> = m.insecure_options().into_iter().map(|o| o.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "fs.insecure__keys.default",
+                "loader.insecure__use_cmdline_argv"
+            ]
         );
-        assert!(rules.contains(&("gramine-file-check-policy", "sgx.file_check_policy".into())));
-        assert!(rules.contains(&("gramine-log-level", "loader.log_level".into())));
-        assert!(rules.contains(&("gramine-allowed-files", "sgx.allowed_files".into())));
-        let facts = m.facts("m");
-        assert_eq!(facts.debug, Some(true));
-        assert!(!facts.insecure_options.values().any(|v| v.contains("0011")));
-    }
-
-    #[test]
-    fn clean_manifest_has_no_findings() {
-        let m = Manifest::parse(
-            b"sgx.debug = false\nloader.log_level = \"error\"\nsgx.isvprodid = 7\n",
-        )
-        .unwrap();
-        assert!(m.findings().is_empty());
-        assert_eq!(m.isvprodid(), Some(7));
+        assert!(
+            !m.facts("m", &mut Vec::new())
+                .insecure_options
+                .values()
+                .any(|v| v.contains("0011"))
+        );
+        assert_eq!(m.line_of("sgx.debug"), Some(1));
+        assert_eq!(m.line_of("loader.insecure__use_cmdline_argv"), Some(3));
+        assert_eq!(m.line_of("sgx.isvsvn"), None);
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::RuleId;
+
 /// How bad a finding is. Ordered: `Info < Low < Medium < High`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,8 +108,8 @@ pub enum TeeChoice {
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Rule id (`sgx-syscall`, `hardening-wx-segment`, ...).
-    pub rule: String,
+    /// The rule (`sgx-syscall`, `hardening-wx-segment`, ...).
+    pub rule: RuleId,
     /// Effective severity (after the policy).
     pub severity: Severity,
     /// What was found, specifically.
@@ -200,8 +202,8 @@ pub enum RuleState {
 /// A rule and what happened to it in this audit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleStatus {
-    /// Rule id.
-    pub id: String,
+    /// The rule.
+    pub id: RuleId,
     /// Effective severity.
     pub severity: Severity,
     /// What happened.
@@ -355,12 +357,66 @@ pub struct SigStructFacts {
     pub date: String,
     /// RSA exponent.
     pub exponent: u32,
-    /// `verified`, `invalid: ...` or `unchecked: ...`.
-    pub signature: String,
-    /// Whether Q1 and Q2 are the values the signature implies.
-    pub q1_q2: String,
+    /// Whether the RSA signature verifies with the SIGSTRUCT's own key
+    /// (`verified` or `invalid: why`).
+    pub signature: Verification,
+    /// Whether Q1 and Q2 are the values the signature implies (`verified`
+    /// or `invalid: why`).
+    pub q1_q2: Verification,
     /// Attribute flags by name (`debug`, `mode64bit`, ...).
     pub flags: Vec<String>,
+}
+
+/// The outcome of a check done in software (a SIGSTRUCT signature, its Q1
+/// and Q2). Serialised as `verified` or `invalid: <why>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Verification {
+    /// It verifies.
+    Verified,
+    /// It does not, for this reason.
+    Invalid(String),
+}
+
+impl Verification {
+    /// `Verified` for `Ok`, `Invalid(why)` for `Err(why)`.
+    #[must_use]
+    pub fn of(r: Result<(), String>) -> Self {
+        match r {
+            Ok(()) => Verification::Verified,
+            Err(why) => Verification::Invalid(why),
+        }
+    }
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verification::Verified => f.write_str("verified"),
+            Verification::Invalid(why) => write!(f, "invalid: {why}"),
+        }
+    }
+}
+
+impl From<Verification> for String {
+    fn from(v: Verification) -> String {
+        v.to_string()
+    }
+}
+
+impl TryFrom<String> for Verification {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "verified" {
+            return Ok(Verification::Verified);
+        }
+        match s.strip_prefix("invalid: ") {
+            Some(why) => Ok(Verification::Invalid(why.to_string())),
+            None => Err(format!(
+                "{s:?} is neither \"verified\" nor \"invalid: ...\""
+            )),
+        }
+    }
 }
 
 /// SDK metadata (`.note.sgxmeta`) around the SIGSTRUCT.

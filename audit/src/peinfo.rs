@@ -4,9 +4,14 @@
 //! DLL characteristics of the debug directory (CET shadow-stack
 //! compatibility) and the certificate table (Authenticode).
 //!
-//! Read with one checked reader over the file bytes (every offset and size
+//! Read with the checked reader over the file bytes (every offset and size
 //! from the file is checked before use); `talos-cfg` has already loaded the
 //! same bytes as a PE32+ x86-64 image, so the headers are known to be there.
+//! A directory the headers declare but the file does not hold is recorded
+//! as an anomaly, never read as zeros.
+
+use crate::reach::Export;
+use crate::reader::{OutOfBounds, Reader};
 
 /// `IMAGE_DLLCHARACTERISTICS_HIGH_ENTROPY_VA`.
 pub const HIGH_ENTROPY_VA: u16 = 0x0020;
@@ -28,10 +33,10 @@ const DEBUG_TYPE_EX_DLLCHARACTERISTICS: u32 = 20;
 const EX_CET_COMPAT: u32 = 0x0001;
 /// `WIN_CERT_TYPE_PKCS_SIGNED_DATA` (Authenticode).
 const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
-/// Debug directory entries examined (real images have a handful).
-const MAX_DEBUG_ENTRIES: usize = 64;
-/// Sections examined (the Windows loader's own limit).
-const MAX_SECTIONS: usize = 96;
+/// Debug directory entries read (real images have a handful).
+const MAX_DEBUG_ENTRIES: u64 = 64;
+/// Sections read (the Windows loader's own limit).
+const MAX_SECTIONS: u16 = 96;
 
 /// A section both writable and executable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +51,25 @@ pub struct WxSection {
     pub size: u64,
 }
 
+/// The load configuration directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LoadConfig {
+    /// The image has none.
+    #[default]
+    Absent,
+    /// Present and read. Each field is there when the directory's own
+    /// `Size` covers it.
+    Read {
+        /// `SecurityCookie` (the `/GS` cookie's address).
+        security_cookie: Option<u64>,
+        /// `GuardFlags`.
+        guard_flags: Option<u32>,
+    },
+    /// Present, but its bytes are not in the file (the anomaly says why):
+    /// nothing it would say is known.
+    Unreadable,
+}
+
 /// What the PE headers say about hardening.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeFacts {
@@ -56,10 +80,8 @@ pub struct PeFacts {
     pub relocations: bool,
     /// Sections both writable and executable.
     pub wx_sections: Vec<WxSection>,
-    /// The load configuration directory, when present and readable:
-    /// `(SecurityCookie, GuardFlags)`, each when the directory is large
-    /// enough to hold it.
-    pub load_config: Option<(Option<u64>, Option<u32>)>,
+    /// The load configuration directory.
+    pub load_config: LoadConfig,
     /// Extended DLL characteristics from the debug directory, when an
     /// entry of that type is present.
     pub ex_dll_characteristics: Option<u32>,
@@ -68,6 +90,9 @@ pub struct PeFacts {
     /// file, `Some(false)` when it is present but holds none, `None` when
     /// the image has no certificate table.
     pub authenticode: Option<bool>,
+    /// What the headers declare but the file does not hold: each a
+    /// sentence. An audit with anomalies cannot pass.
+    pub anomalies: Vec<String>,
 }
 
 impl PeFacts {
@@ -94,10 +119,13 @@ impl PeFacts {
     #[must_use]
     pub fn control_flow_guard(&self) -> bool {
         self.dll_characteristics & GUARD_CF != 0
-            && self
-                .load_config
-                .and_then(|(_, flags)| flags)
-                .is_some_and(|f| f & GUARD_CF_INSTRUMENTED != 0)
+            && matches!(
+                self.load_config,
+                LoadConfig::Read {
+                    guard_flags: Some(f),
+                    ..
+                } if f & GUARD_CF_INSTRUMENTED != 0
+            )
     }
 
     /// CET shadow-stack compatible (`IMAGE_DLLCHARACTERISTICS_EX_CET_COMPAT`).
@@ -110,103 +138,114 @@ impl PeFacts {
     /// A `/GS` security cookie in the load configuration.
     #[must_use]
     pub fn security_cookie(&self) -> bool {
-        self.load_config
-            .and_then(|(cookie, _)| cookie)
-            .is_some_and(|c| c != 0)
+        matches!(
+            self.load_config,
+            LoadConfig::Read {
+                security_cookie: Some(c),
+                ..
+            } if c != 0
+        )
     }
 }
 
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    let s = b.get(off..off.checked_add(2)?)?;
-    Some(u16::from_le_bytes([*s.first()?, *s.get(1)?]))
-}
-
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    let s = b.get(off..off.checked_add(4)?)?;
-    let mut a = [0u8; 4];
-    a.copy_from_slice(s);
-    Some(u32::from_le_bytes(a))
-}
-
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    let s = b.get(off..off.checked_add(8)?)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Some(u64::from_le_bytes(a))
-}
-
-/// A section table entry: (virtual address, virtual size, raw size, raw
-/// file offset, characteristics, name).
+/// A section table entry.
 struct Sec {
+    /// `VirtualAddress`.
     va: u32,
+    /// `VirtualSize`.
     vsize: u32,
+    /// `SizeOfRawData`.
     raw_size: u32,
+    /// `PointerToRawData`.
     raw_off: u32,
+    /// `Characteristics`.
     characteristics: u32,
+    /// `Name`, up to its first NUL.
     name: String,
 }
 
+/// A data directory entry that is present (address and size both non-zero).
+#[derive(Debug, Clone, Copy)]
+struct Directory {
+    /// Its RVA (for the certificate table: a file offset).
+    rva: u32,
+    /// Its size.
+    size: u32,
+}
+
 /// The file offset of `rva`, through the section that maps it.
-fn rva_to_offset(sections: &[Sec], rva: u32) -> Option<usize> {
+fn rva_to_offset(sections: &[Sec], rva: u32) -> Option<u64> {
     sections.iter().find_map(|s| {
         let size = s.vsize.max(s.raw_size);
         let rel = rva.checked_sub(s.va)?;
-        (rel < size && rel < s.raw_size)
-            .then(|| usize::try_from(s.raw_off.checked_add(rel)?).ok())
-            .flatten()
+        (rel < size && rel < s.raw_size).then(|| u64::from(s.raw_off) + u64::from(rel))
     })
 }
 
-/// Read the facts. `None` when the headers are not a PE32+ image's (the
-/// caller loaded the file with `talos-cfg` first, so that means the file
-/// changed or is hostile in a way the loader tolerated).
-#[must_use]
-pub fn read(bytes: &[u8], image_base: u64) -> Option<PeFacts> {
-    let pe = usize::try_from(u32_at(bytes, 0x3c)?).ok()?;
-    if bytes.get(pe..pe.checked_add(4)?)? != b"PE\0\0" {
-        return None;
+/// Read the facts.
+///
+/// # Errors
+/// When the headers are not a PE32+ image's, or the section table is not in
+/// the file (the caller loaded the file with `talos-cfg` first, so that
+/// means the file is hostile in a way the loader tolerated).
+pub fn read(bytes: &[u8], image_base: u64) -> Result<PeFacts, String> {
+    let r = Reader::le(bytes);
+    let text = |e: OutOfBounds| e.to_string();
+    let pe = u64::from(r.u32(0x3c, "e_lfanew").map_err(text)?);
+    if r.slice(pe, 4, "PE signature").map_err(text)? != b"PE\0\0" {
+        return Err(format!("no PE signature at e_lfanew {pe:#x}"));
     }
-    let coff = pe.checked_add(4)?;
-    let nsections = usize::from(u16_at(bytes, coff.checked_add(2)?)?);
-    let optional_size = usize::from(u16_at(bytes, coff.checked_add(16)?)?);
-    let optional = coff.checked_add(20)?;
-    if u16_at(bytes, optional)? != 0x20b || optional_size < 112 {
-        return None;
+    let coff = pe + 4;
+    let nsections = r.u16(coff + 2, "NumberOfSections").map_err(text)?;
+    let optional_size = u64::from(r.u16(coff + 16, "SizeOfOptionalHeader").map_err(text)?);
+    let optional = coff + 20;
+    let magic = r.u16(optional, "optional header magic").map_err(text)?;
+    if magic != 0x20b || optional_size < 112 {
+        return Err(format!(
+            "optional header magic {magic:#x} with {optional_size} bytes: not a PE32+ optional header"
+        ));
     }
-    let dll_characteristics = u16_at(bytes, optional.checked_add(70)?)?;
-    let ndirs = usize::try_from(u32_at(bytes, optional.checked_add(108)?)?).ok()?;
-    let dir = |i: usize| -> Option<(u32, u32)> {
-        if i >= ndirs {
-            return None;
+    let dll_characteristics = r.u16(optional + 70, "DllCharacteristics").map_err(text)?;
+    let ndirs = u64::from(r.u32(optional + 108, "NumberOfRvaAndSizes").map_err(text)?);
+    // The directories the optional header holds; an entry past its end is
+    // absent, as the loader treats it.
+    let dir = |i: u64| -> Result<Option<Directory>, OutOfBounds> {
+        let at = optional + 112 + i * 8;
+        if i >= ndirs || at + 8 > optional + optional_size {
+            return Ok(None);
         }
-        let at = optional.checked_add(112)?.checked_add(i.checked_mul(8)?)?;
-        if at.checked_add(8)? > optional.checked_add(optional_size)? {
-            return None;
-        }
-        let (va, size) = (u32_at(bytes, at)?, u32_at(bytes, at.checked_add(4)?)?);
-        (va != 0 && size != 0).then_some((va, size))
+        let rva = r.u32(at, "data directory")?;
+        let size = r.u32(at + 4, "data directory")?;
+        Ok((rva != 0 && size != 0).then_some(Directory { rva, size }))
     };
-    let table = optional.checked_add(optional_size)?;
-    let mut sections = Vec::new();
-    for i in 0..nsections.min(MAX_SECTIONS) {
-        let at = table.checked_add(i.checked_mul(40)?)?;
-        let raw = bytes.get(at..at.checked_add(40)?)?;
-        let name_bytes = raw.get(..8)?;
-        let end = name_bytes.iter().position(|&b| b == 0).unwrap_or(8);
-        sections.push(Sec {
-            name: String::from_utf8_lossy(name_bytes.get(..end)?).into_owned(),
-            vsize: u32_at(raw, 8)?,
-            va: u32_at(raw, 12)?,
-            raw_size: u32_at(raw, 16)?,
-            raw_off: u32_at(raw, 20)?,
-            characteristics: u32_at(raw, 36)?,
-        });
-    }
+    let table = optional + optional_size;
     let mut f = PeFacts {
         dll_characteristics,
-        relocations: dir(5).is_some(),
+        relocations: dir(5).map_err(text)?.is_some(),
         ..PeFacts::default()
     };
+    if nsections > MAX_SECTIONS {
+        f.anomalies.push(format!(
+            "the section table declares {nsections} sections, more than the {MAX_SECTIONS} the Windows loader accepts; the first {MAX_SECTIONS} were read"
+        ));
+    }
+    let mut sections = Vec::new();
+    for i in 0..u64::from(nsections.min(MAX_SECTIONS)) {
+        let raw = r.sub(table + i * 40, 40, "section header").map_err(text)?;
+        // The name fills 8 bytes, NUL-padded when shorter.
+        let mut name = raw.array::<8>(0, "section name").map_err(text)?.to_vec();
+        if let Some(end) = name.iter().position(|&b| b == 0) {
+            name.truncate(end);
+        }
+        sections.push(Sec {
+            name: String::from_utf8_lossy(&name).into_owned(),
+            vsize: raw.u32(8, "VirtualSize").map_err(text)?,
+            va: raw.u32(12, "VirtualAddress").map_err(text)?,
+            raw_size: raw.u32(16, "SizeOfRawData").map_err(text)?,
+            raw_off: raw.u32(20, "PointerToRawData").map_err(text)?,
+            characteristics: raw.u32(36, "Characteristics").map_err(text)?,
+        });
+    }
     for s in &sections {
         if s.characteristics & SCN_MEM_WRITE != 0 && s.characteristics & SCN_MEM_EXECUTE != 0 {
             f.wx_sections.push(WxSection {
@@ -217,73 +256,114 @@ pub fn read(bytes: &[u8], image_base: u64) -> Option<PeFacts> {
             });
         }
     }
+    // A directory the optional header names but whose bytes are not in the
+    // file is an anomaly: what it would say is unknown.
+    let mut unreadable = |what: &str, d: Directory, why: String| {
+        f.anomalies.push(format!(
+            "the {what} directory (RVA {:#x}, {} bytes) cannot be read: {why}",
+            d.rva, d.size
+        ));
+    };
     // Load configuration: its own Size field bounds the fields present.
-    if let Some((rva, size)) = dir(10)
-        && let Some(off) = rva_to_offset(&sections, rva)
-    {
-        let declared = u32_at(bytes, off).unwrap_or(0).min(size);
-        let field = |at: usize, width: usize| -> bool {
-            at.checked_add(width)
-                .is_some_and(|e| e <= usize::try_from(declared).unwrap_or(0))
-        };
-        let cookie = if field(88, 8) {
-            off.checked_add(88).and_then(|o| u64_at(bytes, o))
-        } else {
-            None
-        };
-        let guard = if field(144, 4) {
-            off.checked_add(144).and_then(|o| u32_at(bytes, o))
-        } else {
-            None
-        };
-        f.load_config = Some((cookie, guard));
-    }
+    f.load_config = match dir(10).map_err(text)? {
+        None => LoadConfig::Absent,
+        Some(d) => match load_config(&r, &sections, d) {
+            Ok(c) => c,
+            Err(why) => {
+                unreadable("load configuration", d, why);
+                LoadConfig::Unreadable
+            }
+        },
+    };
     // Debug directory: 28-byte entries; type 20 carries the extended DLL
     // characteristics in its data.
-    if let Some((rva, size)) = dir(6)
-        && let Some(off) = rva_to_offset(&sections, rva)
-    {
-        let n = usize::try_from(size / 28)
-            .unwrap_or(0)
-            .min(MAX_DEBUG_ENTRIES);
-        for i in 0..n {
-            let Some(at) = i.checked_mul(28).and_then(|x| off.checked_add(x)) else {
-                break;
-            };
-            let ty = at.checked_add(12).and_then(|o| u32_at(bytes, o));
-            let data_size = at.checked_add(16).and_then(|o| u32_at(bytes, o));
-            let data_off = at.checked_add(24).and_then(|o| u32_at(bytes, o));
-            if ty == Some(DEBUG_TYPE_EX_DLLCHARACTERISTICS)
-                && data_size.is_some_and(|s| s >= 4)
-                && let Some(v) = data_off
-                    .and_then(|o| usize::try_from(o).ok())
-                    .and_then(|o| u32_at(bytes, o))
-            {
-                f.ex_dll_characteristics = Some(v);
-            }
+    if let Some(d) = dir(6).map_err(text)? {
+        match ex_dll_characteristics(&r, &sections, d) {
+            Ok(v) => f.ex_dll_characteristics = v,
+            Err(why) => unreadable("debug", d, why),
         }
     }
     // Certificate table: its "RVA" is a file offset. WIN_CERTIFICATE:
     // dwLength u32, wRevision u16, wCertificateType u16.
-    if let Some((off, size)) = dir(4) {
-        let off = usize::try_from(off).unwrap_or(usize::MAX);
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        let in_file = off.checked_add(size).is_some_and(|e| e <= bytes.len());
-        let signed = in_file
-            && u32_at(bytes, off).is_some_and(|len| len >= 8)
-            && off.checked_add(6).and_then(|o| u16_at(bytes, o))
-                == Some(WIN_CERT_TYPE_PKCS_SIGNED_DATA);
+    if let Some(d) = dir(4).map_err(text)? {
+        let (off, size) = (u64::from(d.rva), u64::from(d.size));
+        let signed = r.slice(off, size, "certificate table").is_ok()
+            && r.u32(off, "dwLength").is_ok_and(|len| len >= 8)
+            && r.u16(off + 6, "wCertificateType") == Ok(WIN_CERT_TYPE_PKCS_SIGNED_DATA);
         f.authenticode = Some(signed);
     }
-    Some(f)
+    Ok(f)
 }
 
-/// Exported functions `(name, address)` of a PE image, from goblin's
-/// reading of the export directory (with the options `talos-cfg`'s loader
-/// uses, which already parsed these bytes): the roots an enclave DLL
-/// offers. Empty when the directory cannot be read.
-#[must_use]
-pub fn exports(bytes: &[u8], image_base: u64) -> Vec<(String, u64)> {
+/// The load configuration's `SecurityCookie` and `GuardFlags`.
+fn load_config(r: &Reader<'_>, sections: &[Sec], d: Directory) -> Result<LoadConfig, String> {
+    let off = rva_to_offset(sections, d.rva)
+        .ok_or_else(|| "no section maps its RVA to file data".to_string())?;
+    let declared = r
+        .u32(off, "load configuration Size")
+        .map_err(|e| e.to_string())?
+        .min(d.size);
+    let field = |at: u64, width: u64| at + width <= u64::from(declared);
+    let security_cookie = if field(88, 8) {
+        Some(
+            r.u64(off + 88, "SecurityCookie")
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    let guard_flags = if field(144, 4) {
+        Some(r.u32(off + 144, "GuardFlags").map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    Ok(LoadConfig::Read {
+        security_cookie,
+        guard_flags,
+    })
+}
+
+/// The extended DLL characteristics, from the debug directory's entry of
+/// type `IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS` (the last one, if several).
+fn ex_dll_characteristics(
+    r: &Reader<'_>,
+    sections: &[Sec],
+    d: Directory,
+) -> Result<Option<u32>, String> {
+    let off = rva_to_offset(sections, d.rva)
+        .ok_or_else(|| "no section maps its RVA to file data".to_string())?;
+    let count = u64::from(d.size / 28);
+    if count > MAX_DEBUG_ENTRIES {
+        return Err(format!(
+            "{count} entries, more than the {MAX_DEBUG_ENTRIES} talos reads"
+        ));
+    }
+    let mut found = None;
+    for i in 0..count {
+        let e = r
+            .sub(off + i * 28, 28, "debug directory entry")
+            .map_err(|e| e.to_string())?;
+        let ty = e.u32(12, "Type").map_err(|e| e.to_string())?;
+        let data_size = e.u32(16, "SizeOfData").map_err(|e| e.to_string())?;
+        let data_off = e.u32(24, "PointerToRawData").map_err(|e| e.to_string())?;
+        if ty == DEBUG_TYPE_EX_DLLCHARACTERISTICS && data_size >= 4 {
+            found = Some(
+                r.u32(u64::from(data_off), "extended DLL characteristics")
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// Exported functions of a PE image, from goblin's reading of the export
+/// directory (with the options `talos-cfg`'s loader uses, which already
+/// parsed these bytes): the roots an enclave DLL offers.
+///
+/// # Errors
+/// When goblin cannot read the image (then no export is known, and the
+/// reachability built without them would undercount).
+pub fn exports(bytes: &[u8], image_base: u64) -> Result<Vec<Export>, String> {
     let mut opts = goblin::pe::options::ParseOptions::default();
     opts.parse_attribute_certificates = false;
     opts.parse_resources = false;
@@ -293,22 +373,29 @@ pub fn exports(bytes: &[u8], image_base: u64) -> Vec<(String, u64)> {
             &opts.with_parse_mode(goblin::options::ParseMode::Permissive),
         )
     });
-    let Ok(pe) = pe else {
-        return Vec::new();
-    };
-    let mut out: Vec<(String, u64)> = pe
+    let pe = pe.map_err(|e| format!("the export directory cannot be read: {e}"))?;
+    let mut out: Vec<Export> = pe
         .exports
         .iter()
         .filter(|e| e.reexport.is_none())
         .filter_map(|e| {
             let name = e.name.filter(|n| !n.is_empty())?;
-            Some((name.to_string(), image_base.wrapping_add(e.rva as u64)))
+            Some(Export {
+                name: name.to_string(),
+                addr: image_base.wrapping_add(e.rva as u64),
+            })
         })
-        .take(talos_cfg::limits::MAX_SYMBOLS)
         .collect();
+    if out.len() > talos_cfg::limits::MAX_SYMBOLS {
+        return Err(format!(
+            "the export directory names {} functions, more than the {} talos reads",
+            out.len(),
+            talos_cfg::limits::MAX_SYMBOLS
+        ));
+    }
     out.sort();
     out.dedup();
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -316,25 +403,112 @@ mod tests {
     use super::*;
 
     #[test]
-    fn not_a_pe_and_truncations_are_none_never_a_panic() {
-        assert!(read(b"", 0).is_none());
-        assert!(read(b"MZ", 0).is_none());
-        let mut b = vec![0u8; 0x200];
-        b[0..2].copy_from_slice(b"MZ");
-        b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
-        b[0x80..0x84].copy_from_slice(b"PE\0\0");
+    fn not_a_pe_and_truncations_are_errors_never_a_panic() {
+        assert!(read(b"", 0).is_err());
+        assert!(read(b"MZ", 0).is_err());
         // COFF: 20 sections, optional header of 240 bytes; PE32+ magic.
-        b[0x86..0x88].copy_from_slice(&20u16.to_le_bytes());
-        b[0x94..0x96].copy_from_slice(&240u16.to_le_bytes());
-        b[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        let mut b = pe_headers(0x200, 20);
         for cut in 0..b.len() {
             let _ = read(&b[..cut], 0);
         }
         // The section table runs past the end: no facts.
-        assert!(read(&b, 0).is_none());
+        let e = read(&b, 0).unwrap_err();
+        assert!(e.starts_with("section header:"), "{e}");
         // With one section it fits: the facts of an image with no flags.
         b[0x86..0x88].copy_from_slice(&1u16.to_le_bytes());
         let f = read(&b, 0).unwrap();
         assert!(!f.dynamic_base() && !f.nx_compat() && f.authenticode.is_none());
+        assert_eq!(f.load_config, LoadConfig::Absent);
+        assert!(f.anomalies.is_empty());
+    }
+
+    /// `len` zero bytes with a DOS stub pointing at a PE signature at 0x80,
+    /// a COFF header declaring `sections` sections and a 240-byte optional
+    /// header, and the PE32+ magic.
+    fn pe_headers(len: usize, sections: u16) -> Vec<u8> {
+        let mut b = vec![0u8; len];
+        b[0..2].copy_from_slice(b"MZ");
+        b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        b[0x80..0x84].copy_from_slice(b"PE\0\0");
+        b[0x86..0x88].copy_from_slice(&sections.to_le_bytes());
+        b[0x94..0x96].copy_from_slice(&240u16.to_le_bytes());
+        b[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        b
+    }
+
+    /// A PE32+ header with one section (`.text`, RVA 0x1000, raw data at
+    /// 0x200, 0x100 bytes) and 16 data directories, in a 0x300-byte file.
+    fn one_section_image() -> Vec<u8> {
+        let mut b = pe_headers(0x300, 1);
+        b[0x98 + 108..0x98 + 112].copy_from_slice(&16u32.to_le_bytes());
+        let sec = 0x98 + 240;
+        b[sec..sec + 5].copy_from_slice(b".text");
+        b[sec + 8..sec + 12].copy_from_slice(&0x100u32.to_le_bytes());
+        b[sec + 12..sec + 16].copy_from_slice(&0x1000u32.to_le_bytes());
+        b[sec + 16..sec + 20].copy_from_slice(&0x100u32.to_le_bytes());
+        b[sec + 20..sec + 24].copy_from_slice(&0x200u32.to_le_bytes());
+        b
+    }
+
+    fn set_directory(b: &mut [u8], i: usize, rva: u32, size: u32) {
+        let at = 0x98 + 112 + i * 8;
+        b[at..at + 4].copy_from_slice(&rva.to_le_bytes());
+        b[at + 4..at + 8].copy_from_slice(&size.to_le_bytes());
+    }
+
+    #[test]
+    fn a_load_configuration_the_file_does_not_hold_is_an_anomaly_not_zeros() {
+        // Inside the section: read, with the fields its Size covers.
+        let mut b = one_section_image();
+        set_directory(&mut b, 10, 0x1000, 0x100);
+        b[0x200..0x204].copy_from_slice(&0x100u32.to_le_bytes());
+        b[0x200 + 88..0x200 + 96].copy_from_slice(&0x1234u64.to_le_bytes());
+        let f = read(&b, 0).unwrap();
+        assert!(f.anomalies.is_empty(), "{:?}", f.anomalies);
+        assert!(f.security_cookie());
+        // Its RVA maps to no section's file data.
+        set_directory(&mut b, 10, 0x9000, 0x100);
+        let f = read(&b, 0).unwrap();
+        assert_eq!(f.load_config, LoadConfig::Unreadable);
+        assert!(!f.security_cookie() && !f.control_flow_guard());
+        assert_eq!(f.anomalies.len(), 1);
+        assert!(
+            f.anomalies[0].contains("load configuration"),
+            "{:?}",
+            f.anomalies
+        );
+        // Its section's raw data runs past the end of a truncated file.
+        set_directory(&mut b, 10, 0x1000, 0x100);
+        let f = read(&b[..0x201], 0).unwrap();
+        assert_eq!(f.load_config, LoadConfig::Unreadable);
+        assert!(
+            f.anomalies[0].contains("load configuration Size"),
+            "{:?}",
+            f.anomalies
+        );
+    }
+
+    #[test]
+    fn debug_entries_outside_the_file_are_an_anomaly() {
+        let mut b = one_section_image();
+        // Two entries at RVA 0x1000; the first of type 20 points past the
+        // end of the file.
+        set_directory(&mut b, 6, 0x1000, 56);
+        b[0x200 + 12..0x200 + 16].copy_from_slice(&20u32.to_le_bytes());
+        b[0x200 + 16..0x200 + 20].copy_from_slice(&4u32.to_le_bytes());
+        b[0x200 + 24..0x200 + 28].copy_from_slice(&0x10_000u32.to_le_bytes());
+        let f = read(&b, 0).unwrap();
+        assert_eq!(f.ex_dll_characteristics, None);
+        assert!(
+            f.anomalies[0].starts_with("the debug directory"),
+            "{:?}",
+            f.anomalies
+        );
+        // Pointing inside: read.
+        b[0x200 + 24..0x200 + 28].copy_from_slice(&0x2f0u32.to_le_bytes());
+        b[0x2f0..0x2f4].copy_from_slice(&1u32.to_le_bytes());
+        let f = read(&b, 0).unwrap();
+        assert_eq!(f.ex_dll_characteristics, Some(1));
+        assert!(f.cet_compat() && f.anomalies.is_empty());
     }
 }

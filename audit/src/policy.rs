@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::model::{Severity, Tee};
-use crate::rules;
+use crate::rules::RuleId;
 
 /// Policy file size accepted.
 const MAX_POLICY_BYTES: usize = 1 << 20;
@@ -57,11 +57,11 @@ pub struct Policy {
     /// TEE named by the policy, if any.
     pub tee: Option<Tee>,
     /// Rules turned off.
-    pub disabled: BTreeSet<String>,
+    pub disabled: BTreeSet<RuleId>,
     /// When non-empty, only these rules run.
-    pub only: BTreeSet<String>,
+    pub only: BTreeSet<RuleId>,
     /// Severity overrides.
-    pub severity: BTreeMap<String, Severity>,
+    pub severity: BTreeMap<RuleId, Severity>,
 }
 
 impl Default for Policy {
@@ -104,13 +104,11 @@ impl Policy {
                 .ok_or_else(|| err(format!("unknown severity {s:?} (info, low, medium, high)")))
         };
         let known = |id: &str| {
-            if rules::rule(id).is_some() {
-                Ok(id.to_string())
-            } else {
-                Err(err(format!(
+            RuleId::parse(id).ok_or_else(|| {
+                err(format!(
                     "unknown rule id {id:?} (see `talos audit --list-rules`)"
-                )))
-            }
+                ))
+            })
         };
         let fail_on = match &raw.fail_on {
             Some(s) => sev(s)?,
@@ -155,18 +153,18 @@ impl Policy {
 
     /// Whether the rule runs.
     #[must_use]
-    pub fn enabled(&self, id: &str) -> bool {
-        !self.disabled.contains(id) && (self.only.is_empty() || self.only.contains(id))
+    pub fn enabled(&self, id: RuleId) -> bool {
+        !self.disabled.contains(&id) && (self.only.is_empty() || self.only.contains(&id))
     }
 
-    /// The rule's effective severity.
+    /// The rule's effective severity: the policy's, else the rule's
+    /// default.
     #[must_use]
-    pub fn severity_of(&self, id: &str) -> Severity {
+    pub fn severity_of(&self, id: RuleId) -> Severity {
         self.severity
-            .get(id)
+            .get(&id)
             .copied()
-            .or_else(|| rules::rule(id).map(|r| r.severity))
-            .unwrap_or(Severity::Medium)
+            .unwrap_or(id.rule().severity)
     }
 }
 
@@ -190,10 +188,10 @@ disable = ["hardening-no-cet"]
         .unwrap();
         assert_eq!(p.fail_on, Severity::Medium);
         assert_eq!(p.tee, Some(Tee::Sgx));
-        assert!(!p.enabled("hardening-no-cet"));
-        assert!(p.enabled("sgx-syscall"));
-        assert_eq!(p.severity_of("sgx-rdtsc"), Severity::Low);
-        assert_eq!(p.severity_of("sgx-syscall"), Severity::High);
+        assert!(!p.enabled(RuleId::HardeningNoCet));
+        assert!(p.enabled(RuleId::SgxSyscall));
+        assert_eq!(p.severity_of(RuleId::SgxRdtsc), Severity::Low);
+        assert_eq!(p.severity_of(RuleId::SgxSyscall), Severity::High);
     }
 
     #[test]
@@ -203,8 +201,8 @@ disable = ["hardening-no-cet"]
             b"[rules]\nonly = [\"sgx-syscall\"]\nseverity.\"sgx-syscall\" = \"medium\"\n",
         )
         .unwrap();
-        assert!(p.enabled("sgx-syscall") && !p.enabled("sgx-cpuid"));
-        assert_eq!(p.severity_of("sgx-syscall"), Severity::Medium);
+        assert!(p.enabled(RuleId::SgxSyscall) && !p.enabled(RuleId::SgxCpuid));
+        assert_eq!(p.severity_of(RuleId::SgxSyscall), Severity::Medium);
     }
 
     #[test]

@@ -35,13 +35,10 @@ pub fn uri(path: &str) -> String {
     out
 }
 
-fn result(report: &Report, f: &Finding, artifacts: &[String]) -> Value {
-    let rule_index = RULES.iter().position(|r| r.id == f.rule).unwrap_or(0);
-    let artifact = f
-        .artifact
-        .clone()
-        .unwrap_or_else(|| report.binary.path.clone());
-    let artifact_index = artifacts.iter().position(|a| *a == artifact).unwrap_or(0);
+/// `artifact_index` is where `artifact` (the finding's file, or the binary)
+/// sits in the run's `artifacts`, found when that list was built.
+fn result(report: &Report, f: &Finding, artifact: &str, artifact_index: usize) -> Value {
+    let rule_index = f.rule.index();
     let mut region = serde_json::Map::new();
     region.insert("startLine".into(), json!(f.line.unwrap_or(1)));
     if f.line.is_none()
@@ -56,7 +53,7 @@ fn result(report: &Report, f: &Finding, artifacts: &[String]) -> Value {
     location.insert(
         "physicalLocation".into(),
         json!({
-            "artifactLocation": { "uri": uri(&artifact), "index": artifact_index },
+            "artifactLocation": { "uri": uri(artifact), "index": artifact_index },
             "region": Value::Object(region),
         }),
     );
@@ -133,7 +130,7 @@ pub fn to_sarif(report: &Report) -> Value {
                 .map_or(r.severity, |s| s.severity);
             json!({
                 "id": r.id,
-                "name": camel(r.id),
+                "name": camel(r.id.name()),
                 "shortDescription": { "text": r.title },
                 "fullDescription": { "text": r.why },
                 "help": {
@@ -142,26 +139,28 @@ pub fn to_sarif(report: &Report) -> Value {
                 },
                 "defaultConfiguration": { "level": sev.sarif_level() },
                 "properties": {
-                    "tags": ["security", "talos", r.id.split('-').next().unwrap_or("talos")],
+                    "tags": ["security", "talos", r.family().name()],
                     "precision": "high",
                     "security-severity": sev.security_severity(),
                 },
             })
         })
         .collect();
-    let mut artifacts: Vec<String> = vec![report.binary.path.clone()];
+    // The binary first, then every other file a finding names, in the
+    // order of the findings; each result points at its file's index.
+    let mut artifacts: Vec<&str> = vec![report.binary.path.as_str()];
+    let mut results: Vec<Value> = Vec::with_capacity(report.findings.len());
     for f in &report.findings {
-        if let Some(a) = &f.artifact
-            && !artifacts.contains(a)
-        {
-            artifacts.push(a.clone());
-        }
+        let artifact = f.artifact.as_deref().unwrap_or(&report.binary.path);
+        let index = match artifacts.iter().position(|a| *a == artifact) {
+            Some(i) => i,
+            None => {
+                artifacts.push(artifact);
+                artifacts.len() - 1
+            }
+        };
+        results.push(result(report, f, artifact, index));
     }
-    let results: Vec<Value> = report
-        .findings
-        .iter()
-        .map(|f| result(report, f, &artifacts))
-        .collect();
     let artifact_objs: Vec<Value> = artifacts
         .iter()
         .map(|a| json!({ "location": { "uri": uri(a) } }))
@@ -176,18 +175,24 @@ pub fn to_sarif(report: &Report) -> Value {
     run_props.insert("notes".into(), json!(report.notes));
     // Rules that apply but could not be checked: a notification each, so a
     // code-scanning upload shows what the verdict does not cover.
-    let notifications: Vec<Value> = report
+    let mut notifications: Vec<Value> = report
         .unchecked()
         .iter()
-        .map(|(id, why)| {
-            let index = crate::rules::RULES.iter().position(|r| r.id == *id);
+        .map(|u| {
             json!({
                 "level": "warning",
-                "message": { "text": format!("{id} could not be checked: {why}") },
-                "associatedRule": { "id": id, "index": index },
+                "message": { "text": format!("{} could not be checked: {}", u.rule, u.why) },
+                "associatedRule": { "id": u.rule, "index": u.rule.index() },
             })
         })
         .collect();
+    // Parts of the binary the readers could not read.
+    notifications.extend(report.anomalies.iter().map(|a| {
+        json!({
+            "level": "warning",
+            "message": { "text": format!("part of the binary could not be read: {a}") },
+        })
+    }));
     json!({
         "$schema": SARIF_SCHEMA_URI,
         "version": "2.1.0",
@@ -205,6 +210,7 @@ pub fn to_sarif(report: &Report) -> Value {
                 // A tool that could not check an applicable rule did not
                 // complete the audit it was asked for.
                 "executionSuccessful": report.unchecked().is_empty()
+                    && report.anomalies.is_empty()
                     && report.verdict != crate::model::AuditVerdict::Unverifiable,
                 "toolExecutionNotifications": notifications,
             }],

@@ -13,6 +13,9 @@ use rayon::prelude::*;
 use talos_cfg::arch::{Decoder, Flow, Insn};
 use talos_cfg::{Arch, Cfg, Function, FunctionSource, Image};
 
+use crate::reader::Reader;
+use crate::rules::RuleId;
+
 /// Instructions decoded per function before the scan stops (matches the
 /// graph builder's limit).
 const MAX_INSNS: usize = talos_cfg::limits::MAX_FUNCTION_INSTRUCTIONS;
@@ -24,8 +27,8 @@ pub struct Hit {
     pub addr: u64,
     /// Length in bytes.
     pub len: u8,
-    /// Category: the `sgx-*` rule id it falls under.
-    pub category: &'static str,
+    /// Category: the `sgx-*` rule it falls under.
+    pub category: RuleId,
     /// Lowercase mnemonic (part of the fingerprint).
     pub mnemonic: String,
     /// Assembly text.
@@ -75,8 +78,12 @@ pub struct Scan {
     pub ecalls: Vec<Ecall>,
     /// Function entries whose address an instruction computes.
     pub address_taken: BTreeSet<u64>,
+    /// Instructions of recovered blocks the scan could not read or
+    /// decode, each a sentence: what they would have shown is unknown.
+    pub anomalies: Vec<String>,
 }
 
+/// What the scan of one function found.
 #[derive(Default)]
 struct Partial {
     hits: Vec<Hit>,
@@ -84,6 +91,27 @@ struct Partial {
     lvi: Vec<LviSite>,
     ecalls: Vec<Ecall>,
     refs: Vec<u64>,
+    anomalies: Vec<String>,
+}
+
+/// Where an instruction is.
+#[derive(Debug, Clone, Copy)]
+struct Site {
+    /// Function index.
+    function: usize,
+    /// Block index in that function.
+    block: usize,
+    /// The function is an import stub (PLT), which the LVI heuristic skips.
+    import_stub: bool,
+}
+
+/// The LVI heuristic's state along a block.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fences {
+    /// An LFENCE was seen since the last load.
+    since_load: bool,
+    /// The previous instruction was an LFENCE.
+    previous: bool,
 }
 
 /// What to look for.
@@ -126,6 +154,7 @@ pub fn scan(image: &Image<'_>, cfg: &Cfg, dec: &dyn Decoder, plan: Plan, refs: b
         out.ecalls.extend(p.ecalls);
         out.address_taken
             .extend(p.refs.into_iter().filter(|a| entries.contains(a)));
+        out.anomalies.extend(p.anomalies);
     }
     out
 }
@@ -145,46 +174,65 @@ fn scan_function(
         Arch::X86_64 if x86_wanted => Some(64),
         _ => None,
     };
-    let plt = f.source == FunctionSource::ImportStub;
+    let import_stub = f.source == FunctionSource::ImportStub;
     let mut info = InstructionInfoFactory::new();
     let mut budget = MAX_INSNS;
     for (bi, b) in f.blocks.iter().enumerate() {
+        let site = Site {
+            function: fi,
+            block: bi,
+            import_stub,
+        };
         let mut a = b.addr;
         let mut prev: Option<Insn> = None;
-        // LVI state: an LFENCE seen since the last load; the previous
-        // instruction was an LFENCE.
-        let mut fenced = false;
-        let mut prev_lfence = false;
+        let mut fences = Fences::default();
         let mut a7: Option<u64> = None;
         for _ in 0..b.instructions {
             if budget == 0 {
+                p.anomalies.push(format!(
+                    "{}: the scan stopped after {MAX_INSNS} instructions",
+                    f.display_name()
+                ));
                 return p;
             }
             budget -= 1;
-            let Some(bytes) = image.bytes_from(a) else {
+            let Some(insn) = image
+                .bytes_from(a)
+                .and_then(|bytes| Some((bytes, dec.decode(bytes, a, prev.as_ref())?)))
+            else {
+                p.anomalies.push(format!(
+                    "{}: the instruction at {a:#x} in the block at {:#x} cannot be read or decoded",
+                    f.display_name(),
+                    b.addr
+                ));
                 break;
             };
-            let Some(insn) = dec.decode(bytes, a, prev.as_ref()) else {
-                break;
-            };
+            let (bytes, insn) = insn;
             if refs && let Some(d) = insn.data_ref {
                 p.refs.push(d);
             }
             match bitness {
-                Some(bits) => x86(
-                    bytes,
-                    a,
-                    bits,
-                    &insn,
-                    &mut info,
-                    plan,
-                    (fi, bi, plt),
-                    &mut fenced,
-                    &mut prev_lfence,
-                    &mut p,
-                ),
+                Some(bits) => {
+                    let decoded = x86(
+                        bytes,
+                        a,
+                        bits,
+                        &insn,
+                        &mut info,
+                        plan,
+                        site,
+                        &mut fences,
+                        &mut p,
+                    );
+                    if !decoded {
+                        p.anomalies.push(format!(
+                            "{}: iced-x86 does not decode the instruction at {a:#x}",
+                            f.display_name()
+                        ));
+                    }
+                }
                 None if plan.ecalls && image.arch == Arch::Riscv64 => {
-                    riscv(bytes, a, &insn, (fi, bi), &mut a7, &mut p);
+                    riscv(bytes, a, &insn, site, &mut a7, &mut p);
                 }
                 None => {}
             }
@@ -195,6 +243,8 @@ fn scan_function(
     p
 }
 
+/// The x86 checks on one instruction; `false` when iced-x86 does not
+/// decode it.
 #[allow(clippy::too_many_arguments)]
 fn x86(
     bytes: &[u8],
@@ -203,16 +253,16 @@ fn x86(
     insn: &Insn,
     info: &mut InstructionInfoFactory,
     plan: Plan,
-    (fi, bi, plt): (usize, usize, bool),
-    fenced: &mut bool,
-    prev_lfence: &mut bool,
+    site: Site,
+    fences: &mut Fences,
     p: &mut Partial,
-) {
+) -> bool {
+    // x86 instructions are at most 15 bytes.
     let window = bytes.get(..bytes.len().min(15)).unwrap_or(bytes);
     let mut d = Iced::with_ip(bits, window, addr, DecoderOptions::NONE);
     let ins = d.decode();
     if ins.is_invalid() {
-        return;
+        return false;
     }
     if plan.instructions
         && let Some(category) = classify(&ins)
@@ -223,8 +273,8 @@ fn x86(
             category,
             mnemonic: format!("{:?}", ins.mnemonic()).to_lowercase(),
             text: render(&ins),
-            function: fi,
-            block: bi,
+            function: site.function,
+            block: site.block,
         });
     }
     // Stack-canary loads: mov reg, fs:[0x28] (x86-64) / gs:[0x14] (i386).
@@ -243,7 +293,7 @@ fn x86(
         p.canary_loads += 1;
     }
     if !plan.lvi {
-        return;
+        return true;
     }
     // LVI.
     let is_lfence = ins.mnemonic() == Mnemonic::Lfence;
@@ -254,17 +304,17 @@ fn x86(
         insn.flow,
         Flow::Return | Flow::IndirectJump { .. } | Flow::IndirectCall { .. }
     );
-    if branch && !plt {
+    if branch && !site.import_stub {
         let hardened = if ins.flow_control() == FlowControl::Return {
-            *prev_lfence
+            fences.previous
         } else {
             let mem_operand = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
-            !mem_operand && *fenced
+            !mem_operand && fences.since_load
         };
         p.lvi.push(LviSite {
             addr,
-            function: fi,
-            block: bi,
+            function: site.function,
+            block: site.block,
             hardened,
         });
     }
@@ -276,11 +326,12 @@ fn x86(
             )
         });
     if is_lfence {
-        *fenced = true;
+        fences.since_load = true;
     } else if loads {
-        *fenced = false;
+        fences.since_load = false;
     }
-    *prev_lfence = is_lfence;
+    fences.previous = is_lfence;
+    true
 }
 
 fn render(ins: &Instruction) -> String {
@@ -292,17 +343,21 @@ fn render(ins: &Instruction) -> String {
 }
 
 /// The `sgx-*` rule an instruction breaks, if any.
-fn classify(ins: &Instruction) -> Option<&'static str> {
+fn classify(ins: &Instruction) -> Option<RuleId> {
     use Mnemonic as M;
     let m = ins.mnemonic();
     let cat = match m {
         M::Syscall | M::Sysenter | M::Sysexit | M::Sysexitq | M::Sysret | M::Sysretq => {
-            "sgx-syscall"
+            RuleId::SgxSyscall
         }
-        M::Cpuid => "sgx-cpuid",
-        M::Rdtsc | M::Rdtscp => "sgx-rdtsc",
-        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => "sgx-io",
-        M::Int | M::Into | M::Int1 | M::Iret | M::Iretd | M::Iretq | M::Retf => "sgx-interrupt",
+        M::Cpuid => RuleId::SgxCpuid,
+        M::Rdtsc | M::Rdtscp => RuleId::SgxRdtsc,
+        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => {
+            RuleId::SgxIo
+        }
+        M::Int | M::Into | M::Int1 | M::Iret | M::Iretd | M::Iretq | M::Retf => {
+            RuleId::SgxInterrupt
+        }
         M::Vmcall
         | M::Vmmcall
         | M::Vmfunc
@@ -320,7 +375,7 @@ fn classify(ins: &Instruction) -> Option<&'static str> {
         | M::Invvpid
         | M::Vmrun
         | M::Vmload
-        | M::Vmsave => "sgx-vm-exit",
+        | M::Vmsave => RuleId::SgxVmExit,
         M::Hlt
         | M::Lgdt
         | M::Lidt
@@ -344,7 +399,7 @@ fn classify(ins: &Instruction) -> Option<&'static str> {
         | M::Encls
         | M::Xsetbv
         | M::Xsaves
-        | M::Xrstors => "sgx-privileged",
+        | M::Xrstors => RuleId::SgxPrivileged,
         M::Mov
             if (0..ins.op_count()).any(|i| {
                 ins.op_kind(i) == OpKind::Register && {
@@ -353,14 +408,14 @@ fn classify(ins: &Instruction) -> Option<&'static str> {
                 }
             }) =>
         {
-            "sgx-privileged"
+            RuleId::SgxPrivileged
         }
         _ if ins.is_call_far()
             || ins.is_jmp_far()
             || ins.is_call_far_indirect()
             || ins.is_jmp_far_indirect() =>
         {
-            "sgx-interrupt"
+            RuleId::SgxInterrupt
         }
         _ => return None,
     };
@@ -368,19 +423,12 @@ fn classify(ins: &Instruction) -> Option<&'static str> {
 }
 
 /// `a7` (x17) tracking and `ecall` detection.
-fn riscv(
-    bytes: &[u8],
-    addr: u64,
-    insn: &Insn,
-    (fi, bi): (usize, usize),
-    a7: &mut Option<u64>,
-    p: &mut Partial,
-) {
+fn riscv(bytes: &[u8], addr: u64, insn: &Insn, site: Site, a7: &mut Option<u64>, p: &mut Partial) {
     if insn.len == 4 && bytes.get(..4) == Some(&[0x73, 0, 0, 0][..]) {
         p.ecalls.push(Ecall {
             addr,
-            function: fi,
-            block: bi,
+            function: site.function,
+            block: site.block,
             a7: *a7,
         });
         // The call's result lands in a0; a7 is preserved by the runtime,
@@ -391,6 +439,16 @@ fn riscv(
     *a7 = track_a7(bytes, insn.len, *a7);
 }
 
+/// The encoding of a RISC-V instruction of `len` bytes (2: compressed,
+/// 4: base), little-endian as RISC-V stores instructions.
+fn encoding(bytes: &[u8], len: u8) -> Option<u32> {
+    let r = Reader::le(bytes);
+    match len {
+        2 => r.u16(0, "compressed instruction").ok().map(u32::from),
+        _ => r.u32(0, "instruction").ok(),
+    }
+}
+
 /// The value of `a7` after the instruction, given its value before: the
 /// constant forms compilers and hand-written stubs use (`li`, `lui`,
 /// `addi`/`addiw` on itself, `c.li`, `c.lui`, `c.addi`); anything else
@@ -398,8 +456,8 @@ fn riscv(
 fn track_a7(bytes: &[u8], len: u8, before: Option<u64>) -> Option<u64> {
     const A7: u32 = 17;
     let sext = |v: u64, bits: u32| ((v << (64 - bits)) as i64 >> (64 - bits)) as u64;
+    let w = encoding(bytes, len)?;
     if len == 2 {
-        let w = u32::from(u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]));
         let (q, f3, rd) = (w & 3, w >> 13, (w >> 7) & 0x1f);
         let imm6 = u64::from(((w >> 12) & 1) << 5 | ((w >> 2) & 0x1f));
         return match (q, f3) {
@@ -410,12 +468,6 @@ fn track_a7(bytes: &[u8], len: u8, before: Option<u64>) -> Option<u64> {
             _ => before,
         };
     }
-    let w = u32::from_le_bytes([
-        *bytes.first()?,
-        *bytes.get(1)?,
-        *bytes.get(2)?,
-        *bytes.get(3)?,
-    ]);
     let (opcode, rd, f3, rs1) = (w & 0x7f, (w >> 7) & 0x1f, (w >> 12) & 7, (w >> 15) & 0x1f);
     let imm_i = sext(u64::from(w >> 20), 12);
     match opcode {
@@ -432,9 +484,9 @@ fn track_a7(bytes: &[u8], len: u8, before: Option<u64>) -> Option<u64> {
 
 /// The integer register an RV64GC instruction writes, from its encoding
 /// (`rd` for the formats that have one).
-fn writes_x(bytes: &[u8], len: u8) -> Option<u16> {
+fn writes_x(bytes: &[u8], len: u8) -> Option<u32> {
+    let w = encoding(bytes, len)?;
     if len == 2 {
-        let w = u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]);
         let q = w & 3;
         let f3 = w >> 13;
         let rd = (w >> 7) & 0x1f;
@@ -445,14 +497,8 @@ fn writes_x(bytes: &[u8], len: u8) -> Option<u16> {
             _ => None,
         };
     }
-    let w = u32::from_le_bytes([
-        *bytes.first()?,
-        *bytes.get(1)?,
-        *bytes.get(2)?,
-        *bytes.get(3)?,
-    ]);
     let opcode = w & 0x7f;
-    let rd = u16::try_from((w >> 7) & 0x1f).ok()?;
+    let rd = (w >> 7) & 0x1f;
     match opcode {
         // Stores, branches, fences and FP ops write no integer rd.
         0x23 | 0x27 | 0x63 | 0x0f | 0x07 | 0x43 | 0x47 | 0x4b | 0x4f => None,
@@ -465,102 +511,6 @@ fn writes_x(bytes: &[u8], len: u8) -> Option<u16> {
     }
 }
 
-/// What an `ecall` number means to the Keystone runtime (Eyrie).
-#[must_use]
-pub fn keystone_interface(n: u64) -> (String, EcallClass) {
-    let runtime = match n {
-        1001 => Some("ocall"),
-        1002 => Some("copy_from_shared"),
-        1003 => Some("attest_enclave"),
-        1004 => Some("get_sealing_key"),
-        1101 => Some("exit"),
-        _ => None,
-    };
-    if let Some(name) = runtime {
-        return (format!("runtime {name} ({n})"), EcallClass::Runtime);
-    }
-    if (1000..3000).contains(&n) {
-        return (
-            format!("runtime call {n} (not in the stable Eyrie interface)"),
-            EcallClass::Unknown,
-        );
-    }
-    // Eyrie handles memory management itself; other Linux calls are
-    // proxied to the host.
-    let (name, inside) = match n {
-        214 => ("brk", true),
-        215 => ("munmap", true),
-        222 => ("mmap", true),
-        226 => ("mprotect", true),
-        96 => ("set_tid_address", true),
-        135 => ("rt_sigprocmask", true),
-        278 => ("getrandom", true),
-        17 => ("getcwd", false),
-        23 => ("dup", false),
-        25 => ("fcntl", false),
-        29 => ("ioctl", false),
-        35 => ("unlinkat", false),
-        46 => ("ftruncate", false),
-        48 => ("faccessat", false),
-        56 => ("openat", false),
-        57 => ("close", false),
-        62 => ("lseek", false),
-        63 => ("read", false),
-        64 => ("write", false),
-        65 => ("readv", false),
-        66 => ("writev", false),
-        67 => ("pread64", false),
-        68 => ("pwrite64", false),
-        78 => ("readlinkat", false),
-        79 => ("fstatat", false),
-        80 => ("fstat", false),
-        82 => ("fsync", false),
-        93 => ("exit", false),
-        94 => ("exit_group", false),
-        98 => ("futex", false),
-        113 => ("clock_gettime", false),
-        124 => ("sched_yield", false),
-        160 => ("uname", false),
-        172 => ("getpid", false),
-        174 => ("getuid", false),
-        178 => ("gettid", false),
-        198 => ("socket", false),
-        200 => ("bind", false),
-        201 => ("listen", false),
-        202 => ("accept", false),
-        203 => ("connect", false),
-        206 => ("sendto", false),
-        207 => ("recvfrom", false),
-        208 => ("setsockopt", false),
-        291 => ("statx", false),
-        _ => {
-            return (format!("unknown call {n}"), EcallClass::Unknown);
-        }
-    };
-    if inside {
-        (
-            format!("linux {name} ({n}, handled inside Eyrie)"),
-            EcallClass::Runtime,
-        )
-    } else {
-        (
-            format!("linux {name} ({n}, proxied to the host)"),
-            EcallClass::LinuxProxied,
-        )
-    }
-}
-
-/// How an `ecall` is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EcallClass {
-    /// A runtime service or a call Eyrie handles itself.
-    Runtime,
-    /// A Linux system call Eyrie forwards to the host.
-    LinuxProxied,
-    /// Not known.
-    Unknown,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,22 +521,22 @@ mod tests {
 
     #[test]
     fn classifies_enclave_illegal_instructions() {
-        let cases: &[(&[u8], Option<&str>)] = &[
-            (&[0x0f, 0x05], Some("sgx-syscall")),
-            (&[0x0f, 0x34], Some("sgx-syscall")),
-            (&[0x0f, 0xa2], Some("sgx-cpuid")),
-            (&[0x0f, 0x31], Some("sgx-rdtsc")),
-            (&[0x0f, 0x01, 0xf9], Some("sgx-rdtsc")),
-            (&[0xcd, 0x80], Some("sgx-interrupt")),
-            (&[0xee], Some("sgx-io")),
-            (&[0xec], Some("sgx-io")),
-            (&[0x0f, 0x01, 0xc1], Some("sgx-vm-exit")),
-            (&[0xf4], Some("sgx-privileged")),
-            (&[0x0f, 0x22, 0xd8], Some("sgx-privileged")), // mov cr3, rax
-            (&[0xcc], None),                               // int3 is fine
-            (&[0x0f, 0x01, 0xd7], None),                   // enclu is fine
-            (&[0x0f, 0xae, 0xe8], None),                   // lfence
-            (&[0x48, 0x89, 0xc3], None),                   // mov rbx, rax
+        let cases: &[(&[u8], Option<RuleId>)] = &[
+            (&[0x0f, 0x05], Some(RuleId::SgxSyscall)),
+            (&[0x0f, 0x34], Some(RuleId::SgxSyscall)),
+            (&[0x0f, 0xa2], Some(RuleId::SgxCpuid)),
+            (&[0x0f, 0x31], Some(RuleId::SgxRdtsc)),
+            (&[0x0f, 0x01, 0xf9], Some(RuleId::SgxRdtsc)),
+            (&[0xcd, 0x80], Some(RuleId::SgxInterrupt)),
+            (&[0xee], Some(RuleId::SgxIo)),
+            (&[0xec], Some(RuleId::SgxIo)),
+            (&[0x0f, 0x01, 0xc1], Some(RuleId::SgxVmExit)),
+            (&[0xf4], Some(RuleId::SgxPrivileged)),
+            (&[0x0f, 0x22, 0xd8], Some(RuleId::SgxPrivileged)), // mov cr3, rax
+            (&[0xcc], None),                                    // int3 is fine
+            (&[0x0f, 0x01, 0xd7], None),                        // enclu is fine
+            (&[0x0f, 0xae, 0xe8], None),                        // lfence
+            (&[0x48, 0x89, 0xc3], None),                        // mov rbx, rax
         ];
         for (bytes, want) in cases {
             assert_eq!(classify(&decode64(bytes)), *want, "{bytes:02x?}");
@@ -622,14 +572,5 @@ mod tests {
         // lui a7, 0x1 -> 4096
         let lui: u32 = (1 << 12) | (17 << 7) | 0x37;
         assert_eq!(track_a7(&lui.to_le_bytes(), 4, None), Some(4096));
-    }
-
-    #[test]
-    fn keystone_numbers() {
-        assert_eq!(keystone_interface(1001).1, EcallClass::Runtime);
-        assert_eq!(keystone_interface(64).1, EcallClass::LinuxProxied);
-        assert_eq!(keystone_interface(222).1, EcallClass::Runtime);
-        assert_eq!(keystone_interface(1500).1, EcallClass::Unknown);
-        assert_eq!(keystone_interface(9999).1, EcallClass::Unknown);
     }
 }

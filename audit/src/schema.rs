@@ -8,9 +8,19 @@ use crate::model::{
     AuditVerdict, BinaryFacts, Finding, GramineFacts, HardeningFacts, KeystoneFacts, LviFacts,
     RuleState, RuleStatus, Severity, SgxFacts, Tee,
 };
+use crate::rules::RuleId;
 
 /// Schema identifier written in every document.
 pub const SCHEMA: &str = "talos.audit/1";
+
+/// A rule that applies but could not be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unchecked<'a> {
+    /// The rule.
+    pub rule: RuleId,
+    /// Why it could not be checked.
+    pub why: &'a str,
+}
 
 /// A whole audit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +63,12 @@ pub struct Report {
     pub lvi: Option<LviFacts>,
     /// What a reader must know about the evidence (what was not verified).
     pub notes: Vec<String>,
+    /// What the binary's headers declare but the file does not hold, or
+    /// what is larger than talos reads (a section name outside its string
+    /// table, a directory outside the file, a property note cut short): the
+    /// audit read only part of the input, so it cannot pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
 }
 
 impl Report {
@@ -64,13 +80,17 @@ impl Report {
             .any(|f| !f.suppressed && f.severity >= self.fail_on)
     }
 
-    /// The rules that apply here but could not be checked, with why.
+    /// The rules that apply here but could not be checked, with why, in
+    /// table order.
     #[must_use]
-    pub fn unchecked(&self) -> Vec<(&str, &str)> {
+    pub fn unchecked(&self) -> Vec<Unchecked<'_>> {
         self.rules
             .iter()
             .filter_map(|r| match &r.state {
-                RuleState::Unchecked(why) => Some((r.id.as_str(), why.as_str())),
+                RuleState::Unchecked(why) => Some(Unchecked {
+                    rule: r.id,
+                    why: why.as_str(),
+                }),
                 _ => None,
             })
             .collect()
@@ -78,13 +98,15 @@ impl Report {
 
     /// The verdict the findings and rule states give: `fail` on a failing
     /// finding; else `unverifiable` when an applicable rule could not be
-    /// checked or no rule was checked at all; else `pass`.
+    /// checked, no rule was checked at all, or part of the binary could
+    /// not be read (anomalies); else `pass`.
     #[must_use]
     pub fn conclude(&self) -> AuditVerdict {
         if self.fails() {
             AuditVerdict::Fail
         } else if !self.unchecked().is_empty()
             || !self.rules.iter().any(|r| r.state == RuleState::Applied)
+            || !self.anomalies.is_empty()
         {
             AuditVerdict::Unverifiable
         } else {

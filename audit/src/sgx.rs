@@ -29,7 +29,8 @@ use crypto_bigint::{NonZero, Resize};
 use rsa::{BoxedUint, Pkcs1v15Sign, PublicKey as RsaPublicKey};
 use sha2::{Digest as _, Sha256};
 
-use crate::model::{Attributes, SgxMetadataFacts, SigStructFacts};
+use crate::model::{Attributes, SgxMetadataFacts, SigStructFacts, Verification};
+use crate::reader::{OutOfBounds, Reader};
 
 /// Size of a SIGSTRUCT.
 pub const SIGSTRUCT_SIZE: usize = 1808;
@@ -66,43 +67,53 @@ pub const FLAG_DEBUG: u64 = 1 << 1;
 /// ATTRIBUTES.FLAGS.PROVISIONKEY.
 pub const FLAG_PROVISIONKEY: u64 = 1 << 4;
 
-/// A parsed SIGSTRUCT.
+/// A parsed SIGSTRUCT: every field the audit reports, read once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigStruct {
-    /// The 1808 bytes.
-    pub raw: Vec<u8>,
+    /// HEADER through the reserved bytes before MODULUS (bytes 0..128):
+    /// the first half of what is signed.
+    head: [u8; 128],
+    /// MODULE VENDOR.
+    vendor: u32,
+    /// DATE.
+    date: u32,
+    /// MODULUS (little-endian).
+    modulus: [u8; 384],
+    /// EXPONENT.
+    exponent: u32,
+    /// SIGNATURE (little-endian).
+    signature: [u8; 384],
+    /// MISCSELECT through ISVSVN (bytes 900..1028): the second half of what
+    /// is signed.
+    body: [u8; 128],
+    /// MISCSELECT.
+    misc_select: u32,
+    /// MISCMASK.
+    misc_mask: u32,
+    /// ATTRIBUTES.
+    attributes: Attributes,
+    /// ATTRIBUTEMASK.
+    attribute_mask: Attributes,
+    /// ENCLAVEHASH.
+    enclave_hash: [u8; 32],
+    /// ISVPRODID.
+    isv_prod_id: u16,
+    /// ISVSVN.
+    isv_svn: u16,
+    /// Q1 (little-endian).
+    q1: [u8; 384],
+    /// Q2 (little-endian).
+    q2: [u8; 384],
 }
 
 /// What is wrong with a SIGSTRUCT's fixed fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed(pub String);
 
-fn le_u16(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(off..off.saturating_add(2)) {
-        a.copy_from_slice(s);
+impl From<OutOfBounds> for Malformed {
+    fn from(e: OutOfBounds) -> Self {
+        Malformed(e.to_string())
     }
-    u16::from_le_bytes(a)
-}
-
-fn le_u32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off.saturating_add(4)) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
-
-fn le_u64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(off..off.saturating_add(8)) {
-        a.copy_from_slice(s);
-    }
-    u64::from_le_bytes(a)
-}
-
-fn field(b: &[u8], off: usize, len: usize) -> &[u8] {
-    b.get(off..off.saturating_add(len)).unwrap_or(&[])
 }
 
 impl SigStruct {
@@ -118,75 +129,95 @@ impl SigStruct {
                 bytes.len()
             ))
         })?;
-        if field(raw, 0, 12) != HEADER {
+        let r = Reader::le(raw);
+        let header: [u8; 12] = r.array(0, "HEADER")?;
+        if header != HEADER {
             return Err(Malformed(format!(
                 "HEADER is {}, expected {}",
-                talos_cfg::hex(field(raw, 0, 12)),
+                talos_cfg::hex(&header),
                 talos_cfg::hex(&HEADER)
             )));
         }
-        if field(raw, 24, 16) != HEADER2 {
+        let header2: [u8; 16] = r.array(24, "HEADER2")?;
+        if header2 != HEADER2 {
             return Err(Malformed(format!(
                 "HEADER2 is {}, expected {}",
-                talos_cfg::hex(field(raw, 24, 16)),
+                talos_cfg::hex(&header2),
                 talos_cfg::hex(&HEADER2)
             )));
         }
-        Ok(SigStruct { raw: raw.to_vec() })
+        let attributes = |at: u64, what| -> Result<Attributes, OutOfBounds> {
+            Ok(Attributes {
+                flags: r.u64(at, what)?,
+                xfrm: r.u64(at + 8, what)?,
+            })
+        };
+        Ok(SigStruct {
+            head: r.array(0, "HEADER")?,
+            vendor: r.u32(16, "VENDOR")?,
+            date: r.u32(20, "DATE")?,
+            modulus: r.array(128, "MODULUS")?,
+            exponent: r.u32(512, "EXPONENT")?,
+            signature: r.array(516, "SIGNATURE")?,
+            body: r.array(900, "BODY")?,
+            misc_select: r.u32(900, "MISCSELECT")?,
+            misc_mask: r.u32(904, "MISCMASK")?,
+            attributes: attributes(928, "ATTRIBUTES")?,
+            attribute_mask: attributes(944, "ATTRIBUTEMASK")?,
+            enclave_hash: r.array(960, "ENCLAVEHASH")?,
+            isv_prod_id: r.u16(1024, "ISVPRODID")?,
+            isv_svn: r.u16(1026, "ISVSVN")?,
+            q1: r.array(1040, "Q1")?,
+            q2: r.array(1424, "Q2")?,
+        })
     }
 
     /// MODULUS as stored (little-endian, 384 bytes).
     #[must_use]
     pub fn modulus(&self) -> &[u8] {
-        field(&self.raw, 128, 384)
+        &self.modulus
     }
 
     /// SIGNATURE as stored (little-endian).
     #[must_use]
     pub fn signature(&self) -> &[u8] {
-        field(&self.raw, 516, 384)
+        &self.signature
     }
 
     /// EXPONENT.
     #[must_use]
     pub fn exponent(&self) -> u32 {
-        le_u32(&self.raw, 512)
+        self.exponent
     }
 
     /// ATTRIBUTES.
     #[must_use]
     pub fn attributes(&self) -> Attributes {
-        Attributes {
-            flags: le_u64(&self.raw, 928),
-            xfrm: le_u64(&self.raw, 936),
-        }
+        self.attributes
     }
 
     /// ATTRIBUTEMASK.
     #[must_use]
     pub fn attribute_mask(&self) -> Attributes {
-        Attributes {
-            flags: le_u64(&self.raw, 944),
-            xfrm: le_u64(&self.raw, 952),
-        }
+        self.attribute_mask
     }
 
     /// ENCLAVEHASH (MRENCLAVE).
     #[must_use]
     pub fn mrenclave(&self) -> &[u8] {
-        field(&self.raw, 960, 32)
+        &self.enclave_hash
     }
 
     /// ISVPRODID.
     #[must_use]
     pub fn isv_prod_id(&self) -> u16 {
-        le_u16(&self.raw, 1024)
+        self.isv_prod_id
     }
 
     /// ISVSVN.
     #[must_use]
     pub fn isv_svn(&self) -> u16 {
-        le_u16(&self.raw, 1026)
+        self.isv_svn
     }
 
     /// MRSIGNER: SHA-256 of the modulus as stored.
@@ -200,8 +231,8 @@ impl SigStruct {
     /// The signed bytes: HEADER (0..128) followed by BODY (900..1028).
     #[must_use]
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut m = field(&self.raw, 0, 128).to_vec();
-        m.extend_from_slice(field(&self.raw, 900, 128));
+        let mut m = self.head.to_vec();
+        m.extend_from_slice(&self.body);
         m
     }
 
@@ -246,7 +277,7 @@ impl SigStruct {
             .into_option()
             .ok_or_else(|| "modulus is zero".to_string())?;
         let (q1, r1) = s2.div_rem(&nz);
-        let q1_stored = BoxedUint::from_be_slice(&be(field(&self.raw, 1040, 384)), 3072)
+        let q1_stored = BoxedUint::from_be_slice(&be(&self.q1), 3072)
             .map_err(|_| "Q1 is not 3072 bits".to_string())?;
         if q1 != q1_stored.resize(wide) {
             return Err("Q1 is not floor(signature^2 / modulus)".to_string());
@@ -254,7 +285,7 @@ impl SigStruct {
         // s^3 - q1*s*n = s * (s^2 - q1*n) = s * r1.
         let t = r1.wrapping_mul(&s_w);
         let (q2, _) = t.div_rem(&nz);
-        let q2_stored = BoxedUint::from_be_slice(&be(field(&self.raw, 1424, 384)), 3072)
+        let q2_stored = BoxedUint::from_be_slice(&be(&self.q2), 3072)
             .map_err(|_| "Q2 is not 3072 bits".to_string())?;
         if q2 != q2_stored.resize(wide) {
             return Err(
@@ -269,14 +300,8 @@ impl SigStruct {
     #[must_use]
     pub fn facts(&self, source: &str, offset: u64) -> SigStructFacts {
         let attributes = self.attributes();
-        let signature = match self.verify() {
-            Ok(()) => "verified".to_string(),
-            Err(e) => format!("invalid: {e}"),
-        };
-        let q1_q2 = match self.check_q1_q2() {
-            Ok(()) => "verified".to_string(),
-            Err(e) => format!("invalid: {e}"),
-        };
+        let signature = Verification::of(self.verify());
+        let q1_q2 = Verification::of(self.check_q1_q2());
         SigStructFacts {
             source: source.to_string(),
             offset,
@@ -286,10 +311,10 @@ impl SigStruct {
             isv_svn: self.isv_svn(),
             attributes,
             attribute_mask: self.attribute_mask(),
-            misc_select: le_u32(&self.raw, 900),
-            misc_mask: le_u32(&self.raw, 904),
-            vendor: le_u32(&self.raw, 16),
-            date: format!("{:08x}", le_u32(&self.raw, 20)),
+            misc_select: self.misc_select,
+            misc_mask: self.misc_mask,
+            vendor: self.vendor,
+            date: format!("{:08x}", self.date),
             exponent: self.exponent(),
             signature,
             q1_q2,
@@ -318,83 +343,99 @@ pub struct Metadata {
     pub sigstruct_offset: u64,
 }
 
+/// A metadata block of the note: its version and where it starts in the
+/// note's descriptor.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    version: u64,
+    at: u64,
+}
+
 /// Parse the `.note.sgxmeta` section whose bytes are `section` (at file
 /// offset `offset`, with `sh_addralign` `align`).
+///
+/// The SDK writes the metadata right after the 13-byte note name, without
+/// the padding to 4 bytes the ELF note format asks for (readelf calls the
+/// note invalid), so goblin's note iterator, which pads, cannot read it:
+/// this walks it with the checked reader instead.
 ///
 /// # Errors
 /// A sentence naming what is malformed.
 pub fn parse_note(section: &[u8], offset: u64, align: u64) -> Result<Metadata, String> {
-    let namesz = le_u32(section, 0) as usize;
-    let descsz = le_u32(section, 4) as usize;
-    if section.len() < 12 {
+    let r = Reader::le(section);
+    if r.len() < 12 {
         return Err(format!(
             "note header needs 12 bytes, the section has {}",
             section.len()
         ));
     }
-    if namesz != NOTE_NAME.len() || section.get(12..12 + NOTE_NAME.len()) != Some(NOTE_NAME) {
+    let err = |e: OutOfBounds| e.to_string();
+    let namesz = r.u32(0, "note namesz").map_err(err)?;
+    let descsz = u64::from(r.u32(4, "note descsz").map_err(err)?);
+    let name_len = NOTE_NAME.len() as u64;
+    if u64::from(namesz) != name_len || r.slice(12, name_len, "note name").ok() != Some(NOTE_NAME) {
         return Err("the note is not named \"sgx_metadata\"".to_string());
     }
-    let desc_start = 12 + NOTE_NAME.len();
-    let expected = desc_start
-        .checked_add(descsz)
-        .ok_or_else(|| "descsz overflows".to_string())?;
-    let a = usize::try_from(align.max(1)).unwrap_or(1);
-    let rounded = expected
-        .checked_add(a - 1)
-        .map(|v| v / a * a)
-        .ok_or_else(|| "descsz overflows".to_string())?;
-    if section.len() != rounded && section.len() != expected {
+    let desc_start = 12 + name_len;
+    let expected = desc_start + descsz;
+    let rounded = expected.checked_next_multiple_of(align.max(1));
+    if Some(r.len()) != rounded && r.len() != expected {
         return Err(format!(
             "section size {:#x} is not header + name + descsz {:#x} rounded to {align}",
             section.len(),
             expected
         ));
     }
-    let desc = section
-        .get(desc_start..expected)
-        .ok_or_else(|| format!("descsz {descsz:#x} runs past the section"))?;
-    let mut best: Option<(u64, usize)> = None;
+    let desc = r
+        .sub(desc_start, descsz, "note descriptor")
+        .map_err(|_| format!("descsz {descsz:#x} runs past the section"))?;
+    let mut best: Option<Block> = None;
     let mut blocks = 0u32;
-    let mut pos = 0usize;
+    let mut pos = 0u64;
     while pos < desc.len() && blocks < MAX_BLOCKS {
-        let block = desc.get(pos..).unwrap_or(&[]);
-        if block.len() < 8 || le_u64(block, 0) != METADATA_MAGIC {
+        let block = desc.tail(pos, "metadata block").map_err(err)?;
+        if block.u64(0, "metadata magic").ok() != Some(METADATA_MAGIC) {
             break;
         }
-        let size = le_u32(block, 16) as usize;
+        let size = u64::from(
+            block
+                .u32(16, "metadata size")
+                .map_err(|e| format!("metadata block at +{pos:#x}: {e}"))?,
+        );
         if size == 0 {
             return Err(format!("metadata block at +{pos:#x} has size 0"));
         }
-        if size < METADATA_CSS_OFFSET + SIGSTRUCT_SIZE || size > block.len() {
+        if size < (METADATA_CSS_OFFSET + SIGSTRUCT_SIZE) as u64 || size > block.len() {
             return Err(format!(
                 "metadata block at +{pos:#x} declares size {size:#x}; it must hold the SIGSTRUCT and fit the note ({:#x} left)",
                 block.len()
             ));
         }
         blocks += 1;
-        let version = le_u64(block, 8);
-        if best.is_none_or(|(v, _)| version > v) {
-            best = Some((version, pos));
+        let version = block.u64(8, "metadata version").map_err(err)?;
+        if best.is_none_or(|b| version > b.version) {
+            best = Some(Block { version, at: pos });
         }
-        pos = pos.saturating_add(size);
+        pos += size;
     }
-    let (version, at) = best.ok_or_else(|| {
+    let Block { version, at } = best.ok_or_else(|| {
         format!("no metadata block (magic {METADATA_MAGIC:#018x}) at the start of the note")
     })?;
-    let block = desc.get(at..).unwrap_or(&[]);
-    let css = block.get(METADATA_CSS_OFFSET..).unwrap_or(&[]);
-    let sigstruct = SigStruct::parse(css).map_err(|m| format!("SIGSTRUCT: {}", m.0))?;
+    // The size check above keeps every field read below inside the block.
+    let block = desc.tail(at, "metadata block").map_err(err)?;
+    let css = block
+        .tail(METADATA_CSS_OFFSET as u64, "SIGSTRUCT")
+        .map_err(err)?;
+    let sigstruct = SigStruct::parse(css.bytes()).map_err(|m| format!("SIGSTRUCT: {}", m.0))?;
     let sigstruct_offset = offset
-        .saturating_add(desc_start as u64)
-        .saturating_add(at as u64)
-        .saturating_add(METADATA_CSS_OFFSET as u64);
+        .checked_add(desc_start + at + METADATA_CSS_OFFSET as u64)
+        .ok_or_else(|| format!("the SIGSTRUCT's file offset overflows (section at {offset:#x})"))?;
     Ok(Metadata {
         facts: SgxMetadataFacts {
             version: format!("{}.{}", version >> 32, version & 0xffff_ffff),
-            enclave_size: le_u64(block, 40),
-            tcs_policy: le_u32(block, 20),
-            ssa_frame_size: le_u32(block, 24),
+            enclave_size: block.u64(40, "enclave size").map_err(err)?,
+            tcs_policy: block.u32(20, "TCS policy").map_err(err)?,
+            ssa_frame_size: block.u32(24, "SSA frame size").map_err(err)?,
             blocks,
         },
         sigstruct,

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{AuditVerdict, BinaryFacts, RuleState, RuleStatus, Tee, TeeChoice};
-use crate::rules::{self, Scope};
+use crate::model::{AuditVerdict, BinaryFacts, RuleState, RuleStatus, Tee};
+use crate::rules;
 use crate::schema::{self, Report};
-use crate::{Input, Options};
+use crate::{Input, Options, TeeDecision};
 
 /// Whether `e` means the file is an ELF file whose headers are unreadable
 /// (rather than one talos recognises but does not support: another
@@ -26,28 +26,19 @@ pub(crate) fn headers_unreadable(bytes: &[u8], e: &talos_cfg::Error) -> bool {
 /// The report: every rule of the audited TEE not checked, with why.
 pub(crate) fn report(input: &Input<'_>, options: &Options, e: &talos_cfg::Error) -> Report {
     let policy = &options.policy;
-    let (tee, tee_reason) = match options.tee {
-        TeeChoice::Given(t) => (t, format!("--tee {}", t.name())),
-        TeeChoice::Auto => match policy.tee {
-            Some(t) => (t, format!("policy tee = \"{}\"", t.name())),
-            None => (
-                Tee::None,
-                "auto: the headers could not be parsed, so no enclave metadata could be looked for"
-                    .to_string(),
-            ),
-        },
-    };
+    let TeeDecision {
+        tee,
+        reason: tee_reason,
+    } = TeeDecision::make(options, || TeeDecision {
+        tee: Tee::None,
+        reason: "auto: the headers could not be parsed, so no enclave metadata could be looked for"
+            .to_string(),
+    });
     let why = format!("the ELF headers could not be parsed: {e}");
     let rules = rules::RULES
         .iter()
         .map(|r| {
-            let scope_ok = match r.scope {
-                Scope::Image => true,
-                Scope::Sgx => tee == Tee::Sgx,
-                Scope::SgxOrGramine => matches!(tee, Tee::Sgx | Tee::Gramine),
-                Scope::Gramine => tee == Tee::Gramine,
-                Scope::Keystone => tee == Tee::Keystone,
-            };
+            let scope_ok = r.scope.covers(tee);
             let state = if !policy.enabled(r.id) {
                 RuleState::Disabled
             } else if r.formats == rules::Formats::Pe {
@@ -63,7 +54,7 @@ pub(crate) fn report(input: &Input<'_>, options: &Options, e: &talos_cfg::Error)
                 ))
             };
             RuleStatus {
-                id: r.id.to_string(),
+                id: r.id,
                 severity: policy.severity_of(r.id),
                 state,
             }
@@ -98,6 +89,7 @@ pub(crate) fn report(input: &Input<'_>, options: &Options, e: &talos_cfg::Error)
         gramine: None,
         keystone: None,
         lvi: None,
+        anomalies: Vec::new(),
         notes: vec![format!(
             "{}: {why}; no rule could be checked, so the audit cannot pass",
             input.path

@@ -262,19 +262,28 @@ fn report_text(r: &Report) -> String {
     );
     let unchecked = r.unchecked();
     if r.verdict == AuditVerdict::Unverifiable {
-        if unchecked.is_empty() {
+        if !r.anomalies.is_empty() {
+            let _ = writeln!(
+                s,
+                "                part of the binary could not be read, so the audit cannot pass:"
+            );
+            for a in &r.anomalies {
+                let _ = writeln!(s, "                  {a}");
+            }
+        }
+        if unchecked.is_empty() && r.anomalies.is_empty() {
             let _ = writeln!(
                 s,
                 "                no rule was checked, so the audit cannot pass"
             );
-        } else {
+        } else if !unchecked.is_empty() {
             let _ = writeln!(
                 s,
                 "                {} applicable rule(s) could not be checked, so the audit cannot pass:",
                 unchecked.len()
             );
-            for (id, why) in &unchecked {
-                let _ = writeln!(s, "                  {id}: {why}");
+            for u in &unchecked {
+                let _ = writeln!(s, "                  {}: {}", u.rule, u.why);
             }
         }
     }
@@ -308,9 +317,7 @@ fn report_text(r: &Report) -> String {
         if let Some(root) = &f.reached_from {
             let _ = writeln!(s, "         reached from {root}: {}", f.path.join(" > "));
         }
-        if let Some(rule) = talos_audit::rules::rule(&f.rule) {
-            let _ = writeln!(s, "         why: {}", rule.why);
-        }
+        let _ = writeln!(s, "         why: {}", f.rule.rule().why);
     }
     if let Some(sgx) = &r.sgx {
         let _ = writeln!(s, "\nsgx:");
@@ -472,14 +479,20 @@ fn report_text(r: &Report) -> String {
             RuleState::Applied => continue,
         };
         match skipped.iter_mut().find(|(w, _)| *w == why) {
-            Some((_, ids)) => ids.push(&x.id),
-            None => skipped.push((why, vec![&x.id])),
+            Some((_, ids)) => ids.push(x.id.name()),
+            None => skipped.push((why, vec![x.id.name()])),
         }
     }
     if !skipped.is_empty() {
         let _ = writeln!(s, "\nrules not applied:");
         for (why, ids) in skipped {
             let _ = writeln!(s, "  {}\n    {why}", ids.join(", "));
+        }
+    }
+    if r.verdict != AuditVerdict::Unverifiable && !r.anomalies.is_empty() {
+        let _ = writeln!(s, "\npart of the binary could not be read:");
+        for a in &r.anomalies {
+            let _ = writeln!(s, "  {a}");
         }
     }
     if !r.notes.is_empty() {

@@ -28,6 +28,7 @@ const KNOWN: &[&str] = &[
     "keystone",
     "lvi",
     "notes",
+    "anomalies",
 ];
 
 const SEVERITIES: [Severity; 4] = [
@@ -63,7 +64,7 @@ pub fn render(r: &Report) -> String {
         .rules
         .iter()
         .filter(|s| matches!(s.state, RuleState::Unchecked(_)))
-        .map(|s| s.id.as_str())
+        .map(|s| s.id.name())
         .collect();
     let mut summary = format!(
         "{failing} unsuppressed finding(s) at or above {} (the failing severity); {} finding(s) in all, {} suppressed by the baseline.",
@@ -76,6 +77,12 @@ pub fn render(r: &Report) -> String {
             " {} rule(s) could not be checked: {}.",
             unchecked.len(),
             unchecked.join(", ")
+        ));
+    }
+    if !r.anomalies.is_empty() {
+        summary.push_str(&format!(
+            " {} part(s) of the binary could not be read.",
+            r.anomalies.len()
         ));
     }
     page.verdict(&serde_name(&r.verdict), &summary);
@@ -133,6 +140,10 @@ pub fn render(r: &Report) -> String {
             ),
         ],
     );
+    if !r.anomalies.is_empty() {
+        page.h2("anomalies", "What could not be read");
+        page.notes(&r.anomalies);
+    }
     if !r.notes.is_empty() {
         page.h2("notes", "What was not verified");
         page.notes(&r.notes);
@@ -204,7 +215,7 @@ fn findings(page: &mut Page, r: &Report) {
                     (Some(i), Some(a)) => format!("{i}  @ {}", hex(a)),
                     (Some(i), None) => i.clone(),
                     (None, Some(a)) => hex(a),
-                    (None, None) => f.rule.clone(),
+                    (None, None) => f.rule.name().to_string(),
                 };
                 nodes.push(last);
                 graphs += 1;
@@ -219,7 +230,7 @@ fn findings(page: &mut Page, r: &Report) {
             page.row(
                 if f.suppressed { "" } else { "finding" },
                 &[
-                    td_mono(&f.rule),
+                    td_mono(f.rule.name()),
                     td_mono(&addr),
                     td_mono(f.function.as_deref().unwrap_or("")),
                     td_mono(f.instruction.as_deref().unwrap_or("")),
@@ -248,7 +259,7 @@ fn rules(page: &mut Page, r: &Report) {
         page.row(
             "",
             &[
-                td_mono(&s.id),
+                td_mono(s.id.name()),
                 td_html(&badge(s.severity.name())),
                 td_html(&badge(status)),
                 td(why),
@@ -429,8 +440,8 @@ fn enclave(page: &mut Page, r: &Report) {
                     ("vendor", format!("{:#x}", s.vendor)),
                     ("date", s.date.clone()),
                     ("exponent", s.exponent.to_string()),
-                    ("signature", s.signature.clone()),
-                    ("Q1/Q2", s.q1_q2.clone()),
+                    ("signature", s.signature.to_string()),
+                    ("Q1/Q2", s.q1_q2.to_string()),
                 ],
             );
         }

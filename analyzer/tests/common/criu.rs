@@ -179,6 +179,15 @@ impl Sample {
         }
     }
 
+    /// Whether the pid runs this sample's binary, also once the binary's
+    /// file is deleted (the kernel then shows `PATH (deleted)`).
+    fn runs_our_binary(&self) -> bool {
+        std::fs::read_link(format!("/proc/{}/exe", self.pid)).is_ok_and(|e| {
+            e == self.bin
+                || e.as_os_str().to_string_lossy() == format!("{} (deleted)", self.bin.display())
+        })
+    }
+
     /// Whether a process of this sample's binary holds the pid.
     pub fn alive(&self) -> bool {
         std::fs::read_link(format!("/proc/{}/exe", self.pid)).is_ok_and(|e| e == self.bin)
@@ -198,16 +207,7 @@ impl Sample {
     }
 
     pub fn kill(&self) {
-        // Also once the binary is gone (its directory removed first): the
-        // kernel then shows the path with " (deleted)".
-        let deleted = {
-            let mut d = self.bin.clone().into_os_string();
-            d.push(" (deleted)");
-            PathBuf::from(d)
-        };
-        if std::fs::read_link(format!("/proc/{}/exe", self.pid))
-            .is_ok_and(|e| e == self.bin || e == deleted)
-        {
+        if self.runs_our_binary() {
             let _ = Command::new("kill")
                 .args(["-9", &self.pid.to_string()])
                 .status();

@@ -5,8 +5,9 @@
 use talos_cfg::Arch;
 use talos_cfg::image::SymbolSource;
 
-use crate::rules;
-use crate::{Auditor, Loc, elfinfo, model, peinfo, scan};
+use super::{Auditor, Loc};
+use crate::rules::{self, RuleId};
+use crate::{elfinfo, model, peinfo, scan};
 
 /// Names that show a mingw (GCC) stack protector in the imports or
 /// symbols.
@@ -17,20 +18,23 @@ impl Auditor<'_> {
     /// notes, stack protector.
     pub(crate) fn hardening(
         &mut self,
-        elf: Option<&elfinfo::ElfFacts>,
+        elf: Result<&elfinfo::ElfFacts, &str>,
         scan: &scan::Scan,
     ) -> model::HardeningFacts {
-        let Some(e) = elf else {
-            for r in rules::RULES
-                .iter()
-                .filter(|r| r.formats == rules::Formats::Elf)
-            {
-                self.unchecked(
-                    r.id,
-                    "goblin could not parse the ELF headers, so the program headers, dynamic section and notes could not be read",
+        let e = match elf {
+            Ok(e) => e,
+            Err(why) => {
+                let why = format!(
+                    "goblin could not parse the ELF headers, so the program headers, dynamic section and notes could not be read: {why}"
                 );
+                for r in rules::RULES
+                    .iter()
+                    .filter(|r| r.formats == rules::Formats::Elf)
+                {
+                    self.unchecked(r.id, &why);
+                }
+                return model::HardeningFacts::default();
             }
-            return model::HardeningFacts::default();
         };
         let arch = self.image.arch;
         let x86 = matches!(arch, Arch::X86 | Arch::X86_64);
@@ -64,29 +68,23 @@ impl Auditor<'_> {
             bind_now: e.bind_now,
             exec_stack: e.gnu_stack_exec,
             text_relocations: self.image.text_relocations,
-            wx_segments: e.wx_segments.iter().map(|(v, _)| *v).collect(),
+            wx_segments: e.wx_segments.iter().map(|w| w.vaddr).collect(),
             stack_protector,
             cfi,
             dynamic: e.dynamic,
             pe: None,
         };
 
-        for (i, (vaddr, off)) in e.wx_segments.iter().enumerate() {
-            let size = self
-                .image
-                .segments
-                .iter()
-                .find(|s| s.vaddr == *vaddr)
-                .map(|s| s.mem_size);
+        for (i, w) in e.wx_segments.iter().enumerate() {
             self.push(
-                "hardening-wx-segment",
+                RuleId::HardeningWxSegment,
                 format!(
-                    "PT_LOAD segment at {vaddr:#x} ({} bytes) is mapped RWX",
-                    size.unwrap_or(0)
+                    "PT_LOAD segment at {:#x} ({} bytes) is mapped RWX",
+                    w.vaddr, w.mem_size
                 ),
                 Loc {
-                    addr: Some(*vaddr),
-                    file_offset: Some(*off),
+                    addr: Some(w.vaddr),
+                    file_offset: Some(w.offset),
                     location_key: format!("segment#{i}"),
                     ..Loc::default()
                 },
@@ -94,7 +92,7 @@ impl Auditor<'_> {
         }
         match e.gnu_stack_exec {
             Some(true) => self.push(
-                "hardening-exec-stack",
+                RuleId::HardeningExecStack,
                 "PT_GNU_STACK is executable".to_string(),
                 Loc {
                     location_key: "gnu-stack".into(),
@@ -102,7 +100,7 @@ impl Auditor<'_> {
                 },
             ),
             None if x86 => self.push(
-                "hardening-exec-stack",
+                RuleId::HardeningExecStack,
                 "no PT_GNU_STACK: Linux maps the stack executable for this image".to_string(),
                 Loc {
                     location_key: "gnu-stack".into(),
@@ -113,7 +111,7 @@ impl Auditor<'_> {
         }
         if self.image.text_relocations {
             self.push(
-                "hardening-textrel",
+                RuleId::HardeningTextrel,
                 "DT_TEXTREL: the loader patches code pages".to_string(),
                 Loc {
                     location_key: "textrel".into(),
@@ -124,7 +122,7 @@ impl Auditor<'_> {
         if e.dynamic {
             if !e.relro {
                 self.push(
-                    "hardening-no-relro",
+                    RuleId::HardeningNoRelro,
                     "no PT_GNU_RELRO segment".to_string(),
                     Loc {
                         location_key: "relro".into(),
@@ -133,7 +131,7 @@ impl Auditor<'_> {
                 );
             } else if !e.bind_now {
                 self.push(
-                    "hardening-no-bind-now",
+                    RuleId::HardeningNoBindNow,
                     "PT_GNU_RELRO without BIND_NOW (partial RELRO)".to_string(),
                     Loc {
                         location_key: "bind-now".into(),
@@ -143,12 +141,12 @@ impl Auditor<'_> {
             }
         } else {
             let why = "statically linked: no dynamic relocations to protect";
-            self.not_applicable("hardening-no-relro", why);
-            self.not_applicable("hardening-no-bind-now", why);
+            self.not_applicable(RuleId::HardeningNoRelro, why);
+            self.not_applicable(RuleId::HardeningNoBindNow, why);
         }
         if !e.et_dyn {
             self.push(
-                "hardening-not-pie",
+                RuleId::HardeningNotPie,
                 "ET_EXEC: linked at a fixed address".to_string(),
                 Loc {
                     location_key: "pie".into(),
@@ -158,7 +156,7 @@ impl Auditor<'_> {
         }
         match stack_protector {
             Some(false) => self.push(
-                "hardening-no-stack-protector",
+                RuleId::HardeningNoStackProtector,
                 if x86 {
                     "no stack-canary load (fs:0x28 / gs:0x14) in any function and no __stack_chk_fail"
                         .to_string()
@@ -171,25 +169,28 @@ impl Auditor<'_> {
                 },
             ),
             None => self.unchecked(
-                "hardening-no-stack-protector",
+                RuleId::HardeningNoStackProtector,
                 "stripped non-x86 image: no symbol names to look for __stack_chk_fail",
             ),
             Some(true) => {}
         }
         if x86 {
-            let f = e.x86_features.unwrap_or(0);
-            if f & 3 != 3 {
-                let missing: Vec<&str> = [(1, "IBT"), (2, "SHSTK")]
-                    .iter()
-                    .filter(|(b, _)| f & b == 0)
-                    .map(|(_, n)| *n)
-                    .collect();
+            let message = match e.x86_features {
+                None => Some("no GNU_PROPERTY_X86_FEATURE_1_AND property note".to_string()),
+                Some(f) => {
+                    let missing: Vec<&str> = [(1, "IBT"), (2, "SHSTK")]
+                        .iter()
+                        .filter(|(b, _)| f & b == 0)
+                        .map(|(_, n)| *n)
+                        .collect();
+                    (!missing.is_empty())
+                        .then(|| format!("CET property note lacks {}", missing.join(" and ")))
+                }
+            };
+            if let Some(message) = message {
                 self.push(
-                    "hardening-no-cet",
-                    match e.x86_features {
-                        None => "no GNU_PROPERTY_X86_FEATURE_1_AND property note".to_string(),
-                        Some(_) => format!("CET property note lacks {}", missing.join(" and ")),
-                    },
+                    RuleId::HardeningNoCet,
+                    message,
                     Loc {
                         location_key: "cet".into(),
                         ..Loc::default()
@@ -197,9 +198,9 @@ impl Auditor<'_> {
                 );
             }
         }
-        if arch == Arch::Aarch64 && e.aarch64_features.unwrap_or(0) & 1 == 0 {
+        if arch == Arch::Aarch64 && e.aarch64_features.is_none_or(|f| f & 1 == 0) {
             self.push(
-                "hardening-no-bti",
+                RuleId::HardeningNoBti,
                 "no GNU_PROPERTY_AARCH64_FEATURE_1_AND property with BTI".to_string(),
                 Loc {
                     location_key: "bti".into(),
@@ -211,15 +212,22 @@ impl Auditor<'_> {
     }
 
     /// PE32+ image hardening.
-    pub(crate) fn pe_hardening(&mut self, pe: Option<&peinfo::PeFacts>) -> model::HardeningFacts {
-        let Some(p) = pe else {
-            for r in rules::RULES
-                .iter()
-                .filter(|r| r.formats == rules::Formats::Pe)
-            {
-                self.unchecked(r.id, "the PE headers could not be read");
+    pub(crate) fn pe_hardening(
+        &mut self,
+        pe: Result<&peinfo::PeFacts, &str>,
+    ) -> model::HardeningFacts {
+        let p = match pe {
+            Ok(p) => p,
+            Err(why) => {
+                let why = format!("the PE headers could not be read: {why}");
+                for r in rules::RULES
+                    .iter()
+                    .filter(|r| r.formats == rules::Formats::Pe)
+                {
+                    self.unchecked(r.id, &why);
+                }
+                return model::HardeningFacts::default();
             }
-            return model::HardeningFacts::default();
         };
         let img = self.image;
         let named = |n: &str| {
@@ -265,32 +273,38 @@ impl Auditor<'_> {
                 (true, true) => "",
             };
             self.push(
-                "hardening-pe-no-dynamicbase",
+                RuleId::HardeningPeNoDynamicbase,
                 why.to_string(),
                 image_loc("dynamicbase"),
             );
         }
         if !p.high_entropy_va() {
             self.push(
-                "hardening-pe-no-high-entropy-va",
+                RuleId::HardeningPeNoHighEntropyVa,
                 "DllCharacteristics lacks HIGH_ENTROPY_VA".to_string(),
                 image_loc("high-entropy-va"),
             );
         }
         if !p.nx_compat() {
             self.push(
-                "hardening-pe-no-nx-compat",
+                RuleId::HardeningPeNoNxCompat,
                 "DllCharacteristics lacks NX_COMPAT".to_string(),
                 image_loc("nx-compat"),
             );
         }
         if !p.control_flow_guard() {
             self.push(
-                "hardening-pe-no-cfg",
+                RuleId::HardeningPeNoCfg,
                 match p.load_config {
-                    None => "no GUARD_CF and no load configuration directory".to_string(),
-                    Some(_) => {
+                    peinfo::LoadConfig::Absent => {
+                        "no GUARD_CF and no load configuration directory".to_string()
+                    }
+                    peinfo::LoadConfig::Read { .. } => {
                         "GUARD_CF or the load configuration's CF_INSTRUMENTED flag is missing"
+                            .to_string()
+                    }
+                    peinfo::LoadConfig::Unreadable => {
+                        "the load configuration directory cannot be read, so Control Flow Guard cannot be confirmed"
                             .to_string()
                     }
                 },
@@ -299,7 +313,7 @@ impl Auditor<'_> {
         }
         for (i, w) in p.wx_sections.iter().enumerate() {
             self.push(
-                "hardening-pe-wx-section",
+                RuleId::HardeningPeWxSection,
                 format!(
                     "section {} at {:#x} ({} bytes) is mapped writable and executable",
                     w.name, w.addr, w.size
@@ -314,7 +328,7 @@ impl Auditor<'_> {
         }
         if !p.cet_compat() {
             self.push(
-                "hardening-pe-no-cet-compat",
+                RuleId::HardeningPeNoCetCompat,
                 match p.ex_dll_characteristics {
                     None => {
                         "no IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS entry in the debug directory"
@@ -328,27 +342,28 @@ impl Auditor<'_> {
         match stack_cookies {
             Some(true) => {}
             Some(false) => self.push(
-                "hardening-pe-no-gs",
+                RuleId::HardeningPeNoGs,
                 "no security cookie in the load configuration, and no __stack_chk_fail or __stack_chk_guard in the imports or COFF symbols".to_string(),
                 image_loc("gs"),
             ),
             None => self.unchecked(
-                "hardening-pe-no-gs",
+                RuleId::HardeningPeNoGs,
                 "stripped image without a load configuration or stack-protector imports: nothing shows whether its functions check stack cookies",
             ),
         }
-        match p.authenticode {
-            Some(true) => {}
-            Some(false) => self.push(
-                "hardening-pe-unsigned",
-                "the certificate table holds no PKCS#7 SignedData (Authenticode) entry inside the file".to_string(),
-                image_loc("authenticode"),
+        let unsigned = match p.authenticode {
+            Some(true) => None,
+            Some(false) => Some(
+                "the certificate table holds no PKCS#7 SignedData (Authenticode) entry inside the file",
             ),
-            None => self.push(
-                "hardening-pe-unsigned",
-                "no certificate table: the image is not Authenticode-signed".to_string(),
+            None => Some("no certificate table: the image is not Authenticode-signed"),
+        };
+        if let Some(why) = unsigned {
+            self.push(
+                RuleId::HardeningPeUnsigned,
+                why.to_string(),
                 image_loc("authenticode"),
-            ),
+            );
         }
         model::HardeningFacts {
             pe: Some(facts),
