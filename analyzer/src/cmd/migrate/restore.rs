@@ -203,13 +203,25 @@ pub fn restore_and_check(
     };
     // CRIU sends SIGSTOP while it still holds the tasks with ptrace, so
     // the stop is taken before they return to user mode; it may show in
-    // /proc a moment after criu exits.
-    let stopped = |q: u32| matches!(criu::state(q), Some('T' | 't'));
+    // /proc a moment after criu exits. Wait for the group stop itself
+    // ('T' in every thread), not a ptrace stop ('t'): while SIGSTOP is
+    // still pending, the read's ptrace attach would take it as a signal
+    // stop and its detach would drop it, and the process would run.
+    let group_stopped = |q: u32| {
+        std::fs::read_dir(format!("/proc/{q}/task")).is_ok_and(|tasks| {
+            tasks.filter_map(std::result::Result::ok).all(|t| {
+                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+                })
+            })
+        })
+    };
     let end = std::time::Instant::now() + Duration::from_secs(5);
-    while !pids.iter().all(|&q| stopped(q)) && std::time::Instant::now() < end {
+    while !pids.iter().all(|&q| group_stopped(q)) && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(5));
     }
-    if let Some(running) = pids.iter().find(|&&q| !stopped(q)) {
+    if let Some(running) = pids.iter().find(|&&q| !group_stopped(q)) {
         return Err(kill(format!(
             "restored process {running} is not stopped (state {:?})",
             criu::state(*running)
@@ -257,8 +269,17 @@ pub fn restore_and_check(
             check.differences.join("; ")
         )));
     }
-    // Still stopped, all of it: what was read is what will run.
-    if let Some(running) = pids.iter().find(|&&q| !stopped(q)) {
+    // Still stopped, all of it: what was read is what will run. The
+    // read's ptrace detach wakes each thread to take its group stop again
+    // (it cannot return to user mode first), so on a loaded host a thread
+    // may show 'R' until it is scheduled: wait for the stop, not for the
+    // state at one instant. Only a thread that left its group stop, which
+    // takes a SIGCONT, never comes back to it.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|&q| group_stopped(q)) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(running) = pids.iter().find(|&&q| !group_stopped(q)) {
         return Err(kill(format!(
             "restored process {running} left its stop while it was checked (state {:?})",
             criu::state(*running)
