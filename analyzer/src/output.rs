@@ -74,6 +74,22 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
+    // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`, a FIFO) is
+    // written in place: renaming a file over it would replace the device
+    // node itself (as root, `/dev/null` became a regular file).
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        return write(&mut w)
+            .and_then(|()| w.flush())
+            .with_context(|| format!("{}: cannot write", path.display()));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
