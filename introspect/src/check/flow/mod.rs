@@ -23,7 +23,7 @@ pub(crate) use judge::{judge, needs_whole_cfg, not_requested};
 
 use crate::dump::{Registers, Thread};
 use crate::report::Location;
-use crate::verify::{Ctx, Module};
+use crate::check::verify::{Ctx, Module};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 

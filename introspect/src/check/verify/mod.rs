@@ -11,8 +11,8 @@
 //! 3. Compare each executable mapping byte for byte with the file at the
 //!    mapping's file offset (bytes past the end of the file read as zero).
 //!    Writable mappings (GOT, RELRO, `.data`) legitimately differ and are
-//!    not compared; their pointers are checked instead ([`crate::got`]).
-//! 4. Unwind every thread ([`crate::flow`]), then recover the CFG of the
+//!    not compared; their pointers are checked instead ([`crate::check::got`]).
+//! 4. Unwind every thread ([`crate::check::flow`]), then recover the CFG of the
 //!    modules that need one (tampered modules, modules holding a pc or a
 //!    return address), in parallel, once each.
 
@@ -25,9 +25,9 @@ use conclude::conclude;
 use recover::{recover_local, recover_whole};
 
 use crate::dump::{Dump, FileMapping, UnreadWhy, at};
-use crate::flow;
-use crate::got;
-use crate::memelf;
+use crate::check::flow;
+use crate::check::got;
+use crate::source::memelf;
 use crate::region::RegionKind;
 use crate::report::{
     DiffRange, Finding, FindingKind, InputInfo, ModuleKind, ModuleReport, Part, Reason, Report,
@@ -605,7 +605,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         match &r.kind {
             RegionKind::File { .. } => {}
             RegionKind::Vdso | RegionKind::Vsyscall => {
-                modules.push(crate::kernel::module(r, resolver));
+                modules.push(crate::check::kernel::module(r, resolver));
             }
             RegionKind::Other { name }
                 if dump.source == crate::dump::Source::Raw && name == "raw" =>

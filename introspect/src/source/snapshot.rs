@@ -10,7 +10,7 @@
 
 use std::io::Write;
 
-use crate::core::{
+use crate::source::core::{
     NT_AUXV, NT_FILE, NT_PRPSINFO, NT_PRSTATUS, NT_SIGINFO, NT_TALOS_SNAPSHOT, PRSTATUS_REGS,
     prstatus_reg_count,
 };

@@ -2,7 +2,7 @@
 //! the first page of every mapped ELF (the kernel and gdb keep that page
 //! even with the default `coredump_filter`), and the load bias.
 
-use crate::core::notes_aligned;
+use crate::source::core::notes_aligned;
 use crate::dump::Dump;
 
 /// Most program headers read from memory.

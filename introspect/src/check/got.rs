@@ -15,7 +15,7 @@
 //! counted as unchecked instead.
 
 use crate::report::{Finding, FindingKind};
-use crate::verify::Ctx;
+use crate::check::verify::Ctx;
 
 /// Whether `value` lies where a loaded module's data lives: inside a
 /// module's address range, or in the anonymous, non-executable region that

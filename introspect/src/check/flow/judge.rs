@@ -9,7 +9,7 @@ use crate::report::{
     Finding, FindingKind, FlowStatus, Frame, FrameMethod, Location, Part, PcCheck, Reason,
     ThreadReport, Unchecked,
 };
-use crate::verify::{Ctx, Module};
+use crate::check::verify::{Ctx, Module};
 
 use super::{Walk, fde_for, locate};
 

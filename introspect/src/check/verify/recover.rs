@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use talos_cfg::Cfg;
 
 use super::Ctx;
-use crate::flow;
+use crate::check::flow;
 
 /// Recover, in parallel, the whole CFG of each module in `which` that has
 /// an image and none yet; a failure is kept on the module (a thread that
