@@ -14,8 +14,8 @@
 //! shows only part of the address space, a pointer outside the image is
 //! counted as unchecked instead.
 
-use crate::report::{Finding, FindingKind};
 use crate::check::verify::Ctx;
+use crate::report::{Finding, FindingKind};
 
 /// Whether `value` lies where a loaded module's data lives: inside a
 /// module's address range, or in the anonymous, non-executable region that

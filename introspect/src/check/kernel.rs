@@ -14,10 +14,10 @@
 
 use talos_cfg::Image;
 
+use crate::check::verify::{Module, compare};
 use crate::region::{Region, RegionKind};
 use crate::report::{DiffRange, ModuleKind, ModuleReport, Reason, Verdict};
 use crate::resolve::Resolver;
-use crate::check::verify::{Module, compare};
 
 /// Page size of the vsyscall page.
 const VSYSCALL_LEN: u64 = 4096;

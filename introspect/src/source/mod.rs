@@ -6,6 +6,7 @@
 //! from its processor.
 
 pub mod core;
+pub mod elf;
 pub use crate::criu;
 pub mod live;
 pub mod memelf;

@@ -3,13 +3,13 @@
 //! follow a call instruction. Each thread ends `ok`, `finding` or
 //! `not-checked` with a reason; nothing undecided passes as ok.
 
+use crate::check::verify::{Ctx, Module};
 use crate::dump::Thread;
 use crate::region::RegionKind;
 use crate::report::{
     Finding, FindingKind, FlowStatus, Frame, FrameMethod, Location, Part, PcCheck, Reason,
     ThreadReport, Unchecked,
 };
-use crate::check::verify::{Ctx, Module};
 
 use super::{Walk, fde_for, locate};
 

@@ -21,9 +21,9 @@ mod judge;
 
 pub(crate) use judge::{judge, needs_whole_cfg, not_requested};
 
+use crate::check::verify::{Ctx, Module};
 use crate::dump::{Registers, Thread};
 use crate::report::Location;
-use crate::check::verify::{Ctx, Module};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 

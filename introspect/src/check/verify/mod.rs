@@ -24,16 +24,16 @@ use talos_cfg::{Cfg, Image, ImageKind};
 use conclude::conclude;
 use recover::{recover_local, recover_whole};
 
-use crate::dump::{Dump, FileMapping, UnreadWhy, at};
 use crate::check::flow;
 use crate::check::got;
-use crate::source::memelf;
+use crate::dump::{Dump, FileMapping, UnreadWhy, at};
 use crate::region::RegionKind;
 use crate::report::{
     DiffRange, Finding, FindingKind, InputInfo, ModuleKind, ModuleReport, Part, Reason, Report,
     SCHEMA, Unchecked, Verdict,
 };
 use crate::resolve::{FileBytes, Resolved, Resolver};
+use crate::source::memelf;
 
 /// Most modules examined in one dump (real processes map hundreds).
 pub const MAX_MODULES: usize = 4096;
