@@ -4,6 +4,7 @@
 //! (`got`). They read the dump only through its regions, never its file
 //! layout.
 
+pub(crate) mod addr;
 pub(crate) mod flow;
 pub(crate) mod got;
 pub(crate) mod kernel;

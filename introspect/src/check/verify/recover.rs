@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use talos_cfg::Cfg;
 
 use super::Ctx;
+use crate::check::addr::{LinkAddr, RuntimeAddr};
 use crate::check::flow;
 
 /// Recover, in parallel, the whole CFG of each module in `which` that has
@@ -50,7 +51,12 @@ pub(super) fn recover_local(ctx: &mut Ctx<'_, '_>, walks: &[flow::Walk]) {
             let Some(i) = ctx.exec_module(a) else {
                 continue;
             };
-            let Some(link) = ctx.modules.get(i).and_then(|m| m.link(a)) else {
+            let Some(link) = ctx
+                .modules
+                .get(i)
+                .and_then(|m| m.link(RuntimeAddr::in_dump(a)))
+                .map(LinkAddr::get)
+            else {
                 continue;
             };
             let e = addrs.entry(i).or_default();
