@@ -8,8 +8,8 @@ use crate::check::verify::{Ctx, Module};
 use crate::dump::Thread;
 use crate::region::RegionKind;
 use crate::report::{
-    Finding, FindingKind, FlowStatus, Frame, FrameMethod, Location, Part, PcCheck, Reason,
-    ThreadReport, Unchecked,
+    Finding, FindingKind, FlowStatus, FollowsEvidence, Frame, FrameMethod, Location, Part, PcCheck,
+    Reason, ThreadReport, Unchecked,
 };
 
 use super::{Walk, fde_for, locate};
@@ -84,37 +84,37 @@ fn is_call(i: &talos_cfg::arch::Insn) -> bool {
 /// of the functions the threads are in), else a linear
 /// decode of the function the FDE describes, else a backward decode of the
 /// few bytes before it. `None` when nothing decides.
-fn follows_call(m: &Module<'_>, link: LinkAddr) -> (Option<bool>, &'static str) {
+fn follows_call(m: &Module<'_>, link: LinkAddr) -> (Option<bool>, FollowsEvidence) {
     if let Some(cfg) = cfg_of(m) {
         if cfg.follows_call(link.get()) {
-            return (Some(true), "cfg");
+            return (Some(true), FollowsEvidence::Cfg);
         }
         if let Some((_, b)) = cfg.block_containing(link.get())
             && b.addr != link.get()
         {
             // Inside a recovered block: the instruction ending here is known
             // and is not a call.
-            return (Some(false), "cfg");
+            return (Some(false), FollowsEvidence::Cfg);
         }
         // Not a return site of a function whose every block is known.
         if let Some((_, true)) = cfg_function(m, cfg, link.back(1)) {
-            return (Some(false), "cfg");
+            return (Some(false), FollowsEvidence::Cfg);
         }
     }
     if let Some(f) = fde_for(m, link.back(1)) {
         match sweep(m, LinkAddr::in_file(f.start), link) {
-            Some(Sweep::Boundary(Some(i))) => return (Some(is_call(&i)), "decode"),
-            Some(Sweep::Boundary(None)) => return (Some(false), "decode"),
-            Some(Sweep::Inside(_)) => return (Some(false), "decode"),
+            Some(Sweep::Boundary(Some(i))) => return (Some(is_call(&i)), FollowsEvidence::Decode),
+            Some(Sweep::Boundary(None)) => return (Some(false), FollowsEvidence::Decode),
+            Some(Sweep::Inside(_)) => return (Some(false), FollowsEvidence::Decode),
             Some(Sweep::Undecodable) | None => {}
         }
     }
     // No FDE: does any instruction ending exactly here decode as a call?
     let Some(img) = m.image.as_ref() else {
-        return (None, "none");
+        return (None, FollowsEvidence::Nothing);
     };
     let Ok(dec) = talos_cfg::arch::decoder_for(img) else {
-        return (None, "none");
+        return (None, FollowsEvidence::Nothing);
     };
     for back in 2..=15u64 {
         let at = link.back(back).get();
@@ -122,10 +122,10 @@ fn follows_call(m: &Module<'_>, link: LinkAddr) -> (Option<bool>, &'static str) 
             && i.end() == link.get()
             && is_call(&i)
         {
-            return (Some(true), "decode");
+            return (Some(true), FollowsEvidence::Decode);
         }
     }
-    (Some(false), "decode")
+    (Some(false), FollowsEvidence::Decode)
 }
 
 fn flow_finding(t: &Thread, addr: u64, value: u64, loc: &Location, message: String) -> Finding {
@@ -493,7 +493,7 @@ pub(crate) fn judge(
                 }
                 PcVerdict::Ok(_) | PcVerdict::NeedWholeCfg => {}
             }
-            (None, "signal-frame")
+            (None, FollowsEvidence::SignalFrame)
         } else {
             match m {
                 None => {
@@ -509,7 +509,7 @@ pub(crate) fn judge(
                             ctx.describe(f.pc)
                         ),
                     ));
-                    (None, "none")
+                    (None, FollowsEvidence::Nothing)
                 }
                 Some(m) if m.image.is_some() => {
                     // No bias: the return address has no link address, so
@@ -517,7 +517,9 @@ pub(crate) fn judge(
                     // a link address).
                     let (follows, evidence) = m
                         .link(RuntimeAddr::in_dump(f.pc))
-                        .map_or((None, "none"), |link| follows_call(m, link));
+                        .map_or((None, FollowsEvidence::Nothing), |link| {
+                            follows_call(m, link)
+                        });
                     match follows {
                         Some(false) => findings.push(flow_finding(
                             t,
@@ -553,7 +555,7 @@ pub(crate) fn judge(
                             f.pc, m.report.path
                         ),
                     ));
-                    (None, "none")
+                    (None, FollowsEvidence::Nothing)
                 }
             }
         };
@@ -563,7 +565,7 @@ pub(crate) fn judge(
             stack_slot: f.slot,
             location: loc,
             follows_call: follows,
-            evidence: Some(evidence.to_string()),
+            evidence: Some(evidence),
         });
     }
     if !w.complete {
@@ -598,7 +600,7 @@ pub(crate) fn judge(
             stack_slot: Some(slot),
             location: locate(ctx, v),
             follows_call: follows,
-            evidence: Some(evidence.to_string()),
+            evidence: Some(evidence),
         });
     }
     let flow = if !findings.is_empty() {
