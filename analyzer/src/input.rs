@@ -73,3 +73,15 @@ pub fn populate(map: &Mmap, slice: &[u8]) -> bool {
     }
     true
 }
+
+/// Parse an address given on the command line: `0x...` or decimal.
+///
+/// # Errors
+/// When `s` is neither.
+pub fn parse_addr(s: &str) -> Result<u64> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse::<u64>(),
+    };
+    r.with_context(|| format!("{s:?} is not an address (0x... or decimal)"))
+}

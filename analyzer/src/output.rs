@@ -35,6 +35,21 @@ pub fn emit(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
 /// # Errors
 /// When the temporary file cannot be created, written, synced or renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Replace `path` with what `write` produces, atomically: a temporary file
+/// with an unpredictable name created exclusively (`O_EXCL`, so a planted
+/// symlink is never followed) in the same directory, fsynced, then renamed
+/// over `path`. On any error the temporary file is removed and `path` is
+/// untouched.
+///
+/// # Errors
+/// When the temporary file cannot be created, written, synced or renamed.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -42,27 +57,51 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("{}: cannot create", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("{}: cannot write", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("{}: cannot sync", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("{}: cannot replace", path.display()))?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            // Durability of the rename; failure here is not a torn file.
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        // As `File::create` would (0666 less the umask), not tempfile's 0600:
+        // a report or reference is meant to be read by others.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(&dir)
+        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let shown = tmp.path().display().to_string();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    write(&mut w).with_context(|| format!("{shown}: cannot write"))?;
+    let tmp = w
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .with_context(|| format!("{shown}: cannot write"))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("{shown}: cannot sync"))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("{}: cannot replace", path.display()))?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        // Durability of the rename; failure here is not a torn file.
+        let _ = d.sync_all();
     }
-    result
+    Ok(())
+}
+
+/// Bytes for people (`12.3 KiB`).
+#[must_use]
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = "KiB";
+    for u in UNITS.iter().skip(1) {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
 }

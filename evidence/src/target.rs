@@ -23,13 +23,24 @@ pub struct BinaryMeasures {
     pub cfg: Measurement,
 }
 
+/// The whole-file BLAKE3 measurement of `bytes`.
+///
+/// # Errors
+/// Never in practice; typed for the measurement label.
+pub fn file_measurement(bytes: &[u8]) -> Result<Measurement> {
+    Ok(Measurement::new(
+        BINARY_SCHEME,
+        Digest(*blake3::hash(bytes).as_bytes()),
+    )?)
+}
+
 /// Measure the binary `bytes` (shown as `shown` in errors).
 ///
 /// # Errors
 /// When the bytes are not a binary talos can load, measure or analyse.
 pub fn measure_binary(bytes: &[u8], shown: &str) -> Result<BinaryMeasures> {
     let cfg_err = |context: String| move |source| Error::Cfg { context, source };
-    let binary = Measurement::new(BINARY_SCHEME, Digest(*blake3::hash(bytes).as_bytes()))?;
+    let binary = file_measurement(bytes)?;
     let image = talos_cfg::load(bytes).map_err(cfg_err(format!("{shown}: cannot load")))?;
     let code = talos_cfg::measure::code_measurement(&image)
         .map_err(cfg_err(format!("{shown}: cannot measure its code")))?;

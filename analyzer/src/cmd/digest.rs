@@ -116,19 +116,11 @@ fn parse_signed(s: &str) -> Result<i64> {
         Some(t) => (true, t),
         None => (false, s),
     };
-    let v = parse_addr(t)?;
+    let v = crate::input::parse_addr(t)?;
     let v = i64::try_from(v).with_context(|| format!("{s:?} is out of range"))?;
     Ok(if neg { -v } else { v })
 }
 
-/// Parse `0x...` or decimal.
-fn parse_addr(s: &str) -> Result<u64> {
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse::<u64>(),
-    };
-    r.with_context(|| format!("{s:?} is not an address (0x... or decimal)"))
-}
 
 /// Settings shared by both inputs of a diff.
 struct Settings {
@@ -154,7 +146,7 @@ fn settings(args: &Args) -> Result<Settings> {
     let rseq_areas = args
         .rseq
         .iter()
-        .map(|s| parse_addr(s).context("--rseq"))
+        .map(|s| crate::input::parse_addr(s).context("--rseq"))
         .collect::<Result<Vec<_>>>()?;
     let rseq_offset = args
         .rseq_offset
@@ -162,7 +154,7 @@ fn settings(args: &Args) -> Result<Settings> {
         .map(|s| parse_signed(s).context("--rseq-offset"))
         .transpose()?;
     let raw = if args.raw {
-        let base = parse_addr(&args.base).context("--base")?;
+        let base = crate::input::parse_addr(&args.base).context("--base")?;
         let perms = Perms::parse(&args.perms)
             .filter(|_| args.perms.len() == 3)
             .with_context(|| {
@@ -261,7 +253,7 @@ fn load(path: &Path, s: &Settings) -> Result<Loaded> {
     };
     let prefetch = |slice: &[u8]| {
         if let Some(m) = map {
-            populate(m, slice);
+            crate::input::populate(m, slice);
         }
     };
     let (digest, threads_unmasked) =
@@ -300,12 +292,9 @@ fn digest_of(
     let mut threads_unmasked = 0;
     match (s.rseq_offset, exact) {
         (Some(off), _) => {
-            for t in &dump.threads {
-                match t.fs_base().and_then(|tp| tp.checked_add_signed(off)) {
-                    Some(a) => options.rseq_areas.push(a),
-                    None => threads_unmasked += 1,
-                }
-            }
+            let (areas, missing) = talos_introspect::measure::rseq_areas(dump, off);
+            options.rseq_areas.extend(areas);
+            threads_unmasked = missing;
         }
         (None, Some((areas, missing))) if options.rseq_areas.is_empty() && s.raw.is_none() => {
             options.rseq_areas.extend(areas.iter().copied());
@@ -336,21 +325,6 @@ fn digest_of(
     Ok((digest, threads_unmasked))
 }
 
-/// Fault `slice` of the mapping in with one `madvise(MADV_POPULATE_READ)`
-/// (Linux 5.14+) instead of one page fault per 64 KiB while hashing. Failure
-/// (older kernel, slice not in the mapping) only costs speed.
-fn populate(map: &memmap2::Mmap, slice: &[u8]) {
-    #[cfg(target_os = "linux")]
-    {
-        let off = (slice.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
-        if off < map.len() {
-            let len = slice.len().min(map.len() - off);
-            let _ = map.advise_range(memmap2::Advice::PopulateRead, off, len);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (map, slice);
-}
 
 fn tool() -> String {
     format!("talos {}", env!("CARGO_PKG_VERSION"))
@@ -416,21 +390,6 @@ fn json<T: serde::Serialize>(doc: &T, capacity: usize) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    let unit = UNITS.get(u).copied().unwrap_or("B");
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {unit}")
-    }
-}
 
 fn status_text(st: RegionStatus) -> String {
     match st {
@@ -494,14 +453,14 @@ fn digest_text(l: &Loaded) -> String {
     } else {
         format!(
             "{} more not in the dump (bound as missing)",
-            human_bytes(d.missing)
+            crate::output::human_bytes(d.missing)
         )
     };
     let _ = writeln!(
         s,
         "hashed    {} pages, {} in {included} regions; {held}",
         d.pages,
-        human_bytes(d.bytes),
+        crate::output::human_bytes(d.bytes),
     );
     if !l.input.anomalies.is_empty() {
         let _ = writeln!(
@@ -583,14 +542,14 @@ fn diff_text(d: &DigestDiff, a: &Loaded, b: &Loaded) -> String {
             s,
             "equal: {} pages, {} in {} regions",
             a.digest.pages,
-            human_bytes(a.digest.bytes),
+            crate::output::human_bytes(a.digest.bytes),
             a.digest.included().count()
         );
         if a.digest.missing > 0 {
             let _ = writeln!(
                 s,
                 "note: {} of the state is in neither dump; equal means equal where held",
-                human_bytes(a.digest.missing)
+                crate::output::human_bytes(a.digest.missing)
             );
         }
         return s;

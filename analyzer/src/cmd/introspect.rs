@@ -98,14 +98,6 @@ fn map_loader(path: &Path) -> std::io::Result<FileBytes> {
     }
 }
 
-/// Parse `0x...` or decimal.
-pub fn parse_addr(s: &str) -> Result<u64> {
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse::<u64>(),
-    };
-    r.with_context(|| format!("{s:?} is not an address (0x... or decimal)"))
-}
 
 /// Most bytes read from a `--vdso` file (a vDSO is a few pages).
 const MAX_VDSO_FILE: u64 = 1 << 20;
@@ -193,7 +185,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             .with_context(|| format!("process {pid}: cannot read"))?;
         judge(&dump, &format!("pid:{pid}"))
     } else if let (Some(path), Some(base)) = (&args.raw, &args.base) {
-        let base = parse_addr(base)?;
+        let base = crate::input::parse_addr(base)?;
         let perms = Perms::parse(&args.perms)
             .with_context(|| format!("--perms {:?}: expected r-x style", args.perms))?;
         let bytes = input::map(path)?;
@@ -232,15 +224,6 @@ pub fn run(args: Args) -> Result<Outcome> {
     })
 }
 
-fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20))
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
 
 fn loc(l: &Location) -> String {
     let mut s = l.module.clone();
@@ -274,7 +257,7 @@ pub fn render(r: &Report) -> String {
         i.arch,
         i.threads,
         i.regions,
-        human_bytes(i.bytes_held)
+        crate::output::human_bytes(i.bytes_held)
     );
     if let Some(p) = &i.process {
         let _ = writeln!(s, "  process {} ({}) {}", p.pid, p.name, p.args);

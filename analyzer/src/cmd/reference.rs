@@ -20,17 +20,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use talos_migrate::{
-    AppId, Digest, MAX_TEE_MEASUREMENTS, Measurement, Reference, ReferenceBody, SecretKey, TeeKind,
+    AppId, MAX_TEE_MEASUREMENTS, Measurement, Reference, ReferenceBody, SecretKey, TeeKind,
     TeeMeasurement, Version,
 };
 
 use crate::cmd::migrate::{Format, Verdict};
 use crate::{Outcome, input, output};
-
-/// Scheme of a whole-file BLAKE3.
-pub const BINARY_SCHEME: &str = "blake3";
-/// Scheme of the control-flow graph digest (`docs/digest.md`).
-pub const CFG_SCHEME: &str = "talos.cfg/1";
 
 /// Arguments of `talos reference`.
 #[derive(Debug, clap::Args)]
@@ -64,45 +59,25 @@ pub struct Args {
     pub format: Format,
 }
 
-/// What talos measures of a binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Measures {
-    /// BLAKE3 of the file.
-    pub binary: Measurement,
-    /// `talos.code/1` of its executable segments.
-    pub code: Measurement,
-    /// `talos.cfg/1` graph digest.
-    pub cfg: Measurement,
-}
-
 /// BLAKE3 of the whole file at `path`.
 ///
 /// # Errors
 /// When the file cannot be read.
 pub fn file_blake3(path: &Path) -> Result<Measurement> {
     let bytes = input::map(path)?;
-    let h = blake3::hash(&bytes);
-    Ok(Measurement::new(BINARY_SCHEME, Digest(*h.as_bytes()))?)
+    Ok(talos_evidence::target::file_measurement(&bytes)?)
 }
 
 /// Measure a binary: BLAKE3, code measurement, CFG digest.
 ///
 /// # Errors
 /// When the file cannot be read or is not a binary talos can analyse.
-pub fn measure(path: &Path) -> Result<Measures> {
+pub fn measure(path: &Path) -> Result<talos_evidence::target::BinaryMeasures> {
     let bytes = input::map(path)?;
-    let shown = path.display();
-    let binary = Measurement::new(BINARY_SCHEME, Digest(*blake3::hash(&bytes).as_bytes()))?;
-    let image = talos_cfg::load(&bytes).with_context(|| format!("{shown}: cannot load"))?;
-    let code = talos_cfg::measure::code_measurement(&image)
-        .with_context(|| format!("{shown}: cannot measure its code"))?;
-    let cfg = talos_cfg::analyze(&image, &talos_cfg::Options::default())
-        .with_context(|| format!("{shown}: cannot recover its control-flow graph"))?;
-    Ok(Measures {
-        binary,
-        code: Measurement::new(talos_cfg::measure::CODE_SCHEME, Digest(code))?,
-        cfg: Measurement::new(CFG_SCHEME, Digest(cfg.digest.0))?,
-    })
+    Ok(talos_evidence::target::measure_binary(
+        &bytes,
+        &path.display().to_string(),
+    )?)
 }
 
 /// Measure `binary` and sign its reference with the owner key at `key`.

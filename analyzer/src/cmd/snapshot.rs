@@ -37,37 +37,9 @@ pub fn run(args: Args) -> Result<Outcome> {
     let dump = talos_introspect::live::read(args.pid, &opts)
         .with_context(|| format!("process {}: cannot read", args.pid))?;
     let path = &args.output;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| -> Result<()> {
-        let f = std::fs::File::create(&tmp)
-            .with_context(|| format!("{}: cannot create", tmp.display()))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        talos_introspect::snapshot::write_core(&dump, &mut w)
-            .with_context(|| format!("{}: cannot write", tmp.display()))?;
-        let f = w
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("{}: cannot write", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("{}: cannot sync", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("{}: cannot replace", path.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
+    crate::output::write_atomic_with(path, |w| {
+        talos_introspect::snapshot::write_core(&dump, &mut { w })
+    })?;
     // This host's vDSO, the reference for the dump's [vdso] when the dump
     // is checked on another machine (`talos introspect --vdso`).
     let mut vdso_path = path.as_os_str().to_owned();

@@ -53,19 +53,7 @@ pub fn hex(v: u64) -> String {
     format!("{v:#x}")
 }
 
-/// Bytes for people (`12.3 KiB`).
-#[must_use]
-pub fn human_bytes(n: u64) -> String {
-    if n >= 1 << 30 {
-        format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30))
-    } else if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20))
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
+pub use crate::output::human_bytes;
 
 /// The name serde gives a value (enum variants render with the same words
 /// as the JSON output, so a new variant needs no change here).
