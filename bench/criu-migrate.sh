@@ -102,11 +102,19 @@ for mib in $sizes; do
     hosts
     start "$mib"
     sync
+    # The last run's serve.err must not be read before the new serve
+    # truncates it (that gave an empty address).
+    rm -f serve.err serve.json
     "$talos" migrate serve --state-dir T --listen 127.0.0.1:0 --binary statekeeper \
       --restore-into T/images --once --format json > serve.json 2> serve.err &
     serve_pid=$!
-    for _ in $(seq 600); do grep -q listening serve.err 2>/dev/null && break; sleep 0.05; done
-    addr=$(sed -n 's/.*listening on //p' serve.err)
+    addr=""
+    for _ in $(seq 600); do
+      addr=$(sed -n 's/.*listening on //p' serve.err 2>/dev/null)
+      [[ -n $addr ]] && break
+      sleep 0.05
+    done
+    [[ -n $addr ]] || { echo "serve did not start" >&2; cat serve.err >&2; exit 1; }
     t0=$(now)
     "$talos" migrate live --state-dir S --pid "$pid" --app statekeeper --reference sk.ref \
       --to "$addr" --format json > live.json
@@ -155,7 +163,7 @@ stop
 pages=$(ls "$last_images"/pages-*.img)
 echo
 echo "digest of $last_images ($(du -sh "$last_images" | cut -f1)), 12 alternating pairs:"
-b3sum --num-threads 2 $pages >/dev/null; "$talos" digest "$last_images" -o /dev/null
+b3sum --num-threads 2 $pages >/dev/null; "$talos" digest "$last_images" >/dev/null
 python3 - "$talos" "$last_images" $pages <<'PY'
 import statistics, subprocess, sys, time
 talos, d, pages = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -164,7 +172,7 @@ def run(cmd):
 pairs = []
 for _ in range(12):
     b = run(["b3sum", "--num-threads", "2", *pages])
-    t = run([talos, "digest", d, "-o", "/dev/null"])
+    t = run([talos, "digest", d])
     pairs.append((b, t))
 bs, ts = [p[0] for p in pairs], [p[1] for p in pairs]
 ratios = sorted(b / t for b, t in pairs)

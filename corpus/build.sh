@@ -5,7 +5,8 @@
 #
 #   corpus/build.sh [--arch LIST] [--quick] [--jobs N] [--out DIR] [--clean] [--verbose]
 #
-#   --arch LIST  comma list of x86_64,i386,riscv64,aarch64,mingw,x86_64-clang
+#   --arch LIST  comma list of x86_64,i386,riscv64,aarch64,mingw,x86_64-clang,
+#                riscv64-clang
 #                (default: all whose compiler is installed; the others are
 #                reported as SKIPPED. An explicitly listed arch that cannot be
 #                built is an error.)
@@ -29,7 +30,7 @@ jobs=""
 verbose=""
 clean=""
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -55,7 +56,7 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 if [[ -n "$clean" ]]; then
   # only our own outputs: corpus/out/dumps/ belongs to corpus/dumps/make-dumps.sh
-  for d in x86_64 i386 riscv64 aarch64 mingw x86_64-clang obj src-changed .m32-include; do
+  for d in x86_64 i386 riscv64 aarch64 mingw x86_64-clang riscv64-clang obj src-changed .m32-include; do
     rm -rf "${out:?}/$d"
   done
   rm -f "$out/manifest.json" "$out/.cargo-metadata.json" "$out/.compile-times.tsv"

@@ -29,6 +29,30 @@ pub fn emit(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Like [`emit`], for output produced as it is written (`write` gets a
+/// buffered writer): a large document is never held in memory whole. A file
+/// is still replaced atomically.
+///
+/// # Errors
+/// When `write` fails, or the file or stdout cannot be written.
+pub fn emit_with(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            match write(&mut out).and_then(|()| out.flush()) {
+                Ok(()) => Ok(()),
+                // A closed pipe keeps the verdict's exit code, as in `emit`.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+            }
+        }
+        Some(path) => write_atomic_with(path, write),
+    }
+}
+
 /// Replace `path` with `bytes` so that a crash leaves the old file or the new
 /// one, never a torn file.
 ///
@@ -50,6 +74,22 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
+    // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`, a FIFO) is
+    // written in place: renaming a file over it would replace the device
+    // node itself (as root, `/dev/null` became a regular file).
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        return write(&mut w)
+            .and_then(|()| w.flush())
+            .with_context(|| format!("{}: cannot write", path.display()));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

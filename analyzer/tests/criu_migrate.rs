@@ -120,14 +120,14 @@ fn criu_live_migration_over_tcp_keeps_counting_and_the_source_is_gone() {
     let before = s.ticks().len();
     let server = Server::start(&w, "t", &bin);
     let (code, v) = live(&w, &s, &server.addr);
+    let (scode, sv) = server.finish();
     assert_eq!(
         (code, v["verdict"].as_str()),
         (0, Some("accepted")),
-        "{v:#}"
+        "{v:#}\ntarget: {sv:#}"
     );
-    let (code, sv) = server.finish();
     assert_eq!(
-        (code, sv["verdict"].as_str()),
+        (scode, sv["verdict"].as_str()),
         (0, Some("accepted")),
         "{sv:#}"
     );

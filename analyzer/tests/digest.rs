@@ -580,3 +580,59 @@ fn digest_spec_reference_implementation_reproduces_the_vector() {
         assert!(text.contains(w), "the spec's table lists {w}");
     }
 }
+
+/// `-o` to a pipe or a device writes into it: an atomic rename over it
+/// would replace the node itself (run as root, `-o /dev/null` turned
+/// `/dev/null` into a regular file). A FIFO of the test's own stands for
+/// the device.
+#[test]
+fn digest_output_to_a_fifo_is_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let img = write(dir.path(), "a.img", &data(2, 64 * 1024));
+    let fifo = dir.path().join("out");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    // The read end, opened without waiting for a writer, so a talos that
+    // renamed a file over the FIFO makes this test fail, not hang.
+    let mut reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            // O_NONBLOCK (Linux's value on x86-64, AArch64 and RISC-V).
+            .custom_flags(0o4000)
+            .open(&fifo)
+            .unwrap()
+    };
+    let base = format!("{BASE:#x}");
+    let o = talos(&[
+        "digest",
+        "--raw",
+        s(&img),
+        "--base",
+        &base,
+        "--format",
+        "json",
+        "-o",
+        s(&fifo),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut got).unwrap();
+    let v: Value = serde_json::from_slice(&got).unwrap();
+    assert_eq!(v["schema"], "talos.digest/1");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO was replaced"
+    );
+    // No temporary file was left next to it.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}

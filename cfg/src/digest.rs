@@ -71,27 +71,49 @@ impl<'de> Deserialize<'de> for Digest {
 }
 
 /// Streams the canonical encoding into a keyed BLAKE3 hasher.
-struct Enc(blake3::Hasher);
+struct Enc {
+    hasher: blake3::Hasher,
+    /// Encoded bytes not hashed yet: BLAKE3 hashes one large update much
+    /// faster than many small ones, and the digest is of the byte stream
+    /// whatever its chunking.
+    buf: Vec<u8>,
+}
 
 impl Enc {
+    const FLUSH: usize = 1 << 14;
+
     fn new(context: &str) -> Self {
-        Enc(blake3::Hasher::new_derive_key(context))
+        Enc {
+            hasher: blake3::Hasher::new_derive_key(context),
+            buf: Vec::with_capacity(Self::FLUSH),
+        }
+    }
+    fn raw(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= Self::FLUSH {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
     }
     fn u8(&mut self, v: u8) {
-        self.0.update(&[v]);
+        self.raw(&[v]);
     }
     fn u32(&mut self, v: u32) {
-        self.0.update(&v.to_le_bytes());
+        self.raw(&v.to_le_bytes());
     }
     fn u64(&mut self, v: u64) {
-        self.0.update(&v.to_le_bytes());
+        self.raw(&v.to_le_bytes());
     }
     fn bytes(&mut self, b: &[u8]) {
         self.u32(u32::try_from(b.len()).unwrap_or(u32::MAX));
-        self.0.update(b);
+        self.raw(b);
     }
-    fn finish(self) -> Digest {
-        Digest(*self.0.finalize().as_bytes())
+    fn digest(&mut self, d: &Digest) {
+        self.raw(&d.0);
+    }
+    fn finish(mut self) -> Digest {
+        self.hasher.update(&self.buf);
+        Digest(*self.hasher.finalize().as_bytes())
     }
 }
 
@@ -128,16 +150,8 @@ pub fn function_digest(
                 continue;
             }
         }
-        let mut a = b.addr;
-        for _ in 0..b.instructions {
-            let Some(bytes) = image.bytes_from(a) else {
-                break;
-            };
-            let len = dec.canonical_bytes(bytes, a, span, base, &mut canon);
-            if len == 0 {
-                break;
-            }
-            a = a.wrapping_add(len as u64);
+        if let Some(bytes) = image.read(b.addr, b.size) {
+            dec.canonical_block(bytes, b.addr, b.instructions, span, base, &mut canon);
         }
         e.bytes(&canon);
         e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
@@ -187,7 +201,7 @@ pub fn graph_digest(
     e.u64(functions.len() as u64);
     for (addr, d) in functions {
         e.u64(addr.wrapping_sub(base));
-        e.0.update(&d.0);
+        e.digest(d);
     }
     e.finish()
 }
@@ -241,69 +255,52 @@ pub fn position_independent(image: &Image<'_>, cfg: &crate::model::Cfg) -> Vec<P
         cfg,
         dec: dec.as_ref(),
         span: image.address_span(),
+        sections: section_index(image),
     };
     // Phase 1: block digests and a local digest per function (callees by
     // name, unnamed callees as "anonymous").
     let local: Vec<(Digest, Vec<Digest>)> = cfg
         .functions
         .par_iter()
-        .map(|f| {
-            let blocks: Vec<Digest> = f.blocks.iter().map(|b| ctx.block(f, b)).collect();
-            let mut e = Enc::new(PI_LOCAL_CONTEXT);
-            e.u64(f.size);
-            e.u32(u32::try_from(blocks.len()).unwrap_or(u32::MAX));
-            for (b, d) in f.blocks.iter().zip(&blocks) {
-                e.u64(b.addr.wrapping_sub(f.addr));
-                e.0.update(&d.0);
-                for s in &b.succs {
-                    e.u8(s.kind.tag());
-                    match s.addr {
-                        Some(t) if t == f.addr || f.block_containing(t).is_some() => {
-                            e.u8(1);
-                            e.u64(t.wrapping_sub(f.addr));
-                        }
-                        _ => e.u8(0),
-                    }
-                }
-            }
-            (e.finish(), blocks)
-        })
+        .map(|f| ctx.local(f, true))
         .collect();
     // Phase 2: fold in the local digest of every unnamed callee.
+    let locals: Vec<Digest> = local.iter().map(|(d, _)| *d).collect();
     cfg.functions
         .iter()
-        .zip(local.iter())
-        .map(|(f, (loc, blocks))| {
-            let mut e = Enc::new(PI_FUNCTION_CONTEXT);
-            e.0.update(&loc.0);
-            for b in &f.blocks {
-                for s in &b.succs {
-                    if !matches!(
-                        s.kind,
-                        crate::model::EdgeKind::Call | crate::model::EdgeKind::TailCall
-                    ) {
-                        continue;
-                    }
-                    let Some(t) = s.addr else { continue };
-                    let idx = cfg.functions.binary_search_by_key(&t, |c| c.addr).ok();
-                    match idx.and_then(|i| Some((cfg.functions.get(i)?, local.get(i)?))) {
-                        Some((callee, _)) if callee.name.is_some() => {
-                            e.u8(1);
-                            e.bytes(callee.name.as_deref().unwrap_or("").as_bytes());
-                        }
-                        Some((_, (callee_local, _))) => {
-                            e.u8(2);
-                            e.0.update(&callee_local.0);
-                        }
-                        None => e.u8(3),
-                    }
-                }
-            }
-            PiDigest {
-                function: e.finish(),
-                blocks: blocks.clone(),
-            }
+        .zip(local)
+        .map(|(f, (loc, blocks))| PiDigest {
+            function: ctx.function(f, loc, &locals),
+            blocks,
         })
+        .collect()
+}
+
+/// The position-independent function digests of [`position_independent`]
+/// alone, without keeping a digest per block (what a saved `talos.cfg/1`
+/// document records: a whole-program graph has millions of blocks).
+#[must_use]
+pub fn position_independent_functions(image: &Image<'_>, cfg: &crate::model::Cfg) -> Vec<Digest> {
+    use rayon::prelude::*;
+    let Ok(dec) = crate::arch::decoder_for(image) else {
+        return vec![Digest::default(); cfg.functions.len()];
+    };
+    let ctx = PiCtx {
+        image,
+        cfg,
+        dec: dec.as_ref(),
+        span: image.address_span(),
+        sections: section_index(image),
+    };
+    let locals: Vec<Digest> = cfg
+        .functions
+        .par_iter()
+        .map(|f| ctx.local(f, false).0)
+        .collect();
+    cfg.functions
+        .par_iter()
+        .zip(locals.par_iter())
+        .map(|(f, loc)| ctx.function(f, *loc, &locals))
         .collect()
 }
 
@@ -312,6 +309,23 @@ struct PiCtx<'a> {
     cfg: &'a crate::model::Cfg,
     dec: &'a dyn Decoder,
     span: (u64, u64),
+    /// Allocated sections as (start, end, index into `image.sections`),
+    /// sorted, for the section token of an address.
+    sections: Vec<(u64, u64, usize)>,
+}
+
+/// The allocated, non-empty sections of `image` by address.
+fn section_index(image: &Image<'_>) -> Vec<(u64, u64, usize)> {
+    let mut v: Vec<(u64, u64, usize)> = image
+        .sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.alloc && s.size > 0)
+        .map(|(i, s)| (s.addr, s.end(), i))
+        .collect();
+    // Header order decides between overlapping sections, as `find` did.
+    v.sort_by_key(|&(a, e, i)| (a, i, e));
+    v
 }
 
 /// Token kinds of a masked address.
@@ -322,6 +336,67 @@ const TOK_SECTION: u8 = 3;
 const TOK_OUTSIDE: u8 = 4;
 
 impl PiCtx<'_> {
+    /// The local digest of `f` (callees by name, unnamed callees as
+    /// "anonymous"), and its block digests when `keep_blocks`.
+    fn local(&self, f: &crate::model::Function, keep_blocks: bool) -> (Digest, Vec<Digest>) {
+        let mut kept = Vec::new();
+        let mut e = Enc::new(PI_LOCAL_CONTEXT);
+        e.u64(f.size);
+        e.u32(u32::try_from(f.blocks.len()).unwrap_or(u32::MAX));
+        for b in &f.blocks {
+            let d = self.block(f, b);
+            if keep_blocks {
+                kept.push(d);
+            }
+            e.u64(b.addr.wrapping_sub(f.addr));
+            e.digest(&d);
+            for s in &b.succs {
+                e.u8(s.kind.tag());
+                match s.addr {
+                    Some(t) if t == f.addr || f.block_containing(t).is_some() => {
+                        e.u8(1);
+                        e.u64(t.wrapping_sub(f.addr));
+                    }
+                    _ => e.u8(0),
+                }
+            }
+        }
+        (e.finish(), kept)
+    }
+
+    /// The function digest of `f` from its local digest `loc`, folding in
+    /// the name or local digest (`locals`, in `cfg.functions` order) of
+    /// every callee.
+    fn function(&self, f: &crate::model::Function, loc: Digest, locals: &[Digest]) -> Digest {
+        let cfg = self.cfg;
+        let mut e = Enc::new(PI_FUNCTION_CONTEXT);
+        e.digest(&loc);
+        for b in &f.blocks {
+            for s in &b.succs {
+                if !matches!(
+                    s.kind,
+                    crate::model::EdgeKind::Call | crate::model::EdgeKind::TailCall
+                ) {
+                    continue;
+                }
+                let Some(t) = s.addr else { continue };
+                let idx = cfg.functions.binary_search_by_key(&t, |c| c.addr).ok();
+                match idx.and_then(|i| Some((cfg.functions.get(i)?, locals.get(i)?))) {
+                    Some((callee, _)) if callee.name.is_some() => {
+                        e.u8(1);
+                        e.bytes(callee.name.as_deref().unwrap_or("").as_bytes());
+                    }
+                    Some((_, callee_local)) => {
+                        e.u8(2);
+                        e.digest(callee_local);
+                    }
+                    None => e.u8(3),
+                }
+            }
+        }
+        e.finish()
+    }
+
     fn block(&self, f: &crate::model::Function, b: &Block) -> Digest {
         // The block's own offset and the offsets of intra-function targets
         // are left out: they shift when code before them grows, and the
@@ -332,25 +407,37 @@ impl PiCtx<'_> {
         let mut a = b.addr;
         let mut prev: Option<crate::arch::Insn> = None;
         let mut buf = Vec::with_capacity(16);
+        let mut targets: Vec<u64> = Vec::with_capacity(4);
+        let x86 = matches!(self.image.arch, Arch::X86 | Arch::X86_64);
         for _ in 0..b.instructions {
             let Some(bytes) = self.image.bytes_from(a) else {
                 break;
             };
-            let Some(insn) = self.dec.decode(bytes, a, prev.as_ref()) else {
-                break;
-            };
-            let len = usize::from(insn.len);
-            let Some(raw) = bytes.get(..len) else { break };
             buf.clear();
-            buf.extend_from_slice(raw);
-            let mut targets: Vec<u64> = Vec::new();
-            self.mask(&mut buf, bytes, a, &insn, prev.as_ref(), &mut targets);
+            targets.clear();
+            let len = if x86 {
+                // One iced decode gives the length and the field offsets.
+                let len = self.mask_x86(&mut buf, bytes, a, &mut targets);
+                if len == 0 {
+                    break;
+                }
+                len
+            } else {
+                let Some(insn) = self.dec.decode(bytes, a, prev.as_ref()) else {
+                    break;
+                };
+                let len = usize::from(insn.len);
+                let Some(raw) = bytes.get(..len) else { break };
+                buf.extend_from_slice(raw);
+                self.mask(&mut buf, &insn, prev.as_ref(), &mut targets);
+                prev = Some(insn);
+                len
+            };
             e.bytes(&buf);
-            for t in targets {
+            for &t in &targets {
                 self.token(&mut e, f, t);
             }
-            prev = Some(insn);
-            a = insn.end();
+            a = a.wrapping_add(len as u64);
         }
         e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
         for s in &b.succs {
@@ -374,12 +461,19 @@ impl PiCtx<'_> {
             e.bytes(callee.name.as_deref().unwrap_or("").as_bytes());
             return;
         }
-        if let Some(s) = self
-            .image
+        // The first section in header order that holds `t` (at most a few
+        // sections overlap, all starting at or before `t`).
+        let upto = self.sections.partition_point(|&(a, _, _)| a <= t);
+        let hit = self
             .sections
+            .get(..upto)
+            .unwrap_or(&[])
             .iter()
-            .find(|s| s.alloc && s.size > 0 && s.contains(t))
-        {
+            .filter(|&&(_, e, _)| t < e)
+            .map(|&(_, _, i)| i)
+            .min()
+            .and_then(|i| self.image.sections.get(i));
+        if let Some(s) = hit {
             e.u8(TOK_SECTION);
             e.bytes(s.name.as_bytes());
             return;
@@ -387,33 +481,46 @@ impl PiCtx<'_> {
         e.u8(TOK_OUTSIDE);
     }
 
-    /// Zero the address fields of the instruction in `buf`; push the
-    /// addresses they encoded to `targets`.
+    /// Zero the address fields of the (RISC-V or AArch64) instruction in
+    /// `buf`; push the addresses they encoded to `targets`.
     fn mask(
         &self,
         buf: &mut [u8],
-        window: &[u8],
-        addr: u64,
         insn: &crate::arch::Insn,
         prev: Option<&crate::arch::Insn>,
         targets: &mut Vec<u64>,
     ) {
         match self.image.arch {
-            Arch::X86 | Arch::X86_64 => self.mask_x86(buf, window, addr, targets),
+            Arch::X86 | Arch::X86_64 => {}
             Arch::Riscv64 => mask_riscv(buf, insn, self.image.kind, targets),
             Arch::Aarch64 => mask_aarch64(buf, insn, prev, targets),
         }
     }
 
-    fn mask_x86(&self, buf: &mut [u8], window: &[u8], addr: u64, targets: &mut Vec<u64>) {
+    /// Decode the x86 instruction at the start of `window`, append its
+    /// bytes to `buf` with the address fields zeroed, push the addresses
+    /// they encoded to `targets`, and return its length (0 when it does not
+    /// decode).
+    fn mask_x86(
+        &self,
+        buf: &mut Vec<u8>,
+        window: &[u8],
+        addr: u64,
+        targets: &mut Vec<u64>,
+    ) -> usize {
         use iced_x86::{Decoder as Iced, DecoderOptions, OpKind};
         let bitness = if self.image.arch == Arch::X86 { 32 } else { 64 };
         let window = window.get(..window.len().min(15)).unwrap_or(window);
         let mut d = Iced::with_ip(bitness, window, addr, DecoderOptions::NONE);
         let ins = d.decode();
         if ins.is_invalid() {
-            return;
+            return 0;
         }
+        let Some(raw) = window.get(..ins.len()) else {
+            return 0;
+        };
+        buf.extend_from_slice(raw);
+        let buf = buf.as_mut_slice();
         let offs = d.get_constant_offsets(&ins);
         // Only position-dependent code embeds absolute addresses; in PIE
         // code and shared objects (linked at 0) a small constant would look
@@ -463,6 +570,7 @@ impl PiCtx<'_> {
                 }
             }
         }
+        ins.len()
     }
 }
 

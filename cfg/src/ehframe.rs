@@ -144,6 +144,108 @@ pub fn parse_eh_frame(data: &[u8], addr: u64, ptr_size: u8) -> Vec<Fde> {
         .collect()
 }
 
+/// Every FDE that names a language-specific data area, with the LSDA's
+/// address.
+#[must_use]
+pub fn lsda_pointers(data: &[u8], addr: u64, ptr_size: u8) -> Vec<(Fde, u64)> {
+    walk(data, addr, ptr_size)
+        .into_iter()
+        .filter_map(|(f, lsda)| Some((f, lsda?)))
+        .collect()
+}
+
+/// The landing pads a GCC-format LSDA (`.gcc_except_table`, or the handler
+/// data of a mingw `__gxx_personality_seh0` unwind entry) lists for the
+/// function starting at `function`: the code the unwinder enters when an
+/// exception passes a call site of the function (cleanups that run
+/// destructors, `catch` blocks). `data` holds the LSDA at its start and
+/// lies at virtual address `addr`. Malformed tables give what was read
+/// before the fault.
+///
+/// Layout (the Itanium C++ ABI's exception tables, as GCC and LLVM write
+/// them): `@LPStart` encoding (and value), `@TType` encoding (and offset),
+/// call-site encoding, call-site table length, then per call site its
+/// start, length, landing pad (relative to `@LPStart`, 0 for none) and
+/// action.
+#[must_use]
+pub fn landing_pads(data: &[u8], addr: u64, function: u64, ptr_size: u8) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut r = Reader::new(data, 0);
+    let Some(lp_enc) = r.u8() else { return out };
+    let lp_start = if lp_enc == DW_EH_PE_OMIT {
+        function
+    } else {
+        let field = addr.wrapping_add(r.pos as u64);
+        match r.encoded(lp_enc, field, ptr_size) {
+            Some(v) => v,
+            None => return out,
+        }
+    };
+    let Some(tt_enc) = r.u8() else { return out };
+    if tt_enc != DW_EH_PE_OMIT && r.uleb().is_none() {
+        return out;
+    }
+    let Some(cs_enc) = r.u8() else { return out };
+    let Some(cs_len) = r.uleb().and_then(|l| usize::try_from(l).ok()) else {
+        return out;
+    };
+    let Some(end) = r.pos.checked_add(cs_len).filter(|&e| e <= data.len()) else {
+        return out;
+    };
+    // Call-site fields are offsets: read them with the encoding's format
+    // only (no pc-relative application).
+    let fmt = cs_enc & 0x0f;
+    while r.pos < end && out.len() < limits::MAX_EH_RECORDS {
+        let (Some(_start), Some(_len), Some(lp), Some(_action)) = (
+            r.encoded(fmt, 0, ptr_size),
+            r.encoded(fmt, 0, ptr_size),
+            r.encoded(fmt, 0, ptr_size),
+            r.uleb(),
+        ) else {
+            break;
+        };
+        if lp != 0 {
+            out.push(lp_start.wrapping_add(lp));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// How many records (CIEs and FDEs) the section holds, counted up to one
+/// past [`limits::MAX_EH_RECORDS`]: more than the cap means the walk stopped
+/// before the end.
+#[must_use]
+pub fn record_count(data: &[u8]) -> usize {
+    let mut pos = 0usize;
+    let mut n = 0usize;
+    while n <= limits::MAX_EH_RECORDS {
+        let mut r = Reader::new(data, pos);
+        let Some(len32) = r.uint(4) else { break };
+        if len32 == 0 {
+            break;
+        }
+        let len = if len32 == 0xffff_ffff {
+            match r.uint(8) {
+                Some(l) => l,
+                None => break,
+            }
+        } else {
+            len32
+        };
+        let Some(next) = usize::try_from(len).ok().and_then(|l| r.pos.checked_add(l)) else {
+            break;
+        };
+        if next > data.len() {
+            break;
+        }
+        n = n.saturating_add(1);
+        pos = next;
+    }
+    n
+}
+
 /// The starts of the FDEs that name a language-specific data area (LSDA):
 /// functions with exception landing pads, code the unwinder enters that no
 /// branch reaches.
@@ -151,7 +253,7 @@ pub fn parse_eh_frame(data: &[u8], addr: u64, ptr_size: u8) -> Vec<Fde> {
 pub fn functions_with_landing_pads(data: &[u8], addr: u64, ptr_size: u8) -> Vec<u64> {
     let mut out: Vec<u64> = walk(data, addr, ptr_size)
         .into_iter()
-        .filter(|(_, lsda)| *lsda)
+        .filter(|(_, lsda)| lsda.is_some())
         .map(|(f, _)| f.start)
         .collect();
     out.sort_unstable();
@@ -159,7 +261,7 @@ pub fn functions_with_landing_pads(data: &[u8], addr: u64, ptr_size: u8) -> Vec<
     out
 }
 
-fn walk(data: &[u8], addr: u64, ptr_size: u8) -> Vec<(Fde, bool)> {
+fn walk(data: &[u8], addr: u64, ptr_size: u8) -> Vec<(Fde, Option<u64>)> {
     let mut out = Vec::new();
     let mut cies: BTreeMap<usize, Option<Cie>> = BTreeMap::new();
     let mut pos = 0usize;
@@ -206,14 +308,14 @@ fn walk(data: &[u8], addr: u64, ptr_size: u8) -> Vec<(Fde, bool)> {
                     && let Some(len) = r.encoded(cie.fde_encoding & 0x0f, 0, ptr_size)
                     && start != 0
                 {
-                    let mut lsda = false;
+                    let mut lsda = None;
                     if cie.has_augmentation_data
                         && let Some(aug_len) = r.uleb()
                         && aug_len > 0
                         && let Some(enc) = cie.lsda_encoding
                     {
                         let field = addr.wrapping_add(r.pos as u64);
-                        lsda = r.encoded(enc, field, ptr_size).is_some_and(|p| p != 0);
+                        lsda = r.encoded(enc, field, ptr_size).filter(|&p| p != 0);
                     }
                     out.push((Fde { start, len }, lsda));
                 }

@@ -12,6 +12,7 @@ use crate::image::{
     Arch, Fde, Format, Image, ImageKind, Perms, Section, Segment, Symbol, SymbolSource,
 };
 use crate::limits;
+use crate::model::{CapHit, CapKind};
 
 const ELFMAG: &[u8; 4] = b"\x7fELF";
 
@@ -81,17 +82,48 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         import_slots: BTreeMap::new(),
         fdes: Vec::new(),
         exception_handlers: Vec::new(),
+        landing_pads: Vec::new(),
         init_fini: Vec::new(),
         code_pointers: Vec::new(),
         text_relocations: false,
         got_base: None,
         notes,
+        relocated: Vec::new(),
+        relro: Vec::new(),
+        caps: Vec::new(),
     };
     image.build_id = build_id(bytes, &elf);
     image.symbols = symbols(&elf)?;
     image.import_slots = import_slots(&elf);
-    image.fdes = fdes(&image);
+    image.relro = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == program_header::PT_GNU_RELRO && p.p_memsz > 0)
+        .filter_map(|p| Some((p.p_vaddr, p.p_vaddr.checked_add(p.p_memsz)?)))
+        .collect();
+    image.relro.sort_unstable();
+    let relocations = elf
+        .pltrelocs
+        .len()
+        .saturating_add(elf.dynrelas.len())
+        .saturating_add(elf.dynrels.len());
+    if relocations > limits::MAX_RELOCATIONS {
+        image
+            .caps
+            .push(cap(CapKind::Relocations, limits::MAX_RELOCATIONS));
+    }
+    if elf
+        .dynamic
+        .as_ref()
+        .is_some_and(|d| d.dyns.len() > limits::MAX_DYNAMIC)
+    {
+        image
+            .caps
+            .push(cap(CapKind::DynamicEntries, limits::MAX_DYNAMIC));
+    }
+    image.fdes = fdes(&mut image);
     image.exception_handlers = landing_pads(&image);
+    image.landing_pads = pads_of(&image);
     dynamic_facts(&elf, &mut image);
     Ok(image)
 }
@@ -395,7 +427,15 @@ fn symbols(elf: &Elf<'_>) -> Result<Vec<Symbol>> {
             });
         }
     }
-    out.sort_by(|a, b| (a.addr, &a.name, a.source).cmp(&(b.addr, &b.name, b.source)));
+    // A name in both tables is kept once, as the exported one: exports
+    // are what the graph is seeded with (the static table only names).
+    out.sort_by(|a, b| {
+        (a.addr, &a.name, std::cmp::Reverse(a.source)).cmp(&(
+            b.addr,
+            &b.name,
+            std::cmp::Reverse(b.source),
+        ))
+    });
     out.dedup_by(|b, a| a.addr == b.addr && a.name == b.name);
     Ok(out)
 }
@@ -453,7 +493,15 @@ fn is_relative_reloc(machine: u16, r_type: u32) -> bool {
     }
 }
 
-fn fdes(image: &Image<'_>) -> Vec<Fde> {
+fn cap(kind: CapKind, limit: usize) -> CapHit {
+    CapHit {
+        kind,
+        limit: limit as u64,
+        function: None,
+    }
+}
+
+fn fdes(image: &mut Image<'_>) -> Vec<Fde> {
     let mut out = Vec::new();
     if let Some(sec) = image
         .sections
@@ -462,9 +510,43 @@ fn fdes(image: &Image<'_>) -> Vec<Fde> {
         && let Some(data) = image.read(sec.addr, sec.size)
     {
         out = ehframe::parse_eh_frame(data, sec.addr, image.arch.pointer_size());
+        if ehframe::record_count(data) > limits::MAX_EH_RECORDS {
+            image
+                .caps
+                .push(cap(CapKind::FrameRecords, limits::MAX_EH_RECORDS));
+        }
     }
     out.retain(|f| f.len > 0);
     out.sort();
+    out.dedup();
+    out
+}
+
+/// (function, landing pad) for every FDE whose LSDA lists landing pads.
+fn pads_of(image: &Image<'_>) -> Vec<(u64, u64)> {
+    let Some(sec) = image
+        .sections
+        .iter()
+        .find(|s| s.name == ".eh_frame" && s.has_bytes)
+    else {
+        return Vec::new();
+    };
+    let Some(data) = image.read(sec.addr, sec.size) else {
+        return Vec::new();
+    };
+    let ptr = image.arch.pointer_size();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (fde, lsda) in ehframe::lsda_pointers(data, sec.addr, ptr) {
+        let Some(bytes) = image.bytes_from(lsda) else {
+            continue;
+        };
+        out.extend(
+            ehframe::landing_pads(bytes, lsda, fde.start, ptr)
+                .into_iter()
+                .map(|p| (fde.start, p)),
+        );
+    }
+    out.sort_unstable();
     out.dedup();
     out
 }
@@ -545,6 +627,11 @@ fn dynamic_facts(elf: &Elf<'_>, image: &mut Image<'_>) {
         if addr == 0 || size == 0 {
             continue;
         }
+        if size / ptr > limits::MAX_INIT_FINI as u64 {
+            image
+                .caps
+                .push(cap(CapKind::InitFini, limits::MAX_INIT_FINI));
+        }
         let count = (size / ptr).min(limits::MAX_INIT_FINI as u64);
         for i in 0..count {
             let Some(slot) = i.checked_mul(ptr).and_then(|o| addr.checked_add(o)) else {
@@ -578,4 +665,5 @@ fn dynamic_facts(elf: &Elf<'_>, image: &mut Image<'_>) {
     ptrs.sort_unstable();
     ptrs.dedup();
     image.code_pointers = ptrs;
+    image.relocated = reloc_targets.into_iter().collect();
 }

@@ -237,6 +237,11 @@ pub struct Image<'data> {
     /// LSDA, a PE unwind entry with a handler): code the unwinder enters
     /// that no branch reaches, so their graphs are never complete. Sorted.
     pub exception_handlers: Vec<u64>,
+    /// Exception landing pads, as (start of the function's FDE or unwind
+    /// entry, landing pad), sorted: code the unwinder enters, which belongs
+    /// to the function though no branch reaches it (read from the LSDA each
+    /// FDE names).
+    pub landing_pads: Vec<(u64, u64)>,
     /// Function pointers the loader runs: init/fini arrays, `DT_INIT`,
     /// `DT_FINI`, TLS callbacks. Sorted, deduplicated.
     pub init_fini: Vec<u64>,
@@ -251,6 +256,18 @@ pub struct Image<'data> {
     pub got_base: Option<u64>,
     /// Things the loader noticed that a reviewer should know.
     pub notes: Vec<String>,
+    /// What the loader writes into the image before any code runs: for
+    /// every `R_*_RELATIVE` relocation, (address, value). Sorted by address.
+    /// In a PIE or shared object a table of code addresses (a jump table of
+    /// absolute entries, a computed-goto dispatch table) holds zeros in the
+    /// file and its real entries here.
+    pub relocated: Vec<(u64, u64)>,
+    /// Address ranges the loader makes read-only once relocated
+    /// (`PT_GNU_RELRO`: `.data.rel.ro`, `.got`), sorted.
+    pub relro: Vec<(u64, u64)>,
+    /// Caps the loader stopped at (more symbols, relocations, records than
+    /// it reads): what it read is a part of the file's tables.
+    pub caps: Vec<crate::model::CapHit>,
 }
 
 impl<'data> Image<'data> {
@@ -290,6 +307,41 @@ impl<'data> Image<'data> {
         let mut buf = [0u8; 8];
         buf.get_mut(..bytes.len())?.copy_from_slice(bytes);
         Some(u64::from_le_bytes(buf))
+    }
+
+    /// The pointer-sized (or smaller) value at `addr` once the loader has
+    /// relocated the image: a `RELATIVE` relocation's value where there is
+    /// one, else the file's bytes.
+    #[must_use]
+    pub fn read_relocated(&self, addr: u64, size: u8) -> Option<u64> {
+        if size == self.arch.pointer_size()
+            && let Some(v) = self.relocation_at(addr)
+        {
+            return Some(v);
+        }
+        self.read_uint(addr, size)
+    }
+
+    /// The value a `RELATIVE` relocation at `addr` gives, if there is one.
+    #[must_use]
+    pub fn relocation_at(&self, addr: u64) -> Option<u64> {
+        let i = self
+            .relocated
+            .binary_search_by_key(&addr, |&(a, _)| a)
+            .ok()?;
+        self.relocated.get(i).map(|&(_, v)| v)
+    }
+
+    /// Whether the bytes at `addr` may change while the program runs: in a
+    /// writable section (or, without sections, segment) and not made
+    /// read-only after relocation (`PT_GNU_RELRO`).
+    #[must_use]
+    pub fn writable_at_run_time(&self, addr: u64) -> bool {
+        let writable = match self.sections.iter().find(|s| s.alloc && s.contains(addr)) {
+            Some(s) => s.perms.write,
+            None => self.segment_containing(addr).is_none_or(|s| s.perms.write),
+        };
+        writable && !self.relro.iter().any(|&(lo, hi)| addr >= lo && addr < hi)
     }
 
     /// The segment whose memory range holds `addr`.

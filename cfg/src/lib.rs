@@ -44,7 +44,7 @@ pub use builder::{NORETURN_NAMES, Options, is_noreturn_name};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use image::{Arch, Format, Image, ImageKind};
-pub use model::{Block, Cfg, Edge, EdgeKind, Function, FunctionSource, Stats};
+pub use model::{Block, CapHit, CapKind, Cfg, Edge, EdgeKind, Function, FunctionSource, Stats};
 
 /// Load a binary (ELF or PE) from its bytes.
 ///
@@ -118,6 +118,9 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Decoder, rec: builder::Recovered)
             stats.instructions = stats.instructions.saturating_add(u64::from(b.instructions));
         }
     }
+    let mut caps: Vec<CapHit> = image.caps.iter().chain(&rec.caps).copied().collect();
+    caps.sort();
+    caps.dedup();
     let pairs: Vec<(u64, Digest)> = functions.iter().map(|f| (f.addr, f.digest)).collect();
     let digest = digest::graph_digest(image.format, image.arch, image.base, image.entry, &pairs);
     Cfg {
@@ -136,6 +139,7 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Decoder, rec: builder::Recovered)
         unexplained_bytes: rec.unexplained_bytes,
         return_sites: rec.return_sites,
         exception_handlers: image.exception_handlers.clone(),
+        caps,
     }
 }
 

@@ -25,3 +25,5 @@ pub const MAX_FUNCTION_INSTRUCTIONS: usize = 2_000_000;
 pub const MAX_NORETURN_ROUNDS: usize = 16;
 /// Rounds of gap analysis.
 pub const MAX_GAP_ROUNDS: usize = 16;
+/// Rounds of re-decoding functions that run into entries found later.
+pub const MAX_CONSISTENCY_ROUNDS: usize = 8;

@@ -225,6 +225,66 @@ pub struct JumpTableInfo {
     pub entry_size: u8,
 }
 
+/// A limit the analysis stopped at. Each is far above what real binaries
+/// need (see [`crate::limits`]); reaching one means the graph describes only
+/// part of the file, so nothing may be judged complete from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CapKind {
+    /// More relocations in a table than are read.
+    Relocations,
+    /// More `.eh_frame` records (or PE `.pdata` entries) than are read.
+    FrameRecords,
+    /// More init/fini array entries (or TLS callbacks) than are read.
+    InitFini,
+    /// More dynamic-section entries than are read.
+    DynamicEntries,
+    /// More PE imports than are read.
+    Imports,
+    /// A function had more instructions than are decoded for one function;
+    /// the rest of it is missing.
+    FunctionInstructions,
+    /// The noreturn fixpoint was still growing after its last round: some
+    /// calls may keep a fallthrough edge they should not have.
+    NoreturnRounds,
+    /// Gap analysis was still finding functions after its last round.
+    GapRounds,
+    /// Functions still overlapped other functions' entries after the last
+    /// consistency round.
+    ConsistencyRounds,
+}
+
+impl CapKind {
+    /// The stable name used in JSON and text.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            CapKind::Relocations => "relocations",
+            CapKind::FrameRecords => "frame_records",
+            CapKind::InitFini => "init_fini",
+            CapKind::DynamicEntries => "dynamic_entries",
+            CapKind::Imports => "imports",
+            CapKind::FunctionInstructions => "function_instructions",
+            CapKind::NoreturnRounds => "noreturn_rounds",
+            CapKind::GapRounds => "gap_rounds",
+            CapKind::ConsistencyRounds => "consistency_rounds",
+        }
+    }
+}
+
+/// One cap reached, with the limit and, where it concerns one function, the
+/// function's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CapHit {
+    /// Which limit.
+    pub kind: CapKind,
+    /// Its value.
+    pub limit: u64,
+    /// The function it cut short, if it concerns one.
+    pub function: Option<u64>,
+}
+
 /// Counts over the whole graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Stats {
@@ -275,6 +335,10 @@ pub struct Cfg {
     /// Entries of functions with exception landing pads (see
     /// [`crate::Image::exception_handlers`]), sorted.
     pub exception_handlers: Vec<u64>,
+    /// Limits the loader or the analysis stopped at, sorted. Empty when the
+    /// whole file was analysed; otherwise the graph is incomplete (see
+    /// [`Cfg::capped`]) and `talos cfg` exits 3.
+    pub caps: Vec<CapHit>,
 }
 
 impl Cfg {
@@ -331,6 +395,14 @@ impl Cfg {
             .ok_or_else(|| crate::Error::NoSuchFunction(key.to_string()))
     }
 
+    /// Whether the analysis stopped at a cap ([`Cfg::caps`]): the graph
+    /// then describes only part of the file, and a check built on it has not
+    /// checked the rest.
+    #[must_use]
+    pub fn capped(&self) -> bool {
+        !self.caps.is_empty()
+    }
+
     /// Whether every block of the function entered at `addr` is known: its
     /// decoding met no indirect jump that stayed unresolved, and it has no
     /// exception landing pads (which only the unwinder enters). Only then
@@ -339,6 +411,10 @@ impl Cfg {
     pub fn complete(&self, addr: u64) -> bool {
         !self.unresolved.iter().any(|u| u.function == addr)
             && self.exception_handlers.binary_search(&addr).is_err()
+            && !self
+                .caps
+                .iter()
+                .any(|c| c.kind == CapKind::FunctionInstructions && c.function == Some(addr))
     }
 
     /// Whether `addr` is the return site of a call instruction (direct or

@@ -78,6 +78,57 @@ fn u32_at(bytes: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes(a))
 }
 
+/// The landing pads of the function `[start, start + len)` whose x64
+/// `UNWIND_INFO` is at `info`: when it names an exception handler, gcc's
+/// `__gxx_personality_seh0` keeps a GCC-format LSDA as the handler data
+/// (`.seh_handlerdata`), which lists them. Other handlers' data (MSVC's
+/// scope tables, `__CxxFrameHandler3`'s FuncInfo) does not start like one
+/// (`@LPStart` omitted, uleb128 call sites) and gives nothing; pads outside
+/// the function are dropped.
+fn seh_landing_pads(image: &Image<'_>, info: u64, start: u64, len: u64) -> Vec<u64> {
+    const UNW_FLAG_EHANDLER: u8 = 1;
+    const UNW_FLAG_UHANDLER: u8 = 2;
+    const UNW_FLAG_CHAININFO: u8 = 4;
+    let Some(head) = image.read(info, 4) else {
+        return Vec::new();
+    };
+    let (Some(&b0), Some(&count)) = (head.first(), head.get(2)) else {
+        return Vec::new();
+    };
+    let flags = b0 >> 3;
+    if flags & (UNW_FLAG_EHANDLER | UNW_FLAG_UHANDLER) == 0 || flags & UNW_FLAG_CHAININFO != 0 {
+        return Vec::new();
+    }
+    // Unwind codes are 2 bytes each, padded to an even count.
+    let codes = (u64::from(count) + 1) & !1;
+    let data = info
+        .saturating_add(4)
+        .saturating_add(codes * 2)
+        .saturating_add(4);
+    let Some(lsda) = image.bytes_from(data) else {
+        return Vec::new();
+    };
+    // `@LPStart` omitted; `@TType` omitted or followed by its uleb128
+    // offset; call sites in uleb128.
+    let cs_enc_at = match lsda.get(1) {
+        Some(0xff) => Some(2),
+        Some(_) => lsda
+            .iter()
+            .skip(2)
+            .position(|b| b & 0x80 == 0)
+            .map(|i| i.saturating_add(3)),
+        None => None,
+    };
+    if lsda.first() != Some(&0xff) || cs_enc_at.and_then(|i| lsda.get(i)) != Some(&0x01) {
+        return Vec::new();
+    }
+    let end = start.saturating_add(len);
+    crate::ehframe::landing_pads(lsda, data, start, 8)
+        .into_iter()
+        .filter(|&p| p >= start && p < end)
+        .collect()
+}
+
 fn truncated(what: &'static str, offset: usize, expected: usize, bytes: &[u8]) -> Error {
     Error::Truncated {
         what,
@@ -259,11 +310,15 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         import_slots: BTreeMap::new(),
         fdes: Vec::new(),
         exception_handlers: Vec::new(),
+        landing_pads: Vec::new(),
         init_fini: Vec::new(),
         code_pointers: Vec::new(),
         text_relocations: false,
         got_base: None,
         notes,
+        relocated: Vec::new(),
+        relro: Vec::new(),
+        caps: Vec::new(),
     };
     image.build_id = pe
         .debug_data
@@ -308,7 +363,15 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
         &mut image.notes,
     )?;
     symbols.retain(|s| in_code(&image, s.addr));
-    symbols.sort_by(|a, b| (a.addr, &a.name, a.source).cmp(&(b.addr, &b.name, b.source)));
+    // A name in both tables is kept once, as the exported one: exports
+    // are what the graph is seeded with (the static table only names).
+    symbols.sort_by(|a, b| {
+        (a.addr, &a.name, std::cmp::Reverse(a.source)).cmp(&(
+            b.addr,
+            &b.name,
+            std::cmp::Reverse(b.source),
+        ))
+    });
     symbols.dedup_by(|b, a| a.addr == b.addr && a.name == b.name);
     image.symbols = symbols;
     // Import address table slots.
@@ -347,6 +410,7 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
             })
         });
         let mut fdes = Vec::new();
+        let mut pads: Vec<(u64, u64)> = Vec::new();
         for rf in table
             .unwrap_or_default()
             .chunks_exact(12)
@@ -360,13 +424,20 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
             }
             let start = base.wrapping_add(u64::from(begin));
             if in_code(&image, start) {
-                fdes.push(Fde {
-                    start,
-                    len: u64::from(end - begin),
-                });
+                let len = u64::from(end - begin);
+                fdes.push(Fde { start, len });
+                if let Some(info) = u32_at(rf, 8) {
+                    let info = base.wrapping_add(u64::from(info));
+                    for pad in seh_landing_pads(&image, info, start, len) {
+                        pads.push((start, pad));
+                    }
+                }
             }
         }
         fdes.sort();
+        pads.sort_unstable();
+        pads.dedup();
+        image.landing_pads = pads;
         fdes.dedup();
         image.fdes = fdes;
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::model::{
-    Anomaly, Block, Cfg, Function, FunctionSource, JumpTableInfo, Stats, Unresolved,
+    Anomaly, Block, CapHit, Cfg, Function, FunctionSource, JumpTableInfo, Stats, Unresolved,
 };
 
 /// Schema identifier written in every document.
@@ -85,6 +85,11 @@ pub struct CfgDoc {
     pub digest: Digest,
     /// Counts.
     pub stats: Stats,
+    /// Limits the analysis stopped at (see [`Cfg::caps`]); not empty means
+    /// the graph is incomplete. Absent in documents written before caps
+    /// were recorded.
+    #[serde(default)]
+    pub caps: Vec<CapHit>,
     /// Functions sorted by address (all, or the one asked for).
     pub functions: Vec<FunctionDoc>,
     /// Unresolved indirect jumps.
@@ -114,33 +119,21 @@ impl CfgDoc {
     }
 
     /// The document for `cfg`, with `functions` restricted to `only` when
-    /// given.
+    /// given. (It copies the graph; [`write_document`] writes the same
+    /// document without building it.)
     #[must_use]
     pub fn new(cfg: &Cfg, path: &str, file_blake3: &str, only: Option<&Function>) -> Self {
         let functions = match only {
             Some(f) => vec![FunctionDoc::from(f)],
             None => cfg.functions.iter().map(FunctionDoc::from).collect(),
         };
-        let kind = match cfg.kind {
-            crate::ImageKind::Executable => "executable",
-            crate::ImageKind::PieExecutable => "pie_executable",
-            crate::ImageKind::SharedObject => "shared_object",
-        };
         CfgDoc {
             schema: SCHEMA.to_string(),
             talos_version: env!("CARGO_PKG_VERSION").to_string(),
-            binary: BinaryInfo {
-                path: path.to_string(),
-                format: cfg.format.name().to_string(),
-                arch: cfg.arch.name().to_string(),
-                kind: kind.to_string(),
-                base: cfg.base,
-                entry: cfg.entry,
-                build_id: cfg.build_id.clone(),
-                blake3: file_blake3.to_string(),
-            },
+            binary: BinaryInfo::new(cfg, path, file_blake3),
             digest: cfg.digest,
             stats: cfg.stats,
+            caps: cfg.caps.clone(),
             functions,
             unresolved: cfg.unresolved.clone(),
             jump_tables: cfg.jump_tables.clone(),
@@ -148,4 +141,141 @@ impl CfgDoc {
             unexplained_bytes: cfg.unexplained_bytes,
         }
     }
+}
+
+impl BinaryInfo {
+    fn new(cfg: &Cfg, path: &str, file_blake3: &str) -> Self {
+        let kind = match cfg.kind {
+            crate::ImageKind::Executable => "executable",
+            crate::ImageKind::PieExecutable => "pie_executable",
+            crate::ImageKind::SharedObject => "shared_object",
+        };
+        BinaryInfo {
+            path: path.to_string(),
+            format: cfg.format.name().to_string(),
+            arch: cfg.arch.name().to_string(),
+            kind: kind.to_string(),
+            base: cfg.base,
+            entry: cfg.entry,
+            build_id: cfg.build_id.clone(),
+            blake3: file_blake3.to_string(),
+        }
+    }
+}
+
+/// A function of the document, borrowed from the graph: the fields and
+/// order of [`FunctionDoc`].
+#[derive(Serialize)]
+struct FunctionRef<'a> {
+    addr: u64,
+    size: u64,
+    name: &'a Option<String>,
+    source: FunctionSource,
+    noreturn: bool,
+    digest: Digest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pi_digest: Option<Digest>,
+    blocks: &'a [Block],
+}
+
+/// Write the `talos.cfg/1` document of `cfg` to `out` as it goes, without
+/// building it in memory (a whole-program graph of a large binary has
+/// millions of blocks): the same document as [`CfgDoc::new`] (with
+/// [`CfgDoc::set_pi_digests`] when `pi` is given: the position-independent
+/// digests in the order of `cfg.functions`). The top-level fields come one
+/// per line, and the elements of the long lists (functions, unresolved
+/// jumps, jump tables, anomalies) one per line, so that two documents diff
+/// line by line. Deterministic: the same graph gives the same bytes.
+///
+/// # Errors
+/// When `out` cannot be written.
+pub fn write_document<W: std::io::Write>(
+    mut out: W,
+    cfg: &Cfg,
+    path: &str,
+    file_blake3: &str,
+    only: Option<&Function>,
+    pi: Option<&[Digest]>,
+) -> std::io::Result<()> {
+    fn field<W: std::io::Write, T: Serialize + ?Sized>(
+        out: &mut W,
+        key: &str,
+        value: &T,
+        last: bool,
+    ) -> std::io::Result<()> {
+        write!(out, "  {}: ", serde_json::to_string(key)?)?;
+        serde_json::to_writer(&mut *out, value)?;
+        out.write_all(if last { b"\n" } else { b",\n" })
+    }
+    fn list<W: std::io::Write, T: Serialize>(
+        out: &mut W,
+        key: &str,
+        items: impl Iterator<Item = T>,
+        last: bool,
+    ) -> std::io::Result<()> {
+        write!(out, "  {}: [", serde_json::to_string(key)?)?;
+        let mut first = true;
+        for item in items {
+            out.write_all(if first { b"\n    " } else { b",\n    " })?;
+            serde_json::to_writer(&mut *out, &item)?;
+            first = false;
+        }
+        if !first {
+            out.write_all(b"\n  ")?;
+        }
+        out.write_all(if last { b"]\n" } else { b"],\n" })
+    }
+    fn function<'a>(pi: Option<&[Digest]>, i: usize, f: &'a Function) -> FunctionRef<'a> {
+        FunctionRef {
+            addr: f.addr,
+            size: f.size,
+            name: &f.name,
+            source: f.source,
+            noreturn: f.noreturn,
+            digest: f.digest,
+            pi_digest: pi.and_then(|p| p.get(i).copied()),
+            blocks: &f.blocks,
+        }
+    }
+    out.write_all(b"{\n")?;
+    field(&mut out, "schema", SCHEMA, false)?;
+    field(&mut out, "talos_version", env!("CARGO_PKG_VERSION"), false)?;
+    field(
+        &mut out,
+        "binary",
+        &BinaryInfo::new(cfg, path, file_blake3),
+        false,
+    )?;
+    field(&mut out, "digest", &cfg.digest, false)?;
+    field(&mut out, "stats", &cfg.stats, false)?;
+    field(&mut out, "caps", &cfg.caps, false)?;
+    match only {
+        Some(f) => {
+            let i = cfg
+                .functions
+                .binary_search_by_key(&f.addr, |g| g.addr)
+                .unwrap_or(usize::MAX);
+            list(
+                &mut out,
+                "functions",
+                std::iter::once(function(pi, i, f)),
+                false,
+            )?;
+        }
+        None => list(
+            &mut out,
+            "functions",
+            cfg.functions
+                .iter()
+                .enumerate()
+                .map(|(i, f)| function(pi, i, f)),
+            false,
+        )?,
+    }
+    list(&mut out, "unresolved", cfg.unresolved.iter(), false)?;
+    list(&mut out, "jump_tables", cfg.jump_tables.iter(), false)?;
+    list(&mut out, "anomalies", cfg.anomalies.iter(), false)?;
+    field(&mut out, "unexplained_bytes", &cfg.unexplained_bytes, true)?;
+    out.write_all(b"}\n")?;
+    out.flush()
 }

@@ -193,6 +193,7 @@ fn corpus_text_sweeps_agree_with_capstone() {
         let bytes = std::fs::read(path).unwrap();
         let image = talos_cfg::load(&bytes).unwrap();
         let mut decoded = 0usize;
+        let mut words = 0usize;
         let mut talos_only = 0usize;
         let mut bad = Vec::new();
         for r in image.code_ranges() {
@@ -200,6 +201,7 @@ fn corpus_text_sweeps_agree_with_capstone() {
             while a + 4 <= r.end {
                 let b = image.read(a, 4).unwrap();
                 let w = u32::from_le_bytes(b.try_into().unwrap());
+                words += 1;
                 match check(&cs, w, a) {
                     Ok(Verdict::Agree) => decoded += 1,
                     Ok(Verdict::TalosOnly) => talos_only += 1,
@@ -217,6 +219,12 @@ fn corpus_text_sweeps_agree_with_capstone() {
             bad.len(),
             bad.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
         );
-        assert!(decoded > 1000);
+        // Small programs (errnames) hold a few hundred instructions: the
+        // sweep must decode most of the words of code, whatever the size.
+        assert!(
+            words > 0 && decoded * 10 >= words * 9,
+            "{}: only {decoded} of {words} words decoded",
+            path.display()
+        );
     }
 }

@@ -236,6 +236,7 @@ fn corpus_text_sweeps_agree_with_capstone() {
         let bytes = std::fs::read(&path).unwrap();
         let image = talos_cfg::load(&bytes).unwrap();
         let mut decoded = 0usize;
+        let mut skipped = 0usize;
         let mut bad = Vec::new();
         for r in image.code_ranges() {
             let mut a = r.start;
@@ -251,6 +252,7 @@ fn corpus_text_sweeps_agree_with_capstone() {
                         if !e.is_empty() {
                             bad.push(format!("{a:#x}: {e}"));
                         }
+                        skipped += 1;
                         a += 2;
                     }
                 }
@@ -263,9 +265,11 @@ fn corpus_text_sweeps_agree_with_capstone() {
             bad.len(),
             bad.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
         );
+        // Small programs (errnames) hold a few hundred instructions: the
+        // sweep must decode nearly all of the code, whatever the size.
         assert!(
-            decoded > 1000,
-            "{}: only {decoded} instructions",
+            decoded > 0 && skipped * 10 <= decoded,
+            "{}: {decoded} instructions decoded, {skipped} halfwords skipped",
             path.display()
         );
     }

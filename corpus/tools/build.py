@@ -31,22 +31,34 @@ MAINS = os.path.join(CORPUS, "mains")
 # COMMON_CFLAGS; everything else is gcc's (or clang's) Debian default: PIE,
 # .eh_frame, --build-id, dynamic glibc.
 ARCHES = {
-    "x86_64": dict(cc=["gcc"], strip="strip", fmt="elf", compiler="gcc",
-                   apt="gcc", bases=True),
-    "i386": dict(cc=["gcc", "-m32"], strip="strip", fmt="elf", compiler="gcc",
-                 apt="gcc-multilib", bases=False),
-    "riscv64": dict(cc=["riscv64-linux-gnu-gcc"], strip="riscv64-linux-gnu-strip", fmt="elf",
-                    compiler="gcc", apt="gcc-riscv64-linux-gnu", bases=True),
-    "aarch64": dict(cc=["aarch64-linux-gnu-gcc"], strip="aarch64-linux-gnu-strip", fmt="elf",
-                    compiler="gcc", apt="gcc-aarch64-linux-gnu", bases=True),
+    "x86_64": dict(cc=["gcc"], cxx=["g++"], strip="strip", fmt="elf", compiler="gcc",
+                   apt="gcc g++", bases=True),
+    "i386": dict(cc=["gcc", "-m32"], cxx=["g++", "-m32"], strip="strip", fmt="elf",
+                 compiler="gcc", apt="gcc-12-multilib g++-12-multilib", bases=False),
+    "riscv64": dict(cc=["riscv64-linux-gnu-gcc"], cxx=["riscv64-linux-gnu-g++"],
+                    strip="riscv64-linux-gnu-strip", fmt="elf",
+                    compiler="gcc", apt="gcc-riscv64-linux-gnu g++-riscv64-linux-gnu", bases=True),
+    "aarch64": dict(cc=["aarch64-linux-gnu-gcc"], cxx=["aarch64-linux-gnu-g++"],
+                    strip="aarch64-linux-gnu-strip", fmt="elf",
+                    compiler="gcc", apt="gcc-aarch64-linux-gnu g++-aarch64-linux-gnu", bases=True),
     # PE32+; --no-insert-timestamp keeps the COFF TimeDateStamp at 0 (reproducible).
-    "mingw": dict(cc=["x86_64-w64-mingw32-gcc"], strip="x86_64-w64-mingw32-strip", fmt="pe",
-                  compiler="gcc", apt="gcc-mingw-w64-x86-64",
+    # C++ uses the posix-threads flavour of mingw g++ (the win32 one has no
+    # std::mutex in gcc 12), linked statically (no libstdc++/winpthread DLLs).
+    "mingw": dict(cc=["x86_64-w64-mingw32-gcc"], cxx=["x86_64-w64-mingw32-g++-posix"],
+                  cxx_ldflags=["-static"],
+                  strip="x86_64-w64-mingw32-strip", fmt="pe",
+                  compiler="gcc", apt="gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64",
                   ldflags=["-Wl,--no-insert-timestamp"], bases=False, exe=".exe"),
-    "x86_64-clang": dict(cc=["clang"], strip="strip", fmt="elf", compiler="clang", apt="clang",
-                         bases=False),
+    "x86_64-clang": dict(cc=["clang"], cxx=["clang++"], strip="strip", fmt="elf",
+                         compiler="clang", apt="clang", bases=False),
+    # clang cross-compiling with the Debian riscv64 gcc's sysroot (rv64gc, lp64d).
+    "riscv64-clang": dict(cc=["clang", "--target=riscv64-linux-gnu"],
+                          cxx=["clang++", "--target=riscv64-linux-gnu"],
+                          strip="riscv64-linux-gnu-strip", fmt="elf", compiler="clang",
+                          apt="clang g++-riscv64-linux-gnu", bases=False),
 }
-ARCH_ORDER = ["x86_64", "i386", "riscv64", "aarch64", "mingw", "x86_64-clang"]
+ARCH_ORDER = ["x86_64", "i386", "riscv64", "aarch64", "mingw", "x86_64-clang",
+              "riscv64-clang"]
 OPTS = ["O0", "O2"]
 COMMON_CFLAGS = ["-w"]  # plus -O<n> and the -ffile-prefix-map flags below
 BASES = {"base1": 0x400000, "base2": 0x10000000}
@@ -61,9 +73,9 @@ NOPIE_CFLAGS = ["-fno-pie"]
 ASM_HEADERS = "/usr/include/x86_64-linux-gnu/asm"
 
 
-def cc_cmd(arch, out):
+def cc_cmd(arch, out, lang="c"):
     a = ARCHES[arch]
-    cmd = list(a["cc"])
+    cmd = list(a["cxx"] if lang == "c++" else a["cc"])
     if arch == "i386":
         shim = os.path.join(out, ".m32-include")
         link = os.path.join(shim, "asm")
@@ -155,6 +167,39 @@ def programs(srcdirs):
               "SQLITE_SOUNDEX", "SQLITE_THREADSAFE=1", "SQLITE_USE_URI", "HAVE_USLEEP=1",
               "HAVE_ISNAN", "_POSIX_THREAD_SAFE_FUNCTIONS"],
         libs=["-lm"], libs_elf_extra=[], size="huge")
+    # Lua 5.4: the core and standard libraries with the defines lua-src's
+    # build uses, and our driver (lua-src ships no lua.c). lvm.c dispatches
+    # opcodes through a table of label addresses (ljumptab.h) with GCC and
+    # clang: the computed-goto interpreter loop.
+    lua_dir = "lua-5.4.9"
+    P["lua"] = dict(
+        srcs=glob("lua-src", lua_dir) + [("mains", "lua.c")],
+        incs=[("lua-src", lua_dir)],
+        defs=["LUA_USE_LINUX", "LUA_COMPAT_5_3"],
+        defs_pe=["LUA_USE_WINDOWS", "LUA_COMPAT_5_3"], libs=["-lm"], size="small")
+    # LevelDB 1.22 (C++11): the library as its CMakeLists builds it (no
+    # tests, benchmarks or tools), the in-memory Env, and our driver.
+    ldb = "deps/leveldb-1.22"
+    ldb_srcs = []
+    for sub in ["db", "table", "util"]:
+        ldb_srcs += glob("leveldb-sys", f"{ldb}/{sub}", ext=(".cc",),
+                         skip=("db_bench.cc", "leveldbutil.cc", "testharness.cc", "testutil.cc",
+                               "env_posix.cc", "env_windows.cc"))
+    ldb_srcs = [s for s in ldb_srcs if not s[1].endswith("_test.cc")]
+    P["leveldb"] = dict(
+        srcs=ldb_srcs + [("leveldb-sys", f"{ldb}/helpers/memenv/memenv.cc"),
+                         ("mains", "leveldb.cc")],
+        srcs_elf=[("leveldb-sys", f"{ldb}/util/env_posix.cc")],
+        srcs_pe=[("leveldb-sys", f"{ldb}/util/env_windows.cc")],
+        incs=[("leveldb-sys", ldb), ("leveldb-sys", f"{ldb}/include")],
+        defs=["LEVELDB_PLATFORM_POSIX=1", "LEVELDB_IS_BIG_ENDIAN=0", "LEVELDB_HAS_PORT_CONFIG_H=0",
+              "HAVE_FDATASYNC=1", "LEVELDB_COMPILE_LIBRARY"],
+        defs_pe=["LEVELDB_PLATFORM_WINDOWS=1", "LEVELDB_IS_BIG_ENDIAN=0",
+                 "LEVELDB_HAS_PORT_CONFIG_H=0", "LEVELDB_COMPILE_LIBRARY", "_UNICODE", "UNICODE"],
+        cxxflags=["-std=c++11"], ldflags=["-pthread"], libs=[], size="medium")
+    # Ours: local functions named like libc's noreturn functions that return
+    # (see the file).
+    P["errnames"] = dict(srcs=[("mains", "errnames.c")], incs=[], defs=[], libs=[], size="small")
     return P
 
 
@@ -166,16 +211,25 @@ def programs(srcdirs):
 # * pcre2 (~30 s CPU per arch) not for i386;
 # * xz not for mingw: every liblzma file includes <windows.h> there, which
 #   costs ~0.5 s per compile (~75 s in all).
-PROGRAM_ORDER = ["bzip2", "zlib", "lz4", "xz", "pcre2", "zstd", "sqlite3"]
+PROGRAM_ORDER = ["bzip2", "zlib", "lz4", "xz", "pcre2", "zstd", "sqlite3", "lua", "leveldb",
+                 "errnames"]
 QUICK_PROGRAMS = ["bzip2", "zlib"]
 PROGRAM_ARCHES = {
     "x86_64": PROGRAM_ORDER,
-    "i386": ["bzip2", "zlib", "lz4", "xz"],
-    "riscv64": ["bzip2", "zlib", "lz4", "xz", "pcre2"],
-    "aarch64": ["bzip2", "zlib", "lz4", "xz", "pcre2", "zstd"],
-    "mingw": ["bzip2", "zlib", "lz4", "pcre2"],
-    "x86_64-clang": ["bzip2", "zlib", "lz4", "xz", "pcre2"],
+    "i386": ["bzip2", "zlib", "lz4", "xz", "lua", "errnames"],
+    "riscv64": ["bzip2", "zlib", "lz4", "xz", "pcre2", "lua", "leveldb", "errnames"],
+    "aarch64": ["bzip2", "zlib", "lz4", "xz", "pcre2", "zstd", "lua", "leveldb", "errnames"],
+    "mingw": ["bzip2", "zlib", "lz4", "pcre2", "lua", "leveldb", "errnames"],
+    "x86_64-clang": ["bzip2", "zlib", "lz4", "xz", "pcre2", "lua", "leveldb", "errnames"],
+    "riscv64-clang": ["bzip2", "zlib", "lz4", "xz", "lua", "leveldb", "errnames"],
 }
+# Optimisation levels beyond -O0/-O2, per program (every arch that builds it):
+# -O3 (unrolled, vectorised, more inlining and tail merging) and -Os (tail
+# calls everywhere, shared epilogues).
+EXTRA_OPTS = {"lua": ["O3", "Os"], "zlib": ["O3", "Os"]}
+# Statically linked against glibc (non-PIE, libc.a): what a Keystone enclave
+# application usually is. -O2 only.
+STATIC_PROGRAMS = {"riscv64": ["bzip2", "lua"], "riscv64-clang": ["lua"]}
 # Load-address variants (non-PIE code, linked at two bases) for these programs
 # only: a -fno-pie compile of the large ones would double their cost.
 BASE_PROGRAMS = ["bzip2", "zlib", "lz4"]
@@ -267,10 +321,17 @@ class Builder:
     def patched_root(self, crate):
         return os.path.join(self.out, "src-changed", crate)
 
-    def cflags(self, arch, prog, opt, nopie):
+    def lang(self, prog):
+        """"c++" when the program has C++ sources (compiled and linked with
+        the C++ driver), else "c"."""
+        return "c++" if any(r.endswith(".cc") for _, r in self.progs[prog]["srcs"]) else "c"
+
+    def cflags(self, arch, prog, opt, nopie, lang=None):
         a, p = ARCHES[arch], self.progs[prog]
-        fl = cc_cmd(arch, self.out) + [f"-{opt}"] + COMMON_CFLAGS + (NOPIE_CFLAGS if nopie else [])
-        fl += p.get("cflags", [])
+        lang = lang or self.lang(prog)
+        fl = (cc_cmd(arch, self.out, lang) + [f"-{opt}"] + COMMON_CFLAGS
+              + (NOPIE_CFLAGS if nopie else []))
+        fl += p.get("cxxflags" if lang == "c++" else "cflags", [])
         defs = p.get("defs_pe", p["defs"]) if a["fmt"] == "pe" else p["defs"]
         if a["fmt"] == "pe":
             defs = defs + p.get("defs_pe_extra", [])
@@ -281,7 +342,8 @@ class Builder:
 
     def prog_srcs(self, arch, prog):
         srcs = []
-        for c, r in self.progs[prog]["srcs"]:
+        p = self.progs[prog]
+        for c, r in p["srcs"] + p.get("srcs_pe" if ARCHES[arch]["fmt"] == "pe" else "srcs_elf", []):
             if r.endswith(".S") and not (ARCHES[arch]["fmt"] == "elf" and arch.startswith("x86_64")):
                 continue  # zstd's x86-64 asm: ELF x86_64 only (as zstd-sys does)
             srcs.append((c, r))
@@ -294,7 +356,8 @@ class Builder:
 
     def compile(self, arch, prog, opt, mode, crate, rel, src):
         obj = self.obj_path(arch, prog, opt, mode, crate, rel)
-        cmd = self.cflags(arch, prog, opt, mode == "nopie") + ["-c", src, "-o", obj]
+        lang = "c++" if src.endswith(".cc") else "c"
+        cmd = self.cflags(arch, prog, opt, mode == "nopie", lang) + ["-c", src, "-o", obj]
         stamp = obj + ".cmd"
         key = "\n".join(cmd)
         if (os.path.exists(obj) and os.path.exists(stamp)
@@ -314,8 +377,10 @@ class Builder:
     # ------------------------------------------------------------ link/strip/truth
     def link(self, arch, prog, opt, objs, out, extra_ldflags):
         a, p = ARCHES[arch], self.progs[prog]
-        cmd = (cc_cmd(arch, self.out) + a.get("ldflags", []) + p.get("ldflags", []) + extra_ldflags
-               + objs + p["libs"] + ["-o", out])
+        lang = self.lang(prog)
+        cmd = (cc_cmd(arch, self.out, lang) + a.get("ldflags", [])
+               + (a.get("cxx_ldflags", []) if lang == "c++" else [])
+               + p.get("ldflags", []) + extra_ldflags + objs + p["libs"] + ["-o", out])
         os.makedirs(os.path.dirname(out), exist_ok=True)
         tmp = out + ".tmp" + a.get("exe", "")
         run(cmd[:-1] + [tmp])
@@ -369,9 +434,13 @@ class Builder:
             for prog in progs:
                 if prog not in PROGRAM_ARCHES[arch]:
                     continue
-                for opt in OPTS:
+                opts = OPTS + ([] if self.args.quick else EXTRA_OPTS.get(prog, []))
+                for opt in opts:
                     modes = ["pie"]
                     variants = [("default", "pie", [])]
+                    if (opt == "O2" and not self.args.quick
+                            and prog in STATIC_PROGRAMS.get(arch, [])):
+                        variants.append(("static", "pie", ["-static"]))
                     if (ARCHES[arch]["bases"] and opt == "O2" and not self.args.quick
                             and prog in BASE_PROGRAMS):
                         modes.append("nopie")
@@ -381,7 +450,9 @@ class Builder:
                         for crate, rel in self.prog_srcs(arch, prog):
                             src = self.src_path(crate, rel)
                             obj = self.obj_path(arch, prog, opt, mode, crate, rel)
-                            cost = os.path.getsize(src) * (3 if opt == "O2" else 1)
+                            # C++ pulls in far more header text per byte of source.
+                            cost = (os.path.getsize(src) * (1 if opt == "O0" else 3)
+                                    * (4 if src.endswith(".cc") else 1))
                             compiles[obj] = (arch, prog, opt, mode, crate, rel, src, cost)
                     for vname, mode, ldf in variants:
                         objs = [self.obj_path(arch, prog, opt, mode, c, r)
@@ -532,7 +603,7 @@ class Builder:
                 e["patch"] = patch
                 e.update(diff_functions(orig_img, img))
             entries.append(e)
-        vorder = ["default", "base1", "base2", "changed"]
+        vorder = ["default", "base1", "base2", "changed", "static"]
         entries.sort(key=lambda e: (ARCH_ORDER.index(e["arch"]), PROGRAM_ORDER.index(e["program"]),
                                     e["opt"], vorder.index(e["variant"])))
         m = dict(
@@ -625,6 +696,20 @@ def probe(arch, out):
         if p.returncode != 0:
             msg = p.stdout.decode("utf-8", "replace").strip().split("\n")[-1]
             return False, f"{' '.join(a['cc'])} cannot link a C program ({msg}; apt-get install {a['apt']})"
+    if "leveldb" in PROGRAM_ARCHES[arch]:  # the C++ program
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "t.cc")
+            with open(src, "w") as f:
+                f.write("#include <mutex>\n#include <string>\n#include <cstdio>\n"
+                        "std::mutex m;\nint main(int c, char **v){std::lock_guard<std::mutex> g(m);\n"
+                        "std::string s(v[0]); std::printf(\"%zu\\n\", s.size() + c); return 0;}\n")
+            p = subprocess.run(cc_cmd(arch, out, "c++") + a.get("cxx_ldflags", [])
+                               + [src, "-o", os.path.join(d, "t")], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env=ENV)
+            if p.returncode != 0:
+                msg = p.stdout.decode("utf-8", "replace").strip().split("\n")[-1]
+                return False, (f"{' '.join(a['cxx'])} cannot link a C++ program ({msg}; "
+                               f"apt-get install {a['apt']})")
     return True, ""
 
 
@@ -640,7 +725,8 @@ def main():
 
     with open(args.metadata) as f:
         meta = json.load(f)
-    wanted = {"bzip2-sys", "libz-sys", "lz4-sys", "lzma-sys", "pcre2-sys", "zstd-sys",
+    wanted = {"bzip2-sys", "libz-sys", "lz4-sys", "lzma-sys", "pcre2-sys", "zstd-sys", "lua-src",
+              "leveldb-sys",
               "libsqlite3-sys"}
     srcdirs, versions = {}, {}
     for p in meta["packages"]:

@@ -147,6 +147,28 @@ impl Read for Packer<'_> {
     }
 }
 
+impl crate::exchange::Chunks for Packer<'_> {
+    /// The same pieces as [`Read::read`] gives with a buffer of
+    /// `buf.len()`, borrowed from the files instead of copied.
+    fn next_chunk<'b>(&'b mut self, buf: &'b mut [u8]) -> std::io::Result<&'b [u8]> {
+        while let Some(p) = self.parts.get(self.index) {
+            let left = p.bytes().len().saturating_sub(self.offset);
+            if left == 0 {
+                self.index += 1;
+                self.offset = 0;
+                continue;
+            }
+            let (start, n) = (self.offset, left.min(buf.len()));
+            self.offset += n;
+            let p = self.parts.get(self.index);
+            return Ok(p
+                .and_then(|p| p.bytes().get(start..start + n))
+                .unwrap_or(&[]));
+        }
+        Ok(&[])
+    }
+}
+
 /// Where the unpacker is in the stream.
 enum At {
     Header,

@@ -218,9 +218,35 @@ pub struct Sealing<'a> {
 /// The state a source sends: a reader of exactly `len` bytes.
 pub struct Outgoing<'r> {
     /// The bytes.
-    pub reader: &'r mut dyn Read,
+    pub reader: &'r mut dyn Chunks,
     /// How many.
     pub len: u64,
+}
+
+/// A state to stream, piece by piece: each piece is one state chunk frame.
+pub trait Chunks {
+    /// The next piece, at most `buf.len()` bytes: borrowed from the state
+    /// itself when it is in memory (an image directory's mapped files:
+    /// no copy before the socket), else read into `buf`. Empty at the end.
+    ///
+    /// # Errors
+    /// When the state cannot be read.
+    fn next_chunk<'b>(&'b mut self, buf: &'b mut [u8]) -> std::io::Result<&'b [u8]>;
+}
+
+/// Any reader as [`Chunks`] (each piece is one `read` into the buffer).
+pub struct ReadChunks<'r>(pub &'r mut dyn Read);
+
+impl Chunks for ReadChunks<'_> {
+    fn next_chunk<'b>(&'b mut self, buf: &'b mut [u8]) -> std::io::Result<&'b [u8]> {
+        loop {
+            match self.0.read(buf) {
+                Ok(n) => return Ok(buf.get(..n).unwrap_or(&[])),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// Run the source side of one exchange on `s` (already connected, with
@@ -310,20 +336,21 @@ fn source_steps<S: Read + Write>(
 /// Stream `total` bytes of `r` as state chunks and the end frame.
 fn send_state<S: Write>(
     s: &mut S,
-    r: &mut dyn Read,
+    r: &mut dyn Chunks,
     total: u64,
     side: &mut dyn SourceSide,
 ) -> Result<u64> {
     let mut buf = vec![0u8; wire::MAX_CHUNK];
     let mut sent = 0u64;
     loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("state", "reading", e)),
-        };
-        wire::write_frame(s, FrameKind::StateChunk, buf.get(..n).unwrap_or(&[]))?;
+        let chunk = r
+            .next_chunk(&mut buf)
+            .map_err(|e| Error::io("state", "reading", e))?;
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        wire::write_frame(s, FrameKind::StateChunk, chunk)?;
         sent = sent.saturating_add(n as u64);
         side.progress(sent, total);
     }

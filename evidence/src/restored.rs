@@ -15,13 +15,13 @@
 //! Anything else is a mismatch, listed; the caller kills the tree.
 
 use talos_introspect::criu::ThreadImage;
-use talos_introspect::digest::Hash32;
+use talos_introspect::digest::{Hash32, PageSource};
 use talos_introspect::dump::{Dump, register_names};
 use talos_introspect::resolve::Resolver;
 use talos_migrate::{CodeVerdict, FlowVerdict, ReferenceBody};
 
 use crate::seal::check_code;
-use crate::state::memory_digest;
+use crate::state::memory_digest_from;
 
 /// What the restored process must be.
 #[derive(Debug, Clone, Copy)]
@@ -68,12 +68,16 @@ fn kernel_bookkeeping(arch: talos_introspect::dump::Arch, i: usize, restored: u6
 }
 
 /// Compare the restored process `dump` (read live, stopped) with
-/// `expected`.
+/// `expected`. The regions `deferred` holds (left unread by
+/// `talos_introspect::live::read_deferring`) are read through it by the
+/// memory digest, 1 MiB at a time as they are hashed: the same bytes,
+/// without a copy of all of them first.
 ///
 /// # Errors
 /// Only for a malformed reference label.
 pub fn check_restored(
     dump: &Dump<'_>,
+    deferred: Option<&dyn PageSource>,
     expected: &Expected<'_>,
     resolver: &Resolver,
     shown: &str,
@@ -82,7 +86,9 @@ pub fn check_restored(
     // The memory digest runs on its own thread (and rayon's pool) while the
     // code and flow are checked.
     let (code, memory) = std::thread::scope(|scope| {
-        let memory = scope.spawn(|| memory_digest(dump, Some(expected.rseq_areas), &|_: &[u8]| {}));
+        let memory = scope.spawn(|| {
+            memory_digest_from(dump, Some(expected.rseq_areas), &|_: &[u8]| {}, deferred)
+        });
         let code = check_code(dump, resolver, shown, expected.reference);
         (code, memory.join())
     });

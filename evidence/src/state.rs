@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use talos_introspect::criu;
 use talos_introspect::digest::{
-    DigestOptions, Hash32, RegionStatus, StateDigest, state_digest_with,
+    DigestOptions, Hash32, RegionStatus, StateDigest, state_digest_from,
 };
 use talos_introspect::dump::Dump;
 use talos_introspect::measure::{self, Rseq};
@@ -142,6 +142,21 @@ pub fn memory_digest(
     exact_rseq: Option<&[u64]>,
     prefetch: &(dyn Fn(&[u8]) + Sync),
 ) -> Result<(StateDigest, String), NotAState> {
+    memory_digest_from(dump, exact_rseq, prefetch, None)
+}
+
+/// [`memory_digest`], reading the regions `source` holds through it (a
+/// stopped process's large regions, read 1 MiB at a time while they are
+/// hashed; see `talos_introspect::live::read_deferring`).
+///
+/// # Errors
+/// As [`memory_digest`], and when `source` cannot read a region it holds.
+pub fn memory_digest_from(
+    dump: &Dump<'_>,
+    exact_rseq: Option<&[u64]>,
+    prefetch: &(dyn Fn(&[u8]) + Sync),
+    source: Option<&dyn talos_introspect::digest::PageSource>,
+) -> Result<(StateDigest, String), NotAState> {
     let mut options = DigestOptions::default();
     let rseq = match exact_rseq {
         Some(areas) => {
@@ -153,7 +168,7 @@ pub fn memory_digest(
         }
         None => rseq_of(dump, &mut options),
     };
-    let digest = state_digest_with(&dump.regions, &options, prefetch)
+    let digest = state_digest_from(&dump.regions, &options, prefetch, source)
         .map_err(|e| NotAState(format!("cannot digest: {e}")))?;
     Ok((digest, rseq))
 }

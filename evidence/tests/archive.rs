@@ -131,6 +131,26 @@ fn stream_round_trip_pages_last_in_any_chunking() {
 }
 
 #[test]
+fn borrowed_chunks_are_the_pieces_read_gives() {
+    use talos_evidence::exchange::Chunks;
+    let f = files(5);
+    let refs: Vec<(&str, &[u8])> = f.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    for size in [1usize, 7, 4096, 5000, 1 << 20] {
+        let mut read = Packer::new(&refs).unwrap();
+        let mut borrowed = Packer::new(&refs).unwrap();
+        let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+        loop {
+            let n = std::io::Read::read(&mut read, &mut a).unwrap();
+            let chunk = borrowed.next_chunk(&mut b).unwrap();
+            assert_eq!(chunk, &a[..n], "buffer of {size}");
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
 fn every_cut_short_stream_is_refused_and_never_panics() {
     let s = stream(&files(2));
     for cut in 0..s.len() {

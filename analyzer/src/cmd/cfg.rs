@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use talos_cfg::schema::CfgDoc;
 use talos_cfg::{Cfg, Function, FunctionSource};
 
 use crate::Outcome;
@@ -102,20 +101,40 @@ pub fn run(args: Args) -> Result<Outcome> {
         None => None,
     };
     let path = args.binary.display().to_string();
+    // A graph recovered under a cap describes part of the file only:
+    // nothing built on it is checked, so `talos cfg` does not exit 0.
+    let outcome = if a.cfg.capped() {
+        for c in &a.cfg.caps {
+            let at = c
+                .function
+                .map(|f| format!(" in the function at {f:#x}"))
+                .unwrap_or_default();
+            eprintln!(
+                "talos cfg: {path}: graph incomplete: stopped at the {} limit ({}){at}",
+                c.kind.name(),
+                c.limit
+            );
+        }
+        Outcome::Unproven
+    } else {
+        Outcome::Ok
+    };
     let text = match args.format {
         CfgFormat::Json => {
-            let mut doc = CfgDoc::new(&a.cfg, &path, &a.file_blake3, only);
             // Position-independent digests, so `talos diff` can match moved
-            // functions against this saved graph.
+            // functions against this saved graph. Written as it goes: a
+            // whole-program graph has millions of blocks.
             let image =
                 talos_cfg::load(&a.bytes).with_context(|| format!("{path}: cannot load"))?;
-            doc.set_pi_digests(
-                &a.cfg,
-                &talos_cfg::digest::position_independent(&image, &a.cfg),
-            );
-            let mut s = serde_json::to_string_pretty(&doc).context("serialising talos.cfg/1")?;
-            s.push('\n');
-            s
+            let pi = talos_cfg::digest::position_independent_functions(&image, &a.cfg);
+            drop(image);
+            output::emit_with(args.output.as_deref(), |w| {
+                talos_cfg::schema::write_document(w, &a.cfg, &path, &a.file_blake3, only, Some(&pi))
+            })?;
+            // The process ends here: freeing a graph of millions of blocks
+            // one allocation at a time would only cost time.
+            std::mem::forget(a);
+            return Ok(outcome);
         }
         CfgFormat::Dot | CfgFormat::Svg => {
             let image =
@@ -137,7 +156,8 @@ pub fn run(args: Args) -> Result<Outcome> {
         text.into_bytes()
     };
     output::emit(args.output.as_deref(), &bytes)?;
-    Ok(Outcome::Ok)
+    std::mem::forget(a);
+    Ok(outcome)
 }
 
 fn source_name(s: FunctionSource) -> &'static str {
@@ -217,6 +237,18 @@ fn summary_text(cfg: &Cfg, path: &str, file_blake3: &str) -> String {
         "  unexplained   {} bytes of code no function covers",
         cfg.unexplained_bytes
     );
+    if cfg.capped() {
+        let caps: Vec<String> = cfg
+            .caps
+            .iter()
+            .map(|c| format!("{} (limit {})", c.kind.name(), c.limit))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  INCOMPLETE    stopped at {}: the graph covers part of the file",
+            caps.join(", ")
+        );
+    }
 
     let mut largest: Vec<&Function> = cfg.functions.iter().collect();
     largest.sort_by(|a, b| b.size.cmp(&a.size).then(a.addr.cmp(&b.addr)));

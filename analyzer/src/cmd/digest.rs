@@ -121,7 +121,6 @@ fn parse_signed(s: &str) -> Result<i64> {
     Ok(if neg { -v } else { v })
 }
 
-
 /// Settings shared by both inputs of a diff.
 struct Settings {
     options: DigestOptions,
@@ -325,7 +324,6 @@ fn digest_of(
     Ok((digest, threads_unmasked))
 }
 
-
 fn tool() -> String {
     format!("talos {}", env!("CARGO_PKG_VERSION"))
 }
@@ -389,7 +387,6 @@ fn json<T: serde::Serialize>(doc: &T, capacity: usize) -> Result<Vec<u8>> {
     v.push(b'\n');
     Ok(v)
 }
-
 
 fn status_text(st: RegionStatus) -> String {
     match st {

@@ -98,7 +98,6 @@ fn map_loader(path: &Path) -> std::io::Result<FileBytes> {
     }
 }
 
-
 /// Most bytes read from a `--vdso` file (a vDSO is a few pages).
 const MAX_VDSO_FILE: u64 = 1 << 20;
 
@@ -223,7 +222,6 @@ pub fn run(args: Args) -> Result<Outcome> {
         Overall::Tampered | Overall::BinaryChanged | Overall::Findings => Outcome::Failed,
     })
 }
-
 
 fn loc(l: &Location) -> String {
     let mut s = l.module.clone();

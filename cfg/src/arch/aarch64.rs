@@ -25,7 +25,7 @@ use capstone::arch::BuildsCapstone;
 use capstone::arch::arm64::ArchMode;
 
 use super::linear::{Machine, Val};
-use super::{Decoder, Flow, IndirectTarget, Insn, RegConst};
+use super::{Decoder, Flow, IndirectTarget, Insn, RegConst, StackEffect};
 use crate::image::{Arch, Image};
 
 /// [`RegConst::reg`] flag: the register holds the 8-byte word stored at
@@ -866,7 +866,7 @@ impl Decoder for Aarch64Decoder {
     }
 
     fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
-        resolve_path(image, path, &[], &[], &|_| true)
+        resolve_path(image, path, &[], &[], &Some)
     }
 
     fn resolve_indirect_in(
@@ -875,13 +875,13 @@ impl Decoder for Aarch64Decoder {
         path: &[u64],
         starts: &[usize],
         function: &[u64],
-        accept: &dyn Fn(&IndirectTarget) -> bool,
+        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
     ) -> Option<IndirectTarget> {
         let found = super::linear::resolve_with_invariants(
             path,
             starts,
             || invariant_registers(image, function),
-            |p, seeds| resolve_path(image, p, seeds, &[], accept),
+            |p, seeds| resolve_path(image, p, seeds, &[], admit),
         );
         let preds = std::cell::OnceCell::new();
         let preds = || preds.get_or_init(|| super::linear::flow_preds(self, image, function));
@@ -889,7 +889,7 @@ impl Decoder for Aarch64Decoder {
             .or_else(|| {
                 // Then other paths through the joins.
                 super::linear::resolve_on_join_paths(*path.last()?, preds(), |p| {
-                    resolve_path(image, p, &[], &[], accept)
+                    resolve_path(image, p, &[], &[], admit)
                 })
             })
             .or_else(|| {
@@ -913,8 +913,15 @@ impl Decoder for Aarch64Decoder {
                 }
                 starts
                     .iter()
-                    .find_map(|&i| resolve_path(image, path.get(i..)?, &[], &slots, accept))
+                    .find_map(|&i| resolve_path(image, path.get(i..)?, &[], &slots, admit))
             })
+    }
+
+    fn stack_effect(&self, bytes: &[u8], _insn: &Insn) -> StackEffect {
+        let Some(w) = word(bytes) else {
+            return StackEffect::Unknown;
+        };
+        stack_effect_of(w)
     }
 
     fn canonical_bytes(
@@ -966,13 +973,13 @@ fn with_capstone<T>(f: impl FnOnce(&Capstone) -> Option<T>) -> Option<T> {
 /// registers and `slots` (offset from `sp`, 64-bit value) in the frame, with
 /// store-to-load forwarding and then without (see
 /// `Machine::without_store_forwarding`), and return the first answer
-/// `accept` takes.
+/// `admit` lets through.
 fn resolve_path(
     image: &Image<'_>,
     path: &[u64],
     seeds: &[(u16, u64)],
     slots: &[(i64, u64)],
-    accept: &dyn Fn(&IndirectTarget) -> bool,
+    admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
 ) -> Option<IndirectTarget> {
     let mut insns = Vec::with_capacity(path.len());
     for &a in path {
@@ -982,7 +989,7 @@ fn resolve_path(
     if !matches!(jump.op, Op::BranchReg { link: false }) {
         return None;
     }
-    super::linear::interpret_path(image, Some(u16::from(ZR)), accept, |m| {
+    super::linear::interpret_path(image, Some(u16::from(ZR)), admit, |m| {
         let mut st = State { m, cmp: None };
         for &(r, v) in seeds {
             st.m.preset(r, v);
@@ -1156,6 +1163,46 @@ fn constant_before(
 /// x19-x30: preserved across calls (x29/x30 restored by the epilogue).
 fn is_callee_saved(r: u8) -> bool {
     (19..=30).contains(&r)
+}
+
+/// How the word moves `sp`: `add`/`sub sp, sp, #imm`, and the pre- and
+/// post-indexed loads and stores (single and pair) based on `sp`, which is
+/// how gcc and clang build and tear down frames (`stp x29, x30, [sp,
+/// #-32]!` ... `ldp x29, x30, [sp], #32`). Any other write to `sp` (`mov
+/// sp, x29`) is unknown.
+fn stack_effect_of(w: u32) -> StackEffect {
+    let rn = bits(w, 9, 5);
+    // add/sub (immediate), 64-bit, not setting flags, into sp.
+    if w & 0xbf80_0000 == 0x9100_0000 && bits(w, 4, 0) == 31 {
+        if rn != 31 {
+            return StackEffect::Unknown;
+        }
+        let imm = i64::from(bits(w, 21, 10)) << (12 * bits(w, 22, 22));
+        return StackEffect::Add(if w & 0x4000_0000 != 0 { -imm } else { imm });
+    }
+    // Load/store pair, post-index (001) or pre-index (011).
+    if bits(w, 29, 27) == 0b101 && matches!(bits(w, 25, 23), 0b001 | 0b011) && rn == 31 {
+        let scale: i64 = match (bits(w, 26, 26), bits(w, 31, 30)) {
+            (0, 0b10) | (1, 0b01) => 8,
+            (1, 0b10) => 16,
+            _ => 4,
+        };
+        return StackEffect::Add(sext(bits(w, 21, 15), 7) * scale);
+    }
+    // Load/store register (immediate), post-index (01) or pre-index (11).
+    if bits(w, 29, 27) == 0b111
+        && bits(w, 25, 24) == 0
+        && bits(w, 21, 21) == 0
+        && matches!(bits(w, 11, 10), 0b01 | 0b11)
+        && rn == 31
+    {
+        return StackEffect::Add(sext(bits(w, 20, 12), 9));
+    }
+    match decode_raw(w) {
+        Some(i) if i.rd == SP || i.writes.contains(&SP) => StackEffect::Unknown,
+        Some(_) => StackEffect::None,
+        None => StackEffect::Unknown,
+    }
 }
 
 /// Registers defined exactly once in `function`, by a constant (`adrp`

@@ -467,7 +467,10 @@ impl Machine {
         if !(matches!(k, 1 | 2 | 4) && (rest != 0 || (k == 1 && size >= 4))) {
             return None;
         }
-        let bound = self.bound_of(index)?;
+        let bound = match self.bound_of(index) {
+            Some(b) => b,
+            None => self.width_bound(index, scale, c1, rest)?,
+        };
         if bound.from_mask && self.guarded_unknown.contains(&index) {
             // The switch checks its range against a value set outside the
             // path (a register loaded before a loop): the mask's width is
@@ -475,19 +478,31 @@ impl Machine {
             return None;
         }
         let table = c1.wrapping_sub(scale.wrapping_mul(bound.offset));
-        if image
-            .sections
-            .iter()
-            .find(|s| s.contains(table))
-            .is_some_and(|s| s.perms.write)
-        {
+        if image.writable_at_run_time(table) {
             // A writable table could change at run time; not a switch.
+            // (`.data.rel.ro` is writable in the section table, but the
+            // loader makes it read-only once relocated: `PT_GNU_RELRO`.)
             return None;
         }
+        // Absolute entries of a position-independent image are written by
+        // the loader (a `RELATIVE` relocation each); the file holds zeros.
+        let absolute =
+            rest == 0 && k == 1 && usize::from(size) == usize::from(image.arch.pointer_size());
+        let relocated = absolute && image.kind != crate::image::ImageKind::Executable;
         let mut targets = Vec::with_capacity(usize::try_from(bound.count).ok()?);
         for i in 0..bound.count {
             let slot = table.checked_add(i.checked_mul(scale)?)?;
-            let raw = image.read_uint(slot, size)?;
+            let raw = if relocated {
+                image.relocation_at(slot)
+            } else {
+                image.read_uint(slot, size)
+            };
+            let raw = match raw {
+                Some(r) => r,
+                // A table sized by its mask ends where its entries do.
+                None if bound.from_mask && !targets.is_empty() => break,
+                None => return None,
+            };
             let entry = if signed {
                 let sh = 64u32.checked_sub(u32::from(size).checked_mul(8)?)?;
                 (((raw << sh) as i64) >> sh) as u64
@@ -504,6 +519,41 @@ impl Machine {
             },
             bound.from_mask,
         ))
+    }
+
+    /// A bound for an unguarded index that is a zero-extended byte or
+    /// halfword load, for a table of offsets from its own start (`T +
+    /// sext(lw(T + 4·(b - 5)))`: clang drops the range check of a switch
+    /// over an enum it knows is in range, gcc keeps it). The index runs
+    /// from where the table starts (`rest`, the base added to every entry)
+    /// to the load's width; the entries are believed only as far as they
+    /// are code of the function (the caller cuts the table there).
+    fn width_bound(&self, index: u32, scale: u64, c1: u64, rest: u64) -> Option<Bound> {
+        let Atom::Load {
+            size,
+            signed: false,
+            ..
+        } = self.atom_at(index)?
+        else {
+            return None;
+        };
+        if rest == 0 || !matches!(size, 1 | 2) || scale == 0 {
+            return None;
+        }
+        let delta = rest.wrapping_sub(c1);
+        if !delta.is_multiple_of(scale) {
+            return None;
+        }
+        let first = delta / scale;
+        let width = 1u64 << (u32::from(size) * 8);
+        if first >= width {
+            return None;
+        }
+        Some(Bound {
+            offset: first.wrapping_neg(),
+            count: (width - first).min(limits::MAX_JUMP_TABLE_ENTRIES),
+            from_mask: true,
+        })
     }
 
     /// Give register `r` the constant `v` before the path runs.
@@ -662,12 +712,12 @@ pub(crate) fn flow_preds(
 /// forwarding, then (only when some load was forwarded) without it (see
 /// [`Machine::without_store_forwarding`]). `run` presets the machine, steps
 /// through the path and returns the jump's target value; the first answer
-/// `accept` takes wins: a load from one constant slot (a GOT-style jump) or
+/// `admit` lets through wins: a load from one constant slot (a GOT-style jump) or
 /// a jump table.
 pub(crate) fn interpret_path(
     image: &Image<'_>,
     zero_reg: Option<u16>,
-    accept: &dyn Fn(&super::IndirectTarget) -> bool,
+    admit: &dyn Fn(super::IndirectTarget) -> Option<super::IndirectTarget>,
     run: impl Fn(Machine) -> Option<(Machine, Val)>,
 ) -> Option<super::IndirectTarget> {
     use super::IndirectTarget;
@@ -689,7 +739,7 @@ pub(crate) fn interpret_path(
                 }
             })
         };
-        if let Some(a) = answer.filter(|a| accept(a)) {
+        if let Some(a) = answer.and_then(admit) {
             return Some(a);
         }
         if !m.forwarded {

@@ -123,6 +123,19 @@ impl JumpTable {
     }
 }
 
+/// How an instruction moves the stack pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackEffect {
+    /// It does not write the stack pointer (calls included: the callee
+    /// gives it back).
+    None,
+    /// It adds a constant (`addi sp, sp, -64`, `stp x29, x30, [sp, #-32]!`).
+    Add(i64),
+    /// It writes the stack pointer some other way (`mv sp, s0`), or the
+    /// decoder does not follow it.
+    Unknown,
+}
+
 /// What the graph builder asks of an instruction set.
 pub trait Decoder: Sync {
     /// The architecture decoded.
@@ -147,7 +160,8 @@ pub trait Decoder: Sync {
 
     /// Resolve the indirect jump at the end of `path`, trying the suffixes
     /// of `path` that begin at each of `starts` in turn (shortest first is
-    /// the caller's order), keeping only answers `accept` takes. `function`
+    /// the caller's order), keeping only the answers `admit` lets through (it may
+    /// trim a table to the entries it believes). `function`
     /// lists every decoded instruction of the function, for facts that hold
     /// on every path (a register set once to a constant before a loop). The
     /// default ignores `function`.
@@ -157,13 +171,13 @@ pub trait Decoder: Sync {
         path: &[u64],
         starts: &[usize],
         function: &[u64],
-        accept: &dyn Fn(&IndirectTarget) -> bool,
+        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
     ) -> Option<IndirectTarget> {
         let _ = function;
         starts.iter().find_map(|&i| {
             path.get(i..)
                 .and_then(|p| self.resolve_indirect(image, p))
-                .filter(|r| accept(r))
+                .and_then(admit)
         })
     }
 
@@ -181,8 +195,45 @@ pub trait Decoder: Sync {
         out: &mut Vec<u8>,
     ) -> usize;
 
+    /// [`Decoder::canonical_bytes`] of the `count` instructions at the start
+    /// of `bytes` (a basic block at `addr`); the bytes consumed. Decoders
+    /// that can decode a run faster than one instruction at a time
+    /// override it.
+    fn canonical_block(
+        &self,
+        bytes: &[u8],
+        addr: u64,
+        count: u32,
+        span: (u64, u64),
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut done = 0usize;
+        for _ in 0..count {
+            let Some(rest) = bytes.get(done..) else {
+                break;
+            };
+            let len = self.canonical_bytes(rest, addr.wrapping_add(done as u64), span, base, out);
+            if len == 0 {
+                break;
+            }
+            done = done.saturating_add(len);
+        }
+        done
+    }
+
     /// Render the instruction as assembly text (for DOT and text output).
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String>;
+
+    /// How the instruction moves the stack pointer. The builder follows the
+    /// stack's depth from a function's entry to tell a jump that leaves the
+    /// function (its frame released) from one inside it, and code that
+    /// belongs to a function from code that could start one. The default
+    /// follows nothing.
+    fn stack_effect(&self, bytes: &[u8], insn: &Insn) -> StackEffect {
+        let _ = (bytes, insn);
+        StackEffect::Unknown
+    }
 
     /// Bytes of the resolver stub (PLT0) at the start of an ELF `.plt`
     /// section, before the first 16-byte import stub: 16 on x86, 32 on

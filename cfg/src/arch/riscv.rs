@@ -30,7 +30,7 @@ use capstone::arch::BuildsCapstoneExtraMode;
 use capstone::arch::riscv::{ArchExtraMode, ArchMode};
 
 use super::linear::{Machine, Val};
-use super::{Decoder, Flow, IndirectTarget, Insn, RegConst};
+use super::{Decoder, Flow, IndirectTarget, Insn, RegConst, StackEffect};
 use crate::image::{Arch, Image};
 
 /// [`RegConst::reg`] flag: the register holds the 8-byte word stored at
@@ -755,7 +755,7 @@ impl Decoder for RiscvDecoder {
     }
 
     fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
-        resolve_path(image, path, &[], &|_| true)
+        resolve_path(image, path, &[], &Some)
     }
 
     fn resolve_indirect_in(
@@ -764,7 +764,7 @@ impl Decoder for RiscvDecoder {
         path: &[u64],
         starts: &[usize],
         function: &[u64],
-        accept: &dyn Fn(&IndirectTarget) -> bool,
+        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
     ) -> Option<IndirectTarget> {
         // A switch in a loop whose table base and bound were set once
         // before the loop (see `resolve_with_invariants`), then, last,
@@ -773,14 +773,33 @@ impl Decoder for RiscvDecoder {
             path,
             starts,
             || invariant_registers(image, function),
-            |p, seeds| resolve_path(image, p, seeds, accept),
+            |p, seeds| resolve_path(image, p, seeds, admit),
         )
         .or_else(|| {
             let preds = super::linear::flow_preds(self, image, function);
             super::linear::resolve_on_join_paths(*path.last()?, &preds, |p| {
-                resolve_path(image, p, &[], accept)
+                resolve_path(image, p, &[], admit)
             })
         })
+    }
+
+    fn plt_header_size(&self) -> u64 {
+        // psABI: the resolver stub (PLT0) is 8 instructions; each import
+        // stub after it is 4.
+        32
+    }
+
+    fn stack_effect(&self, bytes: &[u8], _insn: &Insn) -> StackEffect {
+        match decode_raw(bytes) {
+            Some(i) if i.rd == SP => match i.kind {
+                Kind::OpImm(Alu::Add) if i.rs1 == SP && !i.word => StackEffect::Add(i.imm),
+                Kind::Store { .. } | Kind::FpMem | Kind::Branch(_) => StackEffect::None,
+                Kind::Trap | Kind::TrapReturn => StackEffect::None,
+                _ => StackEffect::Unknown,
+            },
+            Some(_) => StackEffect::None,
+            None => StackEffect::Unknown,
+        }
     }
 
     fn canonical_bytes(
@@ -866,12 +885,12 @@ fn with_capstone<T>(f: impl FnOnce(&Capstone) -> Option<T>) -> Option<T> {
 /// Interpret `path` (the indirect jump last) with `seeds` preset, with
 /// store-to-load forwarding and then without (see
 /// `Machine::without_store_forwarding`), and return the first answer
-/// `accept` takes.
+/// `admit` lets through.
 fn resolve_path(
     image: &Image<'_>,
     path: &[u64],
     seeds: &[(u16, u64)],
-    accept: &dyn Fn(&IndirectTarget) -> bool,
+    admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
 ) -> Option<IndirectTarget> {
     let mut insns = Vec::with_capacity(path.len());
     for &a in path {
@@ -881,7 +900,7 @@ fn resolve_path(
     if jump.kind != Kind::Jalr {
         return None;
     }
-    super::linear::interpret_path(image, Some(0), accept, |mut m| {
+    super::linear::interpret_path(image, Some(0), admit, |mut m| {
         for &(r, v) in seeds {
             m.preset(r, v);
         }

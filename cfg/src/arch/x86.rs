@@ -116,14 +116,24 @@ impl X86Decoder {
         path: &[u64],
         seeds: &[(Register, u64)],
     ) -> Option<IndirectTarget> {
-        let mut interp = Interp::new(self, image);
-        for &(r, v) in seeds {
-            interp.regs.insert(r, Val::konst(v));
-        }
         let mut insns = Vec::with_capacity(path.len());
         for &a in path {
             let bytes = image.bytes_from(a)?;
             insns.push(self.decode_iced(bytes, a)?);
+        }
+        self.resolve_decoded(image, &insns, seeds)
+    }
+
+    /// [`Self::resolve_seeded`] over instructions already decoded.
+    fn resolve_decoded(
+        &self,
+        image: &Image<'_>,
+        insns: &[Instruction],
+        seeds: &[(Register, u64)],
+    ) -> Option<IndirectTarget> {
+        let mut interp = Interp::new(self, image);
+        for &(r, v) in seeds {
+            interp.regs.insert(r, Val::konst(v));
         }
         let (jump, body) = insns.split_last()?;
         for (i, ins) in body.iter().enumerate() {
@@ -199,6 +209,69 @@ impl X86Decoder {
             })
             .filter_map(|(r, (_, k))| Some((r, k?)))
             .collect()
+    }
+}
+
+impl X86Decoder {
+    /// Decode the next instruction of `decoder` (whose bytes start with
+    /// `bytes`) and append its canonical bytes to `out`; its length, 0 when
+    /// it does not decode. The field offsets come from the decoder's state,
+    /// so they must be asked of the decoder that decoded the instruction.
+    fn canonical_next(
+        &self,
+        decoder: &mut IcedDecoder<'_>,
+        bytes: &[u8],
+        span: (u64, u64),
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        if !decoder.can_decode() {
+            return 0;
+        }
+        let ins = decoder.decode();
+        if ins.is_invalid() {
+            return 0;
+        }
+        let offsets = decoder.get_constant_offsets(&ins);
+        let Some(raw) = bytes.get(..ins.len()) else {
+            return 0;
+        };
+        let start = out.len();
+        out.extend_from_slice(raw);
+        let in_image = |v: u64| v >= span.0 && v < span.1;
+        let mut rewrite = |field_off: usize, size: usize, value: u64| {
+            if size < 4 || !in_image(value) {
+                return;
+            }
+            let rel = value.wrapping_sub(base).to_le_bytes();
+            if let (Some(dst), Some(src)) = (
+                start
+                    .checked_add(field_off)
+                    .and_then(|o| out.get_mut(o..o.checked_add(size)?)),
+                rel.get(..size),
+            ) {
+                dst.copy_from_slice(src);
+            }
+        };
+        if offsets.has_displacement() && !ins.is_ip_rel_memory_operand() {
+            rewrite(
+                offsets.displacement_offset(),
+                offsets.displacement_size(),
+                self.mask(ins.memory_displacement64()),
+            );
+        }
+        let has_branch = (0..ins.op_count()).any(|i| is_branch_operand(ins.op_kind(i)));
+        if offsets.has_immediate()
+            && !has_branch
+            && let Some(imm) = immediate_operand(&ins)
+        {
+            rewrite(
+                offsets.immediate_offset(),
+                offsets.immediate_size(),
+                self.mask(imm),
+            );
+        }
+        ins.len()
     }
 }
 
@@ -350,13 +423,20 @@ impl Decoder for X86Decoder {
         path: &[u64],
         starts: &[usize],
         function: &[u64],
-        accept: &dyn Fn(&IndirectTarget) -> bool,
+        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
     ) -> Option<IndirectTarget> {
+        // Decoded once: every attempt interprets a suffix of the same path.
+        let mut decoded = Vec::with_capacity(path.len());
+        for &a in path {
+            let ins = image.bytes_from(a).and_then(|b| self.decode_iced(b, a))?;
+            decoded.push(ins);
+        }
         let attempt = |seeds: &[(Register, u64)]| {
             starts.iter().find_map(|&i| {
-                path.get(i..)
-                    .and_then(|p| self.resolve_seeded(image, p, seeds))
-                    .filter(|r| accept(r))
+                decoded
+                    .get(i..)
+                    .and_then(|p| self.resolve_decoded(image, p, seeds))
+                    .and_then(admit)
             })
         };
         attempt(&[]).or_else(|| {
@@ -395,57 +475,34 @@ impl Decoder for X86Decoder {
         base: u64,
         out: &mut Vec<u8>,
     ) -> usize {
-        // The field offsets come from the decoder's state, so they must be
-        // asked of the decoder that decoded the instruction.
         let window = bytes.get(..bytes.len().min(MAX_INSN_LEN)).unwrap_or(bytes);
         let mut decoder = IcedDecoder::with_ip(self.bitness, window, addr, DecoderOptions::NONE);
-        if !decoder.can_decode() {
-            return 0;
-        }
-        let ins = decoder.decode();
-        if ins.is_invalid() {
-            return 0;
-        }
-        let offsets = decoder.get_constant_offsets(&ins);
-        let Some(raw) = bytes.get(..ins.len()) else {
-            return 0;
-        };
-        let start = out.len();
-        out.extend_from_slice(raw);
-        let in_image = |v: u64| v >= span.0 && v < span.1;
-        let mut rewrite = |field_off: usize, size: usize, value: u64| {
-            if size < 4 || !in_image(value) {
-                return;
+        self.canonical_next(&mut decoder, bytes, span, base, out)
+    }
+
+    fn canonical_block(
+        &self,
+        bytes: &[u8],
+        addr: u64,
+        count: u32,
+        span: (u64, u64),
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        // One decoder over the whole block (not one per instruction).
+        let mut decoder = IcedDecoder::with_ip(self.bitness, bytes, addr, DecoderOptions::NONE);
+        let mut done = 0usize;
+        for _ in 0..count {
+            let Some(rest) = bytes.get(done..) else {
+                break;
+            };
+            let len = self.canonical_next(&mut decoder, rest, span, base, out);
+            if len == 0 {
+                break;
             }
-            let rel = value.wrapping_sub(base).to_le_bytes();
-            if let (Some(dst), Some(src)) = (
-                start
-                    .checked_add(field_off)
-                    .and_then(|o| out.get_mut(o..o.checked_add(size)?)),
-                rel.get(..size),
-            ) {
-                dst.copy_from_slice(src);
-            }
-        };
-        if offsets.has_displacement() && !ins.is_ip_rel_memory_operand() {
-            rewrite(
-                offsets.displacement_offset(),
-                offsets.displacement_size(),
-                self.mask(ins.memory_displacement64()),
-            );
+            done = done.saturating_add(len);
         }
-        let has_branch = (0..ins.op_count()).any(|i| is_branch_operand(ins.op_kind(i)));
-        if offsets.has_immediate()
-            && !has_branch
-            && let Some(imm) = immediate_operand(&ins)
-        {
-            rewrite(
-                offsets.immediate_offset(),
-                offsets.immediate_size(),
-                self.mask(imm),
-            );
-        }
-        ins.len()
+        done
     }
 
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String> {

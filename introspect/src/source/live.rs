@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
+use crate::digest::PageSource;
 use crate::dump::{
     Anomaly, Arch, Dump, FileMapping, ProcessInfo, Source, Thread, UnreadThread, UnreadWhy, at,
 };
@@ -292,6 +293,37 @@ fn read_vm(_pid: u32, _addr: u64, _len: u64) -> Option<Vec<u8>> {
     None
 }
 
+/// Fill `buf` from `[addr, addr + buf.len())` of process `pid` with
+/// `process_vm_readv`; false unless every byte was read.
+#[cfg(target_os = "linux")]
+fn read_vm_into(pid: u32, addr: u64, buf: &mut [u8]) -> bool {
+    use nix::sys::uio::{RemoteIoVec, process_vm_readv};
+    let (Ok(base), Ok(pid)) = (usize::try_from(addr), i32::try_from(pid)) else {
+        return false;
+    };
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let mut done = 0usize;
+    while done < buf.len() {
+        let (Some(dst), Some(remote)) = (buf.get_mut(done..), base.checked_add(done)) else {
+            return false;
+        };
+        let remote = RemoteIoVec {
+            base: remote,
+            len: dst.len(),
+        };
+        match process_vm_readv(pid, &mut [std::io::IoSliceMut::new(dst)], &[remote]) {
+            Ok(0) | Err(_) => return false,
+            Ok(got) => done = done.saturating_add(got),
+        }
+    }
+    true
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_vm_into(_pid: u32, _addr: u64, _buf: &mut [u8]) -> bool {
+    false
+}
+
 /// Read `len` bytes at `addr` from `/proc/PID/mem`: the longest readable
 /// prefix (reads stop at the first page that cannot be read).
 fn read_range(mem: &std::fs::File, addr: u64, len: u64, page: u64) -> Vec<u8> {
@@ -359,19 +391,80 @@ fn read_full(mem: &std::fs::File, buf: &mut [u8], addr: u64) -> Option<usize> {
 /// When the process does not exist, cannot be attached (already traced,
 /// no permission), or `/proc/PID/maps` cannot be read.
 pub fn read(pid: u32, opts: &Options) -> Result<Dump<'static>> {
+    read_deferring(pid, opts, None).map(|(d, _)| d)
+}
+
+/// The regions of a process [`read_deferring`] left unread, and the way to
+/// read them: a [`PageSource`] for the state digest, which reads them 1 MiB
+/// at a time on the threads that hash them. The process must stay stopped
+/// until the digest is done (a restored tree held by `criu restore
+/// --leave-stopped` does: detaching ptrace leaves it in its group stop).
+#[derive(Debug, Clone, Default)]
+pub struct Deferred {
+    pid: u32,
+    /// `(start, end)` of each region left unread.
+    regions: std::collections::BTreeSet<(u64, u64)>,
+}
+
+impl Deferred {
+    /// How many regions, and bytes in all, were left unread.
+    #[must_use]
+    pub fn totals(&self) -> (usize, u64) {
+        (
+            self.regions.len(),
+            self.regions.iter().map(|(s, e)| e - s).sum(),
+        )
+    }
+}
+
+impl PageSource for Deferred {
+    fn held(&self, start: u64, end: u64) -> Option<u64> {
+        self.regions.contains(&(start, end)).then(|| end - start)
+    }
+
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        // Only inside a deferred region: never a read the caller did not
+        // ask for at `read_deferring`.
+        let len = buf.len() as u64;
+        let inside = self
+            .regions
+            .range(..=(addr, u64::MAX))
+            .next_back()
+            .is_some_and(|&(s, e)| s <= addr && addr.checked_add(len).is_some_and(|x| x <= e));
+        inside && read_vm_into(self.pid, addr, buf)
+    }
+}
+
+/// [`read`], leaving unread the large private anonymous regions (at least
+/// `defer_over` bytes, readable, not executable, no thread's stack
+/// pointer in them: no code check and no flow check reads their bytes),
+/// which the returned [`Deferred`] reads for the state digest. With `None`
+/// every region is read, as by [`read`].
+///
+/// # Errors
+/// As [`read`].
+pub fn read_deferring(
+    pid: u32,
+    opts: &Options,
+    defer_over: Option<u64>,
+) -> Result<(Dump<'static>, Deferred)> {
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (pid, opts);
+        let _ = (pid, opts, defer_over);
         return Err(Error::LiveUnsupported);
     }
     #[cfg(target_os = "linux")]
     {
-        read_linux(pid, opts)
+        read_linux(pid, opts, defer_over)
     }
 }
 
 #[cfg(target_os = "linux")]
-fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
+fn read_linux(
+    pid: u32,
+    opts: &Options,
+    defer_over: Option<u64>,
+) -> Result<(Dump<'static>, Deferred)> {
     if pid == std::process::id() {
         return Err(Error::Unsupported(
             "talos cannot read its own process".into(),
@@ -459,6 +552,11 @@ fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
         }
     }
     let mut budget = opts.max_bytes;
+    let mut deferred = Deferred {
+        pid,
+        regions: std::collections::BTreeSet::new(),
+    };
+    let sps: Vec<u64> = threads.iter().filter_map(|t| t.regs.sp()).collect();
     let mut unread: Vec<String> = Vec::new();
     let mut over_budget = 0u64;
     for e in &maps {
@@ -474,7 +572,17 @@ fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
         );
         let readable =
             (e.perms.read || anonymous) && !matches!(kind, RegionKind::Vvar | RegionKind::Vsyscall);
-        let bytes = if readable && len <= budget {
+        let defer = opts.stop
+            && defer_over.is_some_and(|min| len >= min)
+            && matches!(kind, RegionKind::Anonymous | RegionKind::Heap)
+            && e.perms.read
+            && !e.perms.execute
+            && !sps.iter().any(|&sp| e.start <= sp && sp < e.end);
+        let bytes = if defer && len <= budget {
+            budget -= len;
+            deferred.regions.insert((e.start, e.end));
+            Vec::new()
+        } else if readable && len <= budget {
             let fast = if e.perms.read {
                 read_vm(pid, e.start, len)
             } else {
@@ -554,9 +662,15 @@ fn read_linux(pid: u32, opts: &Options) -> Result<Dump<'static>> {
             ),
         );
     }
+    let (n, bytes) = deferred.totals();
+    if n > 0 {
+        d.notes.push(format!(
+            "{n} large anonymous region(s), {bytes} bytes, left to be read by the state digest in 1 MiB pieces"
+        ));
+    }
     d.regions.sort_by_key(|r| r.start);
     d.file_mappings.sort();
-    Ok(d)
+    Ok((d, deferred))
 }
 
 /// The bytes of this process's own `[vdso]` (the running kernel's vDSO

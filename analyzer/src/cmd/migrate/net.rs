@@ -619,7 +619,7 @@ pub fn send(a: &SendArgs) -> Result<Verdict> {
                 now: a.common.now(),
             },
             Outgoing {
-                reader: &mut f,
+                reader: &mut talos_evidence::exchange::ReadChunks(&mut f),
                 len,
             },
             &mut side,

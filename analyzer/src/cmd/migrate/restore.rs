@@ -100,6 +100,10 @@ pub struct Restored {
     pub times: Vec<(&'static str, u64)>,
 }
 
+/// Anonymous regions of the restored process at least this large are read
+/// by the memory digest as it hashes them (see `restore_and_check`).
+const DEFER_OVER: u64 = 1 << 20;
+
 fn ms(since: std::time::Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -199,13 +203,25 @@ pub fn restore_and_check(
     };
     // CRIU sends SIGSTOP while it still holds the tasks with ptrace, so
     // the stop is taken before they return to user mode; it may show in
-    // /proc a moment after criu exits.
-    let stopped = |q: u32| matches!(criu::state(q), Some('T' | 't'));
+    // /proc a moment after criu exits. Wait for the group stop itself
+    // ('T' in every thread), not a ptrace stop ('t'): while SIGSTOP is
+    // still pending, the read's ptrace attach would take it as a signal
+    // stop and its detach would drop it, and the process would run.
+    let group_stopped = |q: u32| {
+        std::fs::read_dir(format!("/proc/{q}/task")).is_ok_and(|tasks| {
+            tasks.filter_map(std::result::Result::ok).all(|t| {
+                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+                })
+            })
+        })
+    };
     let end = std::time::Instant::now() + Duration::from_secs(5);
-    while !pids.iter().all(|&q| stopped(q)) && std::time::Instant::now() < end {
+    while !pids.iter().all(|&q| group_stopped(q)) && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(5));
     }
-    if let Some(running) = pids.iter().find(|&&q| !stopped(q)) {
+    if let Some(running) = pids.iter().find(|&&q| !group_stopped(q)) {
         return Err(kill(format!(
             "restored process {running} is not stopped (state {:?})",
             criu::state(*running)
@@ -213,8 +229,14 @@ pub fn restore_and_check(
     }
     // 3. Read and check it.
     let t = std::time::Instant::now();
-    let live = match talos_introspect::live::read(pid, &talos_introspect::live::Options::default())
-    {
+    // The large anonymous regions (the state) are left unread here and
+    // read by the memory digest in 1 MiB pieces while it hashes them: the
+    // tree stays stopped until it is let run, so they are the same bytes.
+    let (live, deferred) = match talos_introspect::live::read_deferring(
+        pid,
+        &talos_introspect::live::Options::default(),
+        Some(DEFER_OVER),
+    ) {
         Ok(d) => d,
         Err(e) => {
             return Err(kill(format!(
@@ -231,7 +253,13 @@ pub fn restore_and_check(
         reference: reference.body(),
         threads: &expected.threads,
     };
-    let check = match check_restored(&live, &exp, resolver, &format!("pid:{pid}")) {
+    let check = match check_restored(
+        &live,
+        Some(&deferred),
+        &exp,
+        resolver,
+        &format!("pid:{pid}"),
+    ) {
         Ok(c) => c,
         Err(e) => return Err(kill(format!("the check failed: {e}"))),
     };
@@ -239,6 +267,22 @@ pub fn restore_and_check(
         return Err(kill(format!(
             "the restored process is not what was verified: {}",
             check.differences.join("; ")
+        )));
+    }
+    // Still stopped, all of it: what was read is what will run. The
+    // read's ptrace detach wakes each thread to take its group stop again
+    // (it cannot return to user mode first), so on a loaded host a thread
+    // may show 'R' until it is scheduled: wait for the stop, not for the
+    // state at one instant. Only a thread that left its group stop, which
+    // takes a SIGCONT, never comes back to it.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|&q| group_stopped(q)) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(running) = pids.iter().find(|&&q| !group_stopped(q)) {
+        return Err(kill(format!(
+            "restored process {running} left its stop while it was checked (state {:?})",
+            criu::state(*running)
         )));
     }
     times.push(("check-restored", ms(t)));

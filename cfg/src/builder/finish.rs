@@ -1,0 +1,306 @@
+//! From explored functions to blocks, edges and the per-image lists.
+
+use std::collections::BTreeSet;
+
+use rayon::prelude::*;
+
+use crate::arch::{Decoder, Flow, Insn};
+use crate::image::{CodeRange, Image};
+use crate::limits;
+use crate::model::{
+    Anomaly, Block, CapHit, CapKind, Edge, EdgeKind, FunctionSource, JumpTableInfo, Unresolved,
+};
+
+use super::gaps::{covered, gaps, instruction_coverage};
+use super::{Discovery, Explored};
+
+/// A recovered function before digests are computed.
+#[derive(Debug, Clone)]
+pub(crate) struct RawFunction {
+    pub addr: u64,
+    pub size: u64,
+    pub source: FunctionSource,
+    pub noreturn: bool,
+    pub import_slot: Option<u64>,
+    pub blocks: Vec<Block>,
+}
+
+/// Everything the builder found, before naming and digests.
+pub(crate) struct Recovered {
+    pub functions: Vec<RawFunction>,
+    pub unresolved: Vec<Unresolved>,
+    pub jump_tables: Vec<JumpTableInfo>,
+    pub anomalies: Vec<Anomaly>,
+    pub unexplained_bytes: u64,
+    pub return_sites: Vec<u64>,
+    pub caps: Vec<CapHit>,
+}
+
+/// Turn explored functions into blocks and edges.
+pub(super) fn finish(
+    image: &Image<'_>,
+    dec: &dyn Decoder,
+    code: &[CodeRange],
+    mut d: Discovery,
+) -> Recovered {
+    let mut unresolved = Vec::new();
+    let mut jump_tables = Vec::new();
+    let mut anomalies = Vec::new();
+    let mut return_sites = Vec::new();
+    let mut caps = std::mem::take(&mut d.caps);
+    for e in d.explored.values() {
+        for &j in &e.unresolved {
+            unresolved.push(Unresolved {
+                addr: j,
+                function: e.start,
+            });
+        }
+        for (&j, t) in &e.tables {
+            jump_tables.push(JumpTableInfo {
+                jump: j,
+                table: t.table,
+                entries: t.targets.len() as u64,
+                entry_size: t.entry_size,
+            });
+        }
+        let mut note = |kind: &str, addr: u64| {
+            anomalies.push(Anomaly {
+                kind: kind.to_string(),
+                addr,
+                function: e.start,
+            });
+        };
+        if let Some(a) = e.invalid {
+            note("invalid-instruction", a);
+        }
+        if let Some(a) = e.overlap {
+            note("overlapping-instructions", a);
+        }
+        if e.truncated {
+            note("function-too-large", e.start);
+            caps.push(CapHit {
+                kind: CapKind::FunctionInstructions,
+                limit: limits::MAX_FUNCTION_INSTRUCTIONS as u64,
+                function: Some(e.start),
+            });
+        }
+        for &a in e.falls_into.keys() {
+            note("falls-into-function", a);
+        }
+        for &a in &e.calls_outside {
+            note("call-outside-code", a);
+        }
+        for &a in &e.rejected_tables {
+            note("jump-table-rejected", a);
+        }
+        for i in e.insns.flows() {
+            if matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }) {
+                return_sites.push(i.end());
+            }
+        }
+    }
+    unresolved.sort();
+    unresolved.dedup();
+    jump_tables.sort_by_key(|t| (t.jump, t.table));
+    jump_tables.dedup();
+    anomalies.sort();
+    anomalies.dedup();
+    return_sites.sort_unstable();
+    return_sites.dedup();
+
+    let cov = covered(&d.explored);
+    let unexplained_bytes = if d.whole_image {
+        gaps(code, &cov)
+            .iter()
+            .map(|&(s, e)| non_padding_bytes(image, dec, s, e))
+            .sum()
+    } else {
+        0
+    };
+    let starts: Vec<u64> = d.explored.keys().copied().collect();
+    // A function extends from its entry over the decoded code that follows
+    // it, up to the next entry, whichever function's body that code was
+    // reached from: the cold part `f.cold` holds blocks entered from `f`.
+    let code_cov = instruction_coverage(&d.explored);
+    let Discovery {
+        explored,
+        sources,
+        noreturn,
+        ..
+    } = d;
+    // Each function's decoded instructions are dropped as soon as its
+    // blocks are built: the two never all live at once.
+    let mut functions: Vec<RawFunction> = explored
+        .into_par_iter()
+        .map(|(start, e)| {
+            let blocks = blocks_of(&e);
+            let import_slot = e.import_jumps.values().next().copied();
+            drop(e);
+            let next_start = starts
+                .get(starts.partition_point(|&s| s <= start))
+                .copied()
+                .unwrap_or(u64::MAX);
+            let first = code_cov.partition_point(|&(_, end)| end <= start);
+            let end = code_cov
+                .get(first..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|&&(s, _)| s < next_start)
+                .map(|&(_, e)| e.min(next_start))
+                .max()
+                .unwrap_or(start)
+                .max(start);
+            RawFunction {
+                addr: start,
+                size: end.saturating_sub(start),
+                source: sources.get(&start).copied().unwrap_or(FunctionSource::Gap),
+                noreturn: noreturn.contains(&start),
+                import_slot,
+                blocks,
+            }
+        })
+        .collect();
+    functions.sort_by_key(|f| f.addr);
+
+    Recovered {
+        functions,
+        unresolved,
+        jump_tables,
+        anomalies,
+        unexplained_bytes,
+        return_sites,
+        caps,
+    }
+}
+
+pub(super) fn non_padding_bytes(image: &Image<'_>, dec: &dyn Decoder, start: u64, end: u64) -> u64 {
+    let mut a = start;
+    let mut count = 0u64;
+    while a < end {
+        let window = image.bytes_from(a).and_then(|b| {
+            let max = usize::try_from(end.saturating_sub(a)).unwrap_or(usize::MAX);
+            b.get(..b.len().min(max))
+        });
+        let Some(w) = window else {
+            return count.saturating_add(end.saturating_sub(a));
+        };
+        match dec.decode(w, a, None) {
+            Some(i) if i.end() <= end && i.end() > a => {
+                if !dec.is_padding(w, &i) {
+                    count = count.saturating_add(u64::from(i.len));
+                }
+                a = i.end();
+            }
+            _ => {
+                let step = dec.alignment().min(end.saturating_sub(a)).max(1);
+                count = count.saturating_add(step);
+                a = a.saturating_add(step);
+            }
+        }
+    }
+    count
+}
+
+/// Split a function's instructions into basic blocks with typed edges.
+fn blocks_of(e: &Explored) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut cur: Option<(u64, u64, u32)> = None; // start, end, count
+    let mut last: Option<Insn> = None;
+    let close = |blocks: &mut Vec<Block>, start: u64, end: u64, count: u32, last: &Insn| {
+        blocks.push(Block {
+            addr: start,
+            size: end.saturating_sub(start),
+            instructions: count,
+            succs: successors(e, last),
+        });
+    };
+    for insn in e.insns.iter() {
+        if let (Some((s, end, n)), Some(l)) = (cur, last)
+            && (e.leaders.contains(&insn.addr) || insn.addr != end)
+        {
+            close(&mut blocks, s, end, n, &l);
+            cur = None;
+        }
+        cur = Some(match cur {
+            None => (insn.addr, insn.end(), 1),
+            Some((s, _, n)) => (s, insn.end(), n.saturating_add(1)),
+        });
+        last = Some(insn);
+        if insn.flow.ends_block() {
+            if let Some((s, end, n)) = cur {
+                close(&mut blocks, s, end, n, &insn);
+            }
+            cur = None;
+        }
+    }
+    if let (Some((s, end, n)), Some(l)) = (cur, last) {
+        close(&mut blocks, s, end, n, &l);
+    }
+    blocks
+}
+
+fn successors(e: &Explored, last: &Insn) -> Vec<Edge> {
+    let next = last.end();
+    let edge = |addr: Option<u64>, kind: EdgeKind| Edge { addr, kind };
+    let fallthrough = || {
+        if e.insns.contains(next) {
+            Some(edge(Some(next), EdgeKind::Fallthrough))
+        } else {
+            e.falls_into
+                .get(&last.addr)
+                .map(|&t| edge(Some(t), EdgeKind::Fallthrough))
+        }
+    };
+    let mut out: Vec<Edge> = Vec::new();
+    match last.flow {
+        Flow::Seq => out.extend(fallthrough()),
+        Flow::Jump(t) => {
+            let kind = if e.tails.contains(&last.addr) {
+                EdgeKind::TailCall
+            } else {
+                EdgeKind::Jump
+            };
+            out.push(edge(Some(t), kind));
+        }
+        Flow::CondJump(t) => {
+            let kind = if e.tails.contains(&last.addr) {
+                EdgeKind::TailCall
+            } else {
+                EdgeKind::CondTaken
+            };
+            out.push(edge(Some(t), kind));
+            out.push(edge(Some(next), EdgeKind::CondNotTaken));
+        }
+        Flow::Call(t) => {
+            out.push(edge(Some(t), EdgeKind::Call));
+            if !e.noreturn_calls.contains(&last.addr) {
+                out.extend(fallthrough());
+            }
+        }
+        Flow::IndirectCall { .. } => {
+            out.push(edge(None, EdgeKind::IndirectCall));
+            if !e.noreturn_calls.contains(&last.addr) {
+                out.extend(fallthrough());
+            }
+        }
+        Flow::IndirectJump { .. } => {
+            if let Some(t) = e.tables.get(&last.addr) {
+                let distinct: BTreeSet<u64> = t.targets.iter().copied().collect();
+                out.extend(
+                    distinct
+                        .into_iter()
+                        .map(|a| edge(Some(a), EdgeKind::JumpTable)),
+                );
+            } else if e.import_jumps.contains_key(&last.addr) {
+                out.push(edge(None, EdgeKind::TailCall));
+            } else {
+                out.push(edge(None, EdgeKind::IndirectJump));
+            }
+        }
+        Flow::Return => out.push(edge(None, EdgeKind::Return)),
+        Flow::Stop => {}
+    }
+    out.sort_by_key(|x| (x.kind, x.addr));
+    out.dedup();
+    out
+}

@@ -1,0 +1,324 @@
+//! Gap analysis: code in executable sections that no function reaches.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
+
+use crate::arch::Flow;
+use crate::image::CodeRange;
+use crate::model::FunctionSource;
+
+use super::finish::non_padding_bytes;
+use super::{Ctx, Explored, explore};
+
+/// Bytes covered by decoded instructions, as merged intervals.
+pub(super) fn instruction_coverage(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
+    let mut iv: Vec<(u64, u64)> = explored.values().flat_map(|e| e.insns.ranges()).collect();
+    merge_intervals(&mut iv)
+}
+
+pub(super) fn merge_intervals(iv: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
+    iv.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(iv.len() / 4);
+    for &(s, e) in iv.iter() {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// Bytes covered by decoded instructions and jump tables, as merged
+/// intervals.
+pub(super) fn covered(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
+    let mut iv: Vec<(u64, u64)> = Vec::new();
+    for e in explored.values() {
+        iv.extend(e.insns.ranges());
+        for t in e.tables.values() {
+            iv.push((t.table, t.table.saturating_add(t.byte_len())));
+        }
+    }
+    merge_intervals(&mut iv)
+}
+
+/// Gaps: executable bytes outside PLT sections that no function covers.
+pub(super) fn gaps(code: &[CodeRange], cov: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for r in code.iter().filter(|r| !r.plt) {
+        let mut cur = r.start;
+        let first = cov.partition_point(|&(_, e)| e <= r.start);
+        for &(s, e) in cov.iter().skip(first) {
+            if s >= r.end {
+                break;
+            }
+            if s > cur {
+                out.push((cur, s.min(r.end)));
+            }
+            cur = cur.max(e);
+        }
+        if cur < r.end {
+            out.push((cur, r.end));
+        }
+    }
+    out
+}
+
+/// Find functions in the gaps: candidates are pointers taken elsewhere that
+/// land in a gap, and the first non-padding byte after each run of padding.
+/// A candidate is accepted when it decodes cleanly, never leaves its gap
+/// except by calls or tail calls, and is not itself padding.
+pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> GapFindings {
+    let cov = covered(explored);
+    // Where known functions (without frame tables) jump with their frame
+    // released, inside themselves.
+    let soft: BTreeSet<u64> = explored
+        .values()
+        .flat_map(|e| e.soft_targets.iter().copied())
+        .collect();
+    let mut pointers: BTreeSet<u64> = ctx.image.code_pointers.iter().copied().collect();
+    for e in explored.values() {
+        pointers.extend(e.refs.iter().copied());
+    }
+    // Every gap is swept, also one with the same function on both sides:
+    // dead code of that function (the rest of it after a call it did not
+    // know never returns) is attached to it when decoded
+    // (`after_noreturn`), and what is left fails the candidate checks (it
+    // releases a frame it did not build, or jumps back into the function);
+    // a function placed between two pieces of another one (`str_find`
+    // jumping over the string library to `str_find_aux`) is found.
+    let gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov);
+    let per_gap: Vec<GapFindings> = gap_list
+        .par_iter()
+        .map(|&(gs, ge)| {
+            let mut found = Vec::new();
+            let mut shared = BTreeSet::new();
+            let mut candidates: Vec<(u64, FunctionSource)> = pointers
+                .range(gs..ge)
+                .map(|&p| (p, FunctionSource::Pointer))
+                .collect();
+            candidates.extend(
+                after_padding(ctx, gs, ge)
+                    .into_iter()
+                    .map(|a| (a, FunctionSource::Gap)),
+            );
+            // Lowest address first; for one address the first reason
+            // (pointer before gap) wins.
+            let mut queue: BTreeMap<u64, FunctionSource> = BTreeMap::new();
+            for (a, s) in candidates {
+                queue.entry(a).or_insert(s);
+            }
+            let mut taken_until = gs;
+            while let Some((cand, source)) = queue.pop_first() {
+                // The compiler's FDEs say where functions start; code in the
+                // middle of one belongs to it.
+                if cand < taken_until || ctx.strictly_inside_fde(cand) {
+                    continue;
+                }
+                let r = explore(ctx, cand);
+                // A candidate that jumps, frame released, to code a known
+                // function also jumps to that way (and took for its own):
+                // that code is a function both tail-call (`gzopen` and
+                // `gzopen64` both `tail gz_open`). It becomes an entry; the
+                // candidate is tried again in the next round.
+                let outside: Vec<u64> = r
+                    .soft_targets
+                    .iter()
+                    .copied()
+                    .filter(|&t| (t < gs || t >= ge) && soft.contains(&t))
+                    .collect();
+                if !outside.is_empty()
+                    && r.invalid.is_none()
+                    && r.overlap.is_none()
+                    && !r.unbalanced
+                {
+                    shared.extend(outside);
+                    continue;
+                }
+                if acceptable(ctx, &r, source, gs, ge) {
+                    taken_until = r.extent().map_or(cand, |(_, hi)| hi);
+                    found.push((cand, source, r));
+                    // Without alignment padding between functions (RISC-V
+                    // at -O0), the next function starts where this one's
+                    // code ends.
+                    if taken_until < ge && !is_padding_at(ctx, taken_until, ge) {
+                        queue.entry(taken_until).or_insert(FunctionSource::Gap);
+                    }
+                }
+            }
+            GapFindings {
+                functions: found,
+                shared,
+            }
+        })
+        .collect();
+    let mut out = GapFindings::default();
+    for g in per_gap {
+        out.functions.extend(g.functions);
+        out.shared.extend(g.shared);
+    }
+    out
+}
+
+/// Code that known functions took for their own but that is a function of
+/// its own: reached by a jump made with the frame released (see
+/// `Explored::soft_targets`) from two functions, or from one when its
+/// address is also taken (stored in data or built in code) and it is not
+/// the target of a resolved jump table (an interpreter's labels are
+/// address-taken too).
+pub(super) fn shared_entries(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> BTreeSet<u64> {
+    let mut pointers: BTreeSet<u64> = ctx.image.code_pointers.iter().copied().collect();
+    let mut labels: BTreeSet<u64> = BTreeSet::new();
+    for e in explored.values() {
+        pointers.extend(e.refs.iter().copied());
+        for t in e.tables.values() {
+            labels.extend(t.targets.iter().copied());
+        }
+    }
+    let mut reached: BTreeMap<u64, u32> = BTreeMap::new();
+    for e in explored.values() {
+        for &t in e.soft_targets.iter().filter(|&&t| t != e.start) {
+            *reached.entry(t).or_insert(0) += 1;
+        }
+    }
+    reached
+        .into_iter()
+        .filter(|&(t, n)| !ctx.known.contains(&t) && (n > 1 || pointers.contains(&t)))
+        .filter(|(t, _)| !labels.contains(t))
+        .map(|(t, _)| t)
+        .collect()
+}
+
+/// What one round of gap analysis found.
+#[derive(Default)]
+pub(super) struct GapFindings {
+    /// Functions found in gaps, explored, with the reason.
+    pub functions: Vec<(u64, FunctionSource, Explored)>,
+    /// Code inside known functions that is a function of its own, tail
+    /// called from them and from code in a gap.
+    pub shared: BTreeSet<u64>,
+}
+
+impl GapFindings {
+    pub(super) fn is_empty(&self) -> bool {
+        self.functions.is_empty() && self.shared.is_empty()
+    }
+}
+
+/// Whether the instruction at `addr` (below `end`) is padding.
+fn is_padding_at(ctx: &Ctx<'_>, addr: u64, end: u64) -> bool {
+    let window = ctx.image.bytes_from(addr).and_then(|b| {
+        let max = usize::try_from(end.saturating_sub(addr)).unwrap_or(usize::MAX);
+        b.get(..b.len().min(max))
+    });
+    window
+        .and_then(|w| Some((w, ctx.dec.decode(w, addr, None)?)))
+        .is_some_and(|(w, insn)| ctx.dec.is_padding(w, &insn))
+}
+
+/// Whether `[start, end)` holds anything but padding.
+pub(super) fn non_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> bool {
+    end > start && non_padding_bytes(ctx.image, ctx.dec, start, end) > 0
+}
+
+/// Whether `[start, end)` holds nothing but padding (looked at for at most
+/// 64 KiB).
+fn only_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> bool {
+    end.saturating_sub(start) <= 0x1_0000 && non_padding_bytes(ctx.image, ctx.dec, start, end) == 0
+}
+
+/// First non-padding address of the gap and after each padding run in it.
+fn after_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut a = start;
+    let mut in_padding = true;
+    let mut steps = 0usize;
+    while a < end && steps < 1_000_000 {
+        steps = steps.saturating_add(1);
+        let window = ctx.image.bytes_from(a).and_then(|b| {
+            let max = usize::try_from(end.saturating_sub(a)).unwrap_or(usize::MAX);
+            b.get(..b.len().min(max))
+        });
+        let Some(w) = window else { break };
+        match ctx.dec.decode(w, a, None) {
+            Some(insn) if insn.end() <= end && insn.end() > a => {
+                let pad = ctx.dec.is_padding(w, &insn);
+                if !pad && in_padding {
+                    out.push(a);
+                }
+                in_padding = pad;
+                a = insn.end();
+            }
+            _ => {
+                in_padding = false;
+                a = a.saturating_add(ctx.dec.alignment());
+            }
+        }
+    }
+    out
+}
+
+fn acceptable(ctx: &Ctx<'_>, r: &Explored, source: FunctionSource, gs: u64, ge: u64) -> bool {
+    if r.invalid.is_some() || r.overlap.is_some() || r.truncated || r.insns.is_empty() {
+        return false;
+    }
+    // A return or tail call with the stack not where the entry had it: the
+    // candidate is a piece of a function whose frame it releases.
+    if r.unbalanced {
+        return false;
+    }
+    if !r.calls_outside.is_empty() {
+        return false;
+    }
+    if r.insns.ranges().any(|(lo, hi)| lo < gs || hi > ge) {
+        return false;
+    }
+    // Calls must land on something that can be a function entry.
+    if r.calls.iter().any(|&c| !ctx.in_code(c)) {
+        return false;
+    }
+    // A lone padding-like instruction or a single trap is not a function,
+    // unless its address is stored in data (a relocated pointer, not an
+    // address computed in code, which may be a section's end): clang makes
+    // the deleting destructor of an abstract class one trap (`unimp`,
+    // `ud2`), and only the vtable says it is there.
+    let first = r.insns.iter().next();
+    let first_is_padding = first.is_some_and(|i| {
+        ctx.image
+            .bytes_from(i.addr)
+            .is_some_and(|b| ctx.dec.is_padding(b, &i))
+    });
+    let lone_trap = r.insns.len() == 1 && first.is_some_and(|i| i.flow == Flow::Stop);
+    if source == FunctionSource::Pointer
+        && lone_trap
+        && first.is_some_and(|i| ctx.image.code_pointers.binary_search(&i.addr).is_ok())
+    {
+        return true;
+    }
+    if first_is_padding || lone_trap {
+        return false;
+    }
+    // A lone forward jump over code but no entry with direct evidence is no
+    // function: GNU ld opens each AArch64 stub section (long-branch and
+    // erratum-843419 veneers) with `b <past the stubs>; nop`. A compiled
+    // one-jump function (`b g`) that nothing references jumps over padding
+    // at most.
+    if r.insns.len() == 1
+        && let Some(i) = r.insns.iter().next()
+        && let Flow::Jump(t) = i.flow
+        && t > i.end()
+        && ctx.called.range(i.end()..t).next().is_none()
+        && !only_padding(ctx, i.end(), t)
+    {
+        return false;
+    }
+    r.has_return
+        || !r.tails.is_empty()
+        || !r.noreturn_calls.is_empty()
+        || !r.tables.is_empty()
+        || r.has_trap
+        || r.indirect_tail
+        || r.insns
+            .flows()
+            .any(|i| matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }))
+}

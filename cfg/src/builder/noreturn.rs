@@ -1,0 +1,199 @@
+//! The noreturn fixpoint.
+//!
+//! A function may return when a return instruction (or a tail call to a
+//! function that may return, or an exit the analysis cannot follow) is
+//! reachable from its entry, where the code after a call is reachable only
+//! if the callee may return. The least fixpoint of that rule starts from
+//! "nothing returns" and adds functions as paths to a return open up, so a
+//! function that only ever calls itself or another function that never
+//! returns (`luaD_throw` calls `longjmp`, `abort` or itself) stays noreturn,
+//! and so does every caller whose paths all end in such calls (static glibc's
+//! `malloc_printerr` -> `__libc_message` -> `abort`). Names play no part:
+//! only imports (whose bodies are not in the binary) are noreturn by name,
+//! and they come in as `known`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::arch::Flow;
+
+use super::Explored;
+
+/// Where a waiting path resumes when the function it waits for turns out to
+/// return: an address of the waiting function, or its own return.
+#[derive(Clone, Copy)]
+enum Resume {
+    At(u64),
+    Returns,
+}
+
+struct Fixpoint<'a> {
+    explored: &'a BTreeMap<u64, Explored>,
+    known: &'a BTreeSet<u64>,
+    noreturn_slots: &'a BTreeSet<u64>,
+    returns: BTreeSet<u64>,
+    /// callee -> paths blocked until it returns.
+    waiting: BTreeMap<u64, Vec<(u64, Resume)>>,
+    visited: BTreeSet<(u64, u64)>,
+    work: Vec<(u64, u64)>,
+}
+
+impl Fixpoint<'_> {
+    fn mark_returns(&mut self, f: u64) {
+        if !self.returns.insert(f) {
+            return;
+        }
+        for (g, resume) in self.waiting.remove(&f).unwrap_or_default() {
+            match resume {
+                Resume::At(a) => self.work.push((g, a)),
+                Resume::Returns => self.mark_returns_later(g),
+            }
+        }
+    }
+
+    /// Queue `f` as returning (through the work list: `mark_returns`
+    /// recursing over long chains would use unbounded stack).
+    fn mark_returns_later(&mut self, f: u64) {
+        self.work.push((f, u64::MAX));
+    }
+
+    /// A transfer from `f` to the entry of `t` (a tail call, or straight-line
+    /// code running into `t`): `f` returns if `t` does.
+    fn tail(&mut self, f: u64, t: u64) {
+        if self.known.contains(&t) {
+            return;
+        }
+        if !self.explored.contains_key(&t) || self.returns.contains(&t) {
+            self.mark_returns_later(f);
+            return;
+        }
+        self.waiting
+            .entry(t)
+            .or_default()
+            .push((f, Resume::Returns));
+    }
+
+    /// Follow the code of `f` from `from` until every path from there ends,
+    /// blocks on a callee, or reaches a return.
+    fn walk(&mut self, f: u64, from: u64) {
+        if from == u64::MAX {
+            self.mark_returns(f);
+            return;
+        }
+        if self.returns.contains(&f) || !self.visited.insert((f, from)) {
+            return;
+        }
+        let Some(e) = self.explored.get(&f) else {
+            return;
+        };
+        let mut a = from;
+        loop {
+            let Some(run) = e.insns.run_from(a) else {
+                // Decoding stopped here: straight-line code ran into another
+                // function, or could not go on (invalid bytes, cut short).
+                match e.falls_into_at(a) {
+                    Some(t) => self.tail(f, t),
+                    None => self.mark_returns_later(f),
+                }
+                return;
+            };
+            let mut next = a;
+            for insn in run {
+                next = insn.end();
+                match insn.flow {
+                    Flow::Seq => continue,
+                    Flow::Jump(t) => {
+                        if e.tails.contains(&insn.addr) {
+                            self.tail(f, t);
+                        } else {
+                            self.work.push((f, t));
+                        }
+                        return;
+                    }
+                    Flow::CondJump(t) => {
+                        if e.tails.contains(&insn.addr) {
+                            self.tail(f, t);
+                        } else {
+                            self.work.push((f, t));
+                        }
+                    }
+                    Flow::Call(t) => {
+                        if e.noreturn_calls.contains(&insn.addr) || self.known.contains(&t) {
+                            return;
+                        }
+                        if self.explored.contains_key(&t) && !self.returns.contains(&t) {
+                            self.waiting
+                                .entry(t)
+                                .or_default()
+                                .push((f, Resume::At(next)));
+                            return;
+                        }
+                    }
+                    Flow::IndirectCall { slot } => {
+                        if e.noreturn_calls.contains(&insn.addr)
+                            || slot.is_some_and(|s| self.noreturn_slots.contains(&s))
+                        {
+                            return;
+                        }
+                    }
+                    Flow::IndirectJump { .. } => {
+                        if let Some(t) = e.tables.get(&insn.addr) {
+                            for &x in &t.targets {
+                                self.work.push((f, x));
+                            }
+                        } else if let Some(s) = e.import_jumps.get(&insn.addr) {
+                            if !self.noreturn_slots.contains(s) {
+                                self.mark_returns_later(f);
+                            }
+                        } else {
+                            // Unresolved: it may go anywhere, a return too.
+                            self.mark_returns_later(f);
+                        }
+                        return;
+                    }
+                    Flow::Return => {
+                        self.mark_returns_later(f);
+                        return;
+                    }
+                    Flow::Stop => return,
+                }
+            }
+            if next == a {
+                return;
+            }
+            a = next;
+        }
+    }
+}
+
+/// The functions that never return: `known` (imports and their stubs) and
+/// every explored function no path of which reaches a return.
+pub(super) fn compute_noreturn(
+    explored: &BTreeMap<u64, Explored>,
+    known: &BTreeSet<u64>,
+    noreturn_slots: &BTreeSet<u64>,
+) -> BTreeSet<u64> {
+    let mut fx = Fixpoint {
+        explored,
+        known,
+        noreturn_slots,
+        returns: BTreeSet::new(),
+        waiting: BTreeMap::new(),
+        visited: BTreeSet::new(),
+        work: Vec::new(),
+    };
+    for e in explored.values().filter(|e| !known.contains(&e.start)) {
+        if e.truncated {
+            fx.work.push((e.start, u64::MAX));
+            continue;
+        }
+        fx.work.push((e.start, e.start));
+        // The unwinder enters landing pads: a `catch` may return.
+        fx.work.extend(e.pads.iter().map(|&p| (e.start, p)));
+    }
+    while let Some((f, a)) = fx.work.pop() {
+        fx.walk(f, a);
+    }
+    let mut out: BTreeSet<u64> = known.clone();
+    out.extend(explored.keys().copied().filter(|a| !fx.returns.contains(a)));
+    out
+}
