@@ -351,3 +351,61 @@ fn every_truncation_of_the_sample_ends_in_a_verdict_or_a_clear_error() {
         assert!(!err.contains("panicked"), "cut {cut}: {err}");
     }
 }
+
+/// A graph cut short at a limit is never a clean answer: one flipped bit in
+/// a stripped pcre2 shifts its read-only data, so the gap sweep meets
+/// half a megabyte of code it cannot place and stops at its work budget.
+/// `talos cfg` exits 3 naming the limit, `talos audit` is unverifiable, and
+/// `talos reference` signs nothing.
+#[test]
+fn capped_graph_is_unverifiable_everywhere() {
+    let Some(out) = common::corpus() else { return };
+    let src = out.join("x86_64/pcre2-O2.stripped");
+    let mut b = std::fs::read(&src).unwrap();
+    b[304] ^= 1 << 5;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("pcre2-shifted");
+    std::fs::write(&bin, &b).unwrap();
+    let bin_s = bin.to_str().unwrap();
+
+    let o = talos(&["cfg", bin_s, "--format", "json", "-o", "/dev/null"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("gap_work"), "{}", stderr(&o));
+
+    let o = talos(&["audit", bin_s, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().contains("gap_work")),
+        "{v:#}"
+    );
+
+    let key = dir.path().join("owner.key");
+    let o = talos(&["keygen", "-o", key.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reference = dir.path().join("ref");
+    let o = talos(&[
+        "reference",
+        bin_s,
+        "--app",
+        "pcre2",
+        "--version",
+        "1",
+        "--key",
+        key.to_str().unwrap(),
+        "-o",
+        reference.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("incomplete-graph"));
+    assert!(!reference.exists(), "nothing is signed");
+}

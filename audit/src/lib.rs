@@ -194,6 +194,14 @@ pub fn audit(input: &Input<'_>, options: &Options) -> Result<Report> {
         Format::Pe => Headers::Pe(peinfo::read(input.bytes, image.base)),
     };
     let mut anomalies = headers.anomalies().to_vec();
+    if cfg.capped() {
+        // The rules over the graph saw only part of the code.
+        let caps: Vec<&str> = cfg.caps.iter().map(|h| h.kind.name()).collect();
+        anomalies.push(format!(
+            "control-flow graph incomplete (stopped at: {}): the rules over the code saw only part of it",
+            caps.join(", ")
+        ));
+    }
     let sgxmeta = headers
         .elf()
         .and_then(|e| e.section(".note.sgxmeta"))

@@ -250,6 +250,12 @@ pub enum CapKind {
     NoreturnRounds,
     /// Gap analysis was still finding functions after its last round.
     GapRounds,
+    /// The gap sweep explored more code in one gap, for candidates it then
+    /// rejected, than that gap's budget (a number of instructions per byte
+    /// of the gap, plus a floor): functions in that gap may be missing. Real
+    /// code stays far below it; crafted or corrupted code would otherwise
+    /// cost time quadratic in the gap's size.
+    GapWork,
     /// Functions still overlapped other functions' entries after the last
     /// consistency round.
     ConsistencyRounds,
@@ -268,6 +274,7 @@ impl CapKind {
             CapKind::FunctionInstructions => "function_instructions",
             CapKind::NoreturnRounds => "noreturn_rounds",
             CapKind::GapRounds => "gap_rounds",
+            CapKind::GapWork => "gap_work",
             CapKind::ConsistencyRounds => "consistency_rounds",
         }
     }

@@ -24,6 +24,17 @@ pub enum Error {
         #[source]
         source: talos_cfg::Error,
     },
+    /// The binary's control-flow graph stopped at a limit: its digest does
+    /// not describe the whole binary, so it is no measurement.
+    #[error(
+        "{path}: control-flow graph incomplete (stopped at: {caps}); its digest is not a measurement"
+    )]
+    IncompleteGraph {
+        /// The binary.
+        path: String,
+        /// The limits reached.
+        caps: String,
+    },
     /// The gate, the ledger or the network failed (not a verdict).
     #[error(transparent)]
     Migrate(#[from] talos_migrate::Error),
@@ -53,6 +64,7 @@ impl Error {
         match self {
             Error::Introspect { .. } => "introspect",
             Error::Cfg { .. } => "cfg",
+            Error::IncompleteGraph { .. } => "incomplete-graph",
             Error::Migrate(e) => e.code(),
             Error::Archive(_) => "archive",
             Error::Unsupported(_) => "unsupported",

@@ -47,6 +47,13 @@ pub fn measure_binary(bytes: &[u8], shown: &str) -> Result<BinaryMeasures> {
     let cfg = talos_cfg::analyze(&image, &talos_cfg::Options::default()).map_err(cfg_err(
         format!("{shown}: cannot recover its control-flow graph"),
     ))?;
+    if cfg.capped() {
+        let caps: Vec<&str> = cfg.caps.iter().map(|c| c.kind.name()).collect();
+        return Err(Error::IncompleteGraph {
+            path: shown.to_string(),
+            caps: caps.join(", "),
+        });
+    }
     Ok(BinaryMeasures {
         binary,
         code: Measurement::new(talos_cfg::measure::CODE_SCHEME, Digest(code))?,

@@ -152,7 +152,20 @@ pub fn build_with_tee(
 /// As [`build`], and an unwritable output.
 pub fn run(args: Args) -> Result<Outcome> {
     let tee = tee_measurements(&args.tee_measurement, &args.tee_sigstruct)?;
-    let r = build_with_tee(&args.binary, &args.app, &args.version, &args.key, tee)?;
+    let r = match build_with_tee(&args.binary, &args.app, &args.version, &args.key, tee) {
+        Ok(r) => r,
+        // A graph cut short at a limit is no measurement: nothing is
+        // signed, and the answer is "cannot prove", not "bad input".
+        Err(e)
+            if e.downcast_ref::<talos_evidence::Error>()
+                .is_some_and(|e| matches!(e, talos_evidence::Error::IncompleteGraph { .. })) =>
+        {
+            Verdict::undecided("reference", "incomplete-graph", format!("{e:#}"))
+                .print(args.format)?;
+            return Ok(Outcome::Unproven);
+        }
+        Err(e) => return Err(e),
+    };
     output::write_atomic(&args.output, &r.encode())?;
     let b = r.body();
     let mut v = Verdict::accepted("reference", format!("reference for {} written", b.app))

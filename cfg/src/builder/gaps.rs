@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use crate::arch::Flow;
 use crate::image::CodeRange;
+use crate::limits;
 use crate::model::FunctionSource;
 
 use super::finish::non_padding_bytes;
@@ -68,7 +69,15 @@ pub(super) fn gaps(code: &[CodeRange], cov: &[(u64, u64)]) -> Vec<(u64, u64)> {
 /// land in a gap, and the first non-padding byte after each run of padding.
 /// A candidate is accepted when it decodes cleanly, never leaves its gap
 /// except by calls or tail calls, and is not itself padding.
-pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> GapFindings {
+///
+/// A gap inside one that an earlier round stopped sweeping at its work
+/// budget (`spent`) is not swept again: the cap is already recorded, and
+/// sweeping it each round would only multiply the cost the budget bounds.
+pub(super) fn gap_functions(
+    ctx: &Ctx<'_>,
+    explored: &BTreeMap<u64, Explored>,
+    spent: &[(u64, u64)],
+) -> GapFindings {
     let cov = covered(explored);
     // Where known functions (without frame tables) jump with their frame
     // released, inside themselves.
@@ -87,7 +96,8 @@ pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -
     // releases a frame it did not build, or jumps back into the function);
     // a function placed between two pieces of another one (`str_find`
     // jumping over the string library to `str_find_aux`) is found.
-    let gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov);
+    let mut gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov);
+    gap_list.retain(|&(gs, ge)| !spent.iter().any(|&(s, e)| s <= gs && ge <= e));
     let per_gap: Vec<GapFindings> = gap_list
         .par_iter()
         .map(|&(gs, ge)| {
@@ -109,7 +119,20 @@ pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -
                 queue.entry(a).or_insert(s);
             }
             let mut taken_until = gs;
+            // Work spent on candidates that were rejected: bounded per gap,
+            // so that a gap of garbage (every few bytes a candidate that
+            // decodes far before it fails) costs time linear in its size.
+            let budget = ge
+                .saturating_sub(gs)
+                .saturating_mul(limits::GAP_WORK_PER_BYTE)
+                .saturating_add(limits::GAP_WORK_FLOOR);
+            let mut rejected_work = 0u64;
+            let mut work_capped = false;
             while let Some((cand, source)) = queue.pop_first() {
+                if rejected_work > budget {
+                    work_capped = true;
+                    break;
+                }
                 // The compiler's FDEs say where functions start; code in the
                 // middle of one belongs to it.
                 if cand < taken_until || ctx.strictly_inside_fde(cand) {
@@ -135,7 +158,9 @@ pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -
                     shared.extend(outside);
                     continue;
                 }
-                if acceptable(ctx, &r, source, gs, ge) {
+                if !acceptable(ctx, &r, source, gs, ge) {
+                    rejected_work = rejected_work.saturating_add(r.insns.len() as u64);
+                } else {
                     taken_until = r.extent().map_or(cand, |(_, hi)| hi);
                     found.push((cand, source, r));
                     // Without alignment padding between functions (RISC-V
@@ -149,6 +174,11 @@ pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -
             GapFindings {
                 functions: found,
                 shared,
+                work_capped: if work_capped {
+                    vec![(gs, ge)]
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect();
@@ -156,6 +186,7 @@ pub(super) fn gap_functions(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -
     for g in per_gap {
         out.functions.extend(g.functions);
         out.shared.extend(g.shared);
+        out.work_capped.extend(g.work_capped);
     }
     out
 }
@@ -197,6 +228,8 @@ pub(super) struct GapFindings {
     /// Code inside known functions that is a function of its own, tail
     /// called from them and from code in a gap.
     pub shared: BTreeSet<u64>,
+    /// The gaps whose sweep stopped at their work budget.
+    pub work_capped: Vec<(u64, u64)>,
 }
 
 impl GapFindings {

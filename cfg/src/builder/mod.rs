@@ -247,6 +247,8 @@ fn explore_all(
 ) {
     let mut gap_rounds = 0usize;
     let mut ready: Vec<Explored> = Vec::new();
+    // Gaps whose sweep stopped at its work budget (the cap is recorded).
+    let mut spent: Vec<(u64, u64)> = Vec::new();
     loop {
         run_waves(
             ctx,
@@ -283,7 +285,7 @@ fn explore_all(
             break;
         }
         if gap_rounds >= limits::MAX_GAP_ROUNDS {
-            if !gap_functions(ctx, &d.explored).is_empty() {
+            if !gap_functions(ctx, &d.explored, &spent).is_empty() {
                 d.caps.push(CapHit {
                     kind: CapKind::GapRounds,
                     limit: limits::MAX_GAP_ROUNDS as u64,
@@ -293,7 +295,15 @@ fn explore_all(
             break;
         }
         gap_rounds = gap_rounds.saturating_add(1);
-        let found = gap_functions(ctx, &d.explored);
+        let found = gap_functions(ctx, &d.explored, &spent);
+        if !found.work_capped.is_empty() {
+            d.caps.push(CapHit {
+                kind: CapKind::GapWork,
+                limit: limits::GAP_WORK_PER_BYTE,
+                function: None,
+            });
+            spent.extend(found.work_capped.iter().copied());
+        }
         if found.is_empty() {
             break;
         }

@@ -419,6 +419,16 @@ impl Verdict {
         }
     }
 
+    /// Neither accepted nor rejected: the evidence cannot prove it either
+    /// way (exit 3), with the stable code of why.
+    pub fn undecided(command: &str, code: &'static str, detail: impl Into<String>) -> Verdict {
+        let mut v = Verdict::accepted(command, detail);
+        v.accepted = false;
+        v.refusal = Some(code);
+        v.undecided = true;
+        v
+    }
+
     /// Add a detail.
     #[must_use]
     pub fn field(mut self, name: &str, value: impl Into<Value>) -> Verdict {

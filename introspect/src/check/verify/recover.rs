@@ -28,7 +28,9 @@ pub(super) fn recover_whole(ctx: &mut Ctx<'_, '_>, which: impl IntoIterator<Item
             let img = ctx.modules.get(i)?.image.as_ref()?;
             Some((
                 i,
-                talos_cfg::analyze(img, &talos_cfg::Options::default()).map_err(|e| e.to_string()),
+                talos_cfg::analyze(img, &talos_cfg::Options::default())
+                    .map_err(|e| e.to_string())
+                    .and_then(complete),
             ))
         })
         .collect();
@@ -79,7 +81,9 @@ pub(super) fn recover_local(ctx: &mut Ctx<'_, '_>, walks: &[flow::Walk]) {
             let img = m.image.as_ref()?;
             Some((
                 i,
-                talos_cfg::analyze_functions(img, a).map_err(|e| e.to_string()),
+                talos_cfg::analyze_functions(img, a)
+                    .map_err(|e| e.to_string())
+                    .and_then(complete),
             ))
         })
         .collect();
@@ -91,4 +95,18 @@ pub(super) fn recover_local(ctx: &mut Ctx<'_, '_>, walks: &[flow::Walk]) {
             }
         }
     }
+}
+
+/// A graph cut short at a limit does not explain what it did not reach: it
+/// is kept as the module's CFG failure, so the checks that needed it say
+/// they could not run.
+fn complete(c: Cfg) -> Result<Cfg, String> {
+    if c.capped() {
+        let caps: Vec<&str> = c.caps.iter().map(|h| h.kind.name()).collect();
+        return Err(format!(
+            "control-flow graph incomplete (stopped at: {})",
+            caps.join(", ")
+        ));
+    }
+    Ok(c)
 }
