@@ -4,6 +4,7 @@
 
 pub mod aarch64;
 mod linear;
+mod risc;
 pub mod riscv;
 pub mod x86;
 
@@ -64,6 +65,13 @@ pub struct RegConst {
     pub reg: u16,
     /// The value it holds.
     pub value: u64,
+    /// The register holds the 8-byte word stored at `value` (the GOT load
+    /// of a PLT stub: `auipc t3, ..; ld t3, ..(t3)`, `adrp x16, ..; ldr
+    /// x17, [x16, ..]`), not `value`.
+    pub loaded: bool,
+    /// The constant was set by an earlier instruction and carried over this
+    /// one, which does not write the register.
+    pub carried: bool,
 }
 
 /// One decoded instruction, reduced to what graph recovery needs.
