@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::arch::IndirectTarget;
+use crate::arch::{IndirectQuery, IndirectTarget};
 use crate::limits;
 
 use super::explore::{Ctx, Explored, Sp, padding_then_entry};
@@ -105,9 +105,13 @@ pub(super) fn resolve_indirect(
     let mut starts: Vec<usize> = block_starts.iter().rev().copied().collect();
     starts.extend((0..full.len()).rev().filter(|i| !block_starts.contains(i)));
     let function: Vec<u64> = ex.insns.iter().map(|i| i.addr).collect();
-    let resolved = ctx
-        .dec
-        .resolve_indirect_in(ctx.image, &full, &starts, &function, &admit);
+    let resolved = ctx.dec.resolve_indirect_in(&IndirectQuery {
+        image: ctx.image,
+        path: &full,
+        starts: &starts,
+        function: &function,
+        admit: &admit,
+    });
     let table = match resolved {
         Some(IndirectTarget::Table(t) | IndirectTarget::NarrowTable(t)) => t,
         Some(IndirectTarget::Slot(s)) if ctx.is_loader_slot(s) => {

@@ -23,7 +23,7 @@ use capstone::arch::arm64::ArchMode;
 
 use super::linear::{Machine, Val};
 use super::risc::{self, bits, carried, known, sext};
-use super::{Decoder, Flow, IndirectTarget, Insn, RegConst, StackEffect};
+use super::{Decoder, Flow, IndirectQuery, IndirectTarget, Insn, RegConst, StackEffect};
 use crate::image::{Arch, Image};
 
 /// Register number 31 read as the stack pointer.
@@ -182,14 +182,9 @@ impl Decoder for Aarch64Decoder {
         resolve_path(image, path, &[], &[], &Some)
     }
 
-    fn resolve_indirect_in(
-        &self,
-        image: &Image<'_>,
-        path: &[u64],
-        starts: &[usize],
-        function: &[u64],
-        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
-    ) -> Option<IndirectTarget> {
+    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+        let (image, path, starts) = (q.image, q.path, q.starts);
+        let (function, admit) = (q.function, q.admit);
         let found = super::linear::resolve_with_invariants(
             path,
             starts,

@@ -28,7 +28,7 @@ use capstone::arch::riscv::{ArchExtraMode, ArchMode};
 
 use super::linear::{Machine, Val};
 use super::risc::{self, bits, carried, known, sext};
-use super::{Decoder, Flow, IndirectTarget, Insn, RegConst, StackEffect};
+use super::{Decoder, Flow, IndirectQuery, IndirectTarget, Insn, RegConst, StackEffect};
 use crate::image::{Arch, Image};
 
 const RA: u8 = 1;
@@ -184,14 +184,9 @@ impl Decoder for RiscvDecoder {
         resolve_path(image, path, &[], &Some)
     }
 
-    fn resolve_indirect_in(
-        &self,
-        image: &Image<'_>,
-        path: &[u64],
-        starts: &[usize],
-        function: &[u64],
-        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
-    ) -> Option<IndirectTarget> {
+    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+        let (image, path, starts) = (q.image, q.path, q.starts);
+        let (function, admit) = (q.function, q.admit);
         // A switch in a loop whose table base and bound were set once
         // before the loop (see `resolve_with_invariants`), then, last,
         // other paths through the joins.

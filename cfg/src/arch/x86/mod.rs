@@ -14,7 +14,7 @@ use iced_x86::{
     InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess, OpKind, Register,
 };
 
-use super::{Decoder, Flow, IndirectTarget, Insn, JumpTable, RegConst};
+use super::{Decoder, Flow, IndirectQuery, IndirectTarget, Insn, JumpTable, RegConst};
 use crate::image::{Arch, Image};
 use crate::limits;
 
@@ -318,14 +318,9 @@ impl Decoder for X86Decoder {
         self.resolve_seeded(image, path, &[])
     }
 
-    fn resolve_indirect_in(
-        &self,
-        image: &Image<'_>,
-        path: &[u64],
-        starts: &[usize],
-        function: &[u64],
-        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
-    ) -> Option<IndirectTarget> {
+    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+        let (image, path, starts) = (q.image, q.path, q.starts);
+        let (function, admit) = (q.function, q.admit);
         // Decoded once: every attempt interprets a suffix of the same path.
         let mut decoded = Vec::with_capacity(path.len());
         for &a in path {
