@@ -43,12 +43,29 @@ pub(super) fn konst(reg: u8, value: u64, loaded: bool) -> RegConst {
 
 /// `reg` still holds what an earlier instruction set: carried over one that
 /// does not write it.
-pub(super) fn carried(reg: u8, value: u64, loaded: bool) -> RegConst {
+fn carried(reg: u8, value: u64, loaded: bool) -> RegConst {
     RegConst {
         reg: u16::from(reg),
         value,
         loaded,
         carried: true,
+    }
+}
+
+/// The constant a register holds after an instruction: the one the
+/// instruction set (`own`; `Some(None)` when it set none worth tracking),
+/// else `before` carried over it unless `clobbers` says the instruction
+/// writes that register.
+pub(super) fn after(
+    own: Option<Option<RegConst>>,
+    before: Option<(u8, u64, bool, bool)>,
+    clobbers: impl Fn(u8) -> bool,
+) -> Option<RegConst> {
+    match own {
+        Some(c) => c,
+        None => before
+            .filter(|&(kr, ..)| !clobbers(kr))
+            .map(|(kr, v, loaded, _)| carried(kr, v, loaded)),
     }
 }
 

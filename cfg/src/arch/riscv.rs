@@ -27,7 +27,7 @@ use capstone::arch::BuildsCapstoneExtraMode;
 use capstone::arch::riscv::{ArchExtraMode, ArchMode};
 
 use super::linear::{Machine, Val};
-use super::risc::{self, bits, carried, known, sext};
+use super::risc::{self, bits, known, sext};
 use super::{Decoder, Flow, IndirectQuery, IndirectTarget, Insn, RegConst, StackEffect};
 use crate::image::{Arch, Image};
 
@@ -148,20 +148,16 @@ impl Decoder for RiscvDecoder {
             }
             _ => {}
         }
-        let konst = match own {
-            Some(c) => c,
-            None => {
-                // Carry the earlier constant over an instruction that does
-                // not write its register. Calls clobber it (the builder
-                // resets `prev` after them anyway).
-                let writes = match i.kind {
-                    Kind::Store { .. } | Kind::FpMem | Kind::Branch(_) => None,
-                    _ => Some(i.rd),
-                };
-                k.filter(|&(kr, ..)| writes != Some(kr) && !matches!(flow, Flow::Call(_)))
-                    .map(|(kr, v, loaded, _)| carried(kr, v, loaded))
-            }
+        // Carry the earlier constant over an instruction that does not
+        // write its register. Calls clobber it (the builder resets `prev`
+        // after them anyway).
+        let writes = match i.kind {
+            Kind::Store { .. } | Kind::FpMem | Kind::Branch(_) => None,
+            _ => Some(i.rd),
         };
+        let konst = risc::after(own, k, |kr| {
+            writes == Some(kr) || matches!(flow, Flow::Call(_))
+        });
         let _ = next;
         Some(Insn {
             addr,

@@ -22,7 +22,7 @@ use capstone::arch::BuildsCapstone;
 use capstone::arch::arm64::ArchMode;
 
 use super::linear::{Machine, Val};
-use super::risc::{self, bits, carried, known, sext};
+use super::risc::{self, bits, known, sext};
 use super::{Decoder, Flow, IndirectQuery, IndirectTarget, Insn, RegConst, StackEffect};
 use crate::image::{Arch, Image};
 
@@ -150,20 +150,14 @@ impl Decoder for Aarch64Decoder {
             }
             _ => {}
         }
-        let konst = match own {
-            Some(c) => c,
-            None => {
-                let written = |r: u8| {
-                    let dest = match i.op {
-                        Op::Store { .. } | Op::MemOther | Op::CondBranch { .. } => false,
-                        _ => i.rd == r,
-                    };
-                    dest || i.writes.contains(&r)
-                };
-                k.filter(|&(kr, ..)| !written(kr) && !is_link_flow(&i))
-                    .map(|(kr, v, loaded, _)| carried(kr, v, loaded))
-            }
+        let written = |r: u8| {
+            let dest = match i.op {
+                Op::Store { .. } | Op::MemOther | Op::CondBranch { .. } => false,
+                _ => i.rd == r,
+            };
+            dest || i.writes.contains(&r)
         };
+        let konst = risc::after(own, k, |kr| written(kr) || is_link_flow(&i));
         Some(Insn {
             addr,
             len: 4,
