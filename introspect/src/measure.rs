@@ -27,9 +27,10 @@
 use talos_cfg::measure::{CodeSegment, measure_segments};
 
 use crate::dump::{Dump, FileMapping, at};
+use crate::source::elf::{PHDR_SIZE, PT_LOAD, Phdr, program_headers, u16_at, u64_at};
 
 /// Most program headers read from memory.
-const MAX_PHNUM: usize = 512;
+const MAX_PHNUM: u64 = 512;
 /// Most dynamic entries read from memory.
 const MAX_DYNAMIC: u64 = 65_536;
 /// Most hash-chain steps taken in one symbol lookup.
@@ -40,7 +41,6 @@ const MAX_NAME: u64 = 256;
 /// glibc's (it is a few KiB on every architecture).
 const MAX_RSEQ_OFFSET: i64 = 1 << 20;
 
-const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
 const PF_X: u32 = 1;
 const DT_NULL: u64 = 0;
@@ -50,17 +50,6 @@ const DT_SYMTAB: u64 = 6;
 const DT_STRSZ: u64 = 10;
 const DT_SYMENT: u64 = 11;
 const DT_GNU_HASH: u64 = 0x6fff_fef5;
-
-/// A program header as read from memory.
-#[derive(Debug, Clone, Copy)]
-struct Phdr {
-    p_type: u32,
-    flags: u32,
-    offset: u64,
-    vaddr: u64,
-    filesz: u64,
-    memsz: u64,
-}
 
 /// An ELF image's headers read from a process's memory.
 #[derive(Debug, Clone)]
@@ -86,45 +75,28 @@ fn read_image(dump: &Dump<'_>, header: u64) -> Result<MemImage, String> {
             "no 64-bit little-endian ELF header in memory at {header:#x}"
         ));
     }
-    let e_entry = le::<8>(eh, 24).map(u64::from_le_bytes).unwrap_or(0);
-    let phoff = le::<8>(eh, 32).map(u64::from_le_bytes).unwrap_or(0);
-    let phentsize = le::<2>(eh, 54).map(u16::from_le_bytes).unwrap_or(0);
-    let phnum = usize::from(le::<2>(eh, 56).map(u16::from_le_bytes).unwrap_or(0));
-    if phentsize < 56 || phnum == 0 || phnum > MAX_PHNUM {
+    // The 64 header bytes are read above: a field that does not read is
+    // an error all the same, never a zero.
+    let field = |v: Option<u64>, what: &str| {
+        v.ok_or_else(|| format!("the ELF header at {header:#x} has no {what}"))
+    };
+    let e_entry = field(u64_at(eh, 24), "e_entry")?;
+    let phoff = field(u64_at(eh, 32), "e_phoff")?;
+    let phentsize = field(u16_at(eh, 54).map(u64::from), "e_phentsize")?;
+    let phnum = field(u16_at(eh, 56).map(u64::from), "e_phnum")?;
+    if phentsize < PHDR_SIZE || phnum == 0 || phnum > MAX_PHNUM {
         return Err(format!(
             "program header table at {header:#x}: {phnum} entries of {phentsize} bytes"
         ));
     }
     let table = header
         .checked_add(phoff)
-        .and_then(|a| dump.read(a, u64::from(phentsize) * phnum as u64))
+        .and_then(|a| dump.read(a, phentsize * phnum))
         .ok_or_else(|| {
             format!("the program headers of the ELF image at {header:#x} are not in the dump")
         })?;
-    let mut phdrs = Vec::with_capacity(phnum);
-    for i in 0..phnum {
-        let at = i * usize::from(phentsize);
-        let u32_at = |o: usize| le::<4>(table, at + o).map(u32::from_le_bytes);
-        let u64_at = |o: usize| le::<8>(table, at + o).map(u64::from_le_bytes);
-        let (Some(p_type), Some(flags), Some(offset), Some(vaddr), Some(filesz), Some(memsz)) = (
-            u32_at(0),
-            u32_at(4),
-            u64_at(8),
-            u64_at(16),
-            u64_at(32),
-            u64_at(40),
-        ) else {
-            return Err(format!("program header {i} at {header:#x} is truncated"));
-        };
-        phdrs.push(Phdr {
-            p_type,
-            flags,
-            offset,
-            vaddr,
-            filesz,
-            memsz,
-        });
-    }
+    let phdrs = program_headers(table, phentsize, phnum)
+        .map_err(|e| format!("program header {} at {header:#x} is truncated", e.index))?;
     let page = dump.page_size.max(1);
     let mask = !(page - 1);
     let bias = phdrs

@@ -304,12 +304,40 @@ pub struct Frame {
     /// interrupted by a signal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub follows_call: Option<bool>,
-    /// What decided `follows_call`: `cfg` (the module's CFG, with
-    /// `--flow-cfg`), `decode` (decoding the function from its FDE start, or
-    /// the bytes before the address when no FDE covers it),
-    /// `signal-frame`, `none`.
+    /// What decided `follows_call`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<String>,
+    pub evidence: Option<FollowsEvidence>,
+}
+
+/// What decided whether a return address follows a call instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowsEvidence {
+    /// The module's CFG (of the functions the threads are in, or the whole
+    /// module with `--flow-cfg`).
+    Cfg,
+    /// Decoding the function from its FDE start, or the bytes before the
+    /// address when no FDE covers it.
+    Decode,
+    /// The frame was interrupted by a signal: its pc is exact, not a return
+    /// address.
+    SignalFrame,
+    /// Nothing decided it.
+    #[serde(rename = "none")]
+    Nothing,
+}
+
+impl FollowsEvidence {
+    /// The name in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            FollowsEvidence::Cfg => "cfg",
+            FollowsEvidence::Decode => "decode",
+            FollowsEvidence::SignalFrame => "signal-frame",
+            FollowsEvidence::Nothing => "none",
+        }
+    }
 }
 
 /// Result of checking a thread's pc (or the exact pc of a frame a signal

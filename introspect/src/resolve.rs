@@ -127,7 +127,7 @@ impl Resolver {
     }
 
     /// The vDSO of the machine talos runs on (see
-    /// [`crate::live::host_vdso`]): a dump's `[vdso]` with the same build-id
+    /// [`crate::source::live::host_vdso`]): a dump's `[vdso]` with the same build-id
     /// is compared with it byte for byte.
     #[must_use]
     pub fn host_vdso(mut self, bytes: Option<Vec<u8>>) -> Self {

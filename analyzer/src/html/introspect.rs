@@ -624,7 +624,7 @@ fn thread(page: &mut Page, t: &ThreadReport, open: bool) {
                 td_addr(&hex(f.pc)),
                 td_mono(&location(&f.location)),
                 td_html(&follows),
-                td_mono(f.evidence.as_deref().unwrap_or("")),
+                td_mono(f.evidence.map_or("", |e| e.name())),
             ],
         );
     }

@@ -3,13 +3,14 @@
 //! follow a call instruction. Each thread ends `ok`, `finding` or
 //! `not-checked` with a reason; nothing undecided passes as ok.
 
+use crate::check::addr::{Bias, LinkAddr, RuntimeAddr};
+use crate::check::verify::{Ctx, Module};
 use crate::dump::Thread;
 use crate::region::RegionKind;
 use crate::report::{
-    Finding, FindingKind, FlowStatus, Frame, FrameMethod, Location, Part, PcCheck, Reason,
-    ThreadReport, Unchecked,
+    Finding, FindingKind, FlowStatus, FollowsEvidence, Frame, FrameMethod, Location, Part, PcCheck,
+    Reason, ThreadReport, Unchecked,
 };
-use crate::verify::{Ctx, Module};
 
 use super::{Walk, fde_for, locate};
 
@@ -24,9 +25,9 @@ fn cfg_of<'m>(m: &'m Module<'_>) -> Option<&'m talos_cfg::Cfg> {
 fn cfg_function<'c>(
     m: &Module<'_>,
     cfg: &'c talos_cfg::Cfg,
-    link: u64,
+    link: LinkAddr,
 ) -> Option<(&'c talos_cfg::Function, bool)> {
-    let f = cfg.function_containing(link).or_else(|| {
+    let f = cfg.function_containing(link.get()).or_else(|| {
         let start = fde_for(m, link)?.start;
         cfg.function_at(start)
     })?;
@@ -43,7 +44,8 @@ enum Sweep {
     Undecodable,
 }
 
-fn sweep(m: &Module<'_>, from: u64, to: u64) -> Option<Sweep> {
+fn sweep(m: &Module<'_>, from: LinkAddr, to: LinkAddr) -> Option<Sweep> {
+    let (from, to) = (from.get(), to.get());
     let img = m.image.as_ref()?;
     let dec = talos_cfg::arch::decoder_for(img).ok()?;
     let mut a = from;
@@ -82,48 +84,48 @@ fn is_call(i: &talos_cfg::arch::Insn) -> bool {
 /// of the functions the threads are in), else a linear
 /// decode of the function the FDE describes, else a backward decode of the
 /// few bytes before it. `None` when nothing decides.
-fn follows_call(m: &Module<'_>, link: u64) -> (Option<bool>, &'static str) {
+fn follows_call(m: &Module<'_>, link: LinkAddr) -> (Option<bool>, FollowsEvidence) {
     if let Some(cfg) = cfg_of(m) {
-        if cfg.follows_call(link) {
-            return (Some(true), "cfg");
+        if cfg.follows_call(link.get()) {
+            return (Some(true), FollowsEvidence::Cfg);
         }
-        if let Some((_, b)) = cfg.block_containing(link)
-            && b.addr != link
+        if let Some((_, b)) = cfg.block_containing(link.get())
+            && b.addr != link.get()
         {
             // Inside a recovered block: the instruction ending here is known
             // and is not a call.
-            return (Some(false), "cfg");
+            return (Some(false), FollowsEvidence::Cfg);
         }
         // Not a return site of a function whose every block is known.
-        if let Some((_, true)) = cfg_function(m, cfg, link.wrapping_sub(1)) {
-            return (Some(false), "cfg");
+        if let Some((_, true)) = cfg_function(m, cfg, link.back(1)) {
+            return (Some(false), FollowsEvidence::Cfg);
         }
     }
-    if let Some(f) = fde_for(m, link.wrapping_sub(1)) {
-        match sweep(m, f.start, link) {
-            Some(Sweep::Boundary(Some(i))) => return (Some(is_call(&i)), "decode"),
-            Some(Sweep::Boundary(None)) => return (Some(false), "decode"),
-            Some(Sweep::Inside(_)) => return (Some(false), "decode"),
+    if let Some(f) = fde_for(m, link.back(1)) {
+        match sweep(m, LinkAddr::in_file(f.start), link) {
+            Some(Sweep::Boundary(Some(i))) => return (Some(is_call(&i)), FollowsEvidence::Decode),
+            Some(Sweep::Boundary(None)) => return (Some(false), FollowsEvidence::Decode),
+            Some(Sweep::Inside(_)) => return (Some(false), FollowsEvidence::Decode),
             Some(Sweep::Undecodable) | None => {}
         }
     }
     // No FDE: does any instruction ending exactly here decode as a call?
     let Some(img) = m.image.as_ref() else {
-        return (None, "none");
+        return (None, FollowsEvidence::Nothing);
     };
     let Ok(dec) = talos_cfg::arch::decoder_for(img) else {
-        return (None, "none");
+        return (None, FollowsEvidence::Nothing);
     };
     for back in 2..=15u64 {
-        let at = link.wrapping_sub(back);
+        let at = link.back(back).get();
         if let Some(i) = img.bytes_from(at).and_then(|b| dec.decode(b, at, None))
-            && i.end() == link
+            && i.end() == link.get()
             && is_call(&i)
         {
-            return (Some(true), "decode");
+            return (Some(true), FollowsEvidence::Decode);
         }
     }
-    (Some(false), "decode")
+    (Some(false), FollowsEvidence::Decode)
 }
 
 fn flow_finding(t: &Thread, addr: u64, value: u64, loc: &Location, message: String) -> Finding {
@@ -165,8 +167,8 @@ enum PcVerdict {
 /// check falls back to decoding the function from its FDE start. A pc that
 /// no function and no FDE explains is judged against the module's whole CFG:
 /// in no function of it (padding, or bytes between functions) is a finding.
-fn check_pc(m: &Module<'_>, link: u64) -> PcVerdict {
-    let bias = m.bias.unwrap_or(0);
+fn check_pc(m: &Module<'_>, bias: Bias, link: LinkAddr) -> PcVerdict {
+    let at = |link: u64| bias.runtime(LinkAddr::in_file(link)).get();
     let cfg = cfg_of(m);
     if cfg.is_none()
         && let Some(e) = m.cfg_error.as_ref().or(m.local_error.as_ref())
@@ -178,13 +180,13 @@ fn check_pc(m: &Module<'_>, link: u64) -> PcVerdict {
         );
     }
     if let Some(cfg) = cfg {
-        if let Some((_, b)) = cfg.block_containing(link) {
-            return match sweep(m, b.addr, link) {
+        if let Some((_, b)) = cfg.block_containing(link.get()) {
+            return match sweep(m, LinkAddr::in_file(b.addr), link) {
                 Some(Sweep::Inside(i)) => PcVerdict::Finding(
                     PcCheck::MidInstruction,
                     format!(
                         "is inside a basic block of the CFG but in the middle of the instruction at {:#x}",
-                        i.addr.wrapping_add(bias)
+                        at(i.addr)
                     ),
                 ),
                 // The CFG of just the functions around the pc cannot know
@@ -200,7 +202,7 @@ fn check_pc(m: &Module<'_>, link: u64) -> PcVerdict {
                     Reason::Undecodable,
                     format!(
                         "the block at {:#x} holding it does not decode up to it",
-                        b.addr.wrapping_add(bias)
+                        at(b.addr)
                     ),
                 ),
             };
@@ -216,13 +218,13 @@ fn check_pc(m: &Module<'_>, link: u64) -> PcVerdict {
         }
     }
     match fde_for(m, link) {
-        Some(f) => match sweep(m, f.start, link) {
+        Some(f) => match sweep(m, LinkAddr::in_file(f.start), link) {
             Some(Sweep::Boundary(_)) => PcVerdict::Ok(PcCheck::OnInstruction),
             Some(Sweep::Inside(i)) => PcVerdict::Finding(
                 PcCheck::MidInstruction,
                 format!(
                     "is in the middle of the instruction at {:#x} (decoding the function from its FDE start)",
-                    i.addr.wrapping_add(bias)
+                    at(i.addr)
                 ),
             ),
             Some(Sweep::Undecodable) | None => PcVerdict::NotChecked(
@@ -230,7 +232,7 @@ fn check_pc(m: &Module<'_>, link: u64) -> PcVerdict {
                 Reason::Undecodable,
                 format!(
                     "the function its FDE describes (from {:#x}) does not decode up to it",
-                    f.start.wrapping_add(bias)
+                    at(f.start)
                 ),
             ),
         },
@@ -242,12 +244,12 @@ fn check_pc(m: &Module<'_>, link: u64) -> PcVerdict {
 }
 
 /// A pc in no block of the module's whole CFG and under no FDE.
-fn outside_functions(m: &Module<'_>, cfg: &talos_cfg::Cfg, link: u64) -> PcVerdict {
-    let idx = cfg.functions.partition_point(|f| f.addr <= link);
+fn outside_functions(m: &Module<'_>, cfg: &talos_cfg::Cfg, link: LinkAddr) -> PcVerdict {
+    let idx = cfg.functions.partition_point(|f| f.addr <= link.get());
     let before = idx.checked_sub(1).and_then(|i| cfg.functions.get(i));
     let after = cfg.functions.get(idx);
     if let Some(f) = before
-        && link < f.addr.saturating_add(f.size)
+        && link.get() < f.addr.saturating_add(f.size)
     {
         return if cfg.complete(f.addr) {
             PcVerdict::Finding(
@@ -292,7 +294,8 @@ fn outside_functions(m: &Module<'_>, cfg: &talos_cfg::Cfg, link: u64) -> PcVerdi
 
 /// Whether the instruction at `link` is alignment padding (nop, trap or
 /// zero fill) for the module's decoder.
-fn is_padding_at(m: &Module<'_>, link: u64) -> bool {
+fn is_padding_at(m: &Module<'_>, link: LinkAddr) -> bool {
+    let link = link.get();
     let Some(img) = m.image.as_ref() else {
         return false;
     };
@@ -326,8 +329,11 @@ pub(crate) fn needs_whole_cfg(ctx: &Ctx<'_, '_>, t: &Thread, w: &Walk) -> Vec<us
         if m.image.is_none() || m.cfg.is_some() || m.cfg_error.is_some() {
             continue;
         }
-        if let Some(link) = m.link(a)
-            && matches!(check_pc(m, link), PcVerdict::NeedWholeCfg)
+        if let Some(bias) = m.bias
+            && matches!(
+                check_pc(m, bias, bias.link(RuntimeAddr::in_dump(a))),
+                PcVerdict::NeedWholeCfg
+            )
         {
             out.push(mi);
         }
@@ -367,9 +373,9 @@ fn judge_pc(ctx: &Ctx<'_, '_>, pc: u64) -> PcVerdict {
                 )
             }
         }
-        Some(mi) => match ctx.modules.get(mi) {
-            Some(m) if m.image.is_some() && m.bias.is_some() => {
-                match check_pc(m, m.link(pc).unwrap_or(pc)) {
+        Some(mi) => match ctx.modules.get(mi).map(|m| (m, m.bias)) {
+            Some((m, Some(bias))) if m.image.is_some() => {
+                match check_pc(m, bias, bias.link(RuntimeAddr::in_dump(pc))) {
                     // The whole CFG was asked for (needs_whole_cfg) and is
                     // not there: it failed, or no image to recover it from.
                     PcVerdict::NeedWholeCfg => PcVerdict::NotChecked(
@@ -383,7 +389,7 @@ fn judge_pc(ctx: &Ctx<'_, '_>, pc: u64) -> PcVerdict {
                     v => v,
                 }
             }
-            Some(m) => PcVerdict::NotChecked(
+            Some((m, _)) => PcVerdict::NotChecked(
                 PcCheck::NoBinary,
                 Reason::NoBinary,
                 format!(
@@ -487,7 +493,7 @@ pub(crate) fn judge(
                 }
                 PcVerdict::Ok(_) | PcVerdict::NeedWholeCfg => {}
             }
-            (None, "signal-frame")
+            (None, FollowsEvidence::SignalFrame)
         } else {
             match m {
                 None => {
@@ -503,10 +509,17 @@ pub(crate) fn judge(
                             ctx.describe(f.pc)
                         ),
                     ));
-                    (None, "none")
+                    (None, FollowsEvidence::Nothing)
                 }
                 Some(m) if m.image.is_some() => {
-                    let (follows, evidence) = follows_call(m, m.link(f.pc).unwrap_or(f.pc));
+                    // No bias: the return address has no link address, so
+                    // nothing decides (never the runtime address taken for
+                    // a link address).
+                    let (follows, evidence) = m
+                        .link(RuntimeAddr::in_dump(f.pc))
+                        .map_or((None, FollowsEvidence::Nothing), |link| {
+                            follows_call(m, link)
+                        });
                     match follows {
                         Some(false) => findings.push(flow_finding(
                             t,
@@ -542,7 +555,7 @@ pub(crate) fn judge(
                             f.pc, m.report.path
                         ),
                     ));
-                    (None, "none")
+                    (None, FollowsEvidence::Nothing)
                 }
             }
         };
@@ -552,7 +565,7 @@ pub(crate) fn judge(
             stack_slot: f.slot,
             location: loc,
             follows_call: follows,
-            evidence: Some(evidence.to_string()),
+            evidence: Some(evidence),
         });
     }
     if !w.complete {
@@ -573,7 +586,10 @@ pub(crate) fn judge(
         let Some(m) = ctx.exec_module(v).and_then(|i| ctx.modules.get(i)) else {
             continue;
         };
-        let (follows, evidence) = follows_call(m, m.link(v).unwrap_or(v));
+        let Some(link) = m.link(RuntimeAddr::in_dump(v)) else {
+            continue;
+        };
+        let (follows, evidence) = follows_call(m, link);
         if follows != Some(true) {
             continue;
         }
@@ -584,7 +600,7 @@ pub(crate) fn judge(
             stack_slot: Some(slot),
             location: locate(ctx, v),
             follows_call: follows,
-            evidence: Some(evidence.to_string()),
+            evidence: Some(evidence),
         });
     }
     let flow = if !findings.is_empty() {

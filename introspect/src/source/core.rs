@@ -21,13 +21,12 @@ use crate::dump::{
 };
 use crate::error::{Error, Result};
 use crate::region::{Perms, Region, RegionKind};
+pub use crate::source::elf::{Note, notes, notes_aligned};
+use crate::source::elf::{Phdr, PhdrOutOfBounds, program_headers, u16_at, u32_at, u64_at};
 
 /// `e_type` of a core file.
 pub const ET_CORE: u16 = 4;
-/// `PT_LOAD`.
-pub const PT_LOAD: u32 = 1;
-/// `PT_NOTE`.
-pub const PT_NOTE: u32 = 4;
+pub use crate::source::elf::{PT_LOAD, PT_NOTE};
 /// `NT_PRSTATUS`.
 pub const NT_PRSTATUS: u32 = 1;
 /// `NT_FPREGSET`.
@@ -58,7 +57,7 @@ pub mod limits {
     /// default `vm.max_map_count`).
     pub const MAX_PHDRS: u64 = 1 << 20;
     /// Notes walked in one `PT_NOTE` segment.
-    pub const MAX_NOTES: usize = 1 << 20;
+    pub const MAX_NOTES: usize = crate::source::elf::MAX_NOTES;
     /// Threads kept.
     pub const MAX_THREADS: usize = 1 << 16;
     /// Anomalies recorded before they are counted instead.
@@ -76,134 +75,10 @@ pub fn prstatus_reg_count(arch: Arch) -> usize {
     }
 }
 
-fn le(bytes: &[u8], off: usize, size: usize) -> Option<u64> {
-    let b = bytes.get(off..off.checked_add(size)?)?;
-    let mut buf = [0u8; 8];
-    buf.get_mut(..size)?.copy_from_slice(b);
-    Some(u64::from_le_bytes(buf))
-}
-
-fn u16_at(bytes: &[u8], off: usize) -> Option<u16> {
-    le(bytes, off, 2).and_then(|v| u16::try_from(v).ok())
-}
-
-fn u32_at(bytes: &[u8], off: usize) -> Option<u32> {
-    le(bytes, off, 4).and_then(|v| u32::try_from(v).ok())
-}
-
-fn u64_at(bytes: &[u8], off: usize) -> Option<u64> {
-    le(bytes, off, 8)
-}
-
 /// Whether `bytes` looks like an ELF core (magic and `e_type`).
 #[must_use]
 pub fn is_core(bytes: &[u8]) -> bool {
     bytes.get(..4) == Some(b"\x7fELF") && u16_at(bytes, 16) == Some(ET_CORE)
-}
-
-/// One program header, as read.
-#[derive(Debug, Clone, Copy)]
-struct Phdr {
-    p_type: u32,
-    flags: u32,
-    offset: u64,
-    vaddr: u64,
-    filesz: u64,
-    memsz: u64,
-    align: u64,
-}
-
-/// One note, borrowed.
-#[derive(Debug, Clone, Copy)]
-pub struct Note<'a> {
-    /// Owner name without the trailing NUL.
-    pub name: &'a [u8],
-    /// Type.
-    pub n_type: u32,
-    /// Descriptor bytes.
-    pub desc: &'a [u8],
-    /// File offset of the note header (for messages).
-    pub offset: u64,
-}
-
-/// Walk the notes of one `PT_NOTE` payload (4-byte aligned, as in every
-/// core file). Stops at the first malformed note and reports it through
-/// `bad`.
-pub fn notes<'a>(
-    data: &'a [u8],
-    base_offset: u64,
-    bad: impl FnMut(String),
-) -> impl Iterator<Item = Note<'a>> {
-    notes_aligned(data, base_offset, 4, bad)
-}
-
-/// [`notes`] with name and descriptor padded to `align` (4, or 8 for
-/// `PT_NOTE` segments of executables with `p_align` 8).
-pub fn notes_aligned<'a>(
-    data: &'a [u8],
-    base_offset: u64,
-    align: usize,
-    mut bad: impl FnMut(String),
-) -> impl Iterator<Item = Note<'a>> {
-    let pad = if align == 8 { 7usize } else { 3usize };
-    let mut pos = 0usize;
-    let mut count = 0usize;
-    let mut done = false;
-    std::iter::from_fn(move || {
-        if done || pos >= data.len() || count >= limits::MAX_NOTES {
-            return None;
-        }
-        count += 1;
-        let at = base_offset.saturating_add(pos as u64);
-        let header = (|| {
-            let namesz = usize::try_from(u32_at(data, pos)?).ok()?;
-            let descsz = usize::try_from(u32_at(data, pos.checked_add(4)?)?).ok()?;
-            let n_type = u32_at(data, pos.checked_add(8)?)?;
-            Some((namesz, descsz, n_type))
-        })();
-        let Some((namesz, descsz, n_type)) = header else {
-            // Trailing padding shorter than a header is not worth a word.
-            if data.len() - pos >= 12 || data.get(pos..).is_some_and(|t| t.iter().any(|&b| b != 0))
-            {
-                bad(format!("note header at offset {at:#x} is truncated"));
-            }
-            done = true;
-            return None;
-        };
-        let parsed = (|| {
-            let name_start = pos.checked_add(12)?;
-            let name_end = name_start.checked_add(namesz)?;
-            // Padding is to `align` from the start of the segment.
-            let desc_start = name_end.checked_add(pad)? & !pad;
-            let desc_end = desc_start.checked_add(descsz)?;
-            let next = desc_end.checked_add(pad)? & !pad;
-            let name = data.get(name_start..name_end)?;
-            let desc = data.get(desc_start..desc_end)?;
-            Some((name, desc, next))
-        })();
-        match parsed {
-            Some((name, desc, next)) => {
-                pos = next;
-                let name = match name.split_last() {
-                    Some((0, rest)) => rest,
-                    _ => name,
-                };
-                Some(Note {
-                    name,
-                    n_type,
-                    desc,
-                    offset: at,
-                })
-            }
-            None => {
-                bad(format!(
-                    "note at offset {at:#x} (type {n_type:#x}) declares name size {namesz} and descriptor size {descsz}, past the end of its segment"
-                ));
-                done = true;
-                None
-            }
-        }
-    })
 }
 
 fn arch_of(machine: u16) -> Result<Arch> {
@@ -224,6 +99,18 @@ fn perms_of(flags: u32) -> Perms {
         write: flags & 2 != 0,
         execute: flags & 1 != 0,
     }
+}
+
+/// A field of the ELF header: the 64 header bytes are checked to be there
+/// before any is read, and a field that does not read is an error all the
+/// same, never a zero.
+fn header_field<T>(v: Option<T>, offset: u64, size: u64, len: u64) -> Result<T> {
+    v.ok_or(Error::Truncated {
+        what: "ELF header",
+        offset,
+        expected: size,
+        actual: len,
+    })
 }
 
 /// Read the ELF header and program headers.
@@ -261,7 +148,7 @@ fn headers(bytes: &[u8]) -> Result<(Arch, u16, Vec<Phdr>)> {
             "big-endian core; talos reads little-endian cores".into(),
         ));
     }
-    let e_type = u16_at(bytes, 16).unwrap_or(0);
+    let e_type = header_field(u16_at(bytes, 16), 16, 2, len)?;
     if e_type != ET_CORE {
         let name = match e_type {
             0 => "ET_NONE",
@@ -272,13 +159,13 @@ fn headers(bytes: &[u8]) -> Result<(Arch, u16, Vec<Phdr>)> {
         };
         return Err(Error::NotCore { e_type, name });
     }
-    let machine = u16_at(bytes, 18).unwrap_or(0);
+    let machine = header_field(u16_at(bytes, 18), 18, 2, len)?;
     let arch = arch_of(machine)?;
-    let phoff = u64_at(bytes, 32).unwrap_or(0);
-    let shoff = u64_at(bytes, 40).unwrap_or(0);
-    let phentsize = u64::from(u16_at(bytes, 54).unwrap_or(0));
-    let mut phnum = u64::from(u16_at(bytes, 56).unwrap_or(0));
-    let shnum = u16_at(bytes, 60).unwrap_or(0);
+    let phoff = header_field(u64_at(bytes, 32), 32, 8, len)?;
+    let shoff = header_field(u64_at(bytes, 40), 40, 8, len)?;
+    let phentsize = u64::from(header_field(u16_at(bytes, 54), 54, 2, len)?);
+    let mut phnum = u64::from(header_field(u16_at(bytes, 56), 56, 2, len)?);
+    let shnum = header_field(u16_at(bytes, 60), 60, 2, len)?;
     if phnum == 0xffff {
         // PN_XNUM: the real count is in sh_info of section header 0.
         let sh_info = usize::try_from(shoff)
@@ -321,29 +208,24 @@ fn headers(bytes: &[u8]) -> Result<(Arch, u16, Vec<Phdr>)> {
             actual: len,
         });
     }
-    let mut out = Vec::with_capacity(usize::try_from(phnum).unwrap_or(0));
-    for i in 0..phnum {
-        let at = usize::try_from(phoff + i * phentsize).map_err(|_| Error::Truncated {
-            what: "program header",
+    let start = usize::try_from(phoff).ok();
+    let table_bytes = start
+        .and_then(|s| Some((s, s.checked_add(usize::try_from(table).ok()?)?)))
+        .and_then(|(s, e)| bytes.get(s..e))
+        .ok_or(Error::Truncated {
+            what: "program header table",
             offset: phoff,
             expected: table,
             actual: len,
         })?;
-        let field = |o: usize, size: usize| {
-            at.checked_add(o)
-                .and_then(|p| le(bytes, p, size))
-                .unwrap_or(0)
-        };
-        out.push(Phdr {
-            p_type: u32::try_from(field(0, 4)).unwrap_or(0),
-            flags: u32::try_from(field(4, 4)).unwrap_or(0),
-            offset: field(8, 8),
-            vaddr: field(16, 8),
-            filesz: field(32, 8),
-            memsz: field(40, 8),
-            align: field(48, 8),
-        });
-    }
+    let out = program_headers(table_bytes, phentsize, phnum).map_err(
+        |PhdrOutOfBounds { index, .. }| Error::Truncated {
+            what: "program header",
+            offset: phoff.saturating_add(index.saturating_mul(phentsize)),
+            expected: phentsize,
+            actual: len,
+        },
+    )?;
     Ok((arch, shnum, out))
 }
 
@@ -378,11 +260,12 @@ fn prstatus(desc: &[u8], arch: Arch) -> std::result::Result<Thread, String> {
             arch.name()
         ));
     }
-    let tid = u32_at(desc, PRSTATUS_PID).unwrap_or(0);
-    let signal = u16_at(desc, PRSTATUS_CURSIG).unwrap_or(0);
+    let short = |what: &str| format!("NT_PRSTATUS of {} bytes has no {what}", desc.len());
+    let tid = u32_at(desc, PRSTATUS_PID).ok_or_else(|| short("pr_pid"))?;
+    let signal = u16_at(desc, PRSTATUS_CURSIG).ok_or_else(|| short("pr_cursig"))?;
     let words = (0..n)
-        .map(|i| u64_at(desc, PRSTATUS_REGS + i * 8).unwrap_or(0))
-        .collect();
+        .map(|i| u64_at(desc, PRSTATUS_REGS + i * 8).ok_or_else(|| short("register word")))
+        .collect::<std::result::Result<_, _>>()?;
     Ok(Thread {
         tid,
         signal,
@@ -395,15 +278,20 @@ fn prpsinfo(desc: &[u8]) -> std::result::Result<ProcessInfo, String> {
     if desc.len() < 136 {
         return Err(format!("NT_PRPSINFO of {} bytes, expected 136", desc.len()));
     }
+    let field =
+        |off: usize| u32_at(desc, off).ok_or_else(|| format!("NT_PRPSINFO has no field at {off}"));
+    let text = |r: std::ops::Range<usize>| {
+        desc.get(r.clone())
+            .map(cstr)
+            .ok_or_else(|| format!("NT_PRPSINFO has no bytes {}..{}", r.start, r.end))
+    };
     Ok(ProcessInfo {
-        uid: u32_at(desc, 16).unwrap_or(0),
-        gid: u32_at(desc, 20).unwrap_or(0),
-        pid: u32_at(desc, 24).unwrap_or(0),
-        ppid: u32_at(desc, 28).unwrap_or(0),
-        name: cstr(desc.get(40..56).unwrap_or(&[])),
-        args: cstr(desc.get(56..136).unwrap_or(&[]))
-            .trim_end()
-            .to_string(),
+        uid: field(16)?,
+        gid: field(20)?,
+        pid: field(24)?,
+        ppid: field(28)?,
+        name: text(40..56)?,
+        args: text(56..136)?.trim_end().to_string(),
     })
 }
 
@@ -411,8 +299,10 @@ fn prpsinfo(desc: &[u8]) -> std::result::Result<ProcessInfo, String> {
 fn auxv(desc: &[u8]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     for pair in desc.chunks_exact(16) {
-        let k = u64_at(pair, 0).unwrap_or(0);
-        let v = u64_at(pair, 8).unwrap_or(0);
+        // `chunks_exact(16)` gives 16 bytes: both words are there.
+        let (Some(k), Some(v)) = (u64_at(pair, 0), u64_at(pair, 8)) else {
+            break;
+        };
         if k == 0 {
             break;
         }
@@ -441,13 +331,19 @@ pub fn nt_file(desc: &[u8]) -> std::result::Result<Vec<FileMapping>, String> {
     }
     let table = usize::try_from(table).map_err(|_| "NT_FILE too large")?;
     let count = usize::try_from(count).map_err(|_| "NT_FILE too large")?;
-    let mut names = desc.get(table..).unwrap_or(&[]).split(|&b| b == 0);
+    let mut names = desc
+        .get(table..)
+        .ok_or("NT_FILE path strings start past its end")?
+        .split(|&b| b == 0);
     let mut out = Vec::with_capacity(count);
     for i in 0..count {
         let at = 16 + i * 24;
-        let start = u64_at(desc, at).unwrap_or(0);
-        let end = u64_at(desc, at + 8).unwrap_or(0);
-        let ofs = u64_at(desc, at + 16).unwrap_or(0);
+        let entry = |o: usize| {
+            u64_at(desc, at + o).ok_or_else(|| format!("NT_FILE mapping {i} is cut short"))
+        };
+        let start = entry(0)?;
+        let end = entry(8)?;
+        let ofs = entry(16)?;
         let path = names
             .next()
             .ok_or_else(|| format!("NT_FILE has {count} mappings but only {i} paths"))?;

@@ -21,9 +21,10 @@ mod judge;
 
 pub(crate) use judge::{judge, needs_whole_cfg, not_requested};
 
+use crate::check::addr::{LinkAddr, RuntimeAddr};
+use crate::check::verify::{Ctx, Module};
 use crate::dump::{Registers, Thread};
 use crate::report::Location;
-use crate::verify::{Ctx, Module};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -117,6 +118,40 @@ fn eval_expr(
     }
 }
 
+/// What one CFI step found: the caller's frame.
+struct Step {
+    /// The caller's registers.
+    regs: Registers,
+    /// The return address.
+    ra: u64,
+    /// The stack slot the return address was read from, when it was read
+    /// from memory.
+    slot: Option<u64>,
+    /// Whether the frame is a signal trampoline's (the caller's pc is
+    /// exact, not a return address).
+    signal: bool,
+}
+
+/// Why a CFI step found no caller.
+enum StepStop {
+    /// The CFI says this is the outermost frame: the walk is complete.
+    Outermost(&'static str),
+    /// The walk could go no further: it stops incomplete.
+    Stopped(String),
+}
+
+impl From<String> for StepStop {
+    fn from(why: String) -> Self {
+        StepStop::Stopped(why)
+    }
+}
+
+impl From<&str> for StepStop {
+    fn from(why: &str) -> Self {
+        StepStop::Stopped(why.to_string())
+    }
+}
+
 /// One CFI step: the caller's registers and the stack slot of the return
 /// address, or why not.
 fn step(
@@ -126,16 +161,16 @@ fn step(
     pc: u64,
     exact: bool,
     uctx: &mut UnwindContext<usize>,
-) -> Result<(Registers, u64, Option<u64>, bool), String> {
+) -> Result<Step, StepStop> {
     let (Some(bias), Some((eh_data, eh_addr, hdr))) = (m.bias, eh_sections(m)) else {
-        return Err(format!("no .eh_frame for {}", m.report.path));
+        return Err(format!("no .eh_frame for {}", m.report.path).into());
     };
     let eh = EhFrame::new(eh_data, LittleEndian);
     let mut bases = BaseAddresses::default().set_eh_frame(eh_addr);
     if let Some((_, a)) = hdr {
         bases = bases.set_eh_frame_hdr(a);
     }
-    let link = pc.wrapping_sub(bias);
+    let link = bias.link(RuntimeAddr::in_dump(pc)).get();
     let lookup = if exact { link } else { link.wrapping_sub(1) };
     let via_hdr = hdr.and_then(|(h, _)| {
         let parsed = EhFrameHdr::new(h, LittleEndian)
@@ -183,7 +218,9 @@ fn step(
         let (value, at) = match rule {
             RegisterRule::Undefined => {
                 if *reg == ra_reg {
-                    return Err("outermost frame (CFI marks the return address undefined)".into());
+                    return Err(StepStop::Outermost(
+                        "outermost frame (CFI marks the return address undefined)",
+                    ));
                 }
                 continue;
             }
@@ -214,10 +251,10 @@ fn step(
                     slot = at;
                 }
                 None => {
-                    return Err(match at {
+                    return Err(StepStop::Stopped(match at {
                         Some(a) => format!("stack memory at {a:#x} is not in the dump"),
                         None => format!("return address rule at {pc:#x} cannot be evaluated"),
-                    });
+                    }));
                 }
             }
         } else if let Some(v) = value {
@@ -225,12 +262,19 @@ fn step(
         }
     }
     if ra_undefined {
-        return Err("outermost frame (no return-address rule)".into());
+        return Err(StepStop::Outermost(
+            "outermost frame (no return-address rule)",
+        ));
     }
     let ra = ra.ok_or("no return address")?;
     next.set_sp(cfa);
     next.set_pc(ra);
-    Ok((next, ra, slot, fde.is_signal_trampoline()))
+    Ok(Step {
+        regs: next,
+        ra,
+        slot,
+        signal: fde.is_signal_trampoline(),
+    })
 }
 
 /// Unwind a thread with CFI, then scan if CFI stopped early.
@@ -256,7 +300,12 @@ pub(crate) fn unwind(ctx: &Ctx<'_, '_>, t: &Thread) -> Walk {
         };
         let Some(m) = ctx.modules.get(mi) else { break };
         match step(ctx, m, &regs, pc, exact, &mut uctx) {
-            Ok((next, ra, slot, signal)) => {
+            Ok(Step {
+                regs: next,
+                ra,
+                slot,
+                signal,
+            }) => {
                 if ra == 0 {
                     w.stop = "end of stack (return address 0)".into();
                     outermost = true;
@@ -278,8 +327,12 @@ pub(crate) fn unwind(ctx: &Ctx<'_, '_>, t: &Thread) -> Walk {
                 sp = new_sp;
                 exact = signal;
             }
-            Err(why) => {
-                outermost = why.starts_with("outermost");
+            Err(StepStop::Outermost(why)) => {
+                outermost = true;
+                w.stop = why.to_string();
+                break;
+            }
+            Err(StepStop::Stopped(why)) => {
                 w.stop = why;
                 break;
             }
@@ -335,7 +388,9 @@ pub(crate) fn modules_needed(ctx: &Ctx<'_, '_>, w: &Walk) -> Vec<usize> {
 }
 
 /// Where an address lies in a module's code, by symbol or FDE.
-pub(crate) fn name_in(m: &Module<'_>, link: u64) -> Option<(String, u64)> {
+pub(crate) fn name_in(m: &Module<'_>, link: LinkAddr) -> Option<(String, u64)> {
+    let at = link;
+    let link = link.get();
     if let Some(cfg) = &m.cfg
         && let Some(f) = cfg.function_containing(link)
     {
@@ -348,12 +403,13 @@ pub(crate) fn name_in(m: &Module<'_>, link: u64) -> Option<(String, u64)> {
             return Some((s.name.clone(), link - s.addr));
         }
     }
-    let f = fde_for(m, link)?;
+    let f = fde_for(m, at)?;
     Some((format!("sub_{:x}", f.start), link - f.start))
 }
 
 /// The FDE covering link address `link`.
-pub(crate) fn fde_for(m: &Module<'_>, link: u64) -> Option<talos_cfg::image::Fde> {
+pub(crate) fn fde_for(m: &Module<'_>, link: LinkAddr) -> Option<talos_cfg::image::Fde> {
+    let link = link.get();
     let img = m.image.as_ref()?;
     let idx = img.fdes.partition_point(|f| f.start <= link);
     img.fdes
@@ -369,7 +425,9 @@ pub(crate) fn fde_for(m: &Module<'_>, link: u64) -> Option<talos_cfg::image::Fde
 pub(crate) fn locate(ctx: &Ctx<'_, '_>, addr: u64) -> Location {
     let mi = ctx.exec_module(addr).or_else(|| ctx.module_at(addr));
     if let Some(m) = mi.and_then(|i| ctx.modules.get(i)) {
-        let named = m.link(addr).and_then(|l| name_in(m, l));
+        let named = m
+            .link(RuntimeAddr::in_dump(addr))
+            .and_then(|l| name_in(m, l));
         return Location {
             module: m.report.path.clone(),
             offset: Some(addr - m.report.base),

@@ -7,7 +7,8 @@ use rayon::prelude::*;
 use talos_cfg::Cfg;
 
 use super::Ctx;
-use crate::flow;
+use crate::check::addr::{LinkAddr, RuntimeAddr};
+use crate::check::flow;
 
 /// Recover, in parallel, the whole CFG of each module in `which` that has
 /// an image and none yet; a failure is kept on the module (a thread that
@@ -52,7 +53,12 @@ pub(super) fn recover_local(ctx: &mut Ctx<'_, '_>, walks: &[flow::Walk]) {
             let Some(i) = ctx.exec_module(a) else {
                 continue;
             };
-            let Some(link) = ctx.modules.get(i).and_then(|m| m.link(a)) else {
+            let Some(link) = ctx
+                .modules
+                .get(i)
+                .and_then(|m| m.link(RuntimeAddr::in_dump(a)))
+                .map(LinkAddr::get)
+            else {
                 continue;
             };
             let e = addrs.entry(i).or_default();

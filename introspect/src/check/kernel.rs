@@ -14,10 +14,11 @@
 
 use talos_cfg::Image;
 
+use crate::check::addr::Bias;
+use crate::check::verify::{Module, compare};
 use crate::region::{Region, RegionKind};
 use crate::report::{DiffRange, ModuleKind, ModuleReport, Reason, Verdict};
 use crate::resolve::Resolver;
-use crate::verify::{Module, compare};
 
 /// Page size of the vsyscall page.
 const VSYSCALL_LEN: u64 = 4096;
@@ -103,7 +104,7 @@ pub(crate) fn module<'x>(r: &'x Region<'_>, resolver: &Resolver) -> Module<'x> {
             pointers_unchecked: 0,
         },
         image,
-        bias,
+        bias: bias.map(Bias::new),
         exec: vec![(r.start, r.end)],
         cfg: None,
         cfg_error: None,

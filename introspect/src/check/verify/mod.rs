@@ -11,8 +11,8 @@
 //! 3. Compare each executable mapping byte for byte with the file at the
 //!    mapping's file offset (bytes past the end of the file read as zero).
 //!    Writable mappings (GOT, RELRO, `.data`) legitimately differ and are
-//!    not compared; their pointers are checked instead ([`crate::got`]).
-//! 4. Unwind every thread ([`crate::flow`]), then recover the CFG of the
+//!    not compared; their pointers are checked instead ([`crate::check::got`]).
+//! 4. Unwind every thread ([`crate::check::flow`]), then recover the CFG of the
 //!    modules that need one (tampered modules, modules holding a pc or a
 //!    return address), in parallel, once each.
 
@@ -24,16 +24,17 @@ use talos_cfg::{Cfg, Image, ImageKind};
 use conclude::conclude;
 use recover::{recover_local, recover_whole};
 
+use crate::check::addr::{Bias, LinkAddr, RuntimeAddr};
+use crate::check::flow;
+use crate::check::got;
 use crate::dump::{Dump, FileMapping, UnreadWhy, at};
-use crate::flow;
-use crate::got;
-use crate::memelf;
 use crate::region::RegionKind;
 use crate::report::{
     DiffRange, Finding, FindingKind, InputInfo, ModuleKind, ModuleReport, Part, Reason, Report,
     SCHEMA, Unchecked, Verdict,
 };
 use crate::resolve::{FileBytes, Resolved, Resolver};
+use crate::source::memelf;
 
 /// Most modules examined in one dump (real processes map hundreds).
 pub const MAX_MODULES: usize = 4096;
@@ -77,7 +78,9 @@ impl Default for Options {
 pub(crate) struct Module<'x> {
     pub report: ModuleReport,
     pub image: Option<Image<'x>>,
-    pub bias: Option<u64>,
+    /// The load bias: the only way between the module's link addresses and
+    /// the dump's runtime addresses.
+    pub bias: Option<Bias>,
     /// Executable ranges `[start, end)` of this module.
     pub exec: Vec<(u64, u64)>,
     pub cfg: Option<Cfg>,
@@ -93,9 +96,10 @@ pub(crate) struct Module<'x> {
 }
 
 impl Module<'_> {
-    /// Link address of a memory address.
-    pub fn link(&self, addr: u64) -> Option<u64> {
-        self.bias.map(|b| addr.wrapping_sub(b))
+    /// Link address of a runtime address; `None` when the bias is not
+    /// known (nothing in the module is identified then).
+    pub fn link(&self, addr: RuntimeAddr) -> Option<LinkAddr> {
+        self.bias.map(|b| b.link(addr))
     }
 }
 
@@ -417,15 +421,13 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                     .find(|s| s.offset & mask == m.offset)
                     .map(|s| m.start.wrapping_sub(s.vaddr & mask))
             });
-            if bias.is_none() {
-                bias = file_bias;
-            } else if file_bias.is_some() && file_bias != bias {
-                notes.push(format!(
-                    "{}: load bias from the in-memory header ({:#x}) differs from the one the file's segments give ({:#x}); using the header's",
+            match (bias, file_bias) {
+                (None, _) => bias = file_bias,
+                (Some(header), Some(file)) if header != file => notes.push(format!(
+                    "{}: load bias from the in-memory header ({header:#x}) differs from the one the file's segments give ({file:#x}); using the header's",
                     report.path,
-                    bias.unwrap_or(0),
-                    file_bias.unwrap_or(0)
-                ));
+                )),
+                _ => {}
             }
         } else if report.build_id.is_some() || p.mem.is_some() {
             report.kind = if entry.is_some_and(|e| e >= base && e < end) {
@@ -568,7 +570,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         modules.push(Module {
             report,
             image,
-            bias,
+            bias: bias.map(Bias::new),
             exec,
             cfg: None,
             cfg_error: None,
@@ -605,7 +607,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
         match &r.kind {
             RegionKind::File { .. } => {}
             RegionKind::Vdso | RegionKind::Vsyscall => {
-                modules.push(crate::kernel::module(r, resolver));
+                modules.push(crate::check::kernel::module(r, resolver));
             }
             RegionKind::Other { name }
                 if dump.source == crate::dump::Source::Raw && name == "raw" =>
@@ -702,7 +704,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                     .or_else(|| nearest_function(cfg, d.link_addr))?;
                 Some((f.display_name(), d.link_addr.wrapping_sub(f.addr)))
             });
-            named.push(by_cfg.or_else(|| flow::name_in(m, d.link_addr)));
+            named.push(by_cfg.or_else(|| flow::name_in(m, LinkAddr::in_file(d.link_addr))));
         }
         for (d, n) in m.report.diffs.iter_mut().zip(named) {
             if let Some((f, o)) = n {

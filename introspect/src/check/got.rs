@@ -14,8 +14,9 @@
 //! shows only part of the address space, a pointer outside the image is
 //! counted as unchecked instead.
 
+use crate::check::addr::LinkAddr;
+use crate::check::verify::Ctx;
 use crate::report::{Finding, FindingKind};
-use crate::verify::Ctx;
 
 /// Whether `value` lies where a loaded module's data lives: inside a
 /// module's address range, or in the anonymous, non-executable region that
@@ -72,7 +73,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_, '_>) -> Vec<Finding> {
         }
         let (mut checked, mut unchecked) = (0u64, 0u64);
         for (link, name, is_import) in slots {
-            let addr = link.wrapping_add(bias);
+            let addr = bias.runtime(LinkAddr::in_file(link)).get();
             let Some(value) = ctx.dump.read_ptr(addr) else {
                 unchecked += 1;
                 continue;

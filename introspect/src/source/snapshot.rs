@@ -10,11 +10,11 @@
 
 use std::io::Write;
 
-use crate::core::{
+use crate::dump::{Arch, Dump};
+use crate::source::core::{
     NT_AUXV, NT_FILE, NT_PRPSINFO, NT_PRSTATUS, NT_SIGINFO, NT_TALOS_SNAPSHOT, PRSTATUS_REGS,
     prstatus_reg_count,
 };
-use crate::dump::{Arch, Dump};
 
 fn machine(arch: Arch) -> u16 {
     match arch {
