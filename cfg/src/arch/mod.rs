@@ -4,6 +4,7 @@
 
 pub mod aarch64;
 mod linear;
+mod risc;
 pub mod riscv;
 pub mod x86;
 
@@ -64,6 +65,31 @@ pub struct RegConst {
     pub reg: u16,
     /// The value it holds.
     pub value: u64,
+    /// The register holds the 8-byte word stored at `value` (the GOT load
+    /// of a PLT stub: `auipc t3, ..; ld t3, ..(t3)`, `adrp x16, ..; ldr
+    /// x17, [x16, ..]`), not `value`.
+    pub loaded: bool,
+    /// The constant was set by an earlier instruction and carried over this
+    /// one, which does not write the register.
+    pub carried: bool,
+}
+
+/// One indirect jump to resolve ([`Decoder::resolve_indirect_in`]).
+#[derive(Clone, Copy)]
+pub struct IndirectQuery<'q> {
+    /// The image the instructions are in.
+    pub image: &'q Image<'q>,
+    /// Instruction addresses in execution order, the indirect jump last.
+    pub path: &'q [u64],
+    /// Indexes into `path` where the suffixes to try begin (shortest first
+    /// is the caller's order).
+    pub starts: &'q [usize],
+    /// Every decoded instruction of the function, for facts that hold on
+    /// every path (a register set once to a constant before a loop).
+    pub function: &'q [u64],
+    /// Keeps only the answers it lets through (it may trim a table to the
+    /// entries it believes).
+    pub admit: &'q dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
 }
 
 /// One decoded instruction, reduced to what graph recovery needs.
@@ -158,26 +184,15 @@ pub trait Decoder: Sync {
     /// a jump through one fixed memory cell.
     fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget>;
 
-    /// Resolve the indirect jump at the end of `path`, trying the suffixes
-    /// of `path` that begin at each of `starts` in turn (shortest first is
-    /// the caller's order), keeping only the answers `admit` lets through (it may
-    /// trim a table to the entries it believes). `function`
-    /// lists every decoded instruction of the function, for facts that hold
-    /// on every path (a register set once to a constant before a loop). The
-    /// default ignores `function`.
-    fn resolve_indirect_in(
-        &self,
-        image: &Image<'_>,
-        path: &[u64],
-        starts: &[usize],
-        function: &[u64],
-        admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
-    ) -> Option<IndirectTarget> {
-        let _ = function;
-        starts.iter().find_map(|&i| {
-            path.get(i..)
-                .and_then(|p| self.resolve_indirect(image, p))
-                .and_then(admit)
+    /// Resolve the indirect jump `q` asks about, trying the suffixes of its
+    /// path that begin at each of its starts in turn, keeping only the
+    /// answers its `admit` lets through. The default ignores `q.function`.
+    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+        q.starts.iter().find_map(|&i| {
+            q.path
+                .get(i..)
+                .and_then(|p| self.resolve_indirect(q.image, p))
+                .and_then(q.admit)
         })
     }
 

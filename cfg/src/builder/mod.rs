@@ -24,6 +24,7 @@
 mod explore;
 mod finish;
 mod gaps;
+mod indirect;
 mod noreturn;
 mod seeds;
 

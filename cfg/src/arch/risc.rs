@@ -1,0 +1,136 @@
+//! What the two fixed-width RISC decoders (RISC-V and AArch64) share: field
+//! extraction from raw instruction words, the register constant handed from
+//! one instruction to the next, the per-thread capstone handle that renders,
+//! and the bookkeeping of registers a function defines once by a constant.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::thread::LocalKey;
+
+use capstone::Capstone;
+
+use super::{Insn, RegConst};
+
+/// Bits `hi..=lo` of `w`, shifted down.
+pub(super) fn bits(w: u32, hi: u32, lo: u32) -> u32 {
+    (w >> lo) & ((1u32 << (hi - lo + 1)) - 1)
+}
+
+/// The low `width` bits of `v`, sign-extended.
+pub(super) fn sext(v: u32, width: u32) -> i64 {
+    let sh = 64 - width;
+    ((u64::from(v) << sh) as i64) >> sh
+}
+
+/// The constant `prev` leaves in a register, split into (register, value,
+/// loaded, carried).
+pub(super) fn known(prev: Option<&Insn>) -> Option<(u8, u64, bool, bool)> {
+    let k = prev?.konst?;
+    let reg = u8::try_from(k.reg).ok()?;
+    Some((reg, k.value, k.loaded, k.carried))
+}
+
+/// `reg` holds `value` (or, `loaded`, the word stored at it), set by this
+/// instruction.
+pub(super) fn konst(reg: u8, value: u64, loaded: bool) -> RegConst {
+    RegConst {
+        reg: u16::from(reg),
+        value,
+        loaded,
+        carried: false,
+    }
+}
+
+/// `reg` still holds what an earlier instruction set: carried over one that
+/// does not write it.
+fn carried(reg: u8, value: u64, loaded: bool) -> RegConst {
+    RegConst {
+        reg: u16::from(reg),
+        value,
+        loaded,
+        carried: true,
+    }
+}
+
+/// The constant a register holds after an instruction: the one the
+/// instruction set (`own`; `Some(None)` when it set none worth tracking),
+/// else `before` carried over it unless `clobbers` says the instruction
+/// writes that register.
+pub(super) fn after(
+    own: Option<Option<RegConst>>,
+    before: Option<(u8, u64, bool, bool)>,
+    clobbers: impl Fn(u8) -> bool,
+) -> Option<RegConst> {
+    match own {
+        Some(c) => c,
+        None => before
+            .filter(|&(kr, ..)| !clobbers(kr))
+            .map(|(kr, v, loaded, _)| carried(kr, v, loaded)),
+    }
+}
+
+/// A per-thread capstone handle, built on first use.
+pub(super) type CapstoneSlot = RefCell<Option<Capstone>>;
+
+/// Run `f` with this thread's handle in `slot`, built by `build` the first
+/// time (capstone handles are not `Sync`; rendering is rare enough that one
+/// per thread is plenty).
+pub(super) fn with_capstone<T>(
+    slot: &'static LocalKey<CapstoneSlot>,
+    build: fn() -> Option<Capstone>,
+    f: impl FnOnce(&Capstone) -> Option<T>,
+) -> Option<T> {
+    slot.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = build();
+        }
+        f(slot.as_ref()?)
+    })
+}
+
+/// The definitions of each register over one function, for
+/// `invariant_registers`: how many there are and the constant the last one
+/// set, if constant. A register defined exactly once by a constant holds it
+/// wherever that definition has run.
+#[derive(Debug, Default)]
+pub(super) struct ConstDefs {
+    defs: BTreeMap<u8, (u32, Option<u64>)>,
+    /// The function calls something (caller-saved registers do not keep a
+    /// value over it).
+    pub(super) calls: bool,
+}
+
+impl ConstDefs {
+    /// One more definition of `r`, setting `value` when it is a constant.
+    pub(super) fn define(&mut self, r: u8, value: Option<u64>) {
+        let e = self.defs.entry(r).or_insert((0, None));
+        e.0 = e.0.saturating_add(1);
+        e.1 = value;
+    }
+
+    /// The second half of an address pair (`auipc`/`lui`/`adrp` then an add
+    /// to the same register): `imm` is added to the constant; not a new
+    /// definition.
+    pub(super) fn add_to(&mut self, r: u8, imm: u64) {
+        let e = self.defs.entry(r).or_insert((0, None));
+        e.1 = e.1.map(|v| v.wrapping_add(imm));
+    }
+
+    /// The registers defined once, by a constant, except `never`; when the
+    /// function calls, only the `callee_saved` ones.
+    pub(super) fn invariants(
+        self,
+        callee_saved: fn(u8) -> bool,
+        never: Option<u8>,
+    ) -> Vec<(u16, u64)> {
+        let calls = self.calls;
+        self.defs
+            .into_iter()
+            .filter(|&(r, (n, v))| {
+                n == 1 && v.is_some() && Some(r) != never && (!calls || callee_saved(r))
+            })
+            .filter_map(|(r, (_, v))| Some((u16::from(r), v?)))
+            .collect()
+    }
+}
