@@ -224,12 +224,19 @@ pub fn run(args: Args) -> Result<Outcome> {
 }
 
 fn loc(l: &Location) -> String {
-    let mut s = l.module.clone();
+    loc_as(l.module.clone(), l, " ")
+}
+
+/// `MODULE+OFFSET FUNCTION+OFFSET` of a location, with `module` as the
+/// module's name and `gap` before the function's (the text report and the
+/// HTML page write them differently).
+pub(crate) fn loc_as(module: String, l: &Location, gap: &str) -> String {
+    let mut s = module;
     if let Some(o) = l.offset {
         let _ = write!(s, "+{o:#x}");
     }
     if let Some(f) = &l.function {
-        let _ = write!(s, " {f}");
+        let _ = write!(s, "{gap}{f}");
         if let Some(fo) = l.function_offset {
             let _ = write!(s, "+{fo:#x}");
         }

@@ -534,17 +534,7 @@ fn findings(page: &mut Page, r: &Report) {
 }
 
 fn location(l: &talos_introspect::report::Location) -> String {
-    let mut s = short_name(&l.module);
-    if let Some(o) = l.offset {
-        let _ = write!(s, "+{o:#x}");
-    }
-    if let Some(f) = &l.function {
-        let _ = write!(s, "  {f}");
-        if let Some(fo) = l.function_offset {
-            let _ = write!(s, "+{fo:#x}");
-        }
-    }
-    s
+    crate::cmd::introspect::loc_as(short_name(&l.module), l, "  ")
 }
 
 fn threads(page: &mut Page, r: &Report) {

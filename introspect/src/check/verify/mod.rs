@@ -210,6 +210,8 @@ pub(crate) fn compare(mem: &[u8], file: &[u8], file_off: u64) -> Vec<(u64, u64)>
             continue;
         }
         for (i, &b) in m.iter().enumerate() {
+            // Past the end of the file the mapping is zero-filled (the
+            // rule above), so 0 is the byte expected there, not a stand-in.
             let expected = f.get(i).copied().unwrap_or(0);
             if b != expected {
                 push(off + i);
@@ -513,6 +515,8 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                                 .and_then(|f| f.checked_add(i))
                                 .and_then(|f| file.get(f))
                                 .copied()
+                                // Zero-filled past the file's end, as
+                                // `compare` expects there.
                                 .unwrap_or(0)
                         })
                         .collect();
