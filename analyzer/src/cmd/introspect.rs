@@ -227,6 +227,15 @@ fn loc(l: &Location) -> String {
     loc_as(l.module.clone(), l, " ")
 }
 
+/// The first 16 hex digits of a module's build-id: the one in the dump,
+/// else the file's; `None` when neither is known.
+pub(crate) fn short_build_id(m: &talos_introspect::report::ModuleReport) -> Option<String> {
+    m.build_id
+        .as_deref()
+        .or(m.file_build_id.as_deref())
+        .map(|b| b.get(..16).unwrap_or(b).to_string())
+}
+
 /// `MODULE+OFFSET FUNCTION+OFFSET` of a location, with `module` as the
 /// module's name and `gap` before the function's (the text report and the
 /// HTML page write them differently).
@@ -280,12 +289,7 @@ pub fn render(r: &Report) -> String {
         "base", "verdict", "code", "compared", "build-id"
     );
     for m in &r.modules {
-        let bid = m
-            .build_id
-            .as_deref()
-            .or(m.file_build_id.as_deref())
-            .map(|b| b.get(..16).unwrap_or(b).to_string())
-            .unwrap_or_else(|| "-".into());
+        let bid = short_build_id(m).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
             "  {:<#18x} {:<15} {:>10} {:>10}  {:<16} {}",

@@ -469,12 +469,8 @@ fn modules(page: &mut Page, r: &Report) {
         r.modules.len() > 10,
     );
     for m in &r.modules {
-        let bid = m
-            .build_id
-            .as_deref()
-            .or(m.file_build_id.as_deref())
-            .map(|b| b.get(..16).unwrap_or(b).to_string())
-            .unwrap_or_default();
+        // An unknown build-id is an empty cell.
+        let bid = crate::cmd::introspect::short_build_id(m).unwrap_or_default();
         let class = if m.verdict == Verdict::Clean {
             ""
         } else {
