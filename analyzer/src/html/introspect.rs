@@ -417,7 +417,8 @@ fn diff_row(page: &mut Page, d: &DiffRange) {
         esc(&diff_anchor(d.addr))
     ));
     page.raw(&td_addr(&hex(d.addr)));
-    page.raw(&td_addr(&hex(d.link_addr)));
+    // No link address without a load bias: an empty cell.
+    page.raw(&td_addr(&d.link_addr.map(hex).unwrap_or_default()));
     page.raw(&td_mono(&func));
     page.raw(&td_num(d.len));
     page.raw(&format!(

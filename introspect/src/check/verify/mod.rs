@@ -525,7 +525,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                         len,
                         module_offset: addr - base,
                         file_offset: foff,
-                        link_addr: bias.map_or(addr, |b| addr.wrapping_sub(b)),
+                        link_addr: bias.map(|b| addr.wrapping_sub(b)),
                         function: None,
                         function_offset: None,
                         expected: hex_window(&expected),
@@ -702,13 +702,18 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
     for m in &mut ctx.modules {
         let mut named: Vec<Option<(String, u64)>> = Vec::with_capacity(m.report.diffs.len());
         for d in &m.report.diffs {
+            // Without a link address there is no function to name.
+            let Some(link) = d.link_addr else {
+                named.push(None);
+                continue;
+            };
             let by_cfg = m.cfg.as_ref().and_then(|cfg| {
                 let f = cfg
-                    .function_containing(d.link_addr)
-                    .or_else(|| nearest_function(cfg, d.link_addr))?;
-                Some((f.display_name(), d.link_addr.wrapping_sub(f.addr)))
+                    .function_containing(link)
+                    .or_else(|| nearest_function(cfg, link))?;
+                Some((f.display_name(), link.wrapping_sub(f.addr)))
             });
-            named.push(by_cfg.or_else(|| flow::name_in(m, LinkAddr::in_file(d.link_addr))));
+            named.push(by_cfg.or_else(|| flow::name_in(m, LinkAddr::in_file(link))));
         }
         for (d, n) in m.report.diffs.iter_mut().zip(named) {
             if let Some((f, o)) = n {
