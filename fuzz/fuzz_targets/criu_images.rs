@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(files) = talos_evidence::archive::split(data, 64 << 20) else {
         return;
     };
-    let map: BTreeMap<String, &[u8]> = files.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
+    let map: BTreeMap<String, &[u8]> = files
+        .iter()
+        .map(|(n, b)| (n.clone(), b.as_slice()))
+        .collect();
     let Ok(set) = talos_introspect::criu::read(&map) else {
         return;
     };
