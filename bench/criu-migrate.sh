@@ -24,21 +24,18 @@
 # Prints each run and the medians. The machine is shared and has 2 cores:
 # compare the ratios of the same run. Environment: SIZES (MiB, default
 # "64 1024"), RUNS (default 3), TALOS (default target/release/talos, built
-# if missing). Needs root, criu >= 4.1, b3sum, python3.
+# first). Needs root, criu >= 4.1, b3sum, python3.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 runs="${RUNS:-3}"
 sizes="${SIZES:-64 1024}"
-talos="${TALOS:-$root/target/release/talos}"
-for tool in criu b3sum python3; do
-  command -v "$tool" >/dev/null || { echo "criu-migrate.sh: needs $tool" >&2; exit 2; }
-done
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_needs criu-migrate.sh criu b3sum python3
 [[ $(id -u) == 0 ]] || { echo "criu-migrate.sh: CRIU needs root" >&2; exit 2; }
-if [[ ! -x $talos ]]; then
-  (cd "$root" && cargo build --release -p talos-analyzer)
-fi
+talos="$(bench_talos)"
 bash "$root/corpus/dumps/make-dumps.sh"
 work="$root/target/criu-bench"
 rm -rf "$work"

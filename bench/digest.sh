@@ -27,7 +27,7 @@
 # cache (RssFile), as for b3sum.
 #
 # Environment: ROUNDS (default 10), RUNS per command per round (default 3),
-# TALOS (binary; default target/release/talos, built if missing), B3SUM
+# TALOS (binary; default target/release/talos, built first), B3SUM
 # (default b3sum), KEEP_JSON=DIR (keep hyperfine's JSON exports).
 # Needs: openssl, hyperfine, b3sum, python3 (stdlib only).
 set -euo pipefail
@@ -38,14 +38,11 @@ size_gib="${1:-2}"
 rounds="${ROUNDS:-10}"
 runs="${RUNS:-3}"
 b3sum="${B3SUM:-b3sum}"
-talos="${TALOS:-$root/target/release/talos}"
 
-for tool in openssl hyperfine python3 "$b3sum"; do
-    command -v "$tool" >/dev/null || { echo "bench/digest.sh: needs $tool" >&2; exit 2; }
-done
-if [[ -z "${TALOS:-}" ]]; then
-    (cd "$root" && cargo build --release -p talos-analyzer --quiet)
-fi
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_needs bench/digest.sh openssl hyperfine python3 "$b3sum"
+talos="$(bench_talos)"
 
 dir="$root/target/digest-bench"
 mkdir -p "$dir"

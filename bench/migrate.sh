@@ -25,19 +25,16 @@
 # Prints medians and minimums (ms) and the ratios. The machine is shared
 # and has 2 cores: compare ratios from the same run, not absolute times.
 # Environment: RUNS (default 15), TALOS (default target/release/talos,
-# built if missing). Needs: hyperfine, b3sum, gcc, python3.
+# built first). Needs: hyperfine, b3sum, gcc, python3.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 runs="${RUNS:-15}"
-talos="${TALOS:-$root/target/release/talos}"
-for tool in hyperfine b3sum gcc python3; do
-  command -v "$tool" >/dev/null || { echo "migrate.sh: needs $tool" >&2; exit 2; }
-done
-if [[ ! -x $talos ]]; then
-  (cd "$root" && cargo build --release -p talos-analyzer)
-fi
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_needs migrate.sh hyperfine b3sum gcc python3
+talos="$(bench_talos)"
 sk_core="$root/corpus/out/dumps/sk.gcore-7f.core"
 if [[ ! -f $sk_core ]]; then
   bash "$root/corpus/dumps/make-dumps.sh"

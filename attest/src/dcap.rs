@@ -333,7 +333,7 @@ pub fn verify(
             }
             Err(msg) => match classify(&msg) {
                 Failed::Time => first_time_failure = Some(msg),
-                other => return Ok(failed(other, msg, ev)),
+                other => return Ok(failed(other, msg, ev, at)),
             },
         }
     }
@@ -361,7 +361,7 @@ pub fn verify(
             }
             Err(msg) => match classify(&msg) {
                 Failed::Time => {}
-                other => return Ok(failed(other, msg, ev)),
+                other => return Ok(failed(other, msg, ev, at)),
             },
         }
     }
@@ -388,14 +388,13 @@ pub fn verify(
     })
 }
 
-fn failed(f: Failed, msg: String, ev: Evidence) -> Verdict {
+/// The verdict for a check that failed at time `at` (the time asked, not
+/// one taken from `ev`, so that it is never a stand-in).
+fn failed(f: Failed, msg: String, ev: Evidence, at: u64) -> Verdict {
     match f {
         Failed::Refuse(reason) => Verdict::refused(reason, msg, Some(ev)),
         Failed::Time => Verdict::Undecided {
-            why: Undecided::OutsideValidity {
-                at: ev.at.unwrap_or(0),
-                window: None,
-            },
+            why: Undecided::OutsideValidity { at, window: None },
             detail: msg,
             evidence: Some(ev),
         },

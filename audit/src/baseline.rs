@@ -65,6 +65,8 @@ impl Baseline {
             && let Some(runs) = v.get("runs").and_then(|r| r.as_array())
         {
             for run in runs {
+                // `results` is optional in a SARIF run: without it the run
+                // reported nothing, so it adds no fingerprint.
                 let results = run
                     .get("results")
                     .and_then(|r| r.as_array())

@@ -12,6 +12,7 @@ symbol, else from the distance to the next function symbol or the end of the
 section (recorded per function as "size_from").
 """
 
+import hashlib
 import struct
 
 SHF_EXECINSTR = 0x4
@@ -325,3 +326,12 @@ def img_read_rva(img, d, rva, size):
             off = s["offset"] + (va - s["addr"])
             return d[off : off + size]
     return b""
+
+
+def sha256(path):
+    """Hex SHA-256 of a file, read 1 MiB at a time (the manifest's hashes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

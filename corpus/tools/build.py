@@ -9,7 +9,6 @@ See corpus/README.md for the layout.
 
 import argparse
 import concurrent.futures as cf
-import hashlib
 import json
 import os
 import re
@@ -243,12 +242,7 @@ CHANGE = dict(program="bzip2", crate="bzip2-sys", path="bzip2-1.0.8/bzlib.c",
 
 
 # ---------------------------------------------------------------- helpers
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256 = binfmt.sha256
 
 
 def run(cmd, cwd=None, cpu=None):

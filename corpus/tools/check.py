@@ -15,7 +15,6 @@ For every manifest entry:
 Prints one line per binary and a closing "N passed, N failed" line.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -30,12 +29,7 @@ TOOLS = {  # binutils per arch (readelf reads every ELF machine)
 }
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256 = binfmt.sha256
 
 
 def readelf_funcs(path, exec_idx):

@@ -403,7 +403,11 @@ impl<S: Sink> Unpacker<S> {
                     self.at = At::Tag;
                 }
                 At::Tag => {
-                    let (&tag, rest) = data.split_first().unwrap_or((&0, &[]));
+                    // The loop runs only while `data` holds a byte.
+                    let Some((&tag, rest)) = data.split_first() else {
+                        self.at = At::Tag;
+                        continue;
+                    };
                     data = rest;
                     self.at = match tag {
                         1 => At::NameLen,
@@ -416,10 +420,11 @@ impl<S: Sink> Unpacker<S> {
                         self.at = At::NameLen;
                         continue;
                     }
-                    let len = usize::from(u16::from_be_bytes([
-                        self.pending.first().copied().unwrap_or(0),
-                        self.pending.get(1).copied().unwrap_or(0),
-                    ]));
+                    // `fill` returned true: both bytes are there.
+                    let Some(&[hi, lo]) = self.pending.get(..2) else {
+                        return Err(Error::Archive("file name length cut short".into()));
+                    };
+                    let len = usize::from(u16::from_be_bytes([hi, lo]));
                     self.pending.clear();
                     if len == 0 || len > 255 {
                         return Err(Error::Archive(format!("file name of {len} bytes")));
@@ -657,9 +662,12 @@ fn pagemap_pages(name: &str, bytes: &[u8]) -> Result<(String, u64)> {
     let mut total = 0u64;
     for (i, e) in rest.iter().enumerate() {
         let e: criu::proto::PagemapEntry = image::decode(img, i + 1, e).map_err(bad)?;
+        // CRIU 4.x: field 5; older images: field 2. Neither is no count
+        // at all, not zero pages.
         let n = e
             .nr_pages
-            .unwrap_or(u64::from(e.compat_nr_pages.unwrap_or(0)));
+            .or(e.compat_nr_pages.map(u64::from))
+            .ok_or_else(|| Error::Archive(format!("{name}: entry {} has no page count", i + 1)))?;
         let flags = e.flags.unwrap_or(criu::pe::PRESENT);
         if flags & criu::pe::PRESENT != 0 {
             total = n

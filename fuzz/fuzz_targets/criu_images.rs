@@ -12,28 +12,21 @@
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use talos_introspect::digest::{DigestOptions, state_digest};
-use talos_introspect::resolve::{FileBytes, Resolver};
-use talos_introspect::verify::{Options, verify};
 
-fn true_bytes() -> FileBytes {
-    static B: OnceLock<FileBytes> = OnceLock::new();
-    Arc::clone(B.get_or_init(|| Arc::new(std::fs::read("/bin/true").unwrap_or_default())))
-}
-
-fn loader(_: &Path) -> std::io::Result<FileBytes> {
-    Ok(true_bytes())
-}
+#[path = "../common/dump.rs"]
+mod dump;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(files) = talos_evidence::archive::split(data, 64 << 20) else {
         return;
     };
-    let map: BTreeMap<String, &[u8]> = files.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
+    let map: BTreeMap<String, &[u8]> = files
+        .iter()
+        .map(|(n, b)| (n.clone(), b.as_slice()))
+        .collect();
     let Ok(set) = talos_introspect::criu::read(&map) else {
         return;
     };
@@ -45,36 +38,21 @@ fuzz_target!(|data: &[u8]| {
             assert!(r.offset + r.pages * 4096 <= p.pages.len() as u64);
         }
     }
-    let resolver = Resolver::new(Box::new(loader));
+    let resolver = dump::resolver();
     let Ok(m) = set.materialize(None, &resolver) else {
         return;
     };
-    let dump = m.dump();
-    let mut held = 0u64;
-    for r in &dump.regions {
-        assert!(r.start < r.end);
-        assert!(r.bytes.len() as u64 <= r.len());
-        held += r.bytes.len() as u64;
-    }
-    for w in dump.regions.windows(2) {
-        assert!(w[0].end <= w[1].start);
-    }
+    let d = m.dump();
+    let held = dump::check_regions(&d);
     // Hashing is linear in what the layout holds; keep each run short.
     if held <= 64 << 20 {
         let options = DigestOptions {
             rseq_areas: m.rseq_areas.clone(),
             ..DigestOptions::default()
         };
-        if let Ok(d) = state_digest(&dump.regions, &options) {
-            d.verify().expect("a fresh digest verifies");
+        if let Ok(digest) = state_digest(&d.regions, &options) {
+            digest.verify().expect("a fresh digest verifies");
         }
-        let opts = Options {
-            max_frames: 64,
-            diff_cfg: false,
-            scan_words: 1024,
-            ..Options::default()
-        };
-        let report = verify(&dump, &resolver, "fuzz", &opts);
-        assert_eq!(report.threads.len(), dump.threads.len());
+        dump::check_verify(&d, &resolver);
     }
 });

@@ -10,49 +10,24 @@
 //! reads back with the same regions.
 #![no_main]
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
-
 use libfuzzer_sys::fuzz_target;
-use talos_introspect::resolve::{FileBytes, Resolver};
-use talos_introspect::verify::{Options, verify};
 
-fn true_bytes() -> FileBytes {
-    static B: OnceLock<FileBytes> = OnceLock::new();
-    Arc::clone(B.get_or_init(|| Arc::new(std::fs::read("/bin/true").unwrap_or_default())))
-}
-
-fn loader(_: &Path) -> std::io::Result<FileBytes> {
-    Ok(true_bytes())
-}
+#[path = "../common/dump.rs"]
+mod dump;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(dump) = talos_introspect::core::parse(data) else {
+    let Ok(d) = talos_introspect::core::parse(data) else {
         return;
     };
-    for r in &dump.regions {
-        assert!(r.bytes.len() as u64 <= r.len());
-        assert!(r.start < r.end);
-    }
-    for w in dump.regions.windows(2) {
-        assert!(w[0].end <= w[1].start);
-    }
-    let resolver = Resolver::new(Box::new(loader));
-    let opts = Options {
-        max_frames: 64,
-        diff_cfg: false,
-        scan_words: 1024,
-        ..Options::default()
-    };
-    let report = verify(&dump, &resolver, "fuzz", &opts);
-    assert_eq!(report.threads.len(), dump.threads.len());
+    dump::check_regions(&d);
+    dump::check_verify(&d, &dump::resolver());
     let mut out = Vec::new();
-    if talos_introspect::snapshot::write_core(&dump, &mut out).is_ok() {
+    if talos_introspect::snapshot::write_core(&d, &mut out).is_ok() {
         let again = talos_introspect::core::parse(&out).expect("a written core reads back");
-        assert_eq!(again.regions.len(), dump.regions.len());
-        for (a, b) in again.regions.iter().zip(&dump.regions) {
+        assert_eq!(again.regions.len(), d.regions.len());
+        for (a, b) in again.regions.iter().zip(&d.regions) {
             assert_eq!((a.start, a.end, &a.bytes), (b.start, b.end, &b.bytes));
         }
-        assert_eq!(again.threads.len(), dump.threads.len());
+        assert_eq!(again.threads.len(), d.threads.len());
     }
 });

@@ -3,18 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use talos_migrate::{Challenge, Message};
+use talos_migrate::ChallengeBody;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(m) = Challenge::decode(data) {
-        assert_eq!(m.encode(), data, "accepted a non-canonical challenge");
-        let _ = m.verify_signature();
-        let _ = m.id();
-        let _ = m.describe().to_string();
-    }
-    // The kind-dispatching decoder must agree with the typed one.
-    if let Ok(any) = Message::decode(data) {
-        assert_eq!(any.encode(), data);
-        let _ = any.verify_signature();
-    }
-});
+#[path = "../common/signed.rs"]
+mod signed;
+
+fuzz_target!(|data: &[u8]| signed::check::<ChallengeBody>(data, "challenge"));

@@ -214,7 +214,8 @@ pub fn code_measurement(dump: &Dump<'_>) -> CodeEvidence {
     let mask = !(page - 1);
     let mut loads: Vec<&Phdr> = img.phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
     loads.sort_by_key(|p| p.vaddr);
-    // The image base exactly as `talos_cfg` defines it for ELF.
+    // The image base exactly as `talos_cfg` defines it for ELF (0 without
+    // a PT_LOAD, as there: no segment below then uses it).
     let base = loads.iter().map(|p| p.vaddr).min().unwrap_or(0) & !0xfff;
     let mut segs: Vec<CodeSegment<'_>> = Vec::new();
     let mut ranges: Vec<(u64, u64)> = Vec::new();
@@ -366,17 +367,27 @@ pub fn detect_rseq(dump: &Dump<'_>) -> Rseq {
                 m.path
             ));
         }
-        let size = dynsyms
-            .lookup(dump, b"__rseq_size")
-            .and_then(|a| dump.read(a, 4))
-            .and_then(|b| le::<4>(b, 0))
-            .map(u32::from_le_bytes);
+        // An absent `__rseq_size` is `None`; one whose bytes the dump
+        // lacks is not known, and says so rather than passing for absent.
+        let size = match dynsyms.lookup(dump, b"__rseq_size") {
+            None => None,
+            Some(a) => match dump.read(a, 4).and_then(|b| le::<4>(b, 0)) {
+                Some(b) => Some(u32::from_le_bytes(b)),
+                None => {
+                    return Rseq::Unknown(format!(
+                        "{}: __rseq_size at {a:#x} is not in the dump",
+                        m.path
+                    ));
+                }
+            },
+        };
         return match size {
             Some(0) => Rseq::Unregistered {
                 module: m.path.clone(),
             },
             s => Rseq::Registered {
                 offset,
+                // 0 for an absent symbol, as `Registered::size` documents.
                 size: s.unwrap_or(0),
                 module: m.path.clone(),
             },

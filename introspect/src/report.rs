@@ -111,8 +111,12 @@ pub struct DiffRange {
     pub module_offset: u64,
     /// Offset in the file.
     pub file_offset: u64,
-    /// Address as linked (what `talos cfg` and `objdump` show).
-    pub link_addr: u64,
+    /// Address as linked (what `talos cfg` and `objdump` show); absent
+    /// when the module's load bias is not known (the runtime address is
+    /// no link address, and naming a function from it would name the
+    /// wrong one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_addr: Option<u64>,
     /// Function the first byte falls in (from the module's CFG), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,

@@ -163,7 +163,7 @@ fn changed_code_byte_is_tampered_with_its_address() {
     assert_eq!(m.differing_bytes, 1);
     assert_eq!(m.diffs.len(), 1);
     assert_eq!(m.diffs[0].addr, at);
-    assert_eq!(m.diffs[0].link_addr, at - BASE);
+    assert_eq!(m.diffs[0].link_addr, Some(at - BASE));
     assert_eq!(m.diffs[0].module_offset, at - BASE);
 }
 

@@ -62,8 +62,10 @@ pub(crate) fn take<'a>(cur: &mut &'a [u8], n: usize, what: &'static str) -> Resu
 
 /// Read a `u8`.
 pub(crate) fn get_u8(cur: &mut &[u8], what: &'static str) -> Result<u8> {
-    let b = take(cur, 1, what)?;
-    Ok(b.first().copied().unwrap_or_default())
+    match take(cur, 1, what)? {
+        [b] => Ok(*b),
+        _ => Err(Error::malformed(what, "truncated: needed 1 more byte")),
+    }
 }
 
 /// Read a big-endian `u32`.

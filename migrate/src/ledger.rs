@@ -495,7 +495,8 @@ fn embedded<B: Body>(cur: &mut &[u8], app: &AppId, last_epoch: u64) -> Result<Si
             format!("{} for another app in {app}", B::KIND),
         ));
     }
-    if m.body().epoch().unwrap_or(0) > last_epoch {
+    // A kind without an epoch (a reference) is never newer than the last.
+    if m.body().epoch().is_some_and(|e| e > last_epoch) {
         return Err(Error::malformed(
             "ledger",
             format!("app {app}: status epoch newer than last epoch"),

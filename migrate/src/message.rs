@@ -231,8 +231,10 @@ fn check_header(bytes: &[u8]) -> Result<(MessageKind, u8)> {
             "not a talos message (bad magic)",
         ));
     }
-    let version = header.get(8).copied().unwrap_or_default();
-    let kind_byte = header.get(9).copied().unwrap_or_default();
+    // The header is HEADER_LEN bytes: magic, version, kind.
+    let (Some(&version), Some(&kind_byte)) = (header.get(8), header.get(9)) else {
+        return Err(Error::malformed("message", "shorter than the header"));
+    };
     let kind = MessageKind::from_tag(kind_byte)
         .ok_or_else(|| Error::malformed("message", format!("unknown kind {kind_byte}")))?;
     if version != FORMAT_VERSION

@@ -282,6 +282,36 @@ pub(crate) fn step(n: &mut u32, title: &str, v: &Verdict) -> Result<()> {
 }
 
 /// Run a gate step that must be accepted.
+/// The first steps of both demos: host S registers `app` (`title` says how
+/// it came to be there), then host T writes its challenge to `chal`.
+pub(crate) fn register_and_challenge(
+    n: &mut u32,
+    title: &str,
+    app: &str,
+    (s, t): (&Common, &Common),
+    chal: &Path,
+) -> Result<()> {
+    must(
+        n,
+        title,
+        &Cmd::Register(AppArgs {
+            common: s.clone(),
+            app: app.into(),
+        }),
+    )?;
+    must(
+        n,
+        "host T: talos migrate challenge",
+        &Cmd::Challenge(migrate::ChallengeArgs {
+            common: t.clone(),
+            app: app.into(),
+            ttl: migrate::DEFAULT_TTL,
+            output: chal.to_path_buf(),
+        }),
+    )?;
+    Ok(())
+}
+
 pub(crate) fn must(n: &mut u32, title: &str, cmd: &Cmd) -> Result<Verdict> {
     let v = migrate::execute(cmd)?;
     step(n, title, &v)?;
@@ -376,23 +406,12 @@ fn migration(dir: &Path) -> Result<Outcome> {
             }),
         )?;
     }
-    must(
+    register_and_challenge(
         &mut n,
         "host S: talos migrate register (the app was first deployed on S)",
-        &Cmd::Register(AppArgs {
-            common: s.clone(),
-            app: APP.into(),
-        }),
-    )?;
-    must(
-        &mut n,
-        "host T: talos migrate challenge",
-        &Cmd::Challenge(migrate::ChallengeArgs {
-            common: t.clone(),
-            app: APP.into(),
-            ttl: migrate::DEFAULT_TTL,
-            output: chal.clone(),
-        }),
+        APP,
+        (&s, &t),
+        &chal,
     )?;
     must(
         &mut n,
@@ -429,17 +448,19 @@ fn migration(dir: &Path) -> Result<Outcome> {
             output: release.clone(),
         }),
     )?;
+    // Run twice: the second time is an attack (below).
+    let launch = Cmd::Launch(migrate::LaunchArgs {
+        common: t.clone(),
+        release: release.clone(),
+        restore: None,
+        criu: None,
+        binary: None,
+        command: Vec::new(),
+    });
     must(
         &mut n,
         "host T: talos migrate launch (the app may now run on T, and only there)",
-        &Cmd::Launch(migrate::LaunchArgs {
-            common: t.clone(),
-            release: release.clone(),
-            restore: None,
-            criu: None,
-            binary: None,
-            command: Vec::new(),
-        }),
+        &launch,
     )?;
 
     // Attacks: the gate must refuse each with its one reason.
@@ -457,14 +478,7 @@ fn migration(dir: &Path) -> Result<Outcome> {
         &resume,
     )?;
     refused += u32::from(resume.reason_code() == Some("migrated-away"));
-    let relaunch = migrate::execute(&Cmd::Launch(migrate::LaunchArgs {
-        common: t.clone(),
-        release: release.clone(),
-        restore: None,
-        criu: None,
-        binary: None,
-        command: Vec::new(),
-    }))?;
+    let relaunch = migrate::execute(&launch)?;
     step(
         &mut n,
         "attack: launch T a second time with the same release",

@@ -385,11 +385,7 @@ fn text(args: &Args, d: &Diff) -> String {
         sm.changed,
         sm.added,
         sm.removed,
-        if sm.unproven > 0 {
-            format!(", {} undecided", sm.unproven)
-        } else {
-            String::new()
-        }
+        undecided(sm.unproven)
     );
     let _ = writeln!(
         s,
@@ -458,4 +454,14 @@ fn text(args: &Args, d: &Diff) -> String {
         );
     }
     s
+}
+
+/// `, N undecided` after a summary's counts, or nothing when every pair
+/// was decided (the text and HTML summaries say it alike).
+pub(crate) fn undecided(n: usize) -> String {
+    if n > 0 {
+        format!(", {n} undecided")
+    } else {
+        String::new()
+    }
 }

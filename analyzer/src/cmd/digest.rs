@@ -343,6 +343,8 @@ pub fn run(mut args: Args) -> Result<Outcome> {
     match (args.diff, args.inputs.as_slice()) {
         (false, [one]) => {
             let l = load(one, &s)?;
+            // Only a capacity hint for the output (80 bytes a page): a count
+            // past usize reserves nothing ahead, the text is still whole.
             let capacity = usize::try_from(l.digest.pages)
                 .unwrap_or(0)
                 .saturating_mul(80)

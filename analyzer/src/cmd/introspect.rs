@@ -224,12 +224,28 @@ pub fn run(args: Args) -> Result<Outcome> {
 }
 
 fn loc(l: &Location) -> String {
-    let mut s = l.module.clone();
+    loc_as(l.module.clone(), l, " ")
+}
+
+/// The first 16 hex digits of a module's build-id: the one in the dump,
+/// else the file's; `None` when neither is known.
+pub(crate) fn short_build_id(m: &talos_introspect::report::ModuleReport) -> Option<String> {
+    m.build_id
+        .as_deref()
+        .or(m.file_build_id.as_deref())
+        .map(|b| b.get(..16).unwrap_or(b).to_string())
+}
+
+/// `MODULE+OFFSET FUNCTION+OFFSET` of a location, with `module` as the
+/// module's name and `gap` before the function's (the text report and the
+/// HTML page write them differently).
+pub(crate) fn loc_as(module: String, l: &Location, gap: &str) -> String {
+    let mut s = module;
     if let Some(o) = l.offset {
         let _ = write!(s, "+{o:#x}");
     }
     if let Some(f) = &l.function {
-        let _ = write!(s, " {f}");
+        let _ = write!(s, "{gap}{f}");
         if let Some(fo) = l.function_offset {
             let _ = write!(s, "+{fo:#x}");
         }
@@ -273,12 +289,7 @@ pub fn render(r: &Report) -> String {
         "base", "verdict", "code", "compared", "build-id"
     );
     for m in &r.modules {
-        let bid = m
-            .build_id
-            .as_deref()
-            .or(m.file_build_id.as_deref())
-            .map(|b| b.get(..16).unwrap_or(b).to_string())
-            .unwrap_or_else(|| "-".into());
+        let bid = short_build_id(m).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
             "  {:<#18x} {:<15} {:>10} {:>10}  {:<16} {}",
@@ -498,20 +509,16 @@ fn disassemble_module(
     let Ok(dec) = talos_cfg::arch::decoder_for(&image) else {
         return skip(format!("{file}: no disassembler for its architecture"));
     };
-    let links: Vec<u64> = m.diffs.iter().map(|d| d.link_addr).collect();
+    // The load bias is known here, so every run has its link address.
+    let links: Vec<u64> = m.diffs.iter().filter_map(|d| d.link_addr).collect();
     let cfg = talos_cfg::analyze_functions(&image, &links).ok();
     // One listing per function (or per stretch, outside any function).
     let mut windows: Vec<(u64, u64, String)> = Vec::new();
-    for d in &m.diffs {
-        if windows
-            .iter()
-            .any(|(s, e, _)| d.link_addr >= *s && d.link_addr < *e)
-        {
+    for (d, link) in m.diffs.iter().filter_map(|d| Some((d, d.link_addr?))) {
+        if windows.iter().any(|(s, e, _)| link >= *s && link < *e) {
             continue;
         }
-        let f = cfg
-            .as_ref()
-            .and_then(|c| c.function_containing(d.link_addr));
+        let f = cfg.as_ref().and_then(|c| c.function_containing(link));
         let (start, end, name) = match f {
             Some(f) if f.size <= MAX_LISTING_BYTES => (
                 f.addr,
@@ -519,9 +526,7 @@ fn disassemble_module(
                 f.display_name(),
             ),
             Some(f) => {
-                let b = f
-                    .block_containing(d.link_addr)
-                    .map_or(d.link_addr, |b| b.addr);
+                let b = f.block_containing(link).map_or(link, |b| b.addr);
                 let end = b
                     .saturating_add(MAX_LISTING_BYTES)
                     .min(f.addr.saturating_add(f.size));
@@ -538,9 +543,9 @@ fn disassemble_module(
             // No function: decode from the differing byte itself; on x86
             // the listing may start mid-instruction, the hex above is exact.
             None => (
-                d.link_addr,
-                d.link_addr.saturating_add(d.len.clamp(16, 256)),
-                format!("{:#x} (no function)", d.link_addr),
+                link,
+                link.saturating_add(d.len.clamp(16, 256)),
+                format!("{link:#x} (no function)"),
             ),
         };
         windows.push((start, end, name));

@@ -103,11 +103,7 @@ pub fn render(inp: &Input<'_>) -> String {
         sm.removed,
         sm.moved,
         sm.unchanged,
-        if sm.unproven > 0 {
-            format!(", {} undecided", sm.unproven)
-        } else {
-            String::new()
-        },
+        crate::cmd::diff::undecided(sm.unproven),
         if d.same_graph_digest {
             "; the graph digests are equal"
         } else {

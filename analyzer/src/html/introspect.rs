@@ -417,7 +417,8 @@ fn diff_row(page: &mut Page, d: &DiffRange) {
         esc(&diff_anchor(d.addr))
     ));
     page.raw(&td_addr(&hex(d.addr)));
-    page.raw(&td_addr(&hex(d.link_addr)));
+    // No link address without a load bias: an empty cell.
+    page.raw(&td_addr(&d.link_addr.map(hex).unwrap_or_default()));
     page.raw(&td_mono(&func));
     page.raw(&td_num(d.len));
     page.raw(&format!(
@@ -469,12 +470,8 @@ fn modules(page: &mut Page, r: &Report) {
         r.modules.len() > 10,
     );
     for m in &r.modules {
-        let bid = m
-            .build_id
-            .as_deref()
-            .or(m.file_build_id.as_deref())
-            .map(|b| b.get(..16).unwrap_or(b).to_string())
-            .unwrap_or_default();
+        // An unknown build-id is an empty cell.
+        let bid = crate::cmd::introspect::short_build_id(m).unwrap_or_default();
         let class = if m.verdict == Verdict::Clean {
             ""
         } else {
@@ -534,17 +531,7 @@ fn findings(page: &mut Page, r: &Report) {
 }
 
 fn location(l: &talos_introspect::report::Location) -> String {
-    let mut s = short_name(&l.module);
-    if let Some(o) = l.offset {
-        let _ = write!(s, "+{o:#x}");
-    }
-    if let Some(f) = &l.function {
-        let _ = write!(s, "  {f}");
-        if let Some(fo) = l.function_offset {
-            let _ = write!(s, "+{fo:#x}");
-        }
-    }
-    s
+    crate::cmd::introspect::loc_as(short_name(&l.module), l, "  ")
 }
 
 fn threads(page: &mut Page, r: &Report) {

@@ -25,24 +25,10 @@ const APP_KNOWN: &[&str] = &[
 /// `YYYY-MM-DD hh:mm:ss UTC` of Unix seconds.
 #[must_use]
 pub fn utc(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // attest's RFC 3339 form written for people: a space for the `T`,
+    // `UTC` for the `Z`.
+    let t = talos_attest::time::format_rfc3339(secs);
+    format!("{} UTC", t.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
 fn short(hex: &str) -> &str {

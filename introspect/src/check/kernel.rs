@@ -55,7 +55,7 @@ pub(crate) fn module<'x>(r: &'x Region<'_>, resolver: &Resolver) -> Module<'x> {
                 len,
                 module_offset: o,
                 file_offset: o,
-                link_addr: bias.map_or(addr, |b| addr.wrapping_sub(b)),
+                link_addr: bias.map(|b| addr.wrapping_sub(b)),
                 function: None,
                 function_offset: None,
                 expected: window(j.reference),

@@ -84,6 +84,19 @@ struct Planned<'a> {
     src: Src<'a>,
 }
 
+impl Planned<'_> {
+    /// The whole of VMA `v` as one region whose bytes are not read.
+    fn without_bytes(v: &super::Vma, kind: RegionKind) -> Self {
+        Planned {
+            start: v.start,
+            end: v.end,
+            perms: v.perms,
+            kind,
+            src: Src::None,
+        }
+    }
+}
+
 /// One process laid out as regions, ready to become a [`Dump`].
 pub struct Materialized<'a> {
     /// The process id.
@@ -239,7 +252,10 @@ impl<'a> ImageSet<'a> {
         }
         .ok_or_else(|| Error::Malformed {
             what: "CRIU image directory",
-            detail: format!("process {} is not in pstree.img", pid.unwrap_or(0)),
+            detail: match pid {
+                Some(pid) => format!("process {pid} is not in pstree.img"),
+                None => "pstree.img lists no process".into(),
+            },
         })?;
         let mut anomalies = self.anomalies.clone();
         let mut notes = self.notes.clone();
@@ -286,13 +302,7 @@ impl<'a> ImageSet<'a> {
                     *unread_kinds.entry(what).or_default() += 1;
                     rp.missing = npages;
                 }
-                plans.push(Planned {
-                    start: v.start,
-                    end: v.end,
-                    perms: v.perms,
-                    kind,
-                    src: Src::None,
-                });
+                plans.push(Planned::without_bytes(v, kind));
                 pages.push(rp);
                 continue;
             }
@@ -407,13 +417,7 @@ impl<'a> ImageSet<'a> {
                         ..RegionPages::default()
                     };
                 }
-                plans.push(Planned {
-                    start: v.start,
-                    end: v.end,
-                    perms: v.perms,
-                    kind,
-                    src: Src::None,
-                });
+                plans.push(Planned::without_bytes(v, kind));
                 pages.push(rp);
                 continue;
             }

@@ -351,11 +351,17 @@ pub fn read<'a>(files: &'a BTreeMap<String, &'a [u8]>) -> Result<ImageSet<'a>> {
         // The main thread first, whatever order the image lists them in.
         threads.retain(|&t| t != pid);
         threads.insert(0, pid);
+        // `required` in pstree.proto: CRIU always writes them, so an
+        // entry without one is malformed rather than a process whose
+        // parent, group or session is 0.
         let ids = (
             pid,
-            e.ppid.unwrap_or(0),
-            e.pgid.unwrap_or(0),
-            e.sid.unwrap_or(0),
+            e.ppid
+                .ok_or_else(|| missing(pst, &format!("ppid of process {pid}")))?,
+            e.pgid
+                .ok_or_else(|| missing(pst, &format!("pgid of process {pid}")))?,
+            e.sid
+                .ok_or_else(|| missing(pst, &format!("sid of process {pid}")))?,
         );
         if let Some(p) = read_process(files, ids, &threads, &mut set)? {
             set.processes.push(p);
@@ -460,6 +466,8 @@ fn read_process<'a>(
                 ));
                 return Ok(None);
             }
+            // `optional` in core.proto: an image without it names no
+            // command, which the report shows as an empty name.
             comm = tc.comm.clone().unwrap_or_default();
         }
         let regs = registers(img, &core)?;
@@ -480,6 +488,8 @@ fn read_process<'a>(
             .thread_core
             .as_ref()
             .and_then(|t| t.rseq_entry.as_ref())
+            // No size (an older CRIU) or size 0: the thread registered no
+            // rseq area, as CRIU itself reads it.
             .filter(|r| r.rseq_abi_size.unwrap_or(0) > 0)
             .and_then(|r| r.rseq_abi_pointer)
             .filter(|&p| p != 0);
@@ -510,7 +520,10 @@ fn read_process<'a>(
         let (Some(start), Some(end)) = (v.start, v.end) else {
             return Err(missing(mm_img, &format!("start or end of VMA {i}")));
         };
-        let status = v.status.unwrap_or(0);
+        // `required` in vma.proto, as are pgoff, prot and flags below: a
+        // VMA without one is malformed, never an anonymous PROT_NONE one.
+        let need = |field: &str| missing(mm_img, &format!("{field} of VMA {i}"));
+        let status = v.status.ok_or_else(|| need("status"))?;
         let bad = |what: &str| Error::Malformed {
             what: "CRIU image",
             detail: format!("{}: VMA {i} {start:#x}-{end:#x}: {what}", mm_img.name),
@@ -538,9 +551,9 @@ fn read_process<'a>(
         vmas.push(Vma {
             start,
             end,
-            pgoff: v.pgoff.unwrap_or(0),
-            perms: perms_of(v.prot.unwrap_or(0)),
-            flags: v.flags.unwrap_or(0),
+            pgoff: v.pgoff.ok_or_else(|| need("pgoff"))?,
+            perms: perms_of(v.prot.ok_or_else(|| need("prot"))?),
+            flags: v.flags.ok_or_else(|| need("flags"))?,
             status,
             file,
         });
@@ -567,7 +580,8 @@ fn read_process<'a>(
         // CRIU 4.x: field 5; older images: field 2.
         let count = e
             .nr_pages
-            .unwrap_or(u64::from(e.compat_nr_pages.unwrap_or(0)));
+            .or(e.compat_nr_pages.map(u64::from))
+            .ok_or_else(|| missing(pm_img, &format!("page count of entry {}", i + 1)))?;
         let flags = e.flags.unwrap_or(if e.in_parent == Some(true) {
             pe::PARENT
         } else {

@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use super::hash::{self, Keys, PAGE, UNIT_PAGES};
 use super::{
     DigestOptions, Hash32, MAX_REGIONS, MAX_RSEQ_AREAS, MaskRule, MaskedRange, PAGE_SIZE,
-    RSEQ_MASKED_FIELDS, RegionDigest, RegionStatus, StateDigest, dump_root, perms_byte,
-    region_root,
+    RSEQ_MASKED_FIELDS, RegionDigest, RegionStatus, StateDigest, check_order, dump_root,
+    perms_byte, region_root,
 };
 use crate::error::{Error, Result};
 use crate::region::{Perms, Region, RegionKind};
@@ -69,7 +69,9 @@ pub fn state_digest_from(
     prefetch: &(dyn Fn(&[u8]) + Sync),
     source: Option<&dyn PageSource>,
 ) -> Result<StateDigest> {
-    // Bytes held for a region: its own, or what `source` will read.
+    // Bytes held for a region: its own, or what `source` will read. A
+    // region without bytes that `source` does not hold holds none (0 is
+    // the count, not a stand-in): the digest then records it as absent.
     let held = |r: &Region<'_>| -> u64 {
         match source {
             Some(src) if r.bytes.is_empty() => src.held(r.start, r.end).unwrap_or(0),
@@ -94,13 +96,7 @@ pub fn state_digest_from(
     order.sort_by_key(|r| (r.start, r.end));
     let mut prev_end: Option<u64> = None;
     for r in &order {
-        if r.end <= r.start {
-            return Err(Error::BadRegion {
-                start: r.start,
-                end: r.end,
-                detail: "empty or inverted",
-            });
-        }
+        check_order(r.start, r.end, &mut prev_end)?;
         if held(r) > r.len() {
             return Err(Error::BadRegion {
                 start: r.start,
@@ -108,16 +104,6 @@ pub fn state_digest_from(
                 detail: "holds more bytes than it is long",
             });
         }
-        if let Some(pe) = prev_end
-            && r.start < pe
-        {
-            return Err(Error::RegionOverlap {
-                start: r.start,
-                end: r.end,
-                previous_end: pe,
-            });
-        }
-        prev_end = Some(r.end);
     }
 
     // The rseq masks as sorted, merged byte ranges of the address space.
@@ -255,13 +241,13 @@ pub fn state_digest_from(
         .iter()
         .map(|d| {
             if d.status == RegionStatus::Included {
-                let n = usize::try_from(d.present.div_ceil(PAGE_SIZE)).unwrap_or(0);
-                vec![[0u8; 32]; n]
+                let n = to_usize(d.present.div_ceil(PAGE_SIZE), "pages of a region")?;
+                Ok(vec![[0u8; 32]; n])
             } else {
-                Vec::new()
+                Ok(Vec::new())
             }
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut units: Vec<Unit<'_>> = Vec::new();
     for ((g, d), l) in groups.iter().zip(&out).zip(leaves.iter_mut()) {
         if d.status != RegionStatus::Included {
@@ -269,7 +255,7 @@ pub fn state_digest_from(
         }
         let mut slots: &mut [ChainingValue] = l.as_mut_slice();
         for r in order.get(g.clone()).unwrap_or(&[]) {
-            let r_held = usize::try_from(held(r)).unwrap_or(0);
+            let r_held = to_usize(held(r), "bytes of a region")?;
             let n = r_held.div_ceil(PAGE).min(slots.len());
             let (mine, rest) = std::mem::take(&mut slots).split_at_mut(n);
             slots = rest;
@@ -450,4 +436,14 @@ fn clip_ranges(ranges: &[(u64, u64)], start: u64, end: u64) -> Vec<MaskedRange> 
             }
         })
         .collect()
+}
+
+/// `n` as a `usize`: on a 32-bit host a region can hold more pages or bytes
+/// than one, and hashing none of them would pass for an empty region.
+fn to_usize(n: u64, what: &'static str) -> Result<usize> {
+    usize::try_from(n).map_err(|_| Error::LimitExceeded {
+        what,
+        count: n,
+        limit: usize::MAX as u64,
+    })
 }

@@ -103,7 +103,9 @@ impl Serialize for Hash32 {
                 *d = DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0');
             }
         }
-        s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default())
+        // Only ASCII digits were written; an empty string in its place
+        // would be a hash no one computed.
+        s.serialize_str(std::str::from_utf8(&buf).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -475,23 +477,7 @@ impl StateDigest {
             } else {
                 prev_included = None;
             }
-            if r.end <= r.start {
-                return Err(Error::BadRegion {
-                    start: r.start,
-                    end: r.end,
-                    detail: "empty or inverted",
-                });
-            }
-            if let Some(pe) = prev_end
-                && r.start < pe
-            {
-                return Err(Error::RegionOverlap {
-                    start: r.start,
-                    end: r.end,
-                    previous_end: pe,
-                });
-            }
-            prev_end = Some(r.end);
+            check_order(r.start, r.end, &mut prev_end)?;
             if r.present > r.len() {
                 return Err(inconsistent(r, "holds more bytes than it is long"));
             }
@@ -571,6 +557,31 @@ impl StateDigest {
         }
         Ok(())
     }
+}
+
+/// What every region list in address order must be, for the regions a
+/// digest is computed over and for a digest read back: each region is not
+/// empty and starts at or after the end of the one before (`prev_end`,
+/// then set to this one's end).
+fn check_order(start: u64, end: u64, prev_end: &mut Option<u64>) -> Result<()> {
+    if end <= start {
+        return Err(Error::BadRegion {
+            start,
+            end,
+            detail: "empty or inverted",
+        });
+    }
+    if let Some(previous_end) = *prev_end
+        && start < previous_end
+    {
+        return Err(Error::RegionOverlap {
+            start,
+            end,
+            previous_end,
+        });
+    }
+    *prev_end = Some(end);
+    Ok(())
 }
 
 fn inconsistent(r: &RegionDigest, what: &str) -> Error {

@@ -626,6 +626,9 @@ pub fn parse(bytes: &[u8]) -> Result<Dump<'_>> {
     unread.truncate(limits::MAX_ANOMALIES);
     dump.threads = facts.threads;
     dump.unread_threads = unread;
+    // NT_AUXV and NT_FILE are optional notes (`talos snapshot` itself
+    // leaves them out when empty): a core without them has no auxv and no
+    // file mapping, which is what the empty lists say.
     dump.auxv = facts.auxv.unwrap_or_default();
     dump.process = facts.process;
     dump.signal = facts.signal;

@@ -157,7 +157,14 @@ mod stop {
     impl Stopped {
         /// Attach and stop `tid`. `Ok(false)` when the thread is gone.
         pub fn attach(&mut self, tid: u32) -> std::io::Result<bool> {
-            let pid = Pid::from_raw(i32::try_from(tid).unwrap_or(i32::MAX));
+            // A tid past `pid_t` is no thread of this system: attaching to
+            // some other number instead would stop the wrong process.
+            let pid = Pid::from_raw(i32::try_from(tid).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("thread id {tid} is out of range for pid_t"),
+                )
+            })?);
             match ptrace::seize(pid, ptrace::Options::empty()) {
                 Ok(()) => {}
                 Err(nix::errno::Errno::ESRCH) => return Ok(false),
@@ -219,42 +226,77 @@ fn read_text(pid: u32, file: &str) -> Result<String> {
         .map_err(proc_err(pid, format!("reading /proc/PID/{file}")))
 }
 
-fn process_info(pid: u32) -> ProcessInfo {
+/// What `/proc/PID/{stat,status,cmdline}` say about process `pid`. A file
+/// that cannot be read or a field that does not parse leaves that field at
+/// its zero value (the core-file layout [`ProcessInfo`] mirrors has no
+/// "unknown"), and is recorded in `anomalies` so that the zero is never
+/// taken for the process's real parent, user or group.
+fn process_info(pid: u32, anomalies: &mut Vec<Anomaly>) -> ProcessInfo {
     let mut p = ProcessInfo {
         pid,
         ..ProcessInfo::default()
     };
-    if let Ok(stat) = read_text(pid, "stat")
-        && let (Some(l), Some(r)) = (stat.find('('), stat.rfind(')'))
-    {
-        p.name = stat.get(l + 1..r).unwrap_or("").to_string();
-        p.ppid = stat
-            .get(r + 2..)
-            .and_then(|rest| rest.split(' ').nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-    }
-    if let Ok(status) = read_text(pid, "status") {
-        for line in status.lines() {
-            let field = |l: &str| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u32>().ok())
-            };
-            if line.starts_with("Uid:") {
-                p.uid = field(line).unwrap_or(0);
-            } else if line.starts_with("Gid:") {
-                p.gid = field(line).unwrap_or(0);
+    let mut odd = |what: String| {
+        anomalies.push(Anomaly {
+            code: "bad-process-info",
+            message: format!("process {pid}: {what}"),
+        });
+    };
+    match read_text(pid, "stat") {
+        Ok(stat) => {
+            // `PID (COMM) STATE PPID ...`: COMM may hold spaces and
+            // parentheses, so it ends at the last ')'.
+            let comm = stat.find('(').zip(stat.rfind(')'));
+            if let Some(name) = comm.and_then(|(l, r)| stat.get(l + 1..r)) {
+                name.clone_into(&mut p.name);
+            } else {
+                odd("/proc/PID/stat has no (command name)".into());
+            }
+            match comm
+                .and_then(|(_, r)| stat.get(r + 2..))
+                .and_then(|rest| rest.split(' ').nth(1))
+                .map(|v| (v, v.parse::<u32>()))
+            {
+                Some((_, Ok(ppid))) => p.ppid = ppid,
+                Some((v, Err(_))) => {
+                    odd(format!("/proc/PID/stat: parent pid {v:?} is not a number"))
+                }
+                None => odd("/proc/PID/stat has no parent pid".into()),
             }
         }
+        Err(e) => odd(e.to_string()),
     }
-    if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-        let args: Vec<String> = cmd
-            .split(|&b| b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        p.args = args.join(" ");
+    match read_text(pid, "status") {
+        Ok(status) => {
+            // The real id: the first of the four (real, effective, saved, fs).
+            let id = |key: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|v| v.parse::<u32>().ok())
+            };
+            match id("Uid:") {
+                Some(uid) => p.uid = uid,
+                None => odd("/proc/PID/status has no readable Uid line".into()),
+            }
+            match id("Gid:") {
+                Some(gid) => p.gid = gid,
+                None => odd("/proc/PID/status has no readable Gid line".into()),
+            }
+        }
+        Err(e) => odd(e.to_string()),
+    }
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmd) => {
+            let args: Vec<String> = cmd
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            p.args = args.join(" ");
+        }
+        Err(e) => odd(format!("reading /proc/PID/cmdline: {e}")),
     }
     p
 }
@@ -330,7 +372,9 @@ fn read_range(mem: &std::fs::File, addr: u64, len: u64, page: u64) -> Vec<u8> {
     const CHUNK: u64 = 1 << 20;
     // One allocation for the whole range (the caller keeps `len` within its
     // read budget): growing the buffer chunk by chunk copied a large region
-    // again at each doubling.
+    // again at each doubling. The capacity is only a hint: a `len` past the
+    // address space reserves nothing ahead and the loop below stops at the
+    // first chunk that does not fit.
     let mut out: Vec<u8> = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     let mut done = 0u64;
     while done < len {
@@ -495,7 +539,10 @@ fn read_linux(
     }
     let maps_text = read_text(pid, "maps")?;
     let (maps, bad) = parse_maps(&maps_text);
-    let auxv_raw = std::fs::read(format!("/proc/{pid}/auxv")).unwrap_or_default();
+    // Without auxv the page size, the executable's program headers and the
+    // vDSO are not known: an error, as for the maps.
+    let auxv_raw = std::fs::read(format!("/proc/{pid}/auxv"))
+        .map_err(proc_err(pid, "reading /proc/PID/auxv"))?;
     let mut d = Dump::new(Source::Live, host_arch());
     if bad > 0 {
         d.anomalies.push(Anomaly {
@@ -503,17 +550,11 @@ fn read_linux(
             message: format!("{bad} lines of /proc/{pid}/maps did not parse"),
         });
     }
-    for pair in auxv_raw.chunks_exact(16) {
-        let k = u64::from_le_bytes(
-            pair.get(..8)
-                .and_then(|b| b.try_into().ok())
-                .unwrap_or([0; 8]),
-        );
-        let v = u64::from_le_bytes(
-            pair.get(8..)
-                .and_then(|b| b.try_into().ok())
-                .unwrap_or([0; 8]),
-        );
+    // `(key, value)` pairs of native words, ended by `AT_NULL`.
+    let (words, _) = auxv_raw.as_chunks::<8>();
+    for pair in words.chunks_exact(2) {
+        let [k, v] = pair else { break };
+        let (k, v) = (u64::from_le_bytes(*k), u64::from_le_bytes(*v));
         if k == 0 {
             break;
         }
@@ -541,7 +582,9 @@ fn read_linux(
     if !opts.stop {
         // Read while running: the threads exist, their registers were not
         // read.
-        for t in tasks(pid).unwrap_or_default() {
+        // The thread list must be known: a thread missing from it would be
+        // missing from the unread threads too.
+        for t in tasks(pid)? {
             d.unread_threads.push(UnreadThread {
                 tid: Some(t),
                 why: UnreadWhy::Unreadable,
@@ -632,7 +675,7 @@ fn read_linux(
     let attached = stopped.tids.len();
     drop(stopped);
     d.threads = threads;
-    d.process = Some(process_info(pid));
+    d.process = Some(process_info(pid, &mut d.anomalies));
     if opts.stop {
         d.notes.push(format!(
             "live process {pid}: {attached} thread(s) stopped with ptrace for {:.1} ms while maps, registers and {} bytes of memory were read, then resumed",

@@ -208,18 +208,38 @@ pub fn write_core<W: Write>(dump: &Dump<'_>, out: &mut W) -> std::io::Result<()>
     };
     for (r, (off, filesz)) in regions.iter().zip(&loads) {
         pad_to(out, &mut pos, *off)?;
-        let n = usize::try_from(*filesz).unwrap_or(0);
-        out.write_all(r.bytes.get(..n).unwrap_or(&[]))?;
+        // `filesz` is at most `r.bytes.len()` (above), so this always
+        // holds; writing fewer bytes than the program header declares would
+        // shift every later region of the core.
+        let bytes = usize::try_from(*filesz)
+            .ok()
+            .and_then(|n| r.bytes.get(..n))
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "region {:#x}-{:#x}: {filesz} bytes declared, {} held",
+                        r.start,
+                        r.end,
+                        r.bytes.len()
+                    ),
+                )
+            })?;
+        out.write_all(bytes)?;
         pos += *filesz;
     }
     if xnum {
         pad_to(out, &mut pos, shoff)?;
         let mut sh = [0u8; 64];
-        put(
-            &mut sh,
-            44,
-            &(u32::try_from(phnum).unwrap_or(u32::MAX)).to_le_bytes(),
-        ); // sh_info
+        // sh_info holds the real program header count (PN_XNUM); a count
+        // past u32 cannot be written as one.
+        let sh_info = u32::try_from(phnum).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{phnum} program headers do not fit an ELF core"),
+            )
+        })?;
+        put(&mut sh, 44, &sh_info.to_le_bytes());
         out.write_all(&sh)?;
     }
     out.flush()

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{common, must, say, step, write_exec};
+use super::{common, must, register_and_challenge, say, step, write_exec};
 use crate::Outcome;
-use crate::cmd::migrate::{self, AppArgs, Cmd};
+use crate::cmd::migrate::{self, Cmd};
 use crate::criu::{self, Criu};
 
 /// The counting sample (`corpus/samples/counter.c`, built by
@@ -193,23 +193,12 @@ pub fn migration(dir: &Path, criu: &Criu) -> Result<Outcome> {
             attest: Default::default(),
         }))?;
     }
-    must(
+    register_and_challenge(
         &mut n,
         "hosts S and T: init, trust the owner and each other; S: register (the counter was deployed on S)",
-        &Cmd::Register(AppArgs {
-            common: s.clone(),
-            app: APP.into(),
-        }),
-    )?;
-    must(
-        &mut n,
-        "host T: talos migrate challenge",
-        &Cmd::Challenge(migrate::ChallengeArgs {
-            common: t.clone(),
-            app: APP.into(),
-            ttl: migrate::DEFAULT_TTL,
-            output: chal.clone(),
-        }),
+        APP,
+        (&s, &t),
+        &chal,
     )?;
 
     n += 1;

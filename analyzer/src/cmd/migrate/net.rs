@@ -585,48 +585,55 @@ pub fn send(a: &SendArgs) -> Result<Verdict> {
     let mut side = Quiet {
         bar: bar(0, "sending"),
     };
-    let run = if a.dump.is_dir() {
-        let dir = ImageDir::open(&a.dump)?;
-        let files: Vec<(&str, &[u8])> = dir.files().collect();
-        let mut pack = talos_evidence::archive::Packer::new(&files)?;
+    // The state: the image directory packed, or the core file as it is.
+    // Declared here, assigned in one branch, so that the reader outlives it.
+    let (dir, files, mut pack, mut file, mut chunks);
+    let state = if a.dump.is_dir() {
+        dir = ImageDir::open(&a.dump)?;
+        files = dir.files().collect::<Vec<(&str, &[u8])>>();
+        pack = talos_evidence::archive::Packer::new(&files)?;
         let len = pack.len();
-        exchange::source_exchange(
-            &mut s,
-            &exchange::Sealing {
-                host: &host,
-                app: &app,
-                reference: &reference,
-                evidence: &found.evidence,
-                now: a.common.now(),
-            },
-            Outgoing {
-                reader: &mut pack,
-                len,
-            },
-            &mut side,
-        )?
+        Outgoing {
+            reader: &mut pack,
+            len,
+        }
     } else {
-        let mut f = std::fs::File::open(&a.dump)
+        file = std::fs::File::open(&a.dump)
             .with_context(|| format!("{}: cannot open", a.dump.display()))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        exchange::source_exchange(
-            &mut s,
-            &exchange::Sealing {
-                host: &host,
-                app: &app,
-                reference: &reference,
-                evidence: &found.evidence,
-                now: a.common.now(),
-            },
-            Outgoing {
-                reader: &mut talos_evidence::exchange::ReadChunks(&mut f),
-                len,
-            },
-            &mut side,
-        )?
+        // The length is announced before the bytes: an unknown one is an
+        // error, never an empty state.
+        let len = file
+            .metadata()
+            .with_context(|| format!("{}: cannot read its size", a.dump.display()))?
+            .len();
+        chunks = talos_evidence::exchange::ReadChunks(&mut file);
+        Outgoing {
+            reader: &mut chunks,
+            len,
+        }
     };
+    let seal = sealing(&host, &app, &reference, &found.evidence, &a.common);
+    let run = exchange::source_exchange(&mut s, &seal, state, &mut side)?;
     side.bar.finish_and_clear();
     Ok(source_verdict(name, run, &found))
+}
+
+/// What a source seals its state with, now: the same for a dump sent
+/// (`send`) and a tree frozen here (`move`).
+fn sealing<'a>(
+    host: &'a Host,
+    app: &'a AppId,
+    reference: &'a Reference,
+    evidence: &'a talos_migrate::SealEvidence,
+    common: &Common,
+) -> exchange::Sealing<'a> {
+    exchange::Sealing {
+        host,
+        app,
+        reference,
+        evidence,
+        now: common.now(),
+    }
 }
 
 // ------------------------------------------------------------------- live
@@ -749,13 +756,7 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
         };
         let run = exchange::source_exchange(
             &mut s,
-            &exchange::Sealing {
-                host: &host,
-                app: &app,
-                reference: &reference,
-                evidence: &found.evidence,
-                now: a.common.now(),
-            },
+            &sealing(&host, &app, &reference, &found.evidence, &a.common),
             Outgoing {
                 reader: &mut pack,
                 len,

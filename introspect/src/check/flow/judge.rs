@@ -416,25 +416,17 @@ pub(crate) fn judge(
     let subject = format!("thread {}", t.tid);
     let mut findings = Vec::new();
     let mut not_checked: Option<(Reason, String)> = None;
-    let pc = w.pc.unwrap_or(0);
-    let location = locate(ctx, pc);
-    if registers_missing(t, &w) {
+    let (Some(pc), Some(sp), false) = (w.pc, w.sp, registers_missing(t, &w)) else {
         let detail = format!(
             "{subject}: the dump holds no registers for it (no pc and stack pointer, or every register zero): its execution flow cannot be checked"
         );
-        let report = ThreadReport {
-            tid: t.tid,
-            signal: t.signal,
-            pc,
-            sp: w.sp.unwrap_or(0),
-            fs_base: t.fs_base(),
-            location: location.clone(),
-            pc_check: PcCheck::NoRegisters,
-            flow: FlowStatus::NotChecked,
-            not_checked: Some(Reason::NoRegisters),
-            frames: vec![registers_frame(pc, location)],
-            unwind_stop: "not unwound: no registers".into(),
-        };
+        let report = unjudged(
+            ctx,
+            t,
+            (w.pc, w.sp),
+            (Reason::NoRegisters, PcCheck::NoRegisters),
+            "not unwound: no registers",
+        );
         let un = Unchecked {
             part: Part::Thread,
             subject,
@@ -442,7 +434,8 @@ pub(crate) fn judge(
             detail,
         };
         return (report, findings, Some(un));
-    }
+    };
+    let location = locate(ctx, pc);
     let pc_check = match judge_pc(ctx, pc) {
         PcVerdict::Ok(c) => c,
         PcVerdict::Finding(c, why) => {
@@ -623,7 +616,7 @@ pub(crate) fn judge(
         tid: t.tid,
         signal: t.signal,
         pc,
-        sp: w.sp.unwrap_or(0),
+        sp,
         fs_base: t.fs_base(),
         location: frames
             .first()
@@ -655,26 +648,46 @@ fn registers_frame(pc: u64, location: Location) -> Frame {
 /// A thread report without flow checking (`--no-flow`): not checked, so
 /// the verdict cannot be `clean`.
 pub(crate) fn not_requested(ctx: &Ctx<'_, '_>, t: &Thread) -> (ThreadReport, Unchecked) {
-    let pc = t.pc().unwrap_or(0);
-    let location = locate(ctx, pc);
     let un = Unchecked {
         part: Part::Thread,
         subject: format!("thread {}", t.tid),
         reason: Reason::NotRequested,
         detail: format!("thread {}: execution flow not checked (--no-flow)", t.tid),
     };
-    let report = ThreadReport {
+    let report = unjudged(
+        ctx,
+        t,
+        (t.pc(), t.sp()),
+        (Reason::NotRequested, PcCheck::NotRequested),
+        "not unwound (--no-flow)",
+    );
+    (report, un)
+}
+
+/// The report of a thread whose flow is not checked for `reason`, with the
+/// one frame its registers give. The report's `pc` and `sp` are numbers: a
+/// register the dump lacks is written as 0, and `not_checked` says that no
+/// value was judged.
+fn unjudged(
+    ctx: &Ctx<'_, '_>,
+    t: &Thread,
+    (pc, sp): (Option<u64>, Option<u64>),
+    (reason, pc_check): (Reason, PcCheck),
+    stop: &str,
+) -> ThreadReport {
+    let pc = pc.unwrap_or(0);
+    let location = locate(ctx, pc);
+    ThreadReport {
         tid: t.tid,
         signal: t.signal,
         pc,
-        sp: t.sp().unwrap_or(0),
+        sp: sp.unwrap_or(0),
         fs_base: t.fs_base(),
         location: location.clone(),
-        pc_check: PcCheck::NotRequested,
+        pc_check,
         flow: FlowStatus::NotChecked,
-        not_checked: Some(Reason::NotRequested),
+        not_checked: Some(reason),
         frames: vec![registers_frame(pc, location)],
-        unwind_stop: "not unwound (--no-flow)".into(),
-    };
-    (report, un)
+        unwind_stop: stop.into(),
+    }
 }

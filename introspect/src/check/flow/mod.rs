@@ -311,7 +311,11 @@ pub(crate) fn unwind(ctx: &Ctx<'_, '_>, t: &Thread) -> Walk {
                     outermost = true;
                     break;
                 }
-                let new_sp = next.sp().unwrap_or(0);
+                // `step` sets the stack pointer of every frame it returns.
+                let Some(new_sp) = next.sp() else {
+                    w.stop = format!("the frame above {pc:#x} has no stack pointer; stopped");
+                    break;
+                };
                 if new_sp <= sp && !signal {
                     w.stop =
                         format!("stack pointer did not grow ({sp:#x} -> {new_sp:#x}); stopped");

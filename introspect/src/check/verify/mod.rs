@@ -210,6 +210,8 @@ pub(crate) fn compare(mem: &[u8], file: &[u8], file_off: u64) -> Vec<(u64, u64)>
             continue;
         }
         for (i, &b) in m.iter().enumerate() {
+            // Past the end of the file the mapping is zero-filled (the
+            // rule above), so 0 is the byte expected there, not a stand-in.
             let expected = f.get(i).copied().unwrap_or(0);
             if b != expected {
                 push(off + i);
@@ -513,6 +515,8 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                                 .and_then(|f| f.checked_add(i))
                                 .and_then(|f| file.get(f))
                                 .copied()
+                                // Zero-filled past the file's end, as
+                                // `compare` expects there.
                                 .unwrap_or(0)
                         })
                         .collect();
@@ -521,7 +525,7 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
                         len,
                         module_offset: addr - base,
                         file_offset: foff,
-                        link_addr: bias.map_or(addr, |b| addr.wrapping_sub(b)),
+                        link_addr: bias.map(|b| addr.wrapping_sub(b)),
                         function: None,
                         function_offset: None,
                         expected: hex_window(&expected),
@@ -698,13 +702,18 @@ pub fn verify(dump: &Dump<'_>, resolver: &Resolver, input: &str, opts: &Options)
     for m in &mut ctx.modules {
         let mut named: Vec<Option<(String, u64)>> = Vec::with_capacity(m.report.diffs.len());
         for d in &m.report.diffs {
+            // Without a link address there is no function to name.
+            let Some(link) = d.link_addr else {
+                named.push(None);
+                continue;
+            };
             let by_cfg = m.cfg.as_ref().and_then(|cfg| {
                 let f = cfg
-                    .function_containing(d.link_addr)
-                    .or_else(|| nearest_function(cfg, d.link_addr))?;
-                Some((f.display_name(), d.link_addr.wrapping_sub(f.addr)))
+                    .function_containing(link)
+                    .or_else(|| nearest_function(cfg, link))?;
+                Some((f.display_name(), link.wrapping_sub(f.addr)))
             });
-            named.push(by_cfg.or_else(|| flow::name_in(m, LinkAddr::in_file(d.link_addr))));
+            named.push(by_cfg.or_else(|| flow::name_in(m, LinkAddr::in_file(link))));
         }
         for (d, n) in m.report.diffs.iter_mut().zip(named) {
             if let Some((f, o)) = n {
