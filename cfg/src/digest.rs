@@ -85,7 +85,10 @@ impl Enc {
     fn new(context: &str) -> Self {
         Enc {
             hasher: blake3::Hasher::new_derive_key(context),
-            buf: Vec::with_capacity(Self::FLUSH),
+            // Most encodings are one basic block's few dozen bytes: a
+            // buffer of the flush threshold for each of a large program's
+            // million blocks only cost page faults.
+            buf: Vec::with_capacity(256),
         }
     }
     fn raw(&mut self, b: &[u8]) {

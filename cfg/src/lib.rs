@@ -29,6 +29,7 @@ pub mod digest;
 pub mod ehframe;
 pub mod elf;
 mod error;
+mod fasthash;
 pub mod graph;
 pub mod image;
 mod index;

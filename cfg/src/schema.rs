@@ -3,6 +3,7 @@
 //! The same structs serialise `talos cfg --format json` and read saved
 //! documents back (`talos diff` accepts them in place of binaries).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
@@ -262,15 +263,35 @@ pub fn write_document<W: std::io::Write>(
                 false,
             )?;
         }
-        None => list(
-            &mut out,
-            "functions",
-            cfg.functions
-                .iter()
-                .enumerate()
-                .map(|(i, f)| function(pi, i, f)),
-            false,
-        )?,
+        None => {
+            // A whole-program graph has millions of blocks: the functions
+            // are serialised in parallel, a bounded batch at a time, and
+            // written in order (the same bytes as one at a time).
+            const BATCH: usize = 2048;
+            write!(out, "  {}: [", serde_json::to_string("functions")?)?;
+            let mut first = true;
+            for (b, batch) in cfg.functions.chunks(BATCH).enumerate() {
+                let texts: Vec<std::io::Result<Vec<u8>>> = batch
+                    .par_iter()
+                    .enumerate()
+                    .map(|(k, f)| {
+                        let i = b.saturating_mul(BATCH).saturating_add(k);
+                        let mut buf = Vec::with_capacity(256);
+                        serde_json::to_writer(&mut buf, &function(pi, i, f))?;
+                        Ok(buf)
+                    })
+                    .collect();
+                for text in texts {
+                    out.write_all(if first { b"\n    " } else { b",\n    " })?;
+                    out.write_all(&text?)?;
+                    first = false;
+                }
+            }
+            if !first {
+                out.write_all(b"\n  ")?;
+            }
+            out.write_all(b"],\n")?;
+        }
     }
     list(&mut out, "unresolved", cfg.unresolved.iter(), false)?;
     list(&mut out, "jump_tables", cfg.jump_tables.iter(), false)?;

@@ -327,11 +327,12 @@ impl Decoder for X86Decoder {
             let ins = image.bytes_from(a).and_then(|b| self.decode_iced(b, a))?;
             decoded.push(ins);
         }
-        let attempt = |seeds: &[(Register, u64)]| {
+        let mut interp = resolve::Interp::new(self, image);
+        let mut attempt = |seeds: &[(Register, u64)]| {
             starts.iter().find_map(|&i| {
                 decoded
                     .get(i..)
-                    .and_then(|p| self.resolve_decoded(image, p, seeds))
+                    .and_then(|p| self.resolve_decoded(&mut interp, image, p, seeds))
                     .and_then(admit)
             })
         };

@@ -17,17 +17,20 @@ impl X86Decoder {
             let bytes = image.bytes_from(a)?;
             insns.push(self.decode_iced(bytes, a)?);
         }
-        self.resolve_decoded(image, &insns, seeds)
+        self.resolve_decoded(&mut Interp::new(self, image), image, &insns, seeds)
     }
 
-    /// [`Self::resolve_seeded`] over instructions already decoded.
-    pub(super) fn resolve_decoded(
-        &self,
-        image: &Image<'_>,
+    /// [`Self::resolve_seeded`] over instructions already decoded, in
+    /// `interp` (reset first: one interpreter serves every suffix of a path,
+    /// so its tables are allocated once).
+    pub(super) fn resolve_decoded<'d>(
+        &'d self,
+        interp: &mut Interp<'d>,
+        image: &'d Image<'d>,
         insns: &[Instruction],
         seeds: &[(Register, u64)],
     ) -> Option<IndirectTarget> {
-        let mut interp = Interp::new(self, image);
+        interp.reset();
         for &(r, v) in seeds {
             interp.regs.insert(r, Val::konst(v));
         }
@@ -114,6 +117,10 @@ impl X86Decoder {
 
 // The symbolic interpreter over linear values.
 
+/// The interpreter's maps: small keys, looked up (never iterated, so the
+/// hash cannot change a result) thousands of times per jump.
+type FastMap<K, V> = crate::fasthash::FastMap<K, V>;
+
 /// An unknown quantity: an initial register value, a fresh result, or a
 /// load from a symbolic address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -149,14 +156,38 @@ impl Val {
     }
 
     fn add(&self, other: &Val) -> Val {
-        let mut terms: BTreeMap<u32, u64> = self.terms.iter().copied().collect();
-        for &(a, k) in &other.terms {
-            let e = terms.entry(a).or_insert(0);
-            *e = e.wrapping_add(k);
+        // Both term lists are sorted by atom: merge them, summing the
+        // coefficients of a shared atom and dropping those that cancel.
+        let mut terms = Vec::with_capacity(self.terms.len().saturating_add(other.terms.len()));
+        let (mut a, mut b) = (self.terms.iter().peekable(), other.terms.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&(x, j)), Some(&&(y, k))) if x == y => {
+                    a.next();
+                    b.next();
+                    (x, j.wrapping_add(k))
+                }
+                (Some(&&(x, j)), Some(&&(y, _))) if x < y => {
+                    a.next();
+                    (x, j)
+                }
+                (_, Some(&&(y, k))) => {
+                    b.next();
+                    (y, k)
+                }
+                (Some(&&(x, j)), None) => {
+                    a.next();
+                    (x, j)
+                }
+                (None, None) => break,
+            };
+            if next.1 != 0 {
+                terms.push(next);
+            }
         }
         Val {
             c: self.c.wrapping_add(other.c),
-            terms: terms.into_iter().filter(|&(_, k)| k != 0).collect(),
+            terms,
         }
     }
 
@@ -190,33 +221,45 @@ struct Bound {
     narrow: bool,
 }
 
-struct Interp<'d> {
+pub(super) struct Interp<'d> {
     dec: &'d X86Decoder,
     image: &'d Image<'d>,
     atoms: Vec<Atom>,
-    interned: HashMap<Atom, u32>,
-    regs: HashMap<Register, Val>,
-    mem: HashMap<Val, Val>,
+    interned: FastMap<Atom, u32>,
+    regs: FastMap<Register, Val>,
+    mem: FastMap<Val, Val>,
     fresh: u32,
     last_cmp: Option<(Val, u64)>,
-    bounds: HashMap<u32, Bound>,
+    bounds: FastMap<u32, Bound>,
     info: InstructionInfoFactory,
 }
 
 impl<'d> Interp<'d> {
-    fn new(dec: &'d X86Decoder, image: &'d Image<'d>) -> Self {
+    pub(super) fn new(dec: &'d X86Decoder, image: &'d Image<'d>) -> Self {
         Interp {
             dec,
             image,
             atoms: Vec::new(),
-            interned: HashMap::new(),
-            regs: HashMap::new(),
-            mem: HashMap::new(),
+            interned: FastMap::default(),
+            regs: FastMap::default(),
+            mem: FastMap::default(),
             fresh: 0,
             last_cmp: None,
-            bounds: HashMap::new(),
+            bounds: FastMap::default(),
             info: InstructionInfoFactory::new(),
         }
+    }
+
+    /// Forget everything interpreted: the state of a new interpreter, with
+    /// the tables' memory kept.
+    fn reset(&mut self) {
+        self.atoms.clear();
+        self.interned.clear();
+        self.regs.clear();
+        self.mem.clear();
+        self.fresh = 0;
+        self.last_cmp = None;
+        self.bounds.clear();
     }
 
     fn intern(&mut self, atom: Atom) -> u32 {
