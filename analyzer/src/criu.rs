@@ -266,25 +266,51 @@ pub fn kill_all(pids: &[u32], timeout: Duration) -> Vec<u32> {
 
 /// The processes of the tree rooted at `pid` (children through
 /// `/proc/PID/task/*/children`), `pid` first.
-#[must_use]
-pub fn tree(pid: u32) -> Vec<u32> {
+///
+/// # Errors
+/// When a listing of a process or thread that still exists cannot be read,
+/// or the tree has more than 65536 processes: the tree is what gets
+/// resumed or killed, so a partial list would let a process escape. A
+/// process or thread that exits while the tree is listed is no error (it
+/// has nothing left to resume or kill).
+pub fn tree(pid: u32) -> std::result::Result<Vec<u32>, String> {
+    const MAX_TREE: usize = 1 << 16;
+    let gone = |e: &std::io::Error| {
+        e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ESRCH)
+    };
     let mut out = vec![pid];
     let mut i = 0;
     while let Some(&p) = out.get(i) {
         i += 1;
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
+        let tasks = match std::fs::read_dir(format!("/proc/{p}/task")) {
+            Ok(t) => t,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(format!("cannot list the threads of process {p}: {e}")),
         };
-        for t in tasks.flatten() {
-            let c = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            for child in c.split_whitespace().filter_map(|x| x.parse::<u32>().ok()) {
-                if !out.contains(&child) && out.len() < 1 << 16 {
+        for t in tasks {
+            let t = t.map_err(|e| format!("cannot list the threads of process {p}: {e}"))?;
+            let path = t.path().join("children");
+            let c = match std::fs::read_to_string(&path) {
+                Ok(c) => c,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+            };
+            for child in c.split_whitespace() {
+                let child: u32 = child
+                    .parse()
+                    .map_err(|_| format!("{}: not a process id: {child:?}", path.display()))?;
+                if !out.contains(&child) {
+                    if out.len() >= MAX_TREE {
+                        return Err(format!(
+                            "the tree of process {pid} has more than {MAX_TREE} processes"
+                        ));
+                    }
                     out.push(child);
                 }
             }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

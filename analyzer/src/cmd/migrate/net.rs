@@ -718,7 +718,9 @@ pub fn live(a: &LiveArgs) -> Result<Verdict> {
             .map_or(0, |d| d.as_nanos())
     ));
     std::fs::create_dir(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let pids = criu::tree(a.pid);
+    // The tree is listed before the freeze: if it cannot be, nothing is
+    // frozen that could not be resumed.
+    let pids = criu::tree(a.pid).map_err(|e| anyhow::anyhow!("process {}: {e}", a.pid))?;
     let mut times: Vec<(&'static str, u64)> = Vec::new();
     // The freeze.
     let t = std::time::Instant::now();

@@ -190,7 +190,22 @@ pub fn restore_and_check(
     let t = std::time::Instant::now();
     criu.restore(dir, extra).map_err(|e| format!("{e:#}"))?;
     times.push(("restore", ms(t)));
-    let pids = criu::tree(pid);
+    let pids = match criu::tree(pid) {
+        Ok(p) => p,
+        Err(e) => {
+            // What cannot be listed cannot be checked or stopped one by
+            // one: the restored root goes, and its tree with it.
+            let left = criu::kill_all(&[pid], Duration::from_secs(10));
+            return Err(format!(
+                "the restored tree cannot be listed ({e}); process {pid} was killed before it ran{}",
+                if left.is_empty() {
+                    String::new()
+                } else {
+                    format!(", but {left:?} is still present")
+                }
+            ));
+        }
+    };
     let kill = |why: String| -> String {
         let left = criu::kill_all(&pids, Duration::from_secs(10));
         if left.is_empty() {
