@@ -4,9 +4,9 @@
 //! the jump-table interpreter's registers, memory cells and symbols, at
 //! most a few per instruction of a path of at most 64. There SipHash's
 //! resistance to chosen keys buys nothing (colliding keys cannot make a
-//! table of a few dozen entries slow) and it cost about a tenth of the
-//! whole graph recovery of a large program. Tables that grow with the
-//! input keep the standard library's keyed hash or a B-tree.
+//! table of a few dozen entries slow), and it was 3% of the CPU time of
+//! `talos cfg` on node. Tables that grow with the input keep the standard
+//! library's keyed hash or a B-tree.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
