@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::arch::Decoder;
+use crate::arch::Isa;
 use crate::image::{Arch, Format, Image};
 use crate::model::{Block, Edge};
 
@@ -121,7 +121,7 @@ impl Enc {
 #[must_use]
 pub fn function_digest(
     image: &Image<'_>,
-    dec: &dyn Decoder,
+    dec: &dyn Isa,
     addr: u64,
     size: u64,
     blocks: &[Block],
@@ -307,7 +307,7 @@ pub fn position_independent_functions(image: &Image<'_>, cfg: &crate::model::Cfg
 struct PiCtx<'a> {
     image: &'a Image<'a>,
     cfg: &'a crate::model::Cfg,
-    dec: &'a dyn Decoder,
+    dec: &'a dyn Isa,
     span: (u64, u64),
     /// Allocated sections as (start, end, index into `image.sections`),
     /// sorted, for the section token of an address.

@@ -1,7 +1,60 @@
-//! Jump-table resolution on x86: a symbolic interpreter over linear values,
-//! and the registers a function defines once by a constant.
+//! Indirect flow on x86 ([`ResolveIndirect`]): jump tables through a
+//! symbolic interpreter over linear values, and the registers a function
+//! defines once by a constant.
 
 use super::*;
+use crate::arch::{IndirectQuery, ResolveIndirect};
+
+impl ResolveIndirect for X86Decoder {
+    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
+        self.resolve_seeded(image, path, &[])
+    }
+
+    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+        let (image, path, starts) = (q.image, q.path, q.starts);
+        let (function, admit) = (q.function, q.admit);
+        // Decoded once: every attempt interprets a suffix of the same path.
+        let mut decoded = Vec::with_capacity(path.len());
+        for &a in path {
+            let ins = image.bytes_from(a).and_then(|b| self.decode_iced(b, a))?;
+            decoded.push(ins);
+        }
+        let attempt = |seeds: &[(Register, u64)]| {
+            starts.iter().find_map(|&i| {
+                decoded
+                    .get(i..)
+                    .and_then(|p| self.resolve_decoded(image, p, seeds))
+                    .and_then(admit)
+            })
+        };
+        attempt(&[]).or_else(|| {
+            // A switch inside a loop whose table base was loaded once before
+            // the loop: the base register is constant on every path, which
+            // no single path shows without also pinning the index.
+            let key = (function.first().copied().unwrap_or(0), function.len());
+            let cached = self
+                .invariants
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).cloned());
+            let invariants = match cached {
+                Some(v) => v,
+                None => {
+                    let v = self.invariant_registers(image, function);
+                    if let Ok(mut m) = self.invariants.lock() {
+                        m.insert(key, v.clone());
+                    }
+                    v
+                }
+            };
+            if invariants.is_empty() {
+                None
+            } else {
+                attempt(&invariants)
+            }
+        })
+    }
+}
 
 impl X86Decoder {
     /// Interpret `path` (the indirect jump last) with `seeds` as the values
