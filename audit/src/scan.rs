@@ -138,13 +138,7 @@ impl Plan {
 /// Scan every function of `cfg` for what `plan` asks; with `refs`, collect
 /// the code addresses instructions compute (for reachability).
 #[must_use]
-pub fn scan(
-    image: &Image<'_>,
-    cfg: &Cfg,
-    dec: &(dyn Decode + Sync),
-    plan: Plan,
-    refs: bool,
-) -> Scan {
+pub fn scan(image: &Image<'_>, cfg: &Cfg, dec: &dyn Decode, plan: Plan, refs: bool) -> Scan {
     let parts: Vec<Partial> = cfg
         .functions
         .par_iter()
@@ -167,7 +161,7 @@ pub fn scan(
 
 fn scan_function(
     image: &Image<'_>,
-    dec: &(dyn Decode + Sync),
+    dec: &dyn Decode,
     fi: usize,
     f: &Function,
     plan: Plan,

@@ -170,7 +170,7 @@ pub enum StackEffect {
 /// Decoding: what the instruction at an address is, how it moves control
 /// and the stack pointer, and whether it is padding. Everything here is
 /// the instruction set's own encoding; no compiler or ABI convention.
-pub trait Decode {
+pub trait Decode: Sync {
     /// The architecture decoded.
     fn arch(&self) -> Arch;
 
@@ -201,7 +201,7 @@ pub trait Decode {
 /// (a `switch`'s jump table, a GOT slot), and where the psABI lays out the
 /// PLT stubs through which calls to imports go indirect. These follow the
 /// compilers' and linkers' conventions, not the instruction set's.
-pub trait ResolveIndirect {
+pub trait ResolveIndirect: Sync {
     /// Try to resolve the indirect jump at the end of `path` (instruction
     /// addresses in execution order, the jump last): as a jump table, or as
     /// a jump through one fixed memory cell.
@@ -228,14 +228,14 @@ pub trait ResolveIndirect {
 }
 
 /// Rendering: an instruction as assembly text, for people.
-pub trait Render {
+pub trait Render: Sync {
     /// Render the instruction as assembly text (for DOT and text output).
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String>;
 }
 
 /// Canonicalising for digests: an instruction's bytes with the absolute
 /// addresses in it made independent of where the image was linked.
-pub trait Canonicalise {
+pub trait Canonicalise: Sync {
     /// Append the canonical bytes of the instruction at `addr` to `out`: its
     /// bytes with every absolute address that points into `[lo, hi)`
     /// rewritten relative to `base`, so that the same code linked at another
@@ -263,27 +263,41 @@ pub trait Canonicalise {
         base: u64,
         out: &mut Vec<u8>,
     ) -> usize {
-        let mut done = 0usize;
-        for _ in 0..count {
-            let Some(rest) = bytes.get(done..) else {
-                break;
-            };
-            let len = self.canonical_bytes(rest, addr.wrapping_add(done as u64), span, base, out);
-            if len == 0 {
-                break;
-            }
-            done = done.saturating_add(len);
-        }
-        done
+        each_instruction(bytes, addr, count, |rest, at| {
+            self.canonical_bytes(rest, at, span, base, out)
+        })
     }
 }
 
-/// Everything the graph builder, the digests and the renderers ask of an
-/// instruction set, in one object: [`decoder_for`] hands out one, and the
-/// builder's threads share it (hence `Sync`).
-pub trait Isa: Decode + ResolveIndirect + Render + Canonicalise + Sync {}
+/// Walk the `count` instructions at the start of `bytes` (at `addr`):
+/// `step` takes the one at the start of its slice and address and returns
+/// its length, 0 to stop. The bytes consumed.
+fn each_instruction(
+    bytes: &[u8],
+    addr: u64,
+    count: u32,
+    mut step: impl FnMut(&[u8], u64) -> usize,
+) -> usize {
+    let mut done = 0usize;
+    for _ in 0..count {
+        let Some(rest) = bytes.get(done..) else {
+            break;
+        };
+        let len = step(rest, addr.wrapping_add(done as u64));
+        if len == 0 {
+            break;
+        }
+        done = done.saturating_add(len);
+    }
+    done
+}
 
-impl<T: Decode + ResolveIndirect + Render + Canonicalise + Sync + ?Sized> Isa for T {}
+/// Everything the graph builder, the digests and the renderers ask of an
+/// instruction set, in one object: [`decoder_for`] hands out one. Every
+/// part is `Sync`: the builder's threads share it.
+pub trait Isa: Decode + ResolveIndirect + Render + Canonicalise {}
+
+impl<T: Decode + ResolveIndirect + Render + Canonicalise + ?Sized> Isa for T {}
 
 /// The instruction set of an image's architecture.
 ///

@@ -340,18 +340,9 @@ impl Canonicalise for X86Decoder {
     ) -> usize {
         // One decoder over the whole block (not one per instruction).
         let mut decoder = IcedDecoder::with_ip(self.bitness, bytes, addr, DecoderOptions::NONE);
-        let mut done = 0usize;
-        for _ in 0..count {
-            let Some(rest) = bytes.get(done..) else {
-                break;
-            };
-            let len = self.canonical_next(&mut decoder, rest, span, base, out);
-            if len == 0 {
-                break;
-            }
-            done = done.saturating_add(len);
-        }
-        done
+        super::each_instruction(bytes, addr, count, |rest, _| {
+            self.canonical_next(&mut decoder, rest, span, base, out)
+        })
     }
 }
 

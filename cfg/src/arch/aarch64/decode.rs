@@ -353,22 +353,14 @@ pub(super) fn branch_system(w: u32) -> Option<A64> {
         let rd = if link { LR } else { ZR };
         return Some(a64(Op::Branch { link }, rd, ZR, ZR, imm, true));
     }
-    if w & 0x7e00_0000 == 0x3400_0000 {
-        let imm = sext(bits(w, 23, 5), 19) << 2;
-        return Some(a64(
-            Op::CondBranch {
-                cond: 0,
-                flags: false,
-            },
-            ZR,
-            reg(bits(w, 4, 0), false),
-            ZR,
-            imm,
-            true,
-        ));
-    }
-    if w & 0x7e00_0000 == 0x3600_0000 {
-        let imm = sext(bits(w, 18, 5), 14) << 2;
+    // Compare and branch (`cbz`, `cbnz`: imm19) and test and branch (`tbz`,
+    // `tbnz`: imm14) test a register, not the flags.
+    let tested = match w & 0x7e00_0000 {
+        0x3400_0000 => Some(sext(bits(w, 23, 5), 19) << 2),
+        0x3600_0000 => Some(sext(bits(w, 18, 5), 14) << 2),
+        _ => None,
+    };
+    if let Some(imm) = tested {
         return Some(a64(
             Op::CondBranch {
                 cond: 0,

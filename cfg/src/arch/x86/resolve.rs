@@ -243,6 +243,26 @@ struct Bound {
     narrow: bool,
 }
 
+impl Bound {
+    /// What a guard (or a mask) says: `atom + offset < count`.
+    fn guard(offset: u64, count: u64) -> Self {
+        Bound {
+            offset,
+            count,
+            narrow: false,
+        }
+    }
+
+    /// What a zero-extended byte says with no guard: under 256.
+    fn byte() -> Self {
+        Bound {
+            offset: 0,
+            count: 256,
+            narrow: true,
+        }
+    }
+}
+
 struct Interp<'d> {
     dec: &'d X86Decoder,
     image: &'d Image<'d>,
@@ -434,27 +454,13 @@ impl<'d> Interp<'d> {
                             // better bound (the byte's range is implied).
                             Some((a, 1, _)) if self.bounds.contains_key(&a) => v,
                             Some((a, 1, 0)) => {
-                                self.bounds.insert(
-                                    a,
-                                    Bound {
-                                        offset: 0,
-                                        count: 256,
-                                        narrow: true,
-                                    },
-                                );
+                                self.bounds.insert(a, Bound::byte());
                                 v
                             }
                             _ => {
                                 let f = self.fresh();
                                 if let Some((a, 1, 0)) = f.single() {
-                                    self.bounds.insert(
-                                        a,
-                                        Bound {
-                                            offset: 0,
-                                            count: 256,
-                                            narrow: true,
-                                        },
-                                    );
+                                    self.bounds.insert(a, Bound::byte());
                                 }
                                 f
                             }
@@ -516,14 +522,7 @@ impl<'d> Interp<'d> {
                     && (mask & mask.wrapping_add(1)) == 0
                     && let Some((a, 1, 0)) = f.single()
                 {
-                    self.bounds.insert(
-                        a,
-                        Bound {
-                            offset: 0,
-                            count: mask.wrapping_add(1),
-                            narrow: false,
-                        },
-                    );
+                    self.bounds.insert(a, Bound::guard(0, mask.wrapping_add(1)));
                 }
                 self.set(ins.op0_register(), f);
             }
@@ -632,14 +631,7 @@ impl<'d> Interp<'d> {
             return;
         }
         if let Some((atom, 1, offset)) = value.single() {
-            self.bounds.insert(
-                atom,
-                Bound {
-                    offset,
-                    count,
-                    narrow: false,
-                },
-            );
+            self.bounds.insert(atom, Bound::guard(offset, count));
         }
     }
 
