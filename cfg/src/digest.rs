@@ -241,13 +241,7 @@ pub fn position_independent(image: &Image<'_>, cfg: &crate::model::Cfg) -> Vec<P
             })
             .collect();
     };
-    let ctx = PiCtx {
-        image,
-        cfg,
-        dec: dec.as_ref(),
-        span: image.address_span(),
-        sections: section_index(image),
-    };
+    let ctx = PiCtx::new(image, cfg, dec.as_ref());
     // Phase 1: block digests and a local digest per function (callees by
     // name, unnamed callees as "anonymous").
     let local: Vec<(Digest, Vec<Digest>)> = cfg
@@ -276,13 +270,7 @@ pub fn position_independent_functions(image: &Image<'_>, cfg: &crate::model::Cfg
     let Ok(dec) = crate::arch::decoder_for(image) else {
         return vec![Digest::default(); cfg.functions.len()];
     };
-    let ctx = PiCtx {
-        image,
-        cfg,
-        dec: dec.as_ref(),
-        span: image.address_span(),
-        sections: section_index(image),
-    };
+    let ctx = PiCtx::new(image, cfg, dec.as_ref());
     let locals: Vec<Digest> = cfg
         .functions
         .par_iter()
@@ -326,7 +314,16 @@ const TOK_FUNCTION: u8 = 2;
 const TOK_SECTION: u8 = 3;
 const TOK_OUTSIDE: u8 = 4;
 
-impl PiCtx<'_> {
+impl<'a> PiCtx<'a> {
+    fn new(image: &'a Image<'a>, cfg: &'a crate::model::Cfg, dec: &'a dyn Decode) -> Self {
+        PiCtx {
+            image,
+            cfg,
+            dec,
+            span: image.address_span(),
+            sections: section_index(image),
+        }
+    }
     /// The local digest of `f` (callees by name, unnamed callees as
     /// "anonymous"), and its block digests when `keep_blocks`.
     fn local(&self, f: &crate::model::Function, keep_blocks: bool) -> (Digest, Vec<Digest>) {

@@ -528,6 +528,13 @@ pub(super) fn load_store(w: u32) -> A64 {
             _ => None, // prfm (3, 2), unallocated (3, 3)
         }
     };
+    let int_op = |size: u8, load: bool, signed: bool| {
+        if load {
+            Op::Load { size, signed }
+        } else {
+            Op::Store { size }
+        }
+    };
     if w & 0x3b00_0000 == 0x1800_0000 {
         // ldr (literal)
         let imm = sext(bits(w, 23, 5), 19) << 2;
@@ -580,14 +587,7 @@ pub(super) fn load_store(w: u32) -> A64 {
             return a64(Op::MemOther, ZR, reg(rn, true), ZR, 0, true);
         };
         let imm = i64::from(bits(w, 21, 10)) * i64::from(bytes);
-        let op = if load {
-            Op::Load {
-                size: bytes,
-                signed,
-            }
-        } else {
-            Op::Store { size: bytes }
-        };
+        let op = int_op(bytes, load, signed);
         let wide = !(signed && opc == 3);
         return a64(op, reg(rt, false), reg(rn, true), ZR, imm, wide);
     }
@@ -637,14 +637,7 @@ pub(super) fn load_store(w: u32) -> A64 {
             );
         }
         let imm = sext(bits(w, 20, 12), 9);
-        let op = if load {
-            Op::Load {
-                size: bytes,
-                signed,
-            }
-        } else {
-            Op::Store { size: bytes }
-        };
+        let op = int_op(bytes, load, signed);
         return a64(op, reg(rt, false), reg(rn, true), ZR, imm, wide);
     }
     other
