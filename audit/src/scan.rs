@@ -10,7 +10,7 @@ use iced_x86::{
     IntelFormatter, Mnemonic, OpAccess, OpKind, Register,
 };
 use rayon::prelude::*;
-use talos_cfg::arch::{Decoder, Flow, Insn};
+use talos_cfg::arch::{Decode, Flow, Insn};
 use talos_cfg::{Arch, Cfg, Function, FunctionSource, Image};
 
 use crate::reader::Reader;
@@ -138,7 +138,7 @@ impl Plan {
 /// Scan every function of `cfg` for what `plan` asks; with `refs`, collect
 /// the code addresses instructions compute (for reachability).
 #[must_use]
-pub fn scan(image: &Image<'_>, cfg: &Cfg, dec: &dyn Decoder, plan: Plan, refs: bool) -> Scan {
+pub fn scan(image: &Image<'_>, cfg: &Cfg, dec: &dyn Decode, plan: Plan, refs: bool) -> Scan {
     let parts: Vec<Partial> = cfg
         .functions
         .par_iter()
@@ -161,7 +161,7 @@ pub fn scan(image: &Image<'_>, cfg: &Cfg, dec: &dyn Decoder, plan: Plan, refs: b
 
 fn scan_function(
     image: &Image<'_>,
-    dec: &dyn Decoder,
+    dec: &dyn Decode,
     fi: usize,
     f: &Function,
     plan: Plan,

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::arch::Decoder;
+use crate::arch::{Canonicalise, Decode};
 use crate::image::{Arch, Format, Image};
 use crate::model::{Block, Edge};
 
@@ -114,6 +114,19 @@ impl Enc {
     fn digest(&mut self, d: &Digest) {
         self.raw(&d.0);
     }
+    /// An address that may be absent, relative to `base`.
+    fn rebased(&mut self, a: Option<u64>, base: u64) {
+        match a {
+            Some(a) => {
+                self.u8(1);
+                self.u64(a.wrapping_sub(base));
+            }
+            None => {
+                self.u8(0);
+                self.u64(0);
+            }
+        }
+    }
     fn finish(mut self) -> Digest {
         self.hasher.update(&self.buf);
         Digest(*self.hasher.finalize().as_bytes())
@@ -124,7 +137,7 @@ impl Enc {
 #[must_use]
 pub fn function_digest(
     image: &Image<'_>,
-    dec: &dyn Decoder,
+    dec: &dyn Canonicalise,
     addr: u64,
     size: u64,
     blocks: &[Block],
@@ -141,22 +154,18 @@ pub fn function_digest(
         e.u64(b.size);
         e.u32(b.instructions);
         canon.clear();
-        if base == 0 {
+        let bytes = image.read(b.addr, b.size);
+        match bytes {
             // Rebasing against 0 rewrites every field to itself: the
             // canonical bytes are the raw bytes.
-            if let Some(raw) = image.read(b.addr, b.size) {
-                e.bytes(raw);
-                e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
-                for s in &b.succs {
-                    edge(&mut e, s, base);
+            Some(raw) if base == 0 => e.bytes(raw),
+            _ => {
+                if let Some(bytes) = bytes {
+                    dec.canonical_block(bytes, b.addr, b.instructions, span, base, &mut canon);
                 }
-                continue;
+                e.bytes(&canon);
             }
         }
-        if let Some(bytes) = image.read(b.addr, b.size) {
-            dec.canonical_block(bytes, b.addr, b.instructions, span, base, &mut canon);
-        }
-        e.bytes(&canon);
         e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
         for s in &b.succs {
             edge(&mut e, s, base);
@@ -167,16 +176,7 @@ pub fn function_digest(
 
 fn edge(e: &mut Enc, s: &Edge, base: u64) {
     e.u8(s.kind.tag());
-    match s.addr {
-        Some(a) => {
-            e.u8(1);
-            e.u64(a.wrapping_sub(base));
-        }
-        None => {
-            e.u8(0);
-            e.u64(0);
-        }
-    }
+    e.rebased(s.addr, base);
 }
 
 /// Digest of the whole graph from its function digests (sorted by address).
@@ -191,16 +191,7 @@ pub fn graph_digest(
     let mut e = Enc::new(GRAPH_CONTEXT);
     e.bytes(format.name().as_bytes());
     e.bytes(arch.name().as_bytes());
-    match entry {
-        Some(a) => {
-            e.u8(1);
-            e.u64(a.wrapping_sub(base));
-        }
-        None => {
-            e.u8(0);
-            e.u64(0);
-        }
-    }
+    e.rebased(entry, base);
     e.u64(functions.len() as u64);
     for (addr, d) in functions {
         e.u64(addr.wrapping_sub(base));
@@ -253,13 +244,7 @@ pub fn position_independent(image: &Image<'_>, cfg: &crate::model::Cfg) -> Vec<P
             })
             .collect();
     };
-    let ctx = PiCtx {
-        image,
-        cfg,
-        dec: dec.as_ref(),
-        span: image.address_span(),
-        sections: section_index(image),
-    };
+    let ctx = PiCtx::new(image, cfg, dec.as_ref());
     // Phase 1: block digests and a local digest per function (callees by
     // name, unnamed callees as "anonymous").
     let local: Vec<(Digest, Vec<Digest>)> = cfg
@@ -288,13 +273,7 @@ pub fn position_independent_functions(image: &Image<'_>, cfg: &crate::model::Cfg
     let Ok(dec) = crate::arch::decoder_for(image) else {
         return vec![Digest::default(); cfg.functions.len()];
     };
-    let ctx = PiCtx {
-        image,
-        cfg,
-        dec: dec.as_ref(),
-        span: image.address_span(),
-        sections: section_index(image),
-    };
+    let ctx = PiCtx::new(image, cfg, dec.as_ref());
     let locals: Vec<Digest> = cfg
         .functions
         .par_iter()
@@ -310,7 +289,7 @@ pub fn position_independent_functions(image: &Image<'_>, cfg: &crate::model::Cfg
 struct PiCtx<'a> {
     image: &'a Image<'a>,
     cfg: &'a crate::model::Cfg,
-    dec: &'a dyn Decoder,
+    dec: &'a dyn Decode,
     span: (u64, u64),
     /// Allocated sections as (start, end, index into `image.sections`),
     /// sorted, for the section token of an address.
@@ -338,7 +317,16 @@ const TOK_FUNCTION: u8 = 2;
 const TOK_SECTION: u8 = 3;
 const TOK_OUTSIDE: u8 = 4;
 
-impl PiCtx<'_> {
+impl<'a> PiCtx<'a> {
+    fn new(image: &'a Image<'a>, cfg: &'a crate::model::Cfg, dec: &'a dyn Decode) -> Self {
+        PiCtx {
+            image,
+            cfg,
+            dec,
+            span: image.address_span(),
+            sections: section_index(image),
+        }
+    }
     /// The local digest of `f` (callees by name, unnamed callees as
     /// "anonymous"), and its block digests when `keep_blocks`.
     fn local(&self, f: &crate::model::Function, keep_blocks: bool) -> (Digest, Vec<Digest>) {

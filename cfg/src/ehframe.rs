@@ -1,141 +1,101 @@
 //! Just enough of `.eh_frame` to list frame description entries (FDEs):
 //! the start and length of every function (or cold part) the compiler
-//! described for unwinding. `strip` keeps `.eh_frame`, so this survives on
-//! the binaries auditors receive.
+//! described for unwinding, and the language-specific data areas (LSDAs)
+//! that list exception landing pads. `strip` keeps `.eh_frame`, so this
+//! survives on the binaries auditors receive.
 //!
-//! Layout (LSB core spec, "Exception Frames"): a sequence of records, each a
-//! 4-byte length (0xffffffff: an 8-byte length follows; 0: terminator) and a
-//! 4-byte CIE id (0 for a CIE, otherwise the distance back to the FDE's CIE).
-//! A CIE's augmentation string says how the FDE's `pc_begin` is encoded.
+//! gimli parses the common information entries (CIEs) and the FDEs. The
+//! walk over the records (LSB core spec, "Exception Frames": a 4-byte
+//! length, 0xffffffff then an 8-byte one, 0 ending the section) stays here,
+//! because gimli's own iterator stops at the first record it cannot parse,
+//! and a bad record here only loses itself (and the FDEs that name a bad
+//! CIE): a length that runs past the section ends the walk. gimli does not
+//! parse LSDAs; [`landing_pads`] reads the call-site table on gimli's
+//! reader.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use gimli::{
+    BaseAddresses, CommonInformationEntry, EhFrame, EhFrameOffset, EndianSlice, LittleEndian,
+    Reader as _, UnwindSection,
+};
 
 use crate::image::Fde;
 use crate::limits;
 
 const DW_EH_PE_OMIT: u8 = 0xff;
 
-/// A cursor over a byte slice that never panics.
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// One record of the section: where it starts, where its body (after the
+/// length) starts, and one past its end.
+#[derive(Clone, Copy)]
+struct Record {
+    start: usize,
+    body: usize,
+    end: usize,
 }
 
-impl<'a> Reader<'a> {
-    fn new(data: &'a [u8], pos: usize) -> Self {
-        Reader { data, pos }
-    }
-
-    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let out = self.data.get(self.pos..end)?;
-        self.pos = end;
-        Some(out)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        Some(*self.bytes(1)?.first()?)
-    }
-
-    fn uint(&mut self, n: usize) -> Option<u64> {
-        let b = self.bytes(n)?;
-        let mut buf = [0u8; 8];
-        buf.get_mut(..n)?.copy_from_slice(b);
-        Some(u64::from_le_bytes(buf))
-    }
-
-    fn uleb(&mut self) -> Option<u64> {
-        let mut result: u64 = 0;
-        let mut shift = 0u32;
-        loop {
-            let byte = self.u8()?;
-            if shift < 64 {
-                result |= u64::from(byte & 0x7f) << shift;
-            }
-            shift = shift.saturating_add(7);
-            if byte & 0x80 == 0 {
-                return Some(result);
-            }
-            if shift > 70 {
-                return None;
-            }
-        }
-    }
-
-    fn sleb(&mut self) -> Option<i64> {
-        let mut result: i64 = 0;
-        let mut shift = 0u32;
-        loop {
-            let byte = self.u8()?;
-            if shift < 64 {
-                result |= i64::from(byte & 0x7f) << shift;
-            }
-            shift = shift.saturating_add(7);
-            if byte & 0x80 == 0 {
-                if shift < 64 && byte & 0x40 != 0 {
-                    result |= -1i64 << shift;
-                }
-                return Some(result);
-            }
-            if shift > 70 {
-                return None;
-            }
-        }
-    }
-
-    fn cstr(&mut self) -> Option<&'a [u8]> {
-        let rest = self.data.get(self.pos..)?;
-        let len = rest.iter().position(|&b| b == 0)?;
-        let s = rest.get(..len)?;
-        self.pos = self.pos.checked_add(len)?.checked_add(1)?;
-        Some(s)
-    }
-
-    /// Read a pointer in DWARF EH encoding `enc`. `field_addr` is the
-    /// virtual address of the field (for pc-relative encodings).
-    fn encoded(&mut self, enc: u8, field_addr: u64, ptr_size: u8) -> Option<u64> {
-        if enc == DW_EH_PE_OMIT {
+/// The records of `data` in order, up to the terminator or the first whose
+/// length runs past the section (or does not read).
+fn records(data: &[u8]) -> impl Iterator<Item = Record> + '_ {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let rest = data.get(pos..)?;
+        let mut r = Slice::new(rest, LittleEndian);
+        let (len, _) = r.read_initial_length().ok()?;
+        if len == 0 {
             return None;
         }
-        let value = match enc & 0x0f {
-            0x00 => self.uint(usize::from(ptr_size))?,
-            0x01 => self.uleb()?,
-            0x02 => self.uint(2)?,
-            0x03 => self.uint(4)?,
-            0x04 => self.uint(8)?,
-            0x09 => self.sleb()? as u64,
-            0x0a => self.uint(2)? as u16 as i16 as i64 as u64,
-            0x0b => self.uint(4)? as u32 as i32 as i64 as u64,
-            0x0c => self.uint(8)?,
-            _ => return None,
+        let body = pos.checked_add(rest.len().checked_sub(r.len())?)?;
+        let end = body.checked_add(len).filter(|&e| e <= data.len())?;
+        let record = Record {
+            start: pos,
+            body,
+            end,
         };
-        let value = match enc & 0x70 {
-            0x00 => value,
-            0x10 => value.wrapping_add(field_addr),
-            // textrel/datarel/funcrel/aligned are not used by .eh_frame on
-            // the supported targets.
-            _ => return None,
-        };
-        Some(if ptr_size == 4 {
-            value & 0xffff_ffff
-        } else {
-            value
-        })
-    }
+        pos = end;
+        Some(record)
+    })
 }
 
-#[derive(Clone, Copy)]
-struct Cie {
-    fde_encoding: u8,
-    has_augmentation_data: bool,
-    /// Encoding of the FDEs' LSDA pointer (`L` augmentation), if any.
-    lsda_encoding: Option<u8>,
+/// A pointer in DWARF EH encoding `enc` read from `r`; `field_addr` is the
+/// virtual address of the field (for pc-relative encodings). Only the
+/// absolute and pc-relative applications: the others are not used by the
+/// supported targets' exception tables.
+fn encoded(r: &mut Slice<'_>, enc: u8, field_addr: u64, ptr_size: u8) -> Option<u64> {
+    if enc == DW_EH_PE_OMIT {
+        return None;
+    }
+    let value = match enc & 0x0f {
+        0x00 => r.read_address(ptr_size).ok()?,
+        0x01 => r.read_uleb128().ok()?,
+        0x02 => u64::from(r.read_u16().ok()?),
+        0x03 => u64::from(r.read_u32().ok()?),
+        0x04 | 0x0c => r.read_u64().ok()?,
+        0x09 => r.read_sleb128().ok()? as u64,
+        0x0a => i64::from(r.read_i16().ok()?) as u64,
+        0x0b => i64::from(r.read_i32().ok()?) as u64,
+        _ => return None,
+    };
+    let value = match enc & 0x70 {
+        0x00 => value,
+        0x10 => value.wrapping_add(field_addr),
+        _ => return None,
+    };
+    Some(if ptr_size == 4 {
+        value & 0xffff_ffff
+    } else {
+        value
+    })
 }
 
 /// List the FDEs of an `.eh_frame` section loaded at `addr`.
 ///
-/// Malformed records end the walk; everything read before them is kept
-/// (the caller treats FDEs as hints that the graph builder checks).
+/// Malformed records are skipped, a record running past the section ends
+/// the walk; everything read before is kept (the caller treats FDEs as
+/// hints that the graph builder checks).
 #[must_use]
 pub fn parse_eh_frame(data: &[u8], addr: u64, ptr_size: u8) -> Vec<Fde> {
     walk(data, addr, ptr_size)
@@ -170,37 +130,38 @@ pub fn lsda_pointers(data: &[u8], addr: u64, ptr_size: u8) -> Vec<(Fde, u64)> {
 #[must_use]
 pub fn landing_pads(data: &[u8], addr: u64, function: u64, ptr_size: u8) -> Vec<u64> {
     let mut out = Vec::new();
-    let mut r = Reader::new(data, 0);
-    let Some(lp_enc) = r.u8() else { return out };
+    let mut r = Slice::new(data, LittleEndian);
+    let at = |r: &Slice<'_>| data.len().saturating_sub(r.len());
+    let Ok(lp_enc) = r.read_u8() else { return out };
     let lp_start = if lp_enc == DW_EH_PE_OMIT {
         function
     } else {
-        let field = addr.wrapping_add(r.pos as u64);
-        match r.encoded(lp_enc, field, ptr_size) {
+        let field = addr.wrapping_add(at(&r) as u64);
+        match encoded(&mut r, lp_enc, field, ptr_size) {
             Some(v) => v,
             None => return out,
         }
     };
-    let Some(tt_enc) = r.u8() else { return out };
-    if tt_enc != DW_EH_PE_OMIT && r.uleb().is_none() {
+    let Ok(tt_enc) = r.read_u8() else { return out };
+    if tt_enc != DW_EH_PE_OMIT && r.read_uleb128().is_err() {
         return out;
     }
-    let Some(cs_enc) = r.u8() else { return out };
-    let Some(cs_len) = r.uleb().and_then(|l| usize::try_from(l).ok()) else {
+    let Ok(cs_enc) = r.read_u8() else { return out };
+    let Some(cs_len) = r.read_uleb128().ok().and_then(|l| usize::try_from(l).ok()) else {
         return out;
     };
-    let Some(end) = r.pos.checked_add(cs_len).filter(|&e| e <= data.len()) else {
+    let Some(end) = at(&r).checked_add(cs_len).filter(|&e| e <= data.len()) else {
         return out;
     };
     // Call-site fields are offsets: read them with the encoding's format
     // only (no pc-relative application).
     let fmt = cs_enc & 0x0f;
-    while r.pos < end && out.len() < limits::MAX_EH_RECORDS {
-        let (Some(_start), Some(_len), Some(lp), Some(_action)) = (
-            r.encoded(fmt, 0, ptr_size),
-            r.encoded(fmt, 0, ptr_size),
-            r.encoded(fmt, 0, ptr_size),
-            r.uleb(),
+    while at(&r) < end && out.len() < limits::MAX_EH_RECORDS {
+        let (Some(_start), Some(_len), Some(lp), Ok(_action)) = (
+            encoded(&mut r, fmt, 0, ptr_size),
+            encoded(&mut r, fmt, 0, ptr_size),
+            encoded(&mut r, fmt, 0, ptr_size),
+            r.read_uleb128(),
         ) else {
             break;
         };
@@ -218,32 +179,9 @@ pub fn landing_pads(data: &[u8], addr: u64, function: u64, ptr_size: u8) -> Vec<
 /// before the end.
 #[must_use]
 pub fn record_count(data: &[u8]) -> usize {
-    let mut pos = 0usize;
-    let mut n = 0usize;
-    while n <= limits::MAX_EH_RECORDS {
-        let mut r = Reader::new(data, pos);
-        let Some(len32) = r.uint(4) else { break };
-        if len32 == 0 {
-            break;
-        }
-        let len = if len32 == 0xffff_ffff {
-            match r.uint(8) {
-                Some(l) => l,
-                None => break,
-            }
-        } else {
-            len32
-        };
-        let Some(next) = usize::try_from(len).ok().and_then(|l| r.pos.checked_add(l)) else {
-            break;
-        };
-        if next > data.len() {
-            break;
-        }
-        n = n.saturating_add(1);
-        pos = next;
-    }
-    n
+    records(data)
+        .take(limits::MAX_EH_RECORDS.saturating_add(1))
+        .count()
 }
 
 /// The starts of the FDEs that name a language-specific data area (LSDA):
@@ -251,9 +189,8 @@ pub fn record_count(data: &[u8]) -> usize {
 /// branch reaches.
 #[must_use]
 pub fn functions_with_landing_pads(data: &[u8], addr: u64, ptr_size: u8) -> Vec<u64> {
-    let mut out: Vec<u64> = walk(data, addr, ptr_size)
+    let mut out: Vec<u64> = lsda_pointers(data, addr, ptr_size)
         .into_iter()
-        .filter(|(_, lsda)| lsda.is_some())
         .map(|(f, _)| f.start)
         .collect();
     out.sort_unstable();
@@ -261,137 +198,91 @@ pub fn functions_with_landing_pads(data: &[u8], addr: u64, ptr_size: u8) -> Vec<
     out
 }
 
+/// Every FDE (start and length; the start not 0) with its LSDA's address
+/// when it names one.
 fn walk(data: &[u8], addr: u64, ptr_size: u8) -> Vec<(Fde, Option<u64>)> {
+    walk_readable(&readable(data), addr, ptr_size)
+}
+
+/// [`walk`] over a section gimli can read ([`readable`]).
+fn walk_readable<'s>(data: &'s [u8], addr: u64, ptr_size: u8) -> Vec<(Fde, Option<u64>)> {
+    let mut eh = EhFrame::new(data, LittleEndian);
+    eh.set_address_size(ptr_size);
+    let bases = BaseAddresses::default().set_eh_frame(addr);
+    // Each CIE is parsed once, when the first FDE names it.
+    let mut cies: HashMap<EhFrameOffset, Option<CommonInformationEntry<Slice<'s>>>> =
+        HashMap::new();
+    let mut get_cie = |eh: &EhFrame<Slice<'s>>, bases: &BaseAddresses, at: EhFrameOffset| {
+        cies.entry(at)
+            .or_insert_with(|| eh.cie_from_offset(bases, at).ok())
+            .clone()
+            .ok_or(gimli::Error::NoEntryAtGivenOffset(at.0 as u64))
+    };
     let mut out = Vec::new();
-    let mut cies: BTreeMap<usize, Option<Cie>> = BTreeMap::new();
-    let mut pos = 0usize;
-    for _ in 0..limits::MAX_EH_RECORDS {
-        let mut r = Reader::new(data, pos);
-        let Some(len32) = r.uint(4) else { break };
-        if len32 == 0 {
-            break;
-        }
-        let len = if len32 == 0xffff_ffff {
-            match r.uint(8) {
-                Some(l) => l,
-                None => break,
-            }
-        } else {
-            len32
-        };
-        let body_start = r.pos;
-        let Some(next) = usize::try_from(len)
-            .ok()
-            .and_then(|l| body_start.checked_add(l))
+    for rec in records(data).take(limits::MAX_EH_RECORDS) {
+        // A CIE is not an FDE: gimli says so, and it is skipped.
+        let Ok(fde) = eh
+            .partial_fde_from_offset(&bases, EhFrameOffset(rec.start))
+            .and_then(|p| p.parse(&mut get_cie))
         else {
-            break;
+            continue;
         };
-        if next > data.len() {
-            break;
+        let start = fde.initial_address();
+        let len = if ptr_size == 4 {
+            fde.len() & 0xffff_ffff
+        } else {
+            fde.len()
+        };
+        if start == 0 {
+            continue;
         }
-        let id_pos = r.pos;
-        let Some(id) = r.uint(4) else { break };
-        if id == 0 {
-            cies.insert(pos, parse_cie(&mut r, ptr_size));
-        } else if let Some(cie_pos) = id_pos.checked_sub(id as usize) {
-            let cie = match cies.get(&cie_pos) {
-                Some(c) => *c,
-                None => {
-                    let c = parse_cie_at(data, cie_pos, ptr_size);
-                    cies.insert(cie_pos, c);
-                    c
-                }
-            };
-            if let Some(cie) = cie {
-                let field = addr.wrapping_add(r.pos as u64);
-                if let Some(start) = r.encoded(cie.fde_encoding, field, ptr_size)
-                    && let Some(len) = r.encoded(cie.fde_encoding & 0x0f, 0, ptr_size)
-                    && start != 0
-                {
-                    let mut lsda = None;
-                    if cie.has_augmentation_data
-                        && let Some(aug_len) = r.uleb()
-                        && aug_len > 0
-                        && let Some(enc) = cie.lsda_encoding
-                    {
-                        let field = addr.wrapping_add(r.pos as u64);
-                        lsda = r.encoded(enc, field, ptr_size).filter(|&p| p != 0);
-                    }
-                    out.push((Fde { start, len }, lsda));
-                }
-            }
-        }
-        pos = next;
+        let lsda = fde.lsda().map(|p| p.pointer()).filter(|&p| p != 0);
+        out.push((Fde { start, len }, lsda));
     }
     out
 }
 
-fn parse_cie_at(data: &[u8], pos: usize, ptr_size: u8) -> Option<Cie> {
-    let mut r = Reader::new(data, pos);
-    let len = r.uint(4)?;
-    if len == 0xffff_ffff {
-        r.uint(8)?;
-    }
-    if r.uint(4)? != 0 {
-        return None;
-    }
-    parse_cie(&mut r, ptr_size)
-}
-
-fn parse_cie(r: &mut Reader<'_>, ptr_size: u8) -> Option<Cie> {
-    let version = r.u8()?;
-    let aug = r.cstr()?;
-    if aug.windows(2).any(|w| w == b"eh") {
-        r.bytes(usize::from(ptr_size))?;
-    }
-    if version >= 4 {
-        // address_size, segment_selector_size
-        r.bytes(2)?;
-    }
-    r.uleb()?; // code alignment
-    r.sleb()?; // data alignment
-    if version == 1 {
-        r.u8()?;
-    } else {
-        r.uleb()?;
-    }
-    let mut cie = Cie {
-        fde_encoding: 0, // absptr
-        has_augmentation_data: false,
-        lsda_encoding: None,
-    };
-    if aug.first() == Some(&b'z') {
-        cie.has_augmentation_data = true;
-        let aug_len = usize::try_from(r.uleb()?).ok()?;
-        let aug_end = r.pos.checked_add(aug_len)?;
-        for &c in aug.iter().skip(1) {
-            match c {
-                b'R' => cie.fde_encoding = r.u8()?,
-                b'L' => cie.lsda_encoding = Some(r.u8()?),
-                b'P' => {
-                    let enc = r.u8()?;
-                    r.encoded(enc & 0x7f, 0, ptr_size)?;
-                }
-                b'S' | b'B' | b'G' => {}
-                _ => break,
+/// `data`, or a copy gimli can read: gimli (0.34) refuses the CIE
+/// augmentations `B` (AArch64 return addresses signed with the B key) and
+/// `G` (MTE-tagged frames) that GCC and LLVM write. Both carry no data and
+/// say nothing about where functions lie, so the copy has them replaced by
+/// `S` (no data either, which gimli reads): no byte moves, and every
+/// pc-relative pointer reads as before.
+fn readable(data: &[u8]) -> Cow<'_, [u8]> {
+    let mut out = Cow::Borrowed(data);
+    for rec in records(data).take(limits::MAX_EH_RECORDS) {
+        // A CIE: id 0, then the version byte, then the augmentation string.
+        let is_cie = data.get(rec.body..rec.end).and_then(|b| b.get(..4)) == Some(&[0u8; 4][..]);
+        let aug = rec.body.saturating_add(5);
+        let Some(text) = data.get(aug..rec.end) else {
+            continue;
+        };
+        let text = text.split(|&b| b == 0).next().unwrap_or_default();
+        if !is_cie || text.first() != Some(&b'z') || !text.iter().any(|c| b"BG".contains(c)) {
+            continue;
+        }
+        if let Some(field) = out.to_mut().get_mut(aug..aug.saturating_add(text.len())) {
+            for c in field.iter_mut().filter(|c| b"BG".contains(c)) {
+                *c = b'S';
             }
         }
-        r.pos = aug_end;
     }
-    Some(cie)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Build a minimal .eh_frame: one CIE (augmentation "zR", pcrel|sdata4)
-    /// and one FDE, by hand, without reusing the parser's types.
-    fn synth(addr: u64, func: u64, len: u32) -> Vec<u8> {
+    /// Build a minimal .eh_frame: one CIE (augmentation `aug`, which must
+    /// start "zR"; pcrel|sdata4) and one FDE, by hand, without reusing the
+    /// parser's types.
+    fn synth_with(aug: &[u8], addr: u64, func: u64, len: u32) -> Vec<u8> {
         let mut cie = vec![];
         cie.extend_from_slice(&0u32.to_le_bytes()); // CIE id
         cie.push(1); // version
-        cie.extend_from_slice(b"zR\0");
+        cie.extend_from_slice(aug);
+        cie.push(0);
         cie.push(1); // code align
         cie.push(0x78); // data align -8
         cie.push(16); // return register
@@ -419,6 +310,10 @@ mod tests {
         out
     }
 
+    fn synth(addr: u64, func: u64, len: u32) -> Vec<u8> {
+        synth_with(b"zR", addr, func, len)
+    }
+
     #[test]
     fn reads_pcrel_fde() {
         let data = synth(0x2000, 0x1130, 0x42);
@@ -438,5 +333,64 @@ mod tests {
             let fdes = parse_eh_frame(&data[..cut], 0x2000, 8);
             assert!(fdes.len() <= 1);
         }
+    }
+
+    #[test]
+    fn reads_aarch64_pointer_authentication_cies() {
+        // "zRB": return addresses signed with the B key; gimli does not
+        // know `B`, the walk must still see the FDE.
+        let data = synth_with(b"zRB", 0x2000, 0x1130, 0x42);
+        assert_eq!(
+            parse_eh_frame(&data, 0x2000, 8),
+            vec![Fde {
+                start: 0x1130,
+                len: 0x42
+            }]
+        );
+        // The section itself is read as it is.
+        assert!(matches!(readable(&data), Cow::Owned(_)));
+        assert!(matches!(readable(&synth(0x2000, 1, 1)), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_bad_cie_loses_its_fdes_only() {
+        // An unknown augmentation, then a good CIE and FDE after it.
+        let bad = synth_with(b"zRQ", 0x2000, 0x1130, 0x42);
+        let body = bad.len() - 4; // without the terminator
+        let mut data = bad[..body].to_vec();
+        data.extend(synth(0x2000 + body as u64, 0x1200, 0x10));
+        assert_eq!(
+            parse_eh_frame(&data, 0x2000, 8),
+            vec![Fde {
+                start: 0x1200,
+                len: 0x10
+            }]
+        );
+        assert_eq!(record_count(&data), 4);
+    }
+
+    #[test]
+    fn a_length_past_the_section_ends_the_walk() {
+        let mut data = synth(0x2000, 0x1130, 0x42);
+        let body = data.len() - 4;
+        data.truncate(body);
+        data.extend_from_slice(&0x100u32.to_le_bytes());
+        data.extend(synth(0x2000 + body as u64, 0x1200, 0x10));
+        assert_eq!(parse_eh_frame(&data, 0x2000, 8).len(), 1);
+        assert_eq!(record_count(&data), 2);
+    }
+
+    #[test]
+    fn reads_call_site_landing_pads() {
+        // @LPStart omitted, @TType omitted, call sites uleb128: two sites,
+        // one with a landing pad at +0x40.
+        let lsda = [
+            0xff, 0xff, 0x01, 8, 0x00, 0x10, 0x40, 0x01, 0x10, 0x08, 0x00, 0x00,
+        ];
+        assert_eq!(landing_pads(&lsda, 0x5000, 0x1000, 8), vec![0x1040]);
+        assert_eq!(
+            landing_pads(&lsda[..6], 0x5000, 0x1000, 8),
+            Vec::<u64>::new()
+        );
     }
 }

@@ -69,28 +69,12 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
     let sections = sections(bytes, &elf, &mut notes);
 
     let mut image = Image {
-        bytes,
-        format: Format::Elf,
-        arch,
-        kind,
         base,
         entry: (elf.entry != 0).then_some(elf.entry),
-        build_id: None,
         segments,
         sections,
-        symbols: Vec::new(),
-        import_slots: BTreeMap::new(),
-        fdes: Vec::new(),
-        exception_handlers: Vec::new(),
-        landing_pads: Vec::new(),
-        init_fini: Vec::new(),
-        code_pointers: Vec::new(),
-        text_relocations: false,
-        got_base: None,
         notes,
-        relocated: Vec::new(),
-        relro: Vec::new(),
-        caps: Vec::new(),
+        ..Image::bare(bytes, Format::Elf, arch, kind)
     };
     image.build_id = build_id(bytes, &elf);
     image.symbols = symbols(&elf)?;

@@ -271,6 +271,36 @@ pub struct Image<'data> {
 }
 
 impl<'data> Image<'data> {
+    /// An image of `bytes` with nothing read from it yet: no base, entry,
+    /// segments or sections, and nothing derived from them. The loaders
+    /// start from it and fill in what the container says.
+    pub(crate) fn bare(bytes: &'data [u8], format: Format, arch: Arch, kind: ImageKind) -> Self {
+        Image {
+            bytes,
+            format,
+            arch,
+            kind,
+            base: 0,
+            entry: None,
+            build_id: None,
+            segments: Vec::new(),
+            sections: Vec::new(),
+            symbols: Vec::new(),
+            import_slots: BTreeMap::new(),
+            fdes: Vec::new(),
+            exception_handlers: Vec::new(),
+            landing_pads: Vec::new(),
+            init_fini: Vec::new(),
+            code_pointers: Vec::new(),
+            text_relocations: false,
+            got_base: None,
+            notes: Vec::new(),
+            relocated: Vec::new(),
+            relro: Vec::new(),
+            caps: Vec::new(),
+        }
+    }
+
     /// The file bytes backing `[addr, addr + len)`, if that whole range is
     /// file-backed in one segment.
     #[must_use]

@@ -6,7 +6,7 @@
 //! - **Hostile input is normal.** Every offset, size and count taken from the
 //!   file is checked before use; limits in [`limits`] bound memory and time.
 //!   Malformed input gives an [`Error`] naming what is wrong, never a panic.
-//! - **Architecture-neutral graph.** Decoders sit behind [`arch::Decoder`];
+//! - **Architecture-neutral graph.** Instruction sets sit behind [`arch::Isa`];
 //!   the builder only sees [`arch::Insn`] and [`arch::Flow`].
 //! - **Deterministic.** The same bytes give the same graph and the same
 //!   bytes of output on every run, whatever the thread count.
@@ -74,7 +74,7 @@ pub fn analyze(image: &Image<'_>, options: &Options) -> Result<Cfg> {
 }
 
 /// Names, digests and counts for what the builder recovered.
-fn assemble(image: &Image<'_>, dec: &dyn arch::Decoder, rec: builder::Recovered) -> Cfg {
+fn assemble(image: &Image<'_>, dec: &dyn arch::Isa, rec: builder::Recovered) -> Cfg {
     let code_ranges = image.code_ranges();
     let names = names(image);
     let functions: Vec<Function> = rec

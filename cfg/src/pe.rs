@@ -25,8 +25,6 @@
 //! * code pointers: targets of `IMAGE_REL_BASED_DIR64` base relocations that
 //!   land in executable sections.
 
-use std::collections::BTreeMap;
-
 use goblin::pe::PE;
 use goblin::pe::options::ParseOptions;
 use goblin::pe::section_table::{
@@ -297,28 +295,12 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
     }
     let entry = (pe.entry != 0).then(|| base.wrapping_add(u64::from(pe.entry)));
     let mut image = Image {
-        bytes,
-        format: Format::Pe,
-        arch: Arch::X86_64,
-        kind,
         base,
         entry,
-        build_id: None,
         segments,
         sections,
-        symbols: Vec::new(),
-        import_slots: BTreeMap::new(),
-        fdes: Vec::new(),
-        exception_handlers: Vec::new(),
-        landing_pads: Vec::new(),
-        init_fini: Vec::new(),
-        code_pointers: Vec::new(),
-        text_relocations: false,
-        got_base: None,
         notes,
-        relocated: Vec::new(),
-        relro: Vec::new(),
-        caps: Vec::new(),
+        ..Image::bare(bytes, Format::Pe, Arch::X86_64, kind)
     };
     image.build_id = pe
         .debug_data

@@ -15,7 +15,7 @@ use capstone::Capstone;
 use capstone::arch::BuildsCapstone;
 use capstone::arch::arm64::ArchMode;
 use talos_cfg::arch::aarch64::{Aarch64Decoder, decode_raw};
-use talos_cfg::arch::{Decoder, Flow};
+use talos_cfg::arch::{Decode, Flow};
 
 fn capstone() -> Capstone {
     Capstone::new().arm64().mode(ArchMode::Arm).build().unwrap()

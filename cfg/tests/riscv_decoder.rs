@@ -14,7 +14,7 @@ use capstone::Capstone;
 use capstone::arch::riscv::{ArchExtraMode, ArchMode};
 use capstone::arch::{BuildsCapstone, BuildsCapstoneExtraMode};
 use talos_cfg::arch::riscv::{Kind, RiscvDecoder, decode_raw};
-use talos_cfg::arch::{Decoder, Flow};
+use talos_cfg::arch::{Decode, Flow};
 
 fn capstone() -> Capstone {
     Capstone::new()

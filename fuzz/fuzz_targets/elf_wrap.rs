@@ -50,7 +50,7 @@ pub fn elf64(e_machine: u16, text_page: u32, code: &[u8], rodata: &[u8]) -> Vec<
 /// minimal ELF for `e_machine` and analysed, which runs the jump-table
 /// interpreter.
 pub fn sweep_then_build(
-    dec: &dyn talos_cfg::arch::Decoder,
+    dec: &dyn talos_cfg::arch::Isa,
     e_machine: u16,
     skip: usize,
     addr: u64,

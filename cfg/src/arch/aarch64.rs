@@ -23,7 +23,7 @@ use capstone::arch::arm64::ArchMode;
 
 use super::linear::{Machine, Val};
 use super::risc::{self, bits, known, sext};
-use super::{Decoder, Flow, IndirectQuery, IndirectTarget, Insn, RegConst, StackEffect};
+use super::{Canonicalise, Decode, Flow, IndirectTarget, Insn, RegConst, Render, StackEffect};
 use crate::image::{Arch, Image};
 
 /// Register number 31 read as the stack pointer.
@@ -64,7 +64,7 @@ fn konst(reg: u8, value: u64, loaded: bool) -> Option<RegConst> {
     (reg < 31).then(|| risc::konst(reg, value, loaded))
 }
 
-impl Decoder for Aarch64Decoder {
+impl Decode for Aarch64Decoder {
     fn arch(&self) -> Arch {
         Arch::Aarch64
     }
@@ -172,60 +172,15 @@ impl Decoder for Aarch64Decoder {
         matches!(word(bytes), Some(0xd503_201f | 0))
     }
 
-    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
-        resolve_path(image, path, &[], &[], &Some)
-    }
-
-    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
-        let (image, path, starts) = (q.image, q.path, q.starts);
-        let (function, admit) = (q.function, q.admit);
-        let found = super::linear::resolve_with_invariants(
-            path,
-            starts,
-            || invariant_registers(image, function),
-            |p, seeds| resolve_path(image, p, seeds, &[], admit),
-        );
-        let preds = std::cell::OnceCell::new();
-        let preds = || preds.get_or_init(|| super::linear::flow_preds(self, image, function));
-        found
-            .or_else(|| {
-                // Then other paths through the joins.
-                super::linear::resolve_on_join_paths(*path.last()?, preds(), |p| {
-                    resolve_path(image, p, &[], &[], admit)
-                })
-            })
-            .or_else(|| {
-                // Last, a table base the function spilled to its frame once
-                // (`str x0, [sp, #144]` after `adrp`+`add`, far before the
-                // switch) and reloads at the switch: every store that can
-                // reach the reload must store the same constant.
-                let preds = preds();
-                let slots: Vec<(i64, u64)> = path
-                    .iter()
-                    .filter_map(|&a| {
-                        let i = decode_raw(word(image.bytes_from(a)?)?)?;
-                        if !matches!(i.op, Op::Load { size: 8, .. }) || i.rn != SP {
-                            return None;
-                        }
-                        Some((i.imm, spilled_constant(image, preds, a, i.imm)?))
-                    })
-                    .collect();
-                if slots.is_empty() {
-                    return None;
-                }
-                starts
-                    .iter()
-                    .find_map(|&i| resolve_path(image, path.get(i..)?, &[], &slots, admit))
-            })
-    }
-
     fn stack_effect(&self, bytes: &[u8], _insn: &Insn) -> StackEffect {
         let Some(w) = word(bytes) else {
             return StackEffect::Unknown;
         };
         stack_effect_of(w)
     }
+}
 
+impl Canonicalise for Aarch64Decoder {
     fn canonical_bytes(
         &self,
         bytes: &[u8],
@@ -245,15 +200,13 @@ impl Decoder for Aarch64Decoder {
             _ => 0,
         }
     }
+}
 
+impl Render for Aarch64Decoder {
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String> {
         let raw = bytes.get(..4)?;
         decode_raw(word(raw)?)?;
-        with_capstone(|cs| super::capstone_text(cs, raw, addr))
-    }
-
-    fn plt_header_size(&self) -> u64 {
-        32
+        with_capstone(|cs| risc::capstone_text(cs, raw, addr))
     }
 }
 

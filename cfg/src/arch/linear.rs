@@ -681,7 +681,7 @@ mod path_tests {
 /// addresses of the decoded instructions): straight-line flow and direct
 /// jumps, not jump tables (those are what is being resolved).
 pub(crate) fn flow_preds(
-    dec: &dyn super::Decoder,
+    dec: &dyn super::Decode,
     image: &Image<'_>,
     function: &[u64],
 ) -> std::collections::BTreeMap<u64, Vec<u64>> {

@@ -1,6 +1,11 @@
-//! Architecture-neutral instruction and flow types, and the one trait each
-//! decoder implements (after lancelot's `flow.rs`). The graph builder only
-//! sees [`Insn`] and [`Flow`]; it never knows which instruction set it walks.
+//! Architecture-neutral instruction and flow types, and the traits each
+//! instruction set implements, one per concept (as gimli and object split
+//! theirs): [`Decode`] (the instruction set's encoding, after lancelot's
+//! `flow.rs`), [`ResolveIndirect`] (jump tables, GOT slots, the PLT's
+//! layout: compiler and linker conventions), [`Render`] (text for people)
+//! and [`Canonicalise`] (link-address independent bytes for digests);
+//! [`Isa`] combines them. The graph builder only sees [`Insn`] and
+//! [`Flow`]; it never knows which instruction set it walks.
 
 pub mod aarch64;
 mod linear;
@@ -74,7 +79,7 @@ pub struct RegConst {
     pub carried: bool,
 }
 
-/// One indirect jump to resolve ([`Decoder::resolve_indirect_in`]).
+/// One indirect jump to resolve ([`ResolveIndirect::resolve_indirect_in`]).
 #[derive(Clone, Copy)]
 pub struct IndirectQuery<'q> {
     /// The image the instructions are in.
@@ -162,8 +167,10 @@ pub enum StackEffect {
     Unknown,
 }
 
-/// What the graph builder asks of an instruction set.
-pub trait Decoder: Sync {
+/// Decoding: what the instruction at an address is, how it moves control
+/// and the stack pointer, and whether it is padding. Everything here is
+/// the instruction set's own encoding; no compiler or ABI convention.
+pub trait Decode: Sync {
     /// The architecture decoded.
     fn arch(&self) -> Arch;
 
@@ -179,6 +186,22 @@ pub trait Decoder: Sync {
     /// fill) rather than code anyone meant to run.
     fn is_padding(&self, bytes: &[u8], insn: &Insn) -> bool;
 
+    /// How the instruction moves the stack pointer. The builder follows the
+    /// stack's depth from a function's entry to tell a jump that leaves the
+    /// function (its frame released) from one inside it, and code that
+    /// belongs to a function from code that could start one. The default
+    /// follows nothing.
+    fn stack_effect(&self, bytes: &[u8], insn: &Insn) -> StackEffect {
+        let _ = (bytes, insn);
+        StackEffect::Unknown
+    }
+}
+
+/// Resolving indirect flow: where a jump through a register or memory goes
+/// (a `switch`'s jump table, a GOT slot), and where the psABI lays out the
+/// PLT stubs through which calls to imports go indirect. These follow the
+/// compilers' and linkers' conventions, not the instruction set's.
+pub trait ResolveIndirect: Sync {
     /// Try to resolve the indirect jump at the end of `path` (instruction
     /// addresses in execution order, the jump last): as a jump table, or as
     /// a jump through one fixed memory cell.
@@ -196,6 +219,23 @@ pub trait Decoder: Sync {
         })
     }
 
+    /// Bytes of the resolver stub (PLT0) at the start of an ELF `.plt`
+    /// section, before the first 16-byte import stub: 16 on x86, 32 on
+    /// RISC-V and AArch64 (psABI layouts).
+    fn plt_header_size(&self) -> u64 {
+        16
+    }
+}
+
+/// Rendering: an instruction as assembly text, for people.
+pub trait Render: Sync {
+    /// Render the instruction as assembly text (for DOT and text output).
+    fn render(&self, bytes: &[u8], addr: u64) -> Option<String>;
+}
+
+/// Canonicalising for digests: an instruction's bytes with the absolute
+/// addresses in it made independent of where the image was linked.
+pub trait Canonicalise: Sync {
     /// Append the canonical bytes of the instruction at `addr` to `out`: its
     /// bytes with every absolute address that points into `[lo, hi)`
     /// rewritten relative to `base`, so that the same code linked at another
@@ -210,10 +250,10 @@ pub trait Decoder: Sync {
         out: &mut Vec<u8>,
     ) -> usize;
 
-    /// [`Decoder::canonical_bytes`] of the `count` instructions at the start
-    /// of `bytes` (a basic block at `addr`); the bytes consumed. Decoders
-    /// that can decode a run faster than one instruction at a time
-    /// override it.
+    /// [`Canonicalise::canonical_bytes`] of the `count` instructions at the
+    /// start of `bytes` (a basic block at `addr`); the bytes consumed.
+    /// Instruction sets that can decode a run faster than one instruction
+    /// at a time override it.
     fn canonical_block(
         &self,
         bytes: &[u8],
@@ -223,46 +263,47 @@ pub trait Decoder: Sync {
         base: u64,
         out: &mut Vec<u8>,
     ) -> usize {
-        let mut done = 0usize;
-        for _ in 0..count {
-            let Some(rest) = bytes.get(done..) else {
-                break;
-            };
-            let len = self.canonical_bytes(rest, addr.wrapping_add(done as u64), span, base, out);
-            if len == 0 {
-                break;
-            }
-            done = done.saturating_add(len);
-        }
-        done
-    }
-
-    /// Render the instruction as assembly text (for DOT and text output).
-    fn render(&self, bytes: &[u8], addr: u64) -> Option<String>;
-
-    /// How the instruction moves the stack pointer. The builder follows the
-    /// stack's depth from a function's entry to tell a jump that leaves the
-    /// function (its frame released) from one inside it, and code that
-    /// belongs to a function from code that could start one. The default
-    /// follows nothing.
-    fn stack_effect(&self, bytes: &[u8], insn: &Insn) -> StackEffect {
-        let _ = (bytes, insn);
-        StackEffect::Unknown
-    }
-
-    /// Bytes of the resolver stub (PLT0) at the start of an ELF `.plt`
-    /// section, before the first 16-byte import stub: 16 on x86, 32 on
-    /// RISC-V and AArch64 (psABI layouts).
-    fn plt_header_size(&self) -> u64 {
-        16
+        each_instruction(bytes, addr, count, |rest, at| {
+            self.canonical_bytes(rest, at, span, base, out)
+        })
     }
 }
 
-/// The decoder for an image's architecture.
+/// Walk the `count` instructions at the start of `bytes` (at `addr`):
+/// `step` takes the one at the start of its slice and address and returns
+/// its length, 0 to stop. The bytes consumed.
+fn each_instruction(
+    bytes: &[u8],
+    addr: u64,
+    count: u32,
+    mut step: impl FnMut(&[u8], u64) -> usize,
+) -> usize {
+    let mut done = 0usize;
+    for _ in 0..count {
+        let Some(rest) = bytes.get(done..) else {
+            break;
+        };
+        let len = step(rest, addr.wrapping_add(done as u64));
+        if len == 0 {
+            break;
+        }
+        done = done.saturating_add(len);
+    }
+    done
+}
+
+/// Everything the graph builder, the digests and the renderers ask of an
+/// instruction set, in one object: [`decoder_for`] hands out one. Every
+/// part is `Sync`: the builder's threads share it.
+pub trait Isa: Decode + ResolveIndirect + Render + Canonicalise {}
+
+impl<T: Decode + ResolveIndirect + Render + Canonicalise + ?Sized> Isa for T {}
+
+/// The instruction set of an image's architecture.
 ///
 /// # Errors
 /// [`crate::Error::UnsupportedArch`] when no decoder exists for it.
-pub fn decoder_for(image: &Image<'_>) -> crate::Result<Box<dyn Decoder>> {
+pub fn decoder_for(image: &Image<'_>) -> crate::Result<Box<dyn Isa>> {
     match image.arch {
         Arch::X86 => Ok(Box::new(x86::X86Decoder::new(32, image.got_base))),
         Arch::X86_64 => Ok(Box::new(x86::X86Decoder::new(64, None))),
@@ -271,18 +312,4 @@ pub fn decoder_for(image: &Image<'_>) -> crate::Result<Box<dyn Decoder>> {
         ))),
         Arch::Aarch64 => Ok(Box::new(aarch64::Aarch64Decoder::new())),
     }
-}
-
-/// One instruction as capstone prints it (`mnemonic operands`), for the
-/// decoders that render with capstone (RISC-V, AArch64).
-fn capstone_text(cs: &capstone::Capstone, raw: &[u8], addr: u64) -> Option<String> {
-    let insns = cs.disasm_count(raw, addr, 1).ok()?;
-    let insn = insns.iter().next()?;
-    let m = insn.mnemonic().unwrap_or("");
-    let ops = insn.op_str().unwrap_or("");
-    Some(if ops.is_empty() {
-        m.to_string()
-    } else {
-        format!("{m} {ops}")
-    })
 }

@@ -1,7 +1,9 @@
-//! What the two fixed-width RISC decoders (RISC-V and AArch64) share: field
-//! extraction from raw instruction words, the register constant handed from
-//! one instruction to the next, the per-thread capstone handle that renders,
-//! and the bookkeeping of registers a function defines once by a constant.
+//! What the two fixed-width RISC instruction sets (RISC-V and AArch64)
+//! share: field extraction from raw instruction words, the register
+//! constant handed from one instruction to the next, the per-thread
+//! capstone handle that renders, the bookkeeping of registers a function
+//! defines once by a constant, and the order in which indirect jumps are
+//! resolved.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -9,7 +11,7 @@ use std::thread::LocalKey;
 
 use capstone::Capstone;
 
-use super::{Insn, RegConst};
+use super::{Decode, IndirectQuery, IndirectTarget, Insn, RegConst, linear};
 
 /// Bits `hi..=lo` of `w`, shifted down.
 pub(super) fn bits(w: u32, hi: u32, lo: u32) -> u32 {
@@ -89,6 +91,20 @@ pub(super) fn with_capstone<T>(
     })
 }
 
+/// One instruction as capstone prints it (`mnemonic operands`), for the
+/// decoders that render with capstone (RISC-V, AArch64).
+pub(super) fn capstone_text(cs: &capstone::Capstone, raw: &[u8], addr: u64) -> Option<String> {
+    let insns = cs.disasm_count(raw, addr, 1).ok()?;
+    let insn = insns.iter().next()?;
+    let m = insn.mnemonic().unwrap_or("");
+    let ops = insn.op_str().unwrap_or("");
+    Some(if ops.is_empty() {
+        m.to_string()
+    } else {
+        format!("{m} {ops}")
+    })
+}
+
 /// The definitions of each register over one function, for
 /// `invariant_registers`: how many there are and the constant the last one
 /// set, if constant. A register defined exactly once by a constant holds it
@@ -133,4 +149,27 @@ impl ConstDefs {
             .filter_map(|(r, (_, v))| Some((u16::from(r), v?)))
             .collect()
     }
+}
+
+/// How both fixed-width instruction sets resolve the indirect jump `q`
+/// asks about ([`super::ResolveIndirect::resolve_indirect_in`]): `resolve`
+/// (a path, the registers preset at its start) on the builder's path from
+/// each start; then with the function's `invariants` preset (a switch in a
+/// loop whose table base and bound were set once before the loop, see
+/// [`linear::resolve_with_invariants`]); then on other paths through the
+/// joins; last, `last`, given the function's predecessors.
+pub(super) fn resolve_in(
+    dec: &dyn Decode,
+    q: &IndirectQuery<'_>,
+    invariants: impl FnOnce() -> Vec<(u16, u64)>,
+    resolve: impl Fn(&[u64], &[(u16, u64)]) -> Option<IndirectTarget>,
+    last: impl FnOnce(&BTreeMap<u64, Vec<u64>>) -> Option<IndirectTarget>,
+) -> Option<IndirectTarget> {
+    linear::resolve_with_invariants(q.path, q.starts, invariants, &resolve).or_else(|| {
+        let preds = linear::flow_preds(dec, q.image, q.function);
+        q.path
+            .last()
+            .and_then(|&jump| linear::resolve_on_join_paths(jump, &preds, |p| resolve(p, &[])))
+            .or_else(|| last(&preds))
+    })
 }

@@ -28,7 +28,7 @@ use capstone::arch::riscv::{ArchExtraMode, ArchMode};
 
 use super::linear::{Machine, Val};
 use super::risc::{self, bits, known, sext};
-use super::{Decoder, Flow, IndirectQuery, IndirectTarget, Insn, RegConst, StackEffect};
+use super::{Canonicalise, Decode, Flow, IndirectTarget, Insn, RegConst, Render, StackEffect};
 use crate::image::{Arch, Image};
 
 const RA: u8 = 1;
@@ -39,7 +39,6 @@ mod decode;
 mod resolve;
 
 pub use decode::*;
-use resolve::*;
 
 /// The decoder for RV64GC.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +69,7 @@ fn konst(reg: u8, value: u64, loaded: bool) -> Option<RegConst> {
     (reg != 0).then(|| risc::konst(reg, value, loaded))
 }
 
-impl Decoder for RiscvDecoder {
+impl Decode for RiscvDecoder {
     fn arch(&self) -> Arch {
         Arch::Riscv64
     }
@@ -176,36 +175,6 @@ impl Decoder for RiscvDecoder {
         }
     }
 
-    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
-        resolve_path(image, path, &[], &Some)
-    }
-
-    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
-        let (image, path, starts) = (q.image, q.path, q.starts);
-        let (function, admit) = (q.function, q.admit);
-        // A switch in a loop whose table base and bound were set once
-        // before the loop (see `resolve_with_invariants`), then, last,
-        // other paths through the joins.
-        super::linear::resolve_with_invariants(
-            path,
-            starts,
-            || invariant_registers(image, function),
-            |p, seeds| resolve_path(image, p, seeds, admit),
-        )
-        .or_else(|| {
-            let preds = super::linear::flow_preds(self, image, function);
-            super::linear::resolve_on_join_paths(*path.last()?, &preds, |p| {
-                resolve_path(image, p, &[], admit)
-            })
-        })
-    }
-
-    fn plt_header_size(&self) -> u64 {
-        // psABI: the resolver stub (PLT0) is 8 instructions; each import
-        // stub after it is 4.
-        32
-    }
-
     fn stack_effect(&self, bytes: &[u8], _insn: &Insn) -> StackEffect {
         match decode_raw(bytes) {
             Some(i) if i.rd == SP => match i.kind {
@@ -218,7 +187,9 @@ impl Decoder for RiscvDecoder {
             None => StackEffect::Unknown,
         }
     }
+}
 
+impl Canonicalise for RiscvDecoder {
     fn canonical_bytes(
         &self,
         bytes: &[u8],
@@ -257,11 +228,13 @@ impl Decoder for RiscvDecoder {
         }
         len
     }
+}
 
+impl Render for RiscvDecoder {
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String> {
         let i = decode_raw(bytes)?;
         let raw = bytes.get(..usize::from(i.len))?;
-        let text = with_capstone(|cs| super::capstone_text(cs, raw, addr))?;
+        let text = with_capstone(|cs| risc::capstone_text(cs, raw, addr))?;
         // Capstone prints branch targets as pc-relative immediates; show
         // the absolute address like objdump does.
         let target = match i.kind {

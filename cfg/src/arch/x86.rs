@@ -14,7 +14,7 @@ use iced_x86::{
     InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess, OpKind, Register,
 };
 
-use super::{Decoder, Flow, IndirectQuery, IndirectTarget, Insn, JumpTable, RegConst};
+use super::{Canonicalise, Decode, Flow, IndirectTarget, Insn, JumpTable, RegConst, Render};
 use crate::image::{Arch, Image};
 use crate::limits;
 
@@ -172,7 +172,7 @@ impl X86Decoder {
     }
 }
 
-impl Decoder for X86Decoder {
+impl Decode for X86Decoder {
     fn arch(&self) -> Arch {
         if self.bitness == 32 {
             Arch::X86
@@ -313,57 +313,9 @@ impl Decoder for X86Decoder {
             _ => false,
         }
     }
+}
 
-    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
-        self.resolve_seeded(image, path, &[])
-    }
-
-    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
-        let (image, path, starts) = (q.image, q.path, q.starts);
-        let (function, admit) = (q.function, q.admit);
-        // Decoded once: every attempt interprets a suffix of the same path.
-        let mut decoded = Vec::with_capacity(path.len());
-        for &a in path {
-            let ins = image.bytes_from(a).and_then(|b| self.decode_iced(b, a))?;
-            decoded.push(ins);
-        }
-        let mut interp = resolve::Interp::new(self, image);
-        let mut attempt = |seeds: &[(Register, u64)]| {
-            starts.iter().find_map(|&i| {
-                decoded
-                    .get(i..)
-                    .and_then(|p| self.resolve_decoded(&mut interp, image, p, seeds))
-                    .and_then(admit)
-            })
-        };
-        attempt(&[]).or_else(|| {
-            // A switch inside a loop whose table base was loaded once before
-            // the loop: the base register is constant on every path, which
-            // no single path shows without also pinning the index.
-            let key = (function.first().copied().unwrap_or(0), function.len());
-            let cached = self
-                .invariants
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&key).cloned());
-            let invariants = match cached {
-                Some(v) => v,
-                None => {
-                    let v = self.invariant_registers(image, function);
-                    if let Ok(mut m) = self.invariants.lock() {
-                        m.insert(key, v.clone());
-                    }
-                    v
-                }
-            };
-            if invariants.is_empty() {
-                None
-            } else {
-                attempt(&invariants)
-            }
-        })
-    }
-
+impl Canonicalise for X86Decoder {
     fn canonical_bytes(
         &self,
         bytes: &[u8],
@@ -388,20 +340,13 @@ impl Decoder for X86Decoder {
     ) -> usize {
         // One decoder over the whole block (not one per instruction).
         let mut decoder = IcedDecoder::with_ip(self.bitness, bytes, addr, DecoderOptions::NONE);
-        let mut done = 0usize;
-        for _ in 0..count {
-            let Some(rest) = bytes.get(done..) else {
-                break;
-            };
-            let len = self.canonical_next(&mut decoder, rest, span, base, out);
-            if len == 0 {
-                break;
-            }
-            done = done.saturating_add(len);
-        }
-        done
+        super::each_instruction(bytes, addr, count, |rest, _| {
+            self.canonical_next(&mut decoder, rest, span, base, out)
+        })
     }
+}
 
+impl Render for X86Decoder {
     fn render(&self, bytes: &[u8], addr: u64) -> Option<String> {
         let ins = self.decode_iced(bytes, addr)?;
         let mut fmt = IntelFormatter::new();

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::arch::{Decoder, Flow, Insn, JumpTable, StackEffect};
+use crate::arch::{Flow, Insn, Isa, JumpTable, StackEffect};
 use crate::image::{CodeRange, Image};
 use crate::index::InsnIndex;
 use crate::limits;
@@ -117,7 +117,7 @@ impl Explored {
 /// Shared, read-only facts for one wave of exploration.
 pub(crate) struct Ctx<'a> {
     pub image: &'a Image<'a>,
-    pub dec: &'a dyn Decoder,
+    pub dec: &'a dyn Isa,
     pub code: &'a [CodeRange],
     /// Function entries known at this point, sorted.
     pub known: BTreeSet<u64>,

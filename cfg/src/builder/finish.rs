@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use rayon::prelude::*;
 
-use crate::arch::{Decoder, Flow, Insn};
+use crate::arch::{Flow, Insn, Isa};
 use crate::image::{CodeRange, Image};
 use crate::limits;
 use crate::model::{
@@ -39,7 +39,7 @@ pub(crate) struct Recovered {
 /// Turn explored functions into blocks and edges.
 pub(super) fn finish(
     image: &Image<'_>,
-    dec: &dyn Decoder,
+    dec: &dyn Isa,
     code: &[CodeRange],
     mut d: Discovery,
 ) -> Recovered {
@@ -173,7 +173,7 @@ pub(super) fn finish(
     }
 }
 
-pub(super) fn non_padding_bytes(image: &Image<'_>, dec: &dyn Decoder, start: u64, end: u64) -> u64 {
+pub(super) fn non_padding_bytes(image: &Image<'_>, dec: &dyn Isa, start: u64, end: u64) -> u64 {
     let mut a = start;
     let mut count = 0u64;
     while a < end {

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
-use crate::arch::{Decoder, Flow};
+use crate::arch::{Flow, Isa};
 use crate::image::Image;
 use crate::limits;
 use crate::model::{CapHit, CapKind, FunctionSource};
@@ -124,7 +124,7 @@ impl Default for Options {
 /// never returns is followed by its fallthrough: the blocks found are a
 /// superset of the whole-image analysis's, never fewer.
 /// Recover only the functions that contain `addrs`: each address is placed
-pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Decoder, addrs: &[u64]) -> Recovered {
+pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Isa, addrs: &[u64]) -> Recovered {
     let code = image.code_ranges();
     let seeds = seeds(image, &code, dec);
     let ctx = initial_ctx(image, dec, &code, &seeds);
@@ -163,7 +163,7 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Decoder, addrs: &[u64])
 }
 
 /// Run recovery to its fixpoint.
-pub(crate) fn recover(image: &Image<'_>, dec: &dyn Decoder, opts: Options) -> Recovered {
+pub(crate) fn recover(image: &Image<'_>, dec: &dyn Isa, opts: Options) -> Recovered {
     let code = image.code_ranges();
     let seeds = seeds(image, &code, dec);
     let mut ctx = initial_ctx(image, dec, &code, &seeds);

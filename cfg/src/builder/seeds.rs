@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::arch::Decoder;
+use crate::arch::Isa;
 use crate::image::{CodeRange, Image, SymbolSource};
 use crate::model::FunctionSource;
 
@@ -12,7 +12,7 @@ use super::{Ctx, explore, is_noreturn_name};
 pub(crate) fn seeds(
     image: &Image<'_>,
     code: &[CodeRange],
-    dec: &dyn Decoder,
+    dec: &dyn Isa,
 ) -> BTreeMap<u64, FunctionSource> {
     let in_code = |a: u64| code.iter().any(|r| r.contains(a));
     let mut out: BTreeMap<u64, FunctionSource> = BTreeMap::new();
@@ -81,7 +81,7 @@ pub(crate) fn seeds(
 /// binary is noreturn only when the analysis shows it, whatever its name.
 pub(super) fn initial_ctx<'a>(
     image: &'a Image<'a>,
-    dec: &'a dyn Decoder,
+    dec: &'a dyn Isa,
     code: &'a [CodeRange],
     seeds: &BTreeMap<u64, FunctionSource>,
 ) -> Ctx<'a> {

@@ -353,22 +353,14 @@ pub(super) fn branch_system(w: u32) -> Option<A64> {
         let rd = if link { LR } else { ZR };
         return Some(a64(Op::Branch { link }, rd, ZR, ZR, imm, true));
     }
-    if w & 0x7e00_0000 == 0x3400_0000 {
-        let imm = sext(bits(w, 23, 5), 19) << 2;
-        return Some(a64(
-            Op::CondBranch {
-                cond: 0,
-                flags: false,
-            },
-            ZR,
-            reg(bits(w, 4, 0), false),
-            ZR,
-            imm,
-            true,
-        ));
-    }
-    if w & 0x7e00_0000 == 0x3600_0000 {
-        let imm = sext(bits(w, 18, 5), 14) << 2;
+    // Compare and branch (`cbz`, `cbnz`: imm19) and test and branch (`tbz`,
+    // `tbnz`: imm14) test a register, not the flags.
+    let tested = match w & 0x7e00_0000 {
+        0x3400_0000 => Some(sext(bits(w, 23, 5), 19) << 2),
+        0x3600_0000 => Some(sext(bits(w, 18, 5), 14) << 2),
+        _ => None,
+    };
+    if let Some(imm) = tested {
         return Some(a64(
             Op::CondBranch {
                 cond: 0,
@@ -536,6 +528,13 @@ pub(super) fn load_store(w: u32) -> A64 {
             _ => None, // prfm (3, 2), unallocated (3, 3)
         }
     };
+    let int_op = |size: u8, load: bool, signed: bool| {
+        if load {
+            Op::Load { size, signed }
+        } else {
+            Op::Store { size }
+        }
+    };
     if w & 0x3b00_0000 == 0x1800_0000 {
         // ldr (literal)
         let imm = sext(bits(w, 23, 5), 19) << 2;
@@ -588,14 +587,7 @@ pub(super) fn load_store(w: u32) -> A64 {
             return a64(Op::MemOther, ZR, reg(rn, true), ZR, 0, true);
         };
         let imm = i64::from(bits(w, 21, 10)) * i64::from(bytes);
-        let op = if load {
-            Op::Load {
-                size: bytes,
-                signed,
-            }
-        } else {
-            Op::Store { size: bytes }
-        };
+        let op = int_op(bytes, load, signed);
         let wide = !(signed && opc == 3);
         return a64(op, reg(rt, false), reg(rn, true), ZR, imm, wide);
     }
@@ -645,14 +637,7 @@ pub(super) fn load_store(w: u32) -> A64 {
             );
         }
         let imm = sext(bits(w, 20, 12), 9);
-        let op = if load {
-            Op::Load {
-                size: bytes,
-                signed,
-            }
-        } else {
-            Op::Store { size: bytes }
-        };
+        let op = int_op(bytes, load, signed);
         return a64(op, reg(rt, false), reg(rn, true), ZR, imm, wide);
     }
     other

@@ -3,6 +3,49 @@
 //! registers a function defines once by a constant.
 
 use super::*;
+use crate::arch::{IndirectQuery, ResolveIndirect};
+
+impl ResolveIndirect for Aarch64Decoder {
+    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
+        resolve_path(image, path, &[], &[], &Some)
+    }
+
+    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+        let (image, path, admit) = (q.image, q.path, q.admit);
+        risc::resolve_in(
+            self,
+            q,
+            || invariant_registers(image, q.function),
+            |p, seeds| resolve_path(image, p, seeds, &[], admit),
+            |preds| {
+                // Last, a table base the function spilled to its frame once
+                // (`str x0, [sp, #144]` after `adrp`+`add`, far before the
+                // switch) and reloads at the switch: every store that can
+                // reach the reload must store the same constant.
+                let slots: Vec<(i64, u64)> = path
+                    .iter()
+                    .filter_map(|&a| {
+                        let i = decode_raw(word(image.bytes_from(a)?)?)?;
+                        if !matches!(i.op, Op::Load { size: 8, .. }) || i.rn != SP {
+                            return None;
+                        }
+                        Some((i.imm, spilled_constant(image, preds, a, i.imm)?))
+                    })
+                    .collect();
+                if slots.is_empty() {
+                    return None;
+                }
+                q.starts
+                    .iter()
+                    .find_map(|&i| resolve_path(image, path.get(i..)?, &[], &slots, admit))
+            },
+        )
+    }
+
+    fn plt_header_size(&self) -> u64 {
+        32
+    }
+}
 
 /// Interpret `path` (the indirect jump last) with `seeds` preset in
 /// registers and `slots` (offset from `sp`, 64-bit value) in the frame, with

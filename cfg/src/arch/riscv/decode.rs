@@ -355,6 +355,17 @@ pub(super) fn compressed(h: u16) -> Option<Rv> {
     // Offsets of the register-based loads and stores (zero-extended).
     let uimm_w = i64::from((cbits(h, 12, 10) << 3) | (cbits(h, 6, 6) << 2) | (cbits(h, 5, 5) << 6));
     let uimm_d = i64::from((cbits(h, 12, 10) << 3) | (cbits(h, 6, 5) << 6));
+    // Offsets of the stack-pointer based ones (zero-extended; only the
+    // arm that needs one computes it).
+    let sp_load_w =
+        || i64::from((cbits(h, 12, 12) << 5) | (cbits(h, 6, 4) << 2) | (cbits(h, 3, 2) << 6));
+    let sp_load_d =
+        || i64::from((cbits(h, 12, 12) << 5) | (cbits(h, 6, 5) << 3) | (cbits(h, 4, 2) << 6));
+    let sp_store_w = || i64::from((cbits(h, 12, 9) << 2) | (cbits(h, 8, 7) << 6));
+    let sp_store_d = || i64::from((cbits(h, 12, 10) << 3) | (cbits(h, 9, 7) << 6));
+    // Loads and stores come in pairs: the even funct3 moves a word, the
+    // odd one a doubleword.
+    let word_or_double = |w: i64, d: i64| if f3 & 1 == 0 { (4u8, w) } else { (8u8, d) };
     match (op, f3) {
         (0, 0) => {
             if h == 0 {
@@ -375,30 +386,16 @@ pub(super) fn compressed(h: u16) -> Option<Rv> {
             )
         }
         (0, 1) => c(Kind::FpMem, 0, rs1p, 0, uimm_d),
-        (0, 2) => c(
-            Kind::Load {
-                size: 4,
-                signed: true,
-            },
-            rdp,
-            rs1p,
-            0,
-            uimm_w,
-        ),
-        (0, 3) => c(
-            Kind::Load {
-                size: 8,
-                signed: true,
-            },
-            rdp,
-            rs1p,
-            0,
-            uimm_d,
-        ),
+        (0, 2 | 3) => {
+            let (size, off) = word_or_double(uimm_w, uimm_d);
+            c(Kind::Load { size, signed: true }, rdp, rs1p, 0, off)
+        }
         (0, 4) => None,
         (0, 5) => c(Kind::FpMem, 0, rs1p, rdp, uimm_d),
-        (0, 6) => c(Kind::Store { size: 4 }, 0, rs1p, rdp, uimm_w),
-        (0, 7) => c(Kind::Store { size: 8 }, 0, rs1p, rdp, uimm_d),
+        (0, 6 | 7) => {
+            let (size, off) = word_or_double(uimm_w, uimm_d);
+            c(Kind::Store { size }, 0, rs1p, rdp, off)
+        }
         // `c.addi x0, imm` (imm != 0) is a HINT no compiler emits; `c.nop`
         // is the all-zero form.
         (1, 0) if rd == 0 && imm6 != 0 => None,
@@ -476,37 +473,11 @@ pub(super) fn compressed(h: u16) -> Option<Rv> {
             let shamt = i64::from((cbits(h, 12, 12) << 5) | cbits(h, 6, 2));
             c(Kind::OpImm(Alu::Sll), rd, rd, 0, shamt)
         }
-        (2, 1) => {
-            let off = (cbits(h, 12, 12) << 5) | (cbits(h, 6, 5) << 3) | (cbits(h, 4, 2) << 6);
-            c(Kind::FpMem, 0, u32::from(SP), 0, i64::from(off))
-        }
-        (2, 2) => {
+        (2, 1) => c(Kind::FpMem, 0, u32::from(SP), 0, sp_load_d()),
+        (2, 2 | 3) => {
             (rd != 0).then_some(())?;
-            let off = (cbits(h, 12, 12) << 5) | (cbits(h, 6, 4) << 2) | (cbits(h, 3, 2) << 6);
-            c(
-                Kind::Load {
-                    size: 4,
-                    signed: true,
-                },
-                rd,
-                u32::from(SP),
-                0,
-                i64::from(off),
-            )
-        }
-        (2, 3) => {
-            (rd != 0).then_some(())?;
-            let off = (cbits(h, 12, 12) << 5) | (cbits(h, 6, 5) << 3) | (cbits(h, 4, 2) << 6);
-            c(
-                Kind::Load {
-                    size: 8,
-                    signed: true,
-                },
-                rd,
-                u32::from(SP),
-                0,
-                i64::from(off),
-            )
+            let (size, off) = word_or_double(sp_load_w(), sp_load_d());
+            c(Kind::Load { size, signed: true }, rd, u32::from(SP), 0, off)
         }
         (2, 4) => match (cbits(h, 12, 12), rd, rs2) {
             (0, 0, 0) => None,
@@ -518,29 +489,10 @@ pub(super) fn compressed(h: u16) -> Option<Rv> {
             (_, _, 0) => c(Kind::Jalr, u32::from(RA), rd, 0, 0),
             _ => c(Kind::Op(Alu::Add), rd, rd, rs2, 0),
         },
-        (2, 5) => {
-            let off = (cbits(h, 12, 10) << 3) | (cbits(h, 9, 7) << 6);
-            c(Kind::FpMem, 0, u32::from(SP), rs2, i64::from(off))
-        }
-        (2, 6) => {
-            let off = (cbits(h, 12, 9) << 2) | (cbits(h, 8, 7) << 6);
-            c(
-                Kind::Store { size: 4 },
-                0,
-                u32::from(SP),
-                rs2,
-                i64::from(off),
-            )
-        }
-        (2, 7) => {
-            let off = (cbits(h, 12, 10) << 3) | (cbits(h, 9, 7) << 6);
-            c(
-                Kind::Store { size: 8 },
-                0,
-                u32::from(SP),
-                rs2,
-                i64::from(off),
-            )
+        (2, 5) => c(Kind::FpMem, 0, u32::from(SP), rs2, sp_store_d()),
+        (2, 6 | 7) => {
+            let (size, off) = word_or_double(sp_store_w(), sp_store_d());
+            c(Kind::Store { size }, 0, u32::from(SP), rs2, off)
         }
         _ => None,
     }

@@ -2,6 +2,30 @@
 //! values and the registers a function defines once by a constant.
 
 use super::*;
+use crate::arch::{IndirectQuery, ResolveIndirect};
+
+impl ResolveIndirect for RiscvDecoder {
+    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
+        resolve_path(image, path, &[], &Some)
+    }
+
+    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+        let (image, admit) = (q.image, q.admit);
+        risc::resolve_in(
+            self,
+            q,
+            || invariant_registers(image, q.function),
+            |p, seeds| resolve_path(image, p, seeds, admit),
+            |_| None,
+        )
+    }
+
+    fn plt_header_size(&self) -> u64 {
+        // psABI: the resolver stub (PLT0) is 8 instructions; each import
+        // stub after it is 4.
+        32
+    }
+}
 
 /// Interpret `path` (the indirect jump last) with `seeds` preset, with
 /// store-to-load forwarding and then without (see

@@ -1,7 +1,61 @@
-//! Jump-table resolution on x86: a symbolic interpreter over linear values,
-//! and the registers a function defines once by a constant.
+//! Indirect flow on x86 ([`ResolveIndirect`]): jump tables through a
+//! symbolic interpreter over linear values, and the registers a function
+//! defines once by a constant.
 
 use super::*;
+use crate::arch::{IndirectQuery, ResolveIndirect};
+
+impl ResolveIndirect for X86Decoder {
+    fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
+        self.resolve_seeded(image, path, &[])
+    }
+
+    fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+        let (image, path, starts) = (q.image, q.path, q.starts);
+        let (function, admit) = (q.function, q.admit);
+        // Decoded once: every attempt interprets a suffix of the same path.
+        let mut decoded = Vec::with_capacity(path.len());
+        for &a in path {
+            let ins = image.bytes_from(a).and_then(|b| self.decode_iced(b, a))?;
+            decoded.push(ins);
+        }
+        let mut interp = Interp::new(self, image);
+        let mut attempt = |seeds: &[(Register, u64)]| {
+            starts.iter().find_map(|&i| {
+                decoded
+                    .get(i..)
+                    .and_then(|p| self.resolve_decoded(&mut interp, image, p, seeds))
+                    .and_then(admit)
+            })
+        };
+        attempt(&[]).or_else(|| {
+            // A switch inside a loop whose table base was loaded once before
+            // the loop: the base register is constant on every path, which
+            // no single path shows without also pinning the index.
+            let key = (function.first().copied().unwrap_or(0), function.len());
+            let cached = self
+                .invariants
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).cloned());
+            let invariants = match cached {
+                Some(v) => v,
+                None => {
+                    let v = self.invariant_registers(image, function);
+                    if let Ok(mut m) = self.invariants.lock() {
+                        m.insert(key, v.clone());
+                    }
+                    v
+                }
+            };
+            if invariants.is_empty() {
+                None
+            } else {
+                attempt(&invariants)
+            }
+        })
+    }
+}
 
 impl X86Decoder {
     /// Interpret `path` (the indirect jump last) with `seeds` as the values
@@ -221,6 +275,26 @@ struct Bound {
     narrow: bool,
 }
 
+impl Bound {
+    /// What a guard (or a mask) says: `atom + offset < count`.
+    fn guard(offset: u64, count: u64) -> Self {
+        Bound {
+            offset,
+            count,
+            narrow: false,
+        }
+    }
+
+    /// What a zero-extended byte says with no guard: under 256.
+    fn byte() -> Self {
+        Bound {
+            offset: 0,
+            count: 256,
+            narrow: true,
+        }
+    }
+}
+
 pub(super) struct Interp<'d> {
     dec: &'d X86Decoder,
     image: &'d Image<'d>,
@@ -424,27 +498,13 @@ impl<'d> Interp<'d> {
                             // better bound (the byte's range is implied).
                             Some((a, 1, _)) if self.bounds.contains_key(&a) => v,
                             Some((a, 1, 0)) => {
-                                self.bounds.insert(
-                                    a,
-                                    Bound {
-                                        offset: 0,
-                                        count: 256,
-                                        narrow: true,
-                                    },
-                                );
+                                self.bounds.insert(a, Bound::byte());
                                 v
                             }
                             _ => {
                                 let f = self.fresh();
                                 if let Some((a, 1, 0)) = f.single() {
-                                    self.bounds.insert(
-                                        a,
-                                        Bound {
-                                            offset: 0,
-                                            count: 256,
-                                            narrow: true,
-                                        },
-                                    );
+                                    self.bounds.insert(a, Bound::byte());
                                 }
                                 f
                             }
@@ -506,14 +566,7 @@ impl<'d> Interp<'d> {
                     && (mask & mask.wrapping_add(1)) == 0
                     && let Some((a, 1, 0)) = f.single()
                 {
-                    self.bounds.insert(
-                        a,
-                        Bound {
-                            offset: 0,
-                            count: mask.wrapping_add(1),
-                            narrow: false,
-                        },
-                    );
+                    self.bounds.insert(a, Bound::guard(0, mask.wrapping_add(1)));
                 }
                 self.set(ins.op0_register(), f);
             }
@@ -622,14 +675,7 @@ impl<'d> Interp<'d> {
             return;
         }
         if let Some((atom, 1, offset)) = value.single() {
-            self.bounds.insert(
-                atom,
-                Bound {
-                    offset,
-                    count,
-                    narrow: false,
-                },
-            );
+            self.bounds.insert(atom, Bound::guard(offset, count));
         }
     }
 
