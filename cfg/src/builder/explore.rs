@@ -498,25 +498,21 @@ pub(super) fn decode_run(
                 } else {
                     ex.calls_outside.insert(addr);
                 }
-                if ctx.noreturn.contains(&t) || never_comes_back(ctx, ex.start, next, sp) {
-                    ex.noreturn_calls.insert(addr);
-                    ex.after_noreturn.push((next, sp));
+                let noreturn =
+                    ctx.noreturn.contains(&t) || never_comes_back(ctx, ex.start, next, sp);
+                if call_ends_run(ex, addr, next, sp, noreturn) {
                     return;
                 }
-                ex.leaders.insert(next);
                 prev = None;
                 addr = next;
                 continue;
             }
             Flow::IndirectCall { slot } => {
-                if slot.is_some_and(|s| ctx.noreturn_slots.contains(&s))
-                    || never_comes_back(ctx, ex.start, next, sp)
-                {
-                    ex.noreturn_calls.insert(addr);
-                    ex.after_noreturn.push((next, sp));
+                let noreturn = slot.is_some_and(|s| ctx.noreturn_slots.contains(&s))
+                    || never_comes_back(ctx, ex.start, next, sp);
+                if call_ends_run(ex, addr, next, sp, noreturn) {
                     return;
                 }
-                ex.leaders.insert(next);
                 prev = None;
                 addr = next;
                 continue;
@@ -545,6 +541,20 @@ pub(super) fn decode_run(
         prev = Some(insn);
         addr = next;
     }
+}
+
+/// Record the call at `call` (the stack at `sp`, the next instruction at
+/// `next`): when it does not return, the run ends there and what follows
+/// is looked at once everything reached is decoded (`true`); otherwise the
+/// return address starts a basic block.
+fn call_ends_run(ex: &mut Explored, call: u64, next: u64, sp: Sp, noreturn: bool) -> bool {
+    if noreturn {
+        ex.noreturn_calls.insert(call);
+        ex.after_noreturn.push((next, sp));
+    } else {
+        ex.leaders.insert(next);
+    }
+    noreturn
 }
 
 /// What follows a call that does not return. Compilers put a trap there
