@@ -141,6 +141,7 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Isa, rec: builder::Recovered) -> 
         return_sites: rec.return_sites,
         exception_handlers: image.exception_handlers.clone(),
         caps,
+        work: rec.work,
     }
 }
 

@@ -346,6 +346,11 @@ pub struct Cfg {
     /// whole file was analysed; otherwise the graph is incomplete (see
     /// [`Cfg::capped`]) and `talos cfg` exits 3.
     pub caps: Vec<CapHit>,
+    /// Instructions decoded during recovery, counting those of explorations
+    /// thrown away (gap candidates rejected, functions decoded again): the
+    /// work the recovery did, which its caps keep linear in the size of the
+    /// code. Not part of the document or the digest.
+    pub work: u64,
 }
 
 impl Cfg {

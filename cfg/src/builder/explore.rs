@@ -129,6 +129,9 @@ pub(crate) struct Ctx<'a> {
     pub noreturn: BTreeSet<u64>,
     /// Import slots of functions known not to return.
     pub noreturn_slots: BTreeSet<u64>,
+    /// Instructions decoded so far by every exploration, kept or thrown
+    /// away (see [`crate::Cfg::work`]).
+    pub work: std::sync::atomic::AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -236,6 +239,13 @@ impl Ctx<'_> {
 
 /// Decode one function from `start`.
 pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Explored {
+    let ex = explore_from(ctx, start);
+    ctx.work
+        .fetch_add(ex.insns.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    ex
+}
+
+fn explore_from(ctx: &Ctx<'_>, start: u64) -> Explored {
     let mut ex = Explored {
         start,
         ..Explored::default()

@@ -34,6 +34,8 @@ pub(crate) struct Recovered {
     pub unexplained_bytes: u64,
     pub return_sites: Vec<u64>,
     pub caps: Vec<CapHit>,
+    /// Instructions the recovery decoded ([`crate::Cfg::work`]).
+    pub work: u64,
 }
 
 /// Turn explored functions into blocks and edges.
@@ -170,6 +172,7 @@ pub(super) fn finish(
         unexplained_bytes,
         return_sites,
         caps,
+        work: 0,
     }
 }
 

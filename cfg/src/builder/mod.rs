@@ -159,7 +159,9 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Isa, addrs: &[u64]) -> 
         whole_image: false,
         caps: Vec::new(),
     };
-    finish(image, dec, &code, d)
+    let mut r = finish(image, dec, &code, d);
+    r.work = ctx.work.load(std::sync::atomic::Ordering::Relaxed);
+    r
 }
 
 /// Run recovery to its fixpoint.
@@ -191,7 +193,9 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Isa, opts: Options) -> Recove
                 });
             }
             d.noreturn = found;
-            return finish(image, dec, &code, d);
+            let mut r = finish(image, dec, &code, d);
+            r.work = ctx.work.load(std::sync::atomic::Ordering::Relaxed);
+            return r;
         }
         // Only functions that call a newly noreturn function decode
         // differently now. One whose code lies in frame entries keeps it

@@ -93,6 +93,7 @@ pub(super) fn initial_ctx<'a>(
         called: seeds.keys().copied().collect(),
         noreturn: BTreeSet::new(),
         noreturn_slots: BTreeSet::new(),
+        work: std::sync::atomic::AtomicU64::new(0),
     };
     for (&slot, name) in &image.import_slots {
         if is_noreturn_name(name) {
