@@ -194,11 +194,17 @@ pub fn trust(a: &TrustArgs) -> Result<Verdict> {
         .or_else(|| has.iter().find(|m| policy.expect.contains(m)))
         .copied()
         .unwrap_or_else(|| e.primary());
-    let tcb = e
-        .tcb
-        .as_ref()
-        .and_then(|t| TcbLevel::from_name(t.status.name()))
-        .unwrap_or(TcbLevel::NotApplicable);
+    // Only a TEE without TCB statuses (Keystone) records none; a status
+    // the ledger has no level for is not quietly recorded as that.
+    let tcb = match e.tcb.as_ref() {
+        None => TcbLevel::NotApplicable,
+        Some(t) => TcbLevel::from_name(t.status.name()).with_context(|| {
+            format!(
+                "TCB status {} of accepted evidence has no ledger level",
+                t.status.name()
+            )
+        })?,
+    };
     let att = Attestation {
         measurement: to_gate(&matched)?,
         tcb,
