@@ -559,7 +559,7 @@ fn gcore(pid: u32, dir: &Path, name: &str) -> Option<String> {
     Some(format!("{}.{pid}", prefix.display()))
 }
 
-/// The digest evidence: one stopped program captured as CRIU
+/// One state, one digest: one stopped program captured as CRIU
 /// images, a gcore, a kernel core and its live memory has one state
 /// digest root; restored by `criu restore`, the live process and a gcore
 /// of it have that root too. The sample has threads, thread-stack guard

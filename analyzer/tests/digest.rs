@@ -306,7 +306,7 @@ fn snapshot(pid: &str, out: &Path) {
     assert_eq!(code(&o), 0, "talos snapshot: {}", stderr(&o));
 }
 
-/// The evidence the issue asks for: a process dumped twice without running
+/// One state, one digest: a process dumped twice without running
 /// in between has equal digests, whichever tool took the dumps.
 #[test]
 fn digest_process_dumped_twice_is_equal_across_dumpers() {

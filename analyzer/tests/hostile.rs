@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The bound the issue sets on any single input, for a release build. The
+/// The bound on any single hostile input (one second, for a release build). The
 /// tests usually run as a debug build (talos-cfg at opt-level 2, but the
 /// test harness and std's generic collections code less optimised), on a
 /// shared machine: three times the bound there, for dumps and the CLI.
@@ -148,7 +148,7 @@ fn mutated_binaries_never_panic_and_end_quickly() {
                 }
             };
             let d = t.elapsed();
-            // The time bound the issue sets holds for a release build
+            // The one-second bound holds for a release build
             // (`cargo test --release --test hostile`); a debug build on a
             // loaded machine says nothing about it, and the work bound
             // below is what keeps every input linear.

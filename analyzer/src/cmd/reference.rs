@@ -12,7 +12,7 @@
 //! them (format version 2 of the reference, `docs/migrate-protocol.md`).
 //!
 //! The file is a signed talos-migrate message (`docs/migrate-protocol.md`
-//! §3), not JSON: the name `ref.json` is only a convention of the issue;
+//! §3), not JSON, whatever its name (`ref.json` in the examples);
 //! `talos migrate show FILE` prints it.
 
 use std::collections::BTreeSet;
