@@ -247,30 +247,20 @@ pub(super) fn full(w: u32) -> Option<Rv> {
             rv(4, Kind::Other, rd, rs1, rs2, 0)
         }
         0x33 => {
-            let alu = match (f7, f3) {
-                (0, 0) => Alu::Add,
-                (0x20, 0) => Alu::Sub,
-                (0, 1) => Alu::Sll,
-                (0, 5) => Alu::Srl,
-                (0x20, 5) => Alu::Sra,
-                (0, 7) => Alu::And,
-                (0, 6) => Alu::Or,
-                (0, _) | (1, _) => Alu::Other,
-                _ => return None,
-            };
+            let alu = add_or_shift(f7, f3).or(match (f7, f3) {
+                (0, 7) => Some(Alu::And),
+                (0, 6) => Some(Alu::Or),
+                (0, _) | (1, _) => Some(Alu::Other),
+                _ => None,
+            })?;
             rv(4, Kind::Op(alu), rd, rs1, rs2, 0)
         }
         0x37 => rv(4, Kind::Lui, rd, 0, 0, sext(w & 0xffff_f000, 32)),
         0x3b => {
-            let alu = match (f7, f3) {
-                (0, 0) => Alu::Add,
-                (0x20, 0) => Alu::Sub,
-                (0, 1) => Alu::Sll,
-                (0, 5) => Alu::Srl,
-                (0x20, 5) => Alu::Sra,
-                (1, 0 | 4 | 5 | 6 | 7) => Alu::Other,
-                _ => return None,
-            };
+            let alu = add_or_shift(f7, f3).or(match (f7, f3) {
+                (1, 0 | 4 | 5 | 6 | 7) => Some(Alu::Other),
+                _ => None,
+            })?;
             word(rv(4, Kind::Op(alu), rd, rs1, rs2, 0))
         }
         0x43 | 0x47 | 0x4b | 0x4f => {
@@ -500,4 +490,17 @@ pub(super) fn compressed(h: u16) -> Option<Rv> {
 
 pub(super) fn is_link(r: u8) -> bool {
     r == RA || r == T0
+}
+
+/// The register-register operations `OP` and `OP-32` encode alike: add,
+/// sub and the three shifts, by `funct7` and `funct3`.
+fn add_or_shift(f7: u32, f3: u32) -> Option<Alu> {
+    match (f7, f3) {
+        (0, 0) => Some(Alu::Add),
+        (0x20, 0) => Some(Alu::Sub),
+        (0, 1) => Some(Alu::Sll),
+        (0, 5) => Some(Alu::Srl),
+        (0x20, 5) => Some(Alu::Sra),
+        _ => None,
+    }
 }
