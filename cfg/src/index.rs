@@ -173,10 +173,30 @@ impl InsnIndex {
 
     /// The instructions from the one starting at `addr` to the end of its
     /// run (contiguous decoded code); `None` when none starts at `addr`.
+    #[cfg(test)]
     pub fn run_from(&self, addr: u64) -> Option<impl Iterator<Item = Insn> + '_> {
         let (start, run) = self.run_at_or_before(addr)?;
         let i = run.index_of(start, addr)?;
         Some(run.from(start, i))
+    }
+
+    /// The instructions that are not [`Flow::Seq`] from the one starting at
+    /// `addr` to the end of its run, and the address where the run ends;
+    /// `None` when no instruction starts at `addr`. For walks that only act
+    /// on control flow: straight-line instructions are skipped, not built.
+    pub fn flows_from(&self, addr: u64) -> Option<(impl Iterator<Item = Insn> + '_, u64)> {
+        let (start, run) = self.run_at_or_before(addr)?;
+        let i = run.index_of(start, addr)?;
+        let first = run
+            .flows
+            .partition_point(|&(k, _)| usize::try_from(k).unwrap_or(usize::MAX) < i);
+        let flows = run
+            .flows
+            .get(first..)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(move |&(k, _)| run.insn(start, usize::try_from(k).ok()?));
+        Some((flows, start.wrapping_add(u64::from(run.end))))
     }
 
     /// Whether an instruction starts at `addr`.
@@ -280,5 +300,14 @@ mod tests {
         let from12: Vec<(u64, Flow)> = ix.run_from(12).unwrap().map(|i| (i.addr, i.flow)).collect();
         assert_eq!(from12, vec![(12, Flow::Seq), (15, Flow::Jump(10))]);
         assert_eq!(ix.flows().map(|i| i.addr).collect::<Vec<_>>(), vec![15]);
+        let (flows, end) = ix.flows_from(10).unwrap();
+        assert_eq!(
+            flows.map(|i| (i.addr, i.len)).collect::<Vec<_>>(),
+            vec![(15, 5)]
+        );
+        assert_eq!(end, 20);
+        let (flows, end) = ix.flows_from(30).unwrap();
+        assert_eq!((flows.count(), end), (0, 31));
+        assert!(ix.flows_from(16).is_none());
     }
 }

@@ -38,27 +38,27 @@ pub(crate) struct Recovered {
     pub work: u64,
 }
 
-/// Turn explored functions into blocks and edges.
-pub(super) fn finish(
-    image: &Image<'_>,
-    dec: &dyn Isa,
-    code: &[CodeRange],
-    mut d: Discovery,
-) -> Recovered {
-    let mut unresolved = Vec::new();
-    let mut jump_tables = Vec::new();
-    let mut anomalies = Vec::new();
-    let mut return_sites = Vec::new();
-    let mut caps = std::mem::take(&mut d.caps);
-    for e in d.explored.values() {
+/// What one function adds to the image-wide lists of [`Recovered`].
+#[derive(Default)]
+struct Lists {
+    unresolved: Vec<Unresolved>,
+    jump_tables: Vec<JumpTableInfo>,
+    anomalies: Vec<Anomaly>,
+    return_sites: Vec<u64>,
+    caps: Vec<CapHit>,
+}
+
+impl Lists {
+    fn of(e: &Explored) -> Lists {
+        let mut l = Lists::default();
         for &j in &e.unresolved {
-            unresolved.push(Unresolved {
+            l.unresolved.push(Unresolved {
                 addr: j,
                 function: e.start,
             });
         }
         for (&j, t) in &e.tables {
-            jump_tables.push(JumpTableInfo {
+            l.jump_tables.push(JumpTableInfo {
                 jump: j,
                 table: t.table,
                 entries: t.targets.len() as u64,
@@ -66,7 +66,7 @@ pub(super) fn finish(
             });
         }
         let mut note = |kind: &str, addr: u64| {
-            anomalies.push(Anomaly {
+            l.anomalies.push(Anomaly {
                 kind: kind.to_string(),
                 addr,
                 function: e.start,
@@ -80,11 +80,6 @@ pub(super) fn finish(
         }
         if e.truncated {
             note("function-too-large", e.start);
-            caps.push(CapHit {
-                kind: CapKind::FunctionInstructions,
-                limit: limits::MAX_FUNCTION_INSTRUCTIONS as u64,
-                function: Some(e.start),
-            });
         }
         for &a in e.falls_into.keys() {
             note("falls-into-function", a);
@@ -95,11 +90,43 @@ pub(super) fn finish(
         for &a in &e.rejected_tables {
             note("jump-table-rejected", a);
         }
+        if e.truncated {
+            l.caps.push(CapHit {
+                kind: CapKind::FunctionInstructions,
+                limit: limits::MAX_FUNCTION_INSTRUCTIONS as u64,
+                function: Some(e.start),
+            });
+        }
         for i in e.insns.flows() {
             if matches!(i.flow, Flow::Call(_) | Flow::IndirectCall { .. }) {
-                return_sites.push(i.end());
+                l.return_sites.push(i.end());
             }
         }
+        l
+    }
+}
+
+/// Turn explored functions into blocks and edges.
+pub(super) fn finish(
+    image: &Image<'_>,
+    dec: &dyn Isa,
+    code: &[CodeRange],
+    mut d: Discovery,
+) -> Recovered {
+    let mut caps = std::mem::take(&mut d.caps);
+    // Each function's share of the image-wide lists, found in parallel and
+    // joined in function order (every list is sorted below anyway).
+    let lists: Vec<Lists> = d.explored.par_iter().map(|(_, e)| Lists::of(e)).collect();
+    let mut unresolved = Vec::new();
+    let mut jump_tables = Vec::new();
+    let mut anomalies = Vec::new();
+    let mut return_sites = Vec::new();
+    for l in lists {
+        unresolved.extend(l.unresolved);
+        jump_tables.extend(l.jump_tables);
+        anomalies.extend(l.anomalies);
+        return_sites.extend(l.return_sites);
+        caps.extend(l.caps);
     }
     unresolved.sort();
     unresolved.dedup();
@@ -113,7 +140,7 @@ pub(super) fn finish(
     let cov = covered(&d.explored);
     let unexplained_bytes = if d.whole_image {
         gaps(code, &cov)
-            .iter()
+            .par_iter()
             .map(|&(s, e)| non_padding_bytes(image, dec, s, e))
             .sum()
     } else {
@@ -217,9 +244,14 @@ fn blocks_of(e: &Explored) -> Vec<Block> {
             succs: successors(e, last),
         });
     };
+    // Instructions and leaders both rise: walk them side by side instead
+    // of looking each instruction up among the leaders.
+    let mut leaders = e.leaders.iter().copied().peekable();
     for insn in e.insns.iter() {
+        while leaders.next_if(|&l| l < insn.addr).is_some() {}
+        let leader = leaders.peek() == Some(&insn.addr);
         if let (Some((s, end, n)), Some(l)) = (cur, last)
-            && (e.leaders.contains(&insn.addr) || insn.addr != end)
+            && (leader || insn.addr != end)
         {
             close(&mut blocks, s, end, n, &l);
             cur = None;

@@ -19,7 +19,8 @@ pub(super) fn instruction_coverage(explored: &BTreeMap<u64, Explored>) -> Vec<(u
 }
 
 pub(super) fn merge_intervals(iv: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
-    iv.sort_unstable();
+    // A whole program has millions of decoded runs.
+    iv.par_sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(iv.len() / 4);
     for &(s, e) in iv.iter() {
         match merged.last_mut() {
@@ -77,6 +78,7 @@ pub(super) fn gap_functions(
     ctx: &Ctx<'_>,
     explored: &BTreeMap<u64, Explored>,
     spent: &[(u64, u64)],
+    starts: &mut PaddingStarts,
 ) -> GapFindings {
     let cov = covered(explored);
     // Where known functions (without frame tables) jump with their frame
@@ -98,6 +100,17 @@ pub(super) fn gap_functions(
     // jumping over the string library to `str_find_aux`) is found.
     let mut gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov);
     gap_list.retain(|&(gs, ge)| !spent.iter().any(|&(s, e)| s <= gs && ge <= e));
+    let new: Vec<((u64, u64), Vec<u64>)> = gap_list
+        .par_iter()
+        .filter(|g| !starts.0.contains_key(g))
+        .map(|&(gs, ge)| ((gs, ge), after_padding(ctx, gs, ge)))
+        .collect();
+    starts.0.extend(new);
+    let no_starts: Vec<u64> = Vec::new();
+    let after = |g: &(u64, u64)| starts.0.get(g).unwrap_or(&no_starts);
+    // Most gaps are alignment padding between two functions: nothing to
+    // try there.
+    gap_list.retain(|g| !after(g).is_empty() || pointers.range(g.0..g.1).next().is_some());
     let per_gap: Vec<GapFindings> = gap_list
         .par_iter()
         .map(|&(gs, ge)| {
@@ -107,11 +120,7 @@ pub(super) fn gap_functions(
                 .range(gs..ge)
                 .map(|&p| (p, FunctionSource::Pointer))
                 .collect();
-            candidates.extend(
-                after_padding(ctx, gs, ge)
-                    .into_iter()
-                    .map(|a| (a, FunctionSource::Gap)),
-            );
+            candidates.extend(after(&(gs, ge)).iter().map(|&a| (a, FunctionSource::Gap)));
             // Lowest address first; for one address the first reason
             // (pointer before gap) wins.
             let mut queue: BTreeMap<u64, FunctionSource> = BTreeMap::new();
@@ -219,6 +228,12 @@ pub(super) fn shared_entries(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) 
         .map(|(t, _)| t)
         .collect()
 }
+
+/// The candidates after padding of each gap swept (by its bounds), kept
+/// from round to round: most gaps are the same in the next round, and
+/// finding them means decoding all the padding between functions again.
+#[derive(Default)]
+pub(super) struct PaddingStarts(BTreeMap<(u64, u64), Vec<u64>>);
 
 /// What one round of gap analysis found.
 #[derive(Default)]

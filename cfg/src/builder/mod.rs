@@ -158,6 +158,7 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Isa, addrs: &[u64]) -> 
         noreturn: ctx.noreturn.clone(),
         whole_image: false,
         caps: Vec::new(),
+        changed: false,
     };
     let mut r = finish(image, dec, &code, d);
     r.work = ctx.work.load(std::sync::atomic::Ordering::Relaxed);
@@ -176,6 +177,7 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Isa, opts: Options) -> Recove
         noreturn: BTreeSet::new(),
         whole_image: true,
         caps: Vec::new(),
+        changed: false,
     };
     let mut queue: BTreeSet<u64> = seeds.keys().copied().collect();
     let mut round = 0usize;
@@ -209,6 +211,7 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Isa, opts: Options) -> Recove
             .map(|e| e.start)
             .collect();
         queue = BTreeSet::new();
+        d.changed = true;
         for a in callers {
             let Some(e) = d.explored.get_mut(&a) else {
                 continue;
@@ -238,6 +241,10 @@ pub(crate) struct Discovery {
     pub whole_image: bool,
     /// Limits the recovery stopped at.
     pub caps: Vec<CapHit>,
+    /// Whether a function was decoded again, cut or dropped since the last
+    /// [`prune`]: only then can a function have lost the last call that led
+    /// to it. Functions only added since are reached by what found them.
+    pub changed: bool,
 }
 
 /// Explore `queue` and everything it leads to, settle conflicts, drop
@@ -254,22 +261,26 @@ fn explore_all(
     let mut ready: Vec<Explored> = Vec::new();
     // Gaps whose sweep stopped at its work budget (the cap is recorded).
     let mut spent: Vec<(u64, u64)> = Vec::new();
+    let mut padding = gaps::PaddingStarts::default();
     loop {
-        run_waves(
+        d.changed |= run_waves(
             ctx,
             &mut d.explored,
             &mut d.sources,
             queue,
             std::mem::take(&mut ready),
         );
-        if !settle_conflicts(ctx, &mut d.explored, &mut d.sources, queue) {
+        if !settle_conflicts(ctx, d, queue) {
             d.caps.push(CapHit {
                 kind: CapKind::ConsistencyRounds,
                 limit: limits::MAX_CONSISTENCY_ROUNDS as u64,
                 function: None,
             });
         }
-        prune(d, seeds);
+        if d.changed {
+            prune(d, seeds);
+            d.changed = false;
+        }
         ctx.known = d.explored.keys().copied().collect();
         // Code a function reached by a jump made with its frame released,
         // address-taken or reached that way from another function too: a
@@ -290,7 +301,7 @@ fn explore_all(
             break;
         }
         if gap_rounds >= limits::MAX_GAP_ROUNDS {
-            if !gap_functions(ctx, &d.explored, &spent).is_empty() {
+            if !gap_functions(ctx, &d.explored, &spent, &mut padding).is_empty() {
                 d.caps.push(CapHit {
                     kind: CapKind::GapRounds,
                     limit: limits::MAX_GAP_ROUNDS as u64,
@@ -300,7 +311,7 @@ fn explore_all(
             break;
         }
         gap_rounds = gap_rounds.saturating_add(1);
-        let found = gap_functions(ctx, &d.explored, &spent);
+        let found = gap_functions(ctx, &d.explored, &spent, &mut padding);
         if !found.work_capped.is_empty() {
             d.caps.push(CapHit {
                 kind: CapKind::GapWork,
@@ -335,28 +346,36 @@ fn explore_all(
 /// call from one of those leads to: code decoded past a call that turned out
 /// not to return may have been the only thing leading to some.
 fn prune(d: &mut Discovery, seeds: &BTreeMap<u64, FunctionSource>) {
-    let mut live: BTreeSet<u64> = BTreeSet::new();
-    let mut work: Vec<u64> = seeds
+    // Functions by index in address order: a whole program has hundreds of
+    // thousands, and this runs after every round.
+    let starts: Vec<u64> = d.explored.keys().copied().collect();
+    let bodies: Vec<&Explored> = d.explored.values().collect();
+    let index = |a: u64| starts.binary_search(&a).ok();
+    let mut live = vec![false; starts.len()];
+    let mut work: Vec<usize> = seeds
         .keys()
         .chain(d.gap_found.iter())
-        .copied()
-        .filter(|a| d.explored.contains_key(a))
+        .filter_map(|&a| index(a))
         .collect();
-    while let Some(a) = work.pop() {
-        if !live.insert(a) {
-            continue;
+    while let Some(i) = work.pop() {
+        match live.get_mut(i) {
+            Some(l) if !*l => *l = true,
+            _ => continue,
         }
-        if let Some(e) = d.explored.get(&a) {
+        if let Some(e) = bodies.get(i) {
             for &t in e.calls.iter().chain(e.tail_targets.iter()) {
-                if d.explored.contains_key(&t) && !live.contains(&t) {
-                    work.push(t);
+                if let Some(j) = index(t)
+                    && live.get(j) == Some(&false)
+                {
+                    work.push(j);
                 }
             }
         }
     }
-    d.explored.retain(|a, _| live.contains(a));
+    let is_live = |a: u64| index(a).and_then(|i| live.get(i)).copied() == Some(true);
+    d.explored.retain(|&a, _| is_live(a));
     d.sources
-        .retain(|a, _| live.contains(a) || seeds.contains_key(a));
+        .retain(|&a, _| is_live(a) || seeds.contains_key(&a));
 }
 
 /// Explore everything in `queue`, wave by wave, adding call and tail-call
@@ -367,7 +386,8 @@ fn run_waves(
     sources: &mut BTreeMap<u64, FunctionSource>,
     queue: &mut BTreeSet<u64>,
     ready: Vec<Explored>,
-) {
+) -> bool {
+    let mut replaced = false;
     // `ready`: a first wave already explored (functions found in gaps).
     let mut ready = Some(ready).filter(|r| !r.is_empty());
     while ready.is_some() || !queue.is_empty() {
@@ -394,21 +414,19 @@ fn run_waves(
                     queue.insert(t);
                 }
             }
-            explored.insert(r.start, r);
+            replaced |= explored.insert(r.start, r).is_some();
         }
         queue.retain(|a| !explored.contains_key(a));
     }
+    replaced
 }
 
 /// Decode again every function whose code runs through another function's
 /// entry, now that all entries are known. `false` when conflicts remained
 /// after the last round.
-fn settle_conflicts(
-    ctx: &mut Ctx<'_>,
-    explored: &mut BTreeMap<u64, Explored>,
-    sources: &mut BTreeMap<u64, FunctionSource>,
-    queue: &mut BTreeSet<u64>,
-) -> bool {
+fn settle_conflicts(ctx: &mut Ctx<'_>, d: &mut Discovery, queue: &mut BTreeSet<u64>) -> bool {
+    let explored = &mut d.explored;
+    let sources = &mut d.sources;
     let mut redone: BTreeSet<u64> = BTreeSet::new();
     for _ in 0..limits::MAX_CONSISTENCY_ROUNDS {
         ctx.known = explored.keys().copied().collect();
@@ -455,6 +473,7 @@ fn settle_conflicts(
                 explored.remove(&k);
                 sources.remove(&k);
                 dropped = true;
+                d.changed = true;
             }
             false
         });
@@ -465,6 +484,7 @@ fn settle_conflicts(
             return true;
         }
         redone.extend(conflicted.iter().copied());
+        d.changed = true;
         let results: Vec<Explored> = conflicted.par_iter().map(|&a| explore(shared, a)).collect();
         for r in results {
             for &t in r.calls.iter().chain(r.tail_targets.iter()) {
@@ -475,7 +495,7 @@ fn settle_conflicts(
             }
             explored.insert(r.start, r);
         }
-        run_waves(ctx, explored, sources, queue, Vec::new());
+        d.changed |= run_waves(ctx, explored, sources, queue, Vec::new());
     }
     false
 }

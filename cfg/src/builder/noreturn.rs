@@ -26,23 +26,40 @@ enum Resume {
     Returns,
 }
 
+/// Functions are numbered by their place in address order: the fixpoint
+/// looks callees up millions of times in a whole program.
 struct Fixpoint<'a> {
-    explored: &'a BTreeMap<u64, Explored>,
+    starts: Vec<u64>,
+    bodies: Vec<&'a Explored>,
     known: &'a BTreeSet<u64>,
     noreturn_slots: &'a BTreeSet<u64>,
-    returns: BTreeSet<u64>,
+    returns: Vec<bool>,
     /// callee -> paths blocked until it returns.
-    waiting: BTreeMap<u64, Vec<(u64, Resume)>>,
-    visited: BTreeSet<(u64, u64)>,
-    work: Vec<(u64, u64)>,
+    waiting: Vec<Vec<(usize, Resume)>>,
+    visited: BTreeSet<(usize, u64)>,
+    work: Vec<(usize, u64)>,
 }
 
 impl Fixpoint<'_> {
-    fn mark_returns(&mut self, f: u64) {
-        if !self.returns.insert(f) {
-            return;
+    fn index(&self, a: u64) -> Option<usize> {
+        self.starts.binary_search(&a).ok()
+    }
+
+    fn returns(&self, f: usize) -> bool {
+        self.returns.get(f).copied().unwrap_or(false)
+    }
+
+    fn mark_returns(&mut self, f: usize) {
+        match self.returns.get_mut(f) {
+            Some(r) if !*r => *r = true,
+            _ => return,
         }
-        for (g, resume) in self.waiting.remove(&f).unwrap_or_default() {
+        let waiting = self
+            .waiting
+            .get_mut(f)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for (g, resume) in waiting {
             match resume {
                 Resume::At(a) => self.work.push((g, a)),
                 Resume::Returns => self.mark_returns_later(g),
@@ -52,42 +69,42 @@ impl Fixpoint<'_> {
 
     /// Queue `f` as returning (through the work list: `mark_returns`
     /// recursing over long chains would use unbounded stack).
-    fn mark_returns_later(&mut self, f: u64) {
+    fn mark_returns_later(&mut self, f: usize) {
         self.work.push((f, u64::MAX));
     }
 
     /// A transfer from `f` to the entry of `t` (a tail call, or straight-line
     /// code running into `t`): `f` returns if `t` does.
-    fn tail(&mut self, f: u64, t: u64) {
+    fn tail(&mut self, f: usize, t: u64) {
         if self.known.contains(&t) {
             return;
         }
-        if !self.explored.contains_key(&t) || self.returns.contains(&t) {
-            self.mark_returns_later(f);
-            return;
+        match self.index(t) {
+            Some(j) if !self.returns(j) => {
+                if let Some(w) = self.waiting.get_mut(j) {
+                    w.push((f, Resume::Returns));
+                }
+            }
+            _ => self.mark_returns_later(f),
         }
-        self.waiting
-            .entry(t)
-            .or_default()
-            .push((f, Resume::Returns));
     }
 
     /// Follow the code of `f` from `from` until every path from there ends,
     /// blocks on a callee, or reaches a return.
-    fn walk(&mut self, f: u64, from: u64) {
+    fn walk(&mut self, f: usize, from: u64) {
         if from == u64::MAX {
             self.mark_returns(f);
             return;
         }
-        if self.returns.contains(&f) || !self.visited.insert((f, from)) {
+        if self.returns(f) || !self.visited.insert((f, from)) {
             return;
         }
-        let Some(e) = self.explored.get(&f) else {
+        let Some(&e) = self.bodies.get(f) else {
             return;
         };
         let mut a = from;
         loop {
-            let Some(run) = e.insns.run_from(a) else {
+            let Some((flows, run_end)) = e.insns.flows_from(a) else {
                 // Decoding stopped here: straight-line code ran into another
                 // function, or could not go on (invalid bytes, cut short).
                 match e.falls_into_at(a) {
@@ -96,9 +113,11 @@ impl Fixpoint<'_> {
                 }
                 return;
             };
-            let mut next = a;
-            for insn in run {
-                next = insn.end();
+            // Straight-line instructions change nothing here: only the
+            // ones with control flow are visited, and the run's end is
+            // where the walk goes on.
+            for insn in flows {
+                let next = insn.end();
                 match insn.flow {
                     Flow::Seq => continue,
                     Flow::Jump(t) => {
@@ -120,11 +139,12 @@ impl Fixpoint<'_> {
                         if e.noreturn_calls.contains(&insn.addr) || self.known.contains(&t) {
                             return;
                         }
-                        if self.explored.contains_key(&t) && !self.returns.contains(&t) {
-                            self.waiting
-                                .entry(t)
-                                .or_default()
-                                .push((f, Resume::At(next)));
+                        if let Some(j) = self.index(t)
+                            && !self.returns(j)
+                        {
+                            if let Some(w) = self.waiting.get_mut(j) {
+                                w.push((f, Resume::At(next)));
+                            }
                             return;
                         }
                     }
@@ -157,10 +177,10 @@ impl Fixpoint<'_> {
                     Flow::Stop => return,
                 }
             }
-            if next == a {
+            if run_end <= a {
                 return;
             }
-            a = next;
+            a = run_end;
         }
     }
 }
@@ -172,28 +192,39 @@ pub(super) fn compute_noreturn(
     known: &BTreeSet<u64>,
     noreturn_slots: &BTreeSet<u64>,
 ) -> BTreeSet<u64> {
+    let n = explored.len();
     let mut fx = Fixpoint {
-        explored,
+        starts: explored.keys().copied().collect(),
+        bodies: explored.values().collect(),
         known,
         noreturn_slots,
-        returns: BTreeSet::new(),
-        waiting: BTreeMap::new(),
+        returns: vec![false; n],
+        waiting: vec![Vec::new(); n],
         visited: BTreeSet::new(),
         work: Vec::new(),
     };
-    for e in explored.values().filter(|e| !known.contains(&e.start)) {
-        if e.truncated {
-            fx.work.push((e.start, u64::MAX));
+    for (f, e) in explored.values().enumerate() {
+        if known.contains(&e.start) {
             continue;
         }
-        fx.work.push((e.start, e.start));
+        if e.truncated {
+            fx.work.push((f, u64::MAX));
+            continue;
+        }
+        fx.work.push((f, e.start));
         // The unwinder enters landing pads: a `catch` may return.
-        fx.work.extend(e.pads.iter().map(|&p| (e.start, p)));
+        fx.work.extend(e.pads.iter().map(|&p| (f, p)));
     }
     while let Some((f, a)) = fx.work.pop() {
         fx.walk(f, a);
     }
     let mut out: BTreeSet<u64> = known.clone();
-    out.extend(explored.keys().copied().filter(|a| !fx.returns.contains(a)));
+    out.extend(
+        fx.starts
+            .iter()
+            .zip(&fx.returns)
+            .filter(|&(_, &r)| !r)
+            .map(|(&a, _)| a),
+    );
     out
 }
