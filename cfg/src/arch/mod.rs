@@ -195,6 +195,45 @@ pub trait Decode: Sync {
         let _ = (bytes, insn);
         StackEffect::Unknown
     }
+
+    /// Decode `bytes`, which sit at `addr`, one instruction after another
+    /// (each where the one before it ends). The same instructions as
+    /// [`Decode::decode`] at each address; an instruction set whose decoder
+    /// is costly to set up overrides this to set it up once per run.
+    fn cursor<'b>(&'b self, bytes: &'b [u8], addr: u64) -> Box<dyn Cursor + 'b> {
+        Box::new(EachAlone {
+            dec: self,
+            bytes,
+            addr,
+            off: 0,
+        })
+    }
+}
+
+/// Sequential decoding (see [`Decode::cursor`]).
+pub trait Cursor {
+    /// The next instruction; `prev` is the one before it in the run, if
+    /// any. `None` when the bytes there are not a valid instruction, or
+    /// none are left.
+    fn next(&mut self, prev: Option<&Insn>) -> Option<Insn>;
+}
+
+/// A cursor that decodes each instruction on its own.
+struct EachAlone<'b, D: ?Sized> {
+    dec: &'b D,
+    bytes: &'b [u8],
+    addr: u64,
+    off: usize,
+}
+
+impl<D: Decode + ?Sized> Cursor for EachAlone<'_, D> {
+    fn next(&mut self, prev: Option<&Insn>) -> Option<Insn> {
+        let rest = self.bytes.get(self.off..).filter(|r| !r.is_empty())?;
+        let at = self.addr.wrapping_add(self.off as u64);
+        let insn = self.dec.decode(rest, at, prev)?;
+        self.off = self.off.saturating_add(usize::from(insn.len));
+        Some(insn)
+    }
 }
 
 /// Resolving indirect flow: where a jump through a register or memory goes

@@ -18,6 +18,7 @@ use super::{Canonicalise, Decode, Flow, IndirectTarget, Insn, JumpTable, RegCons
 use crate::image::{Arch, Image};
 use crate::limits;
 
+mod cursor;
 mod resolve;
 
 /// Longest x86 instruction.
@@ -40,6 +41,107 @@ pub struct X86Decoder {
 }
 
 impl X86Decoder {
+    /// The architecture-neutral view of a decoded instruction.
+    fn insn_of(&self, ins: &Instruction) -> Option<Insn> {
+        let addr = ins.ip();
+        let len = u8::try_from(ins.len()).ok()?;
+        let next = ins.next_ip();
+        let near_target = || is_branch_operand(ins.op0_kind()).then(|| ins.near_branch_target());
+        let flow = match ins.flow_control() {
+            FlowControl::Next => {
+                if ins.mnemonic() == Mnemonic::Hlt {
+                    Flow::Stop
+                } else {
+                    Flow::Seq
+                }
+            }
+            FlowControl::UnconditionalBranch => match ins.op0_kind() {
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                    Flow::Jump(ins.near_branch_target())
+                }
+                _ => Flow::IndirectJump { slot: None },
+            },
+            FlowControl::IndirectBranch => Flow::IndirectJump {
+                slot: self.fixed_memory_address(&ins),
+            },
+            FlowControl::ConditionalBranch => match near_target() {
+                Some(t) => Flow::CondJump(t),
+                None => Flow::Seq,
+            },
+            FlowControl::Return => Flow::Return,
+            FlowControl::Call => match ins.op0_kind() {
+                // `call next; pop reg` reads the program counter; not a call.
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                    let t = ins.near_branch_target();
+                    if t == next { Flow::Seq } else { Flow::Call(t) }
+                }
+                OpKind::FarBranch16 | OpKind::FarBranch32 => Flow::IndirectCall { slot: None },
+                // syscall, sysenter, vmcall...: control comes back.
+                _ => Flow::Seq,
+            },
+            FlowControl::IndirectCall => Flow::IndirectCall {
+                slot: self.fixed_memory_address(&ins),
+            },
+            FlowControl::Interrupt => {
+                if ins.mnemonic() == Mnemonic::Int3 {
+                    Flow::Stop
+                } else {
+                    Flow::Seq
+                }
+            }
+            FlowControl::XbeginXabortXend => match near_target() {
+                Some(t) if ins.mnemonic() == Mnemonic::Xbegin => Flow::CondJump(t),
+                _ => Flow::Seq,
+            },
+            FlowControl::Exception => Flow::Stop,
+        };
+        let mut data_ref = None;
+        let mut konst = None;
+        if ins.is_ip_rel_memory_operand() {
+            data_ref = Some(ins.ip_rel_memory_address());
+        } else if !matches!(flow, Flow::Jump(_) | Flow::CondJump(_) | Flow::Call(_)) {
+            if let Some(imm) = immediate_operand(&ins) {
+                data_ref = Some(self.mask(imm));
+            } else if let Some(a) = self.fixed_memory_address(&ins)
+                && ins.memory_base() == Register::None
+            {
+                data_ref = Some(a);
+            }
+        }
+        let dest = ins.op0_register();
+        if ins.op0_kind() == OpKind::Register && dest != Register::None {
+            let reg = dest.full_register() as u16;
+            match ins.mnemonic() {
+                Mnemonic::Lea if ins.is_ip_rel_memory_operand() => {
+                    konst = Some(RegConst {
+                        reg,
+                        value: ins.ip_rel_memory_address(),
+                        loaded: false,
+                        carried: false,
+                    });
+                }
+                Mnemonic::Mov => {
+                    if let Some(imm) = immediate_operand(&ins) {
+                        konst = Some(RegConst {
+                            reg,
+                            value: self.mask(imm),
+                            loaded: false,
+                            carried: false,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(Insn {
+            addr,
+            len,
+            flow,
+            data_ref,
+            konst,
+        })
+    }
+
     /// A decoder for `bitness` 32 or 64. `got_base` is the GOT address that
     /// 32-bit PIC code keeps in `ebx`.
     #[must_use]
@@ -187,102 +289,13 @@ impl Decode for X86Decoder {
 
     fn decode(&self, bytes: &[u8], addr: u64, _prev: Option<&Insn>) -> Option<Insn> {
         let ins = self.decode_iced(bytes, addr)?;
-        let len = u8::try_from(ins.len()).ok()?;
-        let next = ins.next_ip();
-        let near_target = || is_branch_operand(ins.op0_kind()).then(|| ins.near_branch_target());
-        let flow = match ins.flow_control() {
-            FlowControl::Next => {
-                if ins.mnemonic() == Mnemonic::Hlt {
-                    Flow::Stop
-                } else {
-                    Flow::Seq
-                }
-            }
-            FlowControl::UnconditionalBranch => match ins.op0_kind() {
-                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
-                    Flow::Jump(ins.near_branch_target())
-                }
-                _ => Flow::IndirectJump { slot: None },
-            },
-            FlowControl::IndirectBranch => Flow::IndirectJump {
-                slot: self.fixed_memory_address(&ins),
-            },
-            FlowControl::ConditionalBranch => match near_target() {
-                Some(t) => Flow::CondJump(t),
-                None => Flow::Seq,
-            },
-            FlowControl::Return => Flow::Return,
-            FlowControl::Call => match ins.op0_kind() {
-                // `call next; pop reg` reads the program counter; not a call.
-                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
-                    let t = ins.near_branch_target();
-                    if t == next { Flow::Seq } else { Flow::Call(t) }
-                }
-                OpKind::FarBranch16 | OpKind::FarBranch32 => Flow::IndirectCall { slot: None },
-                // syscall, sysenter, vmcall...: control comes back.
-                _ => Flow::Seq,
-            },
-            FlowControl::IndirectCall => Flow::IndirectCall {
-                slot: self.fixed_memory_address(&ins),
-            },
-            FlowControl::Interrupt => {
-                if ins.mnemonic() == Mnemonic::Int3 {
-                    Flow::Stop
-                } else {
-                    Flow::Seq
-                }
-            }
-            FlowControl::XbeginXabortXend => match near_target() {
-                Some(t) if ins.mnemonic() == Mnemonic::Xbegin => Flow::CondJump(t),
-                _ => Flow::Seq,
-            },
-            FlowControl::Exception => Flow::Stop,
-        };
-        let mut data_ref = None;
-        let mut konst = None;
-        if ins.is_ip_rel_memory_operand() {
-            data_ref = Some(ins.ip_rel_memory_address());
-        } else if !matches!(flow, Flow::Jump(_) | Flow::CondJump(_) | Flow::Call(_)) {
-            if let Some(imm) = immediate_operand(&ins) {
-                data_ref = Some(self.mask(imm));
-            } else if let Some(a) = self.fixed_memory_address(&ins)
-                && ins.memory_base() == Register::None
-            {
-                data_ref = Some(a);
-            }
-        }
-        let dest = ins.op0_register();
-        if ins.op0_kind() == OpKind::Register && dest != Register::None {
-            let reg = dest.full_register() as u16;
-            match ins.mnemonic() {
-                Mnemonic::Lea if ins.is_ip_rel_memory_operand() => {
-                    konst = Some(RegConst {
-                        reg,
-                        value: ins.ip_rel_memory_address(),
-                        loaded: false,
-                        carried: false,
-                    });
-                }
-                Mnemonic::Mov => {
-                    if let Some(imm) = immediate_operand(&ins) {
-                        konst = Some(RegConst {
-                            reg,
-                            value: self.mask(imm),
-                            loaded: false,
-                            carried: false,
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-        Some(Insn {
-            addr,
-            len,
-            flow,
-            data_ref,
-            konst,
-        })
+        self.insn_of(&ins)
+    }
+
+    /// One iced decoder for the whole run: setting one up costs more than
+    /// decoding an instruction with it.
+    fn cursor<'b>(&'b self, bytes: &'b [u8], addr: u64) -> Box<dyn super::Cursor + 'b> {
+        Box::new(cursor::X86Cursor::new(self, bytes, addr))
     }
 
     fn is_padding(&self, bytes: &[u8], insn: &Insn) -> bool {

@@ -402,6 +402,16 @@ pub(super) fn decode_run(
     let mut addr = from;
     let mut prev: Option<Insn> = None;
     let mut sp = sp_in;
+    // The bytes from `a` to the end of the code range, as far as they are
+    // contiguous in the file.
+    let bytes_at = |a: u64| {
+        ctx.image.bytes_from(a).and_then(|b| {
+            let max = usize::try_from(range_end.saturating_sub(a)).unwrap_or(usize::MAX);
+            b.get(..b.len().min(max))
+        })
+    };
+    // The run is decoded in order, each instruction where the last ended.
+    let mut cursor = bytes_at(from).map(|b| ctx.dec.cursor(b, from));
     loop {
         if addr == next_decoded {
             return;
@@ -424,11 +434,21 @@ pub(super) fn decode_run(
             ex.truncated = true;
             return;
         }
-        let window = ctx.image.bytes_from(addr).and_then(|b| {
-            let max = usize::try_from(range_end.saturating_sub(addr)).unwrap_or(usize::MAX);
-            b.get(..b.len().min(max))
-        });
-        let Some(insn) = window.and_then(|w| ctx.dec.decode(w, addr, prev.as_ref())) else {
+        let window = bytes_at(addr);
+        let decoded = match cursor.as_mut().and_then(|c| c.next(prev.as_ref())) {
+            Some(insn) => Some(insn),
+            None => {
+                // Where the cursor's bytes end (a section boundary inside
+                // the code range) the instruction is decoded on its own,
+                // and the run goes on with a new cursor after it.
+                let insn = window.and_then(|w| ctx.dec.decode(w, addr, prev.as_ref()));
+                if let Some(i) = insn {
+                    cursor = bytes_at(i.end()).map(|b| ctx.dec.cursor(b, i.end()));
+                }
+                insn
+            }
+        };
+        let Some(insn) = decoded else {
             ex.invalid.get_or_insert(addr);
             return;
         };
