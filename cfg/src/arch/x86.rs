@@ -62,7 +62,7 @@ impl X86Decoder {
                 _ => Flow::IndirectJump { slot: None },
             },
             FlowControl::IndirectBranch => Flow::IndirectJump {
-                slot: self.fixed_memory_address(&ins),
+                slot: self.fixed_memory_address(ins),
             },
             FlowControl::ConditionalBranch => match near_target() {
                 Some(t) => Flow::CondJump(t),
@@ -80,7 +80,7 @@ impl X86Decoder {
                 _ => Flow::Seq,
             },
             FlowControl::IndirectCall => Flow::IndirectCall {
-                slot: self.fixed_memory_address(&ins),
+                slot: self.fixed_memory_address(ins),
             },
             FlowControl::Interrupt => {
                 if ins.mnemonic() == Mnemonic::Int3 {
@@ -100,9 +100,9 @@ impl X86Decoder {
         if ins.is_ip_rel_memory_operand() {
             data_ref = Some(ins.ip_rel_memory_address());
         } else if !matches!(flow, Flow::Jump(_) | Flow::CondJump(_) | Flow::Call(_)) {
-            if let Some(imm) = immediate_operand(&ins) {
+            if let Some(imm) = immediate_operand(ins) {
                 data_ref = Some(self.mask(imm));
-            } else if let Some(a) = self.fixed_memory_address(&ins)
+            } else if let Some(a) = self.fixed_memory_address(ins)
                 && ins.memory_base() == Register::None
             {
                 data_ref = Some(a);
@@ -121,7 +121,7 @@ impl X86Decoder {
                     });
                 }
                 Mnemonic::Mov => {
-                    if let Some(imm) = immediate_operand(&ins) {
+                    if let Some(imm) = immediate_operand(ins) {
                         konst = Some(RegConst {
                             reg,
                             value: self.mask(imm),
