@@ -206,6 +206,7 @@ pub trait Decode: Sync {
             bytes,
             addr,
             off: 0,
+            last: None,
         })
     }
 }
@@ -216,6 +217,10 @@ pub trait Cursor {
     /// any. `None` when the bytes there are not a valid instruction, or
     /// none are left.
     fn next(&mut self, prev: Option<&Insn>) -> Option<Insn>;
+
+    /// Whether the instruction `next` returned last is padding (see
+    /// [`Decode::is_padding`]); `false` before the first.
+    fn is_padding(&self) -> bool;
 }
 
 /// A cursor that decodes each instruction on its own.
@@ -224,6 +229,8 @@ struct EachAlone<'b, D: ?Sized> {
     bytes: &'b [u8],
     addr: u64,
     off: usize,
+    /// The last instruction decoded, and where its bytes start.
+    last: Option<(Insn, usize)>,
 }
 
 impl<D: Decode + ?Sized> Cursor for EachAlone<'_, D> {
@@ -231,8 +238,17 @@ impl<D: Decode + ?Sized> Cursor for EachAlone<'_, D> {
         let rest = self.bytes.get(self.off..).filter(|r| !r.is_empty())?;
         let at = self.addr.wrapping_add(self.off as u64);
         let insn = self.dec.decode(rest, at, prev)?;
+        self.last = Some((insn, self.off));
         self.off = self.off.saturating_add(usize::from(insn.len));
         Some(insn)
+    }
+
+    fn is_padding(&self) -> bool {
+        self.last.is_some_and(|(insn, off)| {
+            self.bytes
+                .get(off..)
+                .is_some_and(|b| self.dec.is_padding(b, &insn))
+        })
     }
 }
 

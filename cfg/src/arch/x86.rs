@@ -41,6 +41,31 @@ pub struct X86Decoder {
 }
 
 impl X86Decoder {
+    /// Whether a decoded instruction is one of the no-ops compilers and
+    /// assemblers pad with (zero fill is told from the bytes).
+    fn padding_of(&self, ins: &Instruction) -> bool {
+        match ins.mnemonic() {
+            Mnemonic::Nop | Mnemonic::Int3 => true,
+            // `lea esi, [esi+0]` and `lea esi, [esi+eiz*1+0]`: old 32-bit fill.
+            Mnemonic::Lea => {
+                ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Memory
+                    && ins.memory_base() == ins.op0_register()
+                    && matches!(ins.memory_index(), Register::None)
+                    && ins.memory_displacement64() == 0
+            }
+            // `xchg ax, ax` / `mov edi, edi` style two-operand no-ops.
+            Mnemonic::Xchg | Mnemonic::Mov => {
+                ins.op_count() == 2
+                    && ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op0_register() == ins.op1_register()
+                    && !(self.bitness == 64 && ins.op0_register().size() == 4)
+            }
+            _ => false,
+        }
+    }
+
     /// The architecture-neutral view of a decoded instruction.
     fn insn_of(&self, ins: &Instruction) -> Option<Insn> {
         let addr = ins.ip();
@@ -302,29 +327,8 @@ impl Decode for X86Decoder {
         if bytes.get(..2) == Some(&[0, 0]) {
             return true;
         }
-        let Some(ins) = self.decode_iced(bytes, insn.addr) else {
-            return false;
-        };
-        match ins.mnemonic() {
-            Mnemonic::Nop | Mnemonic::Int3 => true,
-            // `lea esi, [esi+0]` and `lea esi, [esi+eiz*1+0]`: old 32-bit fill.
-            Mnemonic::Lea => {
-                ins.op0_kind() == OpKind::Register
-                    && ins.op1_kind() == OpKind::Memory
-                    && ins.memory_base() == ins.op0_register()
-                    && matches!(ins.memory_index(), Register::None)
-                    && ins.memory_displacement64() == 0
-            }
-            // `xchg ax, ax` / `mov edi, edi` style two-operand no-ops.
-            Mnemonic::Xchg | Mnemonic::Mov => {
-                ins.op_count() == 2
-                    && ins.op0_kind() == OpKind::Register
-                    && ins.op1_kind() == OpKind::Register
-                    && ins.op0_register() == ins.op1_register()
-                    && !(self.bitness == 64 && ins.op0_register().size() == 4)
-            }
-            _ => false,
-        }
+        self.decode_iced(bytes, insn.addr)
+            .is_some_and(|ins| self.padding_of(&ins))
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use rayon::prelude::*;
 
-use crate::arch::{Flow, Insn, Isa};
+use crate::arch::{Cursor, Flow, Insn, Isa};
 use crate::image::{CodeRange, Image};
 use crate::limits;
 use crate::model::{
@@ -206,17 +206,14 @@ pub(super) fn finish(
 pub(super) fn non_padding_bytes(image: &Image<'_>, dec: &dyn Isa, start: u64, end: u64) -> u64 {
     let mut a = start;
     let mut count = 0u64;
+    let mut sweep = Sweep::new(image, dec, end);
     while a < end {
-        let window = image.bytes_from(a).and_then(|b| {
-            let max = usize::try_from(end.saturating_sub(a)).unwrap_or(usize::MAX);
-            b.get(..b.len().min(max))
-        });
-        let Some(w) = window else {
+        let Some(decoded) = sweep.at(a) else {
             return count.saturating_add(end.saturating_sub(a));
         };
-        match dec.decode(w, a, None) {
-            Some(i) if i.end() <= end && i.end() > a => {
-                if !dec.is_padding(w, &i) {
+        match decoded {
+            Some((i, padding)) if i.end() <= end && i.end() > a => {
+                if !padding {
                     count = count.saturating_add(u64::from(i.len));
                 }
                 a = i.end();
@@ -229,6 +226,68 @@ pub(super) fn non_padding_bytes(image: &Image<'_>, dec: &dyn Isa, start: u64, en
         }
     }
     count
+}
+
+/// Linear decoding of the bytes below `end`, one instruction at each
+/// address asked for, each decoded on its own (no `prev`): the gap sweeps.
+/// Consecutive instructions share one [`Cursor`].
+pub(super) struct Sweep<'a> {
+    image: &'a Image<'a>,
+    dec: &'a dyn Isa,
+    end: u64,
+    cursor: Option<Box<dyn Cursor + 'a>>,
+    /// Where the cursor's next instruction starts, and where it started.
+    next: u64,
+    from: u64,
+}
+
+impl<'a> Sweep<'a> {
+    pub(super) fn new(image: &'a Image<'a>, dec: &'a dyn Isa, end: u64) -> Self {
+        Sweep {
+            image,
+            dec,
+            end,
+            cursor: None,
+            next: 0,
+            from: 0,
+        }
+    }
+
+    fn bytes_at(&self, a: u64) -> Option<&'a [u8]> {
+        self.image.bytes_from(a).and_then(|b| {
+            let max = usize::try_from(self.end.saturating_sub(a)).unwrap_or(usize::MAX);
+            b.get(..b.len().min(max))
+        })
+    }
+
+    /// The instruction at `a` and whether it is padding; `Some(None)` when
+    /// the bytes there do not decode, `None` when there are no bytes.
+    pub(super) fn at(&mut self, a: u64) -> Option<Option<(Insn, bool)>> {
+        if self.cursor.is_none() || self.next != a {
+            let bytes = self.bytes_at(a)?;
+            self.cursor = Some(self.dec.cursor(bytes, a));
+            self.from = a;
+        }
+        let cursor = self.cursor.as_mut()?;
+        if let Some(i) = cursor.next(None) {
+            let padding = cursor.is_padding();
+            self.next = i.end();
+            return Some(Some((i, padding)));
+        }
+        self.cursor = None;
+        if self.from == a {
+            // The cursor held exactly the bytes at `a`.
+            return Some(None);
+        }
+        // The cursor's bytes ended before `a`'s do (a section boundary):
+        // decode it on its own.
+        let w = self.bytes_at(a)?;
+        Some(
+            self.dec
+                .decode(w, a, None)
+                .map(|i| (i, self.dec.is_padding(w, &i))),
+        )
+    }
 }
 
 /// Split a function's instructions into basic blocks with typed edges.

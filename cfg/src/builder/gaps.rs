@@ -9,7 +9,7 @@ use crate::image::CodeRange;
 use crate::limits;
 use crate::model::FunctionSource;
 
-use super::finish::non_padding_bytes;
+use super::finish::{Sweep, non_padding_bytes};
 use super::{Ctx, Explored, explore};
 
 /// Bytes covered by decoded instructions, as merged intervals.
@@ -281,16 +281,12 @@ fn after_padding(ctx: &Ctx<'_>, start: u64, end: u64) -> Vec<u64> {
     let mut a = start;
     let mut in_padding = true;
     let mut steps = 0usize;
+    let mut sweep = Sweep::new(ctx.image, ctx.dec, end);
     while a < end && steps < 1_000_000 {
         steps = steps.saturating_add(1);
-        let window = ctx.image.bytes_from(a).and_then(|b| {
-            let max = usize::try_from(end.saturating_sub(a)).unwrap_or(usize::MAX);
-            b.get(..b.len().min(max))
-        });
-        let Some(w) = window else { break };
-        match ctx.dec.decode(w, a, None) {
-            Some(insn) if insn.end() <= end && insn.end() > a => {
-                let pad = ctx.dec.is_padding(w, &insn);
+        let Some(decoded) = sweep.at(a) else { break };
+        match decoded {
+            Some((insn, pad)) if insn.end() <= end && insn.end() > a => {
                 if !pad && in_padding {
                     out.push(a);
                 }
