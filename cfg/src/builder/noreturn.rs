@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
+
 use crate::arch::Flow;
 
 use super::Explored;
@@ -36,7 +38,13 @@ struct Fixpoint<'a> {
     returns: Vec<bool>,
     /// callee -> paths blocked until it returns.
     waiting: Vec<Vec<(usize, Resume)>>,
-    visited: BTreeSet<(usize, u64)>,
+    /// Where walks of each function started: a bit per block leader of
+    /// the function (`leaders`, at `leader_base`), the rare other start in
+    /// `visited_other`.
+    leaders: Vec<Vec<u64>>,
+    leader_base: Vec<usize>,
+    visited_leaders: Vec<bool>,
+    visited_other: BTreeSet<(usize, u64)>,
     work: Vec<(usize, u64)>,
 }
 
@@ -47,6 +55,20 @@ impl Fixpoint<'_> {
 
     fn returns(&self, f: usize) -> bool {
         self.returns.get(f).copied().unwrap_or(false)
+    }
+
+    /// Record a walk of `f` from `from`; `false` when one was made before.
+    fn first_visit(&mut self, f: usize, from: u64) -> bool {
+        let leader = self
+            .leaders
+            .get(f)
+            .and_then(|l| l.binary_search(&from).ok())
+            .zip(self.leader_base.get(f))
+            .and_then(|(i, &base)| self.visited_leaders.get_mut(base.saturating_add(i)));
+        match leader {
+            Some(v) => !std::mem::replace(v, true),
+            None => self.visited_other.insert((f, from)),
+        }
     }
 
     fn mark_returns(&mut self, f: usize) {
@@ -96,7 +118,7 @@ impl Fixpoint<'_> {
             self.mark_returns(f);
             return;
         }
-        if self.returns(f) || !self.visited.insert((f, from)) {
+        if self.returns(f) || !self.first_visit(f, from) {
             return;
         }
         let Some(&e) = self.bodies.get(f) else {
@@ -200,9 +222,23 @@ pub(super) fn compute_noreturn(
         noreturn_slots,
         returns: vec![false; n],
         waiting: vec![Vec::new(); n],
-        visited: BTreeSet::new(),
+        leaders: Vec::new(),
+        leader_base: Vec::new(),
+        visited_leaders: Vec::new(),
+        visited_other: BTreeSet::new(),
         work: Vec::new(),
     };
+    fx.leaders = fx
+        .bodies
+        .par_iter()
+        .map(|e| e.leaders.iter().copied().collect())
+        .collect();
+    let mut total = 0usize;
+    for l in &fx.leaders {
+        fx.leader_base.push(total);
+        total = total.saturating_add(l.len());
+    }
+    fx.visited_leaders = vec![false; total];
     for (f, e) in explored.values().enumerate() {
         if known.contains(&e.start) {
             continue;
