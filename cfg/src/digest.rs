@@ -142,36 +142,95 @@ pub fn function_digest(
     size: u64,
     blocks: &[Block],
 ) -> Digest {
-    let base = image.base;
-    let span = image.address_span();
-    let mut e = Enc::new(FUNCTION_CONTEXT);
-    e.u64(addr.wrapping_sub(base));
-    e.u64(size);
-    e.u32(u32::try_from(blocks.len()).unwrap_or(u32::MAX));
-    let mut canon = Vec::new();
+    let mut fe = FunctionEnc::new(image, dec, addr, size, blocks.len());
     for b in blocks {
+        fe.block(b, None);
+    }
+    fe.e.finish()
+}
+
+/// The encoding of one function digest, fed block by block.
+struct FunctionEnc<'a> {
+    image: &'a Image<'a>,
+    dec: &'a dyn Canonicalise,
+    span: (u64, u64),
+    e: Enc,
+    /// Canonical bytes of the current block.
+    canon: Vec<u8>,
+}
+
+impl<'a> FunctionEnc<'a> {
+    fn new(
+        image: &'a Image<'a>,
+        dec: &'a dyn Canonicalise,
+        addr: u64,
+        size: u64,
+        blocks: usize,
+    ) -> Self {
+        let mut e = Enc::new(FUNCTION_CONTEXT);
+        e.u64(addr.wrapping_sub(image.base));
+        e.u64(size);
+        e.u32(u32::try_from(blocks).unwrap_or(u32::MAX));
+        FunctionEnc {
+            image,
+            dec,
+            span: image.address_span(),
+            e,
+            canon: Vec::new(),
+        }
+    }
+
+    /// Encode block `b`. With `pi` (the context and `b`'s function), also
+    /// return `b`'s position-independent block digest, computed from the
+    /// same decode of its instructions where the instruction set allows.
+    fn block(
+        &mut self,
+        b: &Block,
+        pi: Option<(&PiCtx<'_>, &crate::model::Function)>,
+    ) -> Option<Digest> {
+        let base = self.image.base;
+        let e = &mut self.e;
         e.u64(b.addr.wrapping_sub(base));
         e.u64(b.size);
         e.u32(b.instructions);
-        canon.clear();
-        let bytes = image.read(b.addr, b.size);
-        match bytes {
+        let mut pi_digest = None;
+        match self.image.read(b.addr, b.size) {
             // Rebasing against 0 rewrites every field to itself: the
             // canonical bytes are the raw bytes.
             Some(raw) if base == 0 => e.bytes(raw),
-            _ => {
-                if let Some(bytes) = bytes {
-                    dec.canonical_block(bytes, b.addr, b.instructions, span, base, &mut canon);
+            Some(bytes) => {
+                self.canon.clear();
+                let mut done = false;
+                if let Some((ctx, f)) = pi {
+                    let (d, canonical) = ctx.block(f, b, Some(&mut self.canon));
+                    pi_digest = Some(d);
+                    done = canonical;
                 }
-                e.bytes(&canon);
+                if !done {
+                    self.canon.clear();
+                    self.dec.canonical_block(
+                        bytes,
+                        b.addr,
+                        b.instructions,
+                        self.span,
+                        base,
+                        &mut self.canon,
+                    );
+                }
+                e.bytes(&self.canon);
             }
+            None => e.bytes(&[]),
         }
         e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
         for s in &b.succs {
-            edge(&mut e, s, base);
+            edge(e, s, base);
+        }
+        match (pi_digest, pi) {
+            (Some(d), _) => Some(d),
+            (None, Some((ctx, f))) => Some(ctx.block(f, b, None).0),
+            (None, None) => None,
         }
     }
-    e.finish()
 }
 
 fn edge(e: &mut Enc, s: &Edge, base: u64) {
@@ -244,13 +303,13 @@ pub fn position_independent(image: &Image<'_>, cfg: &crate::model::Cfg) -> Vec<P
             })
             .collect();
     };
-    let ctx = PiCtx::new(image, cfg, dec.as_ref());
+    let ctx = PiCtx::new(image, &cfg.functions, dec.as_ref());
     // Phase 1: block digests and a local digest per function (callees by
     // name, unnamed callees as "anonymous").
     let local: Vec<(Digest, Vec<Digest>)> = cfg
         .functions
         .par_iter()
-        .map(|f| ctx.local(f, true))
+        .map(|f| ctx.local(f, true, None))
         .collect();
     // Phase 2: fold in the local digest of every unnamed callee.
     let locals: Vec<Digest> = local.iter().map(|(d, _)| *d).collect();
@@ -273,22 +332,43 @@ pub fn position_independent_functions(image: &Image<'_>, cfg: &crate::model::Cfg
     let Ok(dec) = crate::arch::decoder_for(image) else {
         return vec![Digest::default(); cfg.functions.len()];
     };
-    let ctx = PiCtx::new(image, cfg, dec.as_ref());
+    let ctx = PiCtx::new(image, &cfg.functions, dec.as_ref());
     let locals: Vec<Digest> = cfg
         .functions
         .par_iter()
-        .map(|f| ctx.local(f, false).0)
+        .map(|f| ctx.local(f, false, None).0)
         .collect();
-    cfg.functions
+    ctx.functions_from_locals(&locals)
+}
+
+/// The function digest ([`function_digest`]) and the position-independent
+/// function digest ([`position_independent_functions`]) of every function
+/// of `functions` (sorted by address, named), in their order: one decode of
+/// each instruction serves both where the instruction set allows.
+pub(crate) fn function_and_pi_digests(
+    image: &Image<'_>,
+    dec: &dyn crate::arch::Isa,
+    functions: &[crate::model::Function],
+) -> (Vec<Digest>, Vec<Digest>) {
+    use rayon::prelude::*;
+    let ctx = PiCtx::new(image, functions, dec);
+    let both: Vec<(Digest, Digest)> = functions
         .par_iter()
-        .zip(locals.par_iter())
-        .map(|(f, loc)| ctx.function(f, *loc, &locals))
-        .collect()
+        .map(|f| {
+            let mut fe = FunctionEnc::new(image, dec, f.addr, f.size, f.blocks.len());
+            let (local, _) = ctx.local(f, false, Some(&mut fe));
+            (fe.e.finish(), local)
+        })
+        .collect();
+    let (digests, locals): (Vec<Digest>, Vec<Digest>) = both.into_iter().unzip();
+    let pi = ctx.functions_from_locals(&locals);
+    (digests, pi)
 }
 
 struct PiCtx<'a> {
     image: &'a Image<'a>,
-    cfg: &'a crate::model::Cfg,
+    /// Every function of the graph, sorted by address.
+    functions: &'a [crate::model::Function],
     dec: &'a dyn Decode,
     span: (u64, u64),
     /// Allocated sections as (start, end, index into `image.sections`),
@@ -318,24 +398,43 @@ const TOK_SECTION: u8 = 3;
 const TOK_OUTSIDE: u8 = 4;
 
 impl<'a> PiCtx<'a> {
-    fn new(image: &'a Image<'a>, cfg: &'a crate::model::Cfg, dec: &'a dyn Decode) -> Self {
+    fn new(
+        image: &'a Image<'a>,
+        functions: &'a [crate::model::Function],
+        dec: &'a dyn Decode,
+    ) -> Self {
         PiCtx {
             image,
-            cfg,
+            functions,
             dec,
             span: image.address_span(),
             sections: section_index(image),
         }
     }
+
+    /// The index of the function that starts at `addr`.
+    fn function_index(&self, addr: u64) -> Option<usize> {
+        self.functions.binary_search_by_key(&addr, |c| c.addr).ok()
+    }
+
     /// The local digest of `f` (callees by name, unnamed callees as
-    /// "anonymous"), and its block digests when `keep_blocks`.
-    fn local(&self, f: &crate::model::Function, keep_blocks: bool) -> (Digest, Vec<Digest>) {
+    /// "anonymous"), and its block digests when `keep_blocks`. `fe`, when
+    /// given, is fed `f`'s blocks for its function digest on the way.
+    fn local(
+        &self,
+        f: &crate::model::Function,
+        keep_blocks: bool,
+        mut fe: Option<&mut FunctionEnc<'_>>,
+    ) -> (Digest, Vec<Digest>) {
         let mut kept = Vec::new();
         let mut e = Enc::new(PI_LOCAL_CONTEXT);
         e.u64(f.size);
         e.u32(u32::try_from(f.blocks.len()).unwrap_or(u32::MAX));
         for b in &f.blocks {
-            let d = self.block(f, b);
+            let d = match fe.as_deref_mut() {
+                Some(fe) => fe.block(b, Some((self, f))).unwrap_or_default(),
+                None => self.block(f, b, None).0,
+            };
             if keep_blocks {
                 kept.push(d);
             }
@@ -355,11 +454,21 @@ impl<'a> PiCtx<'a> {
         (e.finish(), kept)
     }
 
+    /// Phase 2: the function digest of every function from the local
+    /// digests of all (`locals`, in the order of `self.functions`).
+    fn functions_from_locals(&self, locals: &[Digest]) -> Vec<Digest> {
+        use rayon::prelude::*;
+        self.functions
+            .par_iter()
+            .zip(locals.par_iter())
+            .map(|(f, loc)| self.function(f, *loc, locals))
+            .collect()
+    }
+
     /// The function digest of `f` from its local digest `loc`, folding in
-    /// the name or local digest (`locals`, in `cfg.functions` order) of
+    /// the name or local digest (`locals`, in `self.functions` order) of
     /// every callee.
     fn function(&self, f: &crate::model::Function, loc: Digest, locals: &[Digest]) -> Digest {
-        let cfg = self.cfg;
         let mut e = Enc::new(PI_FUNCTION_CONTEXT);
         e.digest(&loc);
         for b in &f.blocks {
@@ -371,8 +480,8 @@ impl<'a> PiCtx<'a> {
                     continue;
                 }
                 let Some(t) = s.addr else { continue };
-                let idx = cfg.functions.binary_search_by_key(&t, |c| c.addr).ok();
-                match idx.and_then(|i| Some((cfg.functions.get(i)?, locals.get(i)?))) {
+                let idx = self.function_index(t);
+                match idx.and_then(|i| Some((self.functions.get(i)?, locals.get(i)?))) {
                     Some((callee, _)) if callee.name.is_some() => {
                         e.u8(1);
                         e.bytes(callee.name.as_deref().unwrap_or("").as_bytes());
@@ -388,48 +497,29 @@ impl<'a> PiCtx<'a> {
         e.finish()
     }
 
-    fn block(&self, f: &crate::model::Function, b: &Block) -> Digest {
+    /// The digest of block `b` of `f`. With `canon`, the x86 walk also
+    /// appends the canonical bytes of the block ([`Canonicalise`], base
+    /// `self.image.base`) from the same decode and says so: the flag is
+    /// false when `canon` was left for the caller to fill.
+    fn block(
+        &self,
+        f: &crate::model::Function,
+        b: &Block,
+        canon: Option<&mut Vec<u8>>,
+    ) -> (Digest, bool) {
         // The block's own offset and the offsets of intra-function targets
         // are left out: they shift when code before them grows, and the
         // local function digest covers them.
         let mut e = Enc::new(PI_BLOCK_CONTEXT);
         e.u64(b.size);
         e.u32(b.instructions);
-        let mut a = b.addr;
-        let mut prev: Option<crate::arch::Insn> = None;
-        let mut buf = Vec::with_capacity(16);
-        let mut targets: Vec<u64> = Vec::with_capacity(4);
         let x86 = matches!(self.image.arch, Arch::X86 | Arch::X86_64);
-        for _ in 0..b.instructions {
-            let Some(bytes) = self.image.bytes_from(a) else {
-                break;
-            };
-            buf.clear();
-            targets.clear();
-            let len = if x86 {
-                // One iced decode gives the length and the field offsets.
-                let len = self.mask_x86(&mut buf, bytes, a, &mut targets);
-                if len == 0 {
-                    break;
-                }
-                len
-            } else {
-                let Some(insn) = self.dec.decode(bytes, a, prev.as_ref()) else {
-                    break;
-                };
-                let len = usize::from(insn.len);
-                let Some(raw) = bytes.get(..len) else { break };
-                buf.extend_from_slice(raw);
-                self.mask(&mut buf, &insn, prev.as_ref(), &mut targets);
-                prev = Some(insn);
-                len
-            };
-            e.bytes(&buf);
-            for &t in &targets {
-                self.token(&mut e, f, t);
-            }
-            a = a.wrapping_add(len as u64);
-        }
+        let canonical = if x86 {
+            self.x86_instructions(&mut e, f, b, canon)
+        } else {
+            self.instructions(&mut e, f, b);
+            false
+        };
         e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
         for s in &b.succs {
             e.u8(s.kind.tag());
@@ -438,7 +528,140 @@ impl<'a> PiCtx<'a> {
                 None => e.u8(TOK_NONE),
             }
         }
-        e.finish()
+        (e.finish(), canonical)
+    }
+
+    /// Encode the masked instructions of `b` (RISC-V, AArch64) into `e`.
+    fn instructions(&self, e: &mut Enc, f: &crate::model::Function, b: &Block) {
+        let mut a = b.addr;
+        let mut prev: Option<crate::arch::Insn> = None;
+        let mut buf = Vec::with_capacity(16);
+        let mut targets: Vec<u64> = Vec::with_capacity(4);
+        for _ in 0..b.instructions {
+            let Some(bytes) = self.image.bytes_from(a) else {
+                break;
+            };
+            buf.clear();
+            targets.clear();
+            let Some(insn) = self.dec.decode(bytes, a, prev.as_ref()) else {
+                break;
+            };
+            let len = usize::from(insn.len);
+            let Some(raw) = bytes.get(..len) else { break };
+            buf.extend_from_slice(raw);
+            self.mask(&mut buf, &insn, prev.as_ref(), &mut targets);
+            prev = Some(insn);
+            e.bytes(&buf);
+            for &t in &targets {
+                self.token(e, f, t);
+            }
+            a = a.wrapping_add(len as u64);
+        }
+    }
+
+    /// Encode the masked instructions of `b` (x86) into `e`; with `canon`,
+    /// append the block's canonical bytes to it too and return true, unless
+    /// the block's bytes do not lie in one segment (then false, `canon`
+    /// untouched).
+    ///
+    /// Each instruction at `a` is decoded from `image.bytes_from(a)`. While
+    /// `a` is inside the block and the whole block maps to the segment of
+    /// its first byte, that is the same bytes as one decoder over the
+    /// block's segment, at the offset of `a`: one decoder serves the run.
+    /// The canonical bytes are those of the instructions that lie wholly
+    /// in the block, up to the first that does not (as
+    /// [`Canonicalise::canonical_block`] over the block's bytes gives).
+    fn x86_instructions(
+        &self,
+        e: &mut Enc,
+        f: &crate::model::Function,
+        b: &Block,
+        mut canon: Option<&mut Vec<u8>>,
+    ) -> bool {
+        use iced_x86::{Decoder as Iced, DecoderOptions};
+        let bitness = if self.image.arch == Arch::X86 { 32 } else { 64 };
+        let end = b.addr.wrapping_add(b.size);
+        let one_segment = b.size > 0
+            && end > b.addr
+            && match (
+                self.image.segment_containing(b.addr),
+                self.image.segment_containing(end.wrapping_sub(1)),
+            ) {
+                (Some(s), Some(t)) => std::ptr::eq(s, t),
+                _ => false,
+            };
+        let window = if one_segment {
+            self.image.bytes_from(b.addr)
+        } else {
+            None
+        };
+        if window.is_none() && canon.is_some() {
+            canon = None;
+        }
+        let canonical = canon.is_some();
+        let mut run = window.map(|w| (w, Iced::with_ip(bitness, w, b.addr, DecoderOptions::NONE)));
+        let block_len = usize::try_from(b.size).unwrap_or(usize::MAX);
+        let span = self.span;
+        let base = self.image.base;
+        let mut a = b.addr;
+        let mut off = 0usize;
+        let mut buf = Vec::with_capacity(16);
+        let mut targets: Vec<u64> = Vec::with_capacity(4);
+        for _ in 0..b.instructions {
+            buf.clear();
+            targets.clear();
+            let len = match run.as_mut() {
+                Some((w, d)) if off < block_len => {
+                    let ins = d.decode();
+                    if ins.is_invalid() {
+                        break;
+                    }
+                    let len = ins.len();
+                    let Some(raw) = off.checked_add(len).and_then(|e| w.get(off..e)) else {
+                        break;
+                    };
+                    let offsets = d.get_constant_offsets(&ins);
+                    self.mask_x86(&mut buf, &ins, &offsets, raw, &mut targets);
+                    if let Some(out) = canon.as_deref_mut() {
+                        if off.saturating_add(len) <= block_len {
+                            crate::arch::x86::canonical_insn(
+                                bitness, &ins, &offsets, raw, span, base, out,
+                            );
+                        } else {
+                            canon = None;
+                        }
+                    }
+                    len
+                }
+                _ => {
+                    // Past the block (a malformed block): one decoder per
+                    // instruction, from wherever its address maps.
+                    canon = None;
+                    let Some(bytes) = self.image.bytes_from(a) else {
+                        break;
+                    };
+                    let window = bytes.get(..bytes.len().min(15)).unwrap_or(bytes);
+                    let mut d = Iced::with_ip(bitness, window, a, DecoderOptions::NONE);
+                    let ins = d.decode();
+                    if ins.is_invalid() {
+                        break;
+                    }
+                    let Some(raw) = window.get(..ins.len()) else {
+                        break;
+                    };
+                    let offsets = d.get_constant_offsets(&ins);
+                    self.mask_x86(&mut buf, &ins, &offsets, raw, &mut targets);
+                    ins.len()
+                }
+            };
+            e.bytes(&buf);
+            for &t in &targets {
+                self.token(e, f, t);
+            }
+            a = a.wrapping_add(len as u64);
+            off = off.saturating_add(len);
+        }
+        canonical
     }
 
     /// Write what address `t` denotes, independently of where it is.
@@ -447,7 +670,7 @@ impl<'a> PiCtx<'a> {
             e.u8(TOK_INTRA);
             return;
         }
-        if let Some(callee) = self.cfg.function_at(t) {
+        if let Some(callee) = self.function_index(t).and_then(|i| self.functions.get(i)) {
             e.u8(TOK_FUNCTION);
             e.bytes(callee.name.as_deref().unwrap_or("").as_bytes());
             return;
@@ -488,31 +711,21 @@ impl<'a> PiCtx<'a> {
         }
     }
 
-    /// Decode the x86 instruction at the start of `window`, append its
-    /// bytes to `buf` with the address fields zeroed, push the addresses
-    /// they encoded to `targets`, and return its length (0 when it does not
-    /// decode).
+    /// Append the bytes `raw` of the decoded x86 instruction `ins` (field
+    /// offsets `offs`) to `buf` with the address fields zeroed, and push
+    /// the addresses they encoded to `targets`.
     fn mask_x86(
         &self,
         buf: &mut Vec<u8>,
-        window: &[u8],
-        addr: u64,
+        ins: &iced_x86::Instruction,
+        offs: &iced_x86::ConstantOffsets,
+        raw: &[u8],
         targets: &mut Vec<u64>,
-    ) -> usize {
-        use iced_x86::{Decoder as Iced, DecoderOptions, OpKind};
+    ) {
+        use iced_x86::OpKind;
         let bitness = if self.image.arch == Arch::X86 { 32 } else { 64 };
-        let window = window.get(..window.len().min(15)).unwrap_or(window);
-        let mut d = Iced::with_ip(bitness, window, addr, DecoderOptions::NONE);
-        let ins = d.decode();
-        if ins.is_invalid() {
-            return 0;
-        }
-        let Some(raw) = window.get(..ins.len()) else {
-            return 0;
-        };
         buf.extend_from_slice(raw);
         let buf = buf.as_mut_slice();
-        let offs = d.get_constant_offsets(&ins);
         // Only position-dependent code embeds absolute addresses; in PIE
         // code and shared objects (linked at 0) a small constant would look
         // like one.
@@ -561,7 +774,6 @@ impl<'a> PiCtx<'a> {
                 }
             }
         }
-        ins.len()
     }
 }
 
