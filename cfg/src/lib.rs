@@ -99,13 +99,13 @@ fn assemble(
     let mut functions: Vec<Function> = rec
         .functions
         .into_par_iter()
-        .map(|f| {
+        .map_init(digest::FunctionDigester::new, |digester, f| {
             // The position-independent digests name callees: with them, the
             // function digests wait for every name and share their decode.
             let digest = if pi {
                 Digest::default()
             } else {
-                digest::function_digest(image, dec, f.addr, f.size, &f.blocks)
+                digester.digest(image, dec, f.addr, f.size, &f.blocks)
             };
             let name = names.get(&f.addr).cloned().or_else(|| {
                 let import = f.import_slot.and_then(|s| image.import_slots.get(&s))?;

@@ -1,297 +1,11 @@
-//! Canonical digests of the graph (the format is specified in
-//! `docs/digest.md`; change it only with a new context string).
-//!
-//! Every address is taken relative to the image base and every absolute
-//! address inside an instruction is rewritten the same way, so the same code
-//! linked or loaded at another address has the same digest, while any
-//! changed instruction byte, block boundary or edge changes it.
+//! Position-independent digests (used by `talos diff`; specified in
+//! docs/diff.md). Additive: the function and graph digests of the parent
+//! module are unchanged.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::arch::{Canonicalise, Decode};
-use crate::image::{Arch, Format, Image};
-use crate::model::{Block, Edge};
-
-/// Key-derivation context of function digests.
-pub const FUNCTION_CONTEXT: &str = "talos 2026-11 cfg function v1";
-/// Key-derivation context of whole-graph digests.
-pub const GRAPH_CONTEXT: &str = "talos 2026-11 cfg graph v1";
-
-/// A 32-byte BLAKE3 digest, shown as lowercase hex.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Digest(pub [u8; 32]);
-
-impl Digest {
-    /// Lowercase hex.
-    #[must_use]
-    pub fn to_hex(&self) -> String {
-        crate::hex(&self.0)
-    }
-
-    /// Parse 64 hex digits.
-    #[must_use]
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let hi = (*pair.first()? as char).to_digit(16)?;
-            let lo = (*pair.get(1)? as char).to_digit(16)?;
-            *out.get_mut(i)? = u8::try_from(hi * 16 + lo).ok()?;
-        }
-        Some(Digest(out))
-    }
-}
-
-impl std::fmt::Debug for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Digest({})", self.to_hex())
-    }
-}
-
-impl std::fmt::Display for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl Serialize for Digest {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Digest::from_hex(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
-    }
-}
-
-/// Streams the canonical encoding into a keyed BLAKE3 hasher.
-struct Enc {
-    hasher: blake3::Hasher,
-    /// Encoded bytes not hashed yet: BLAKE3 hashes one large update much
-    /// faster than many small ones, and the digest is of the byte stream
-    /// whatever its chunking.
-    buf: Vec<u8>,
-}
-
-impl Enc {
-    const FLUSH: usize = 1 << 14;
-
-    fn new(context: &str) -> Self {
-        // Most encodings are one basic block's few dozen bytes: a buffer of
-        // the flush threshold for each of a large program's million blocks
-        // only cost page faults.
-        Enc {
-            hasher: blake3::Hasher::new_derive_key(context),
-            buf: Vec::with_capacity(256),
-        }
-    }
-    /// Start a new digest of the same context. Keeping one encoder per
-    /// context for a run of digests spares deriving the key from the
-    /// context and moving the (2 KiB) hasher for each: a tenth of the time
-    /// of the block digests.
-    fn restart(&mut self) {
-        self.hasher.reset();
-        self.buf.clear();
-    }
-    // Inlined: the fixed-size writes then copy without a call to memcpy.
-    #[inline]
-    fn raw(&mut self, b: &[u8]) {
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= Self::FLUSH {
-            self.hasher.update(&self.buf);
-            self.buf.clear();
-        }
-    }
-    #[inline]
-    fn u8(&mut self, v: u8) {
-        self.raw(&[v]);
-    }
-    #[inline]
-    fn u32(&mut self, v: u32) {
-        self.raw(&v.to_le_bytes());
-    }
-    #[inline]
-    fn u64(&mut self, v: u64) {
-        self.raw(&v.to_le_bytes());
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        self.u32(u32::try_from(b.len()).unwrap_or(u32::MAX));
-        self.raw(b);
-    }
-    fn digest(&mut self, d: &Digest) {
-        self.raw(&d.0);
-    }
-    /// An address that may be absent, relative to `base`.
-    fn rebased(&mut self, a: Option<u64>, base: u64) {
-        match a {
-            Some(a) => {
-                self.u8(1);
-                self.u64(a.wrapping_sub(base));
-            }
-            None => {
-                self.u8(0);
-                self.u64(0);
-            }
-        }
-    }
-    fn finish(mut self) -> Digest {
-        self.digest_so_far()
-    }
-    /// The digest of what was encoded since [`Enc::restart`].
-    fn digest_so_far(&mut self) -> Digest {
-        self.hasher.update(&self.buf);
-        self.buf.clear();
-        Digest(*self.hasher.finalize().as_bytes())
-    }
-}
-
-/// Digest of one function. `blocks` sorted by address.
-#[must_use]
-pub fn function_digest(
-    image: &Image<'_>,
-    dec: &dyn Canonicalise,
-    addr: u64,
-    size: u64,
-    blocks: &[Block],
-) -> Digest {
-    let mut e = Enc::new(FUNCTION_CONTEXT);
-    let mut canon = Vec::new();
-    let mut fe = FunctionEnc::new(image, dec, addr, size, blocks.len(), &mut e, &mut canon);
-    for b in blocks {
-        fe.block(b, None);
-    }
-    fe.finish()
-}
-
-/// The encoding of one function digest, fed block by block.
-struct FunctionEnc<'a, 's> {
-    image: &'a Image<'a>,
-    dec: &'a dyn Canonicalise,
-    span: (u64, u64),
-    /// An encoder of [`FUNCTION_CONTEXT`].
-    e: &'s mut Enc,
-    /// Canonical bytes of the current block.
-    canon: &'s mut Vec<u8>,
-}
-
-impl<'a, 's> FunctionEnc<'a, 's> {
-    /// The encoding of the function at `addr` into `e` (a
-    /// [`FUNCTION_CONTEXT`] encoder), with `canon` for the canonical bytes.
-    fn new(
-        image: &'a Image<'a>,
-        dec: &'a dyn Canonicalise,
-        addr: u64,
-        size: u64,
-        blocks: usize,
-        e: &'s mut Enc,
-        canon: &'s mut Vec<u8>,
-    ) -> Self {
-        e.restart();
-        e.u64(addr.wrapping_sub(image.base));
-        e.u64(size);
-        e.u32(u32::try_from(blocks).unwrap_or(u32::MAX));
-        FunctionEnc {
-            image,
-            dec,
-            span: image.address_span(),
-            e,
-            canon,
-        }
-    }
-
-    fn finish(self) -> Digest {
-        self.e.digest_so_far()
-    }
-
-    /// Encode block `b`. With `pi` (the context and `b`'s function), also
-    /// return `b`'s position-independent block digest, computed from the
-    /// same decode of its instructions where the instruction set allows.
-    fn block(
-        &mut self,
-        b: &Block,
-        mut pi: Option<(&PiCtx<'_>, &Scope<'_>, &mut BlockScratch)>,
-    ) -> Option<Digest> {
-        let base = self.image.base;
-        let e = &mut *self.e;
-        e.u64(b.addr.wrapping_sub(base));
-        e.u64(b.size);
-        e.u32(b.instructions);
-        let mut pi_digest = None;
-        match self.image.read(b.addr, b.size) {
-            // Rebasing against 0 rewrites every field to itself: the
-            // canonical bytes are the raw bytes.
-            Some(raw) if base == 0 => e.bytes(raw),
-            Some(bytes) => {
-                self.canon.clear();
-                let mut done = false;
-                if let Some((ctx, f, scratch)) = pi.as_mut() {
-                    let (d, canonical) = ctx.block(f, b, Some(&mut *self.canon), scratch);
-                    pi_digest = Some(d);
-                    done = canonical;
-                }
-                if !done {
-                    self.canon.clear();
-                    self.dec.canonical_block(
-                        bytes,
-                        b.addr,
-                        b.instructions,
-                        self.span,
-                        base,
-                        self.canon,
-                    );
-                }
-                e.bytes(self.canon);
-            }
-            None => e.bytes(&[]),
-        }
-        e.u32(u32::try_from(b.succs.len()).unwrap_or(u32::MAX));
-        for s in &b.succs {
-            edge(e, s, base);
-        }
-        match (pi_digest, pi) {
-            (Some(d), _) => Some(d),
-            (None, Some((ctx, f, scratch))) => Some(ctx.block(f, b, None, scratch).0),
-            (None, None) => None,
-        }
-    }
-}
-
-fn edge(e: &mut Enc, s: &Edge, base: u64) {
-    e.u8(s.kind.tag());
-    e.rebased(s.addr, base);
-}
-
-/// Digest of the whole graph from its function digests (sorted by address).
-#[must_use]
-pub fn graph_digest(
-    format: Format,
-    arch: Arch,
-    base: u64,
-    entry: Option<u64>,
-    functions: &[(u64, Digest)],
-) -> Digest {
-    let mut e = Enc::new(GRAPH_CONTEXT);
-    e.bytes(format.name().as_bytes());
-    e.bytes(arch.name().as_bytes());
-    e.rebased(entry, base);
-    e.u64(functions.len() as u64);
-    for (addr, d) in functions {
-        e.u64(addr.wrapping_sub(base));
-        e.digest(d);
-    }
-    e.finish()
-}
-
-// ---------------------------------------------------------------------------
-// Position-independent digests (used by `talos diff`; specified in
-// docs/diff.md). Additive: the function and graph digests above are
-// unchanged.
+use super::{Digest, Enc, FUNCTION_CONTEXT, FunctionEnc};
+use crate::arch::Decode;
+use crate::image::{Arch, Image};
+use crate::model::Block;
 
 /// Key-derivation context of position-independent block digests.
 pub const PI_BLOCK_CONTEXT: &str = "talos 2026-11 cfg pi-block v1";
@@ -419,18 +133,27 @@ pub(crate) fn function_and_pi_digests(
 /// A function being digested, with the bounds of its blocks: most
 /// addresses its instructions name lie outside them, and need no search of
 /// its blocks.
-struct Scope<'f> {
+pub(super) struct Scope<'f> {
     f: &'f crate::model::Function,
     /// The first block's address, one past the last byte of any block.
     lo: u64,
     hi: u64,
+    /// The last function looked up, (address, index): a call's target is
+    /// asked for its instruction's token, its edge's token and the callee
+    /// list, one after the other.
+    last_callee: std::cell::Cell<Option<(u64, Option<usize>)>>,
 }
 
 impl<'f> Scope<'f> {
     fn new(f: &'f crate::model::Function) -> Self {
         let lo = f.blocks.first().map_or(0, |b| b.addr);
         let hi = f.blocks.iter().map(Block::end).max().unwrap_or(0);
-        Scope { f, lo, hi }
+        Scope {
+            f,
+            lo,
+            hi,
+            last_callee: std::cell::Cell::new(None),
+        }
     }
 
     /// Whether `t` is the function's entry or inside one of its blocks.
@@ -453,7 +176,7 @@ struct Scratch {
 }
 
 /// What [`PiCtx::block`] reuses.
-struct BlockScratch {
+pub(super) struct BlockScratch {
     /// The encoder of block digests.
     enc: Enc,
     /// One masked instruction, and the addresses it named.
@@ -487,7 +210,7 @@ struct Local {
     callees: Vec<Option<usize>>,
 }
 
-struct PiCtx<'a> {
+pub(super) struct PiCtx<'a> {
     image: &'a Image<'a>,
     /// Every function of the graph, sorted by address.
     functions: &'a [crate::model::Function],
@@ -543,6 +266,19 @@ impl<'a> PiCtx<'a> {
         self.addrs.binary_search(&addr).ok()
     }
 
+    /// [`PiCtx::function_index`] of an address named in the function of
+    /// `scope`.
+    fn callee_index(&self, scope: &Scope<'_>, addr: u64) -> Option<usize> {
+        if let Some((last, idx)) = scope.last_callee.get()
+            && last == addr
+        {
+            return idx;
+        }
+        let idx = self.function_index(addr);
+        scope.last_callee.set(Some((addr, idx)));
+        idx
+    }
+
     /// The local digest of `f` (callees by name, unnamed callees as
     /// "anonymous"), its block digests when `keep_blocks`, and its callees.
     /// `fe`, when given, is fed `f`'s blocks for its function digest on the
@@ -585,7 +321,7 @@ impl<'a> PiCtx<'a> {
                 if let (crate::model::EdgeKind::Call | crate::model::EdgeKind::TailCall, Some(t)) =
                     (s.kind, s.addr)
                 {
-                    callees.push(self.function_index(t));
+                    callees.push(self.callee_index(&scope, t));
                 }
             }
         }
@@ -642,10 +378,11 @@ impl<'a> PiCtx<'a> {
     }
 
     /// The digest of block `b` of `f`. With `canon`, the x86 walk also
-    /// appends the canonical bytes of the block ([`Canonicalise`], base
-    /// `self.image.base`) from the same decode and says so: the flag is
-    /// false when `canon` was left for the caller to fill.
-    fn block(
+    /// appends the canonical bytes of the block
+    /// ([`crate::arch::Canonicalise`], base `self.image.base`) from the same
+    /// decode and says so: the flag is false when `canon` was left for the
+    /// caller to fill.
+    pub(super) fn block(
         &self,
         f: &Scope<'_>,
         b: &Block,
@@ -706,7 +443,7 @@ impl<'a> PiCtx<'a> {
             buf.extend_from_slice(raw);
             self.mask(buf, &insn, prev.as_ref(), targets);
             prev = Some(insn);
-            e.bytes(&buf);
+            e.bytes(buf);
             for &t in targets.iter() {
                 self.token(e, f, t);
             }
@@ -725,7 +462,8 @@ impl<'a> PiCtx<'a> {
     /// block's segment, at the offset of `a`: one decoder serves the run.
     /// The canonical bytes are those of the instructions that lie wholly
     /// in the block, up to the first that does not (as
-    /// [`Canonicalise::canonical_block`] over the block's bytes gives).
+    /// [`crate::arch::Canonicalise::canonical_block`] over the block's
+    /// bytes gives).
     fn x86_instructions(
         &self,
         e: &mut Enc,
@@ -809,7 +547,7 @@ impl<'a> PiCtx<'a> {
                     ins.len()
                 }
             };
-            e.bytes(&buf);
+            e.bytes(buf);
             for &t in targets.iter() {
                 self.token(e, f, t);
             }
@@ -825,7 +563,7 @@ impl<'a> PiCtx<'a> {
             e.u8(TOK_INTRA);
             return;
         }
-        if let Some(callee) = self.function_index(t).and_then(|i| self.functions.get(i)) {
+        if let Some(callee) = self.callee_index(f, t).and_then(|i| self.functions.get(i)) {
             e.u8(TOK_FUNCTION);
             e.bytes(callee.name.as_deref().unwrap_or("").as_bytes());
             return;
@@ -1044,18 +782,5 @@ fn push_flow_target(insn: &crate::arch::Insn, targets: &mut Vec<u64>) {
                 targets.push(d);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trip() {
-        let d = Digest([0xab; 32]);
-        assert_eq!(Digest::from_hex(&d.to_hex()), Some(d));
-        assert_eq!(Digest::from_hex("zz"), None);
-        assert_eq!(Digest::from_hex(&"g".repeat(64)), None);
     }
 }
