@@ -221,10 +221,16 @@ fn names(image: &Image<'_>) -> std::collections::BTreeMap<u64, String> {
 /// Lowercase hex of bytes.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len().saturating_mul(2));
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.extend(hex_digits(b));
     }
     s
+}
+
+/// The two lowercase hex digits of `b` (without the formatting machinery:
+/// a saved graph has two digests per function).
+fn hex_digits(b: u8) -> [char; 2] {
+    let digit = |v: u8| char::from_digit(u32::from(v), 16).unwrap_or('0');
+    [digit(b >> 4), digit(b & 0xf)]
 }

@@ -59,7 +59,14 @@ impl std::fmt::Display for Digest {
 
 impl Serialize for Digest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        // On the stack: a saved graph has two digests per function.
+        let mut buf = [0u8; 64];
+        for (pair, b) in buf.chunks_exact_mut(2).zip(self.0) {
+            for (dst, c) in pair.iter_mut().zip(crate::hex_digits(b)) {
+                *dst = c as u8;
+            }
+        }
+        s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default())
     }
 }
 
