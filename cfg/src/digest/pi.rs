@@ -2,7 +2,7 @@
 //! docs/diff.md). Additive: the function and graph digests of the parent
 //! module are unchanged.
 
-use super::{Digest, Enc, FUNCTION_CONTEXT, FunctionEnc};
+use super::{Digest, Enc, FunctionDigester, FunctionEnc};
 use crate::arch::Decode;
 use crate::image::{Arch, Image};
 use crate::model::Block;
@@ -105,13 +105,12 @@ pub(crate) fn function_and_pi_digests(
         .par_iter()
         .map_init(Scratch::new, |s, f| {
             let Scratch {
-                function,
-                canon,
+                function: FunctionDigester { e, canon },
                 local,
                 blocks,
             } = s;
             let n = f.blocks.len();
-            let mut fe = FunctionEnc::new(image, dec, f.addr, f.size, n, function, canon);
+            let mut fe = FunctionEnc::new(image, dec, f.addr, f.size, n, e, canon);
             let local = ctx.local(f, false, Some(&mut fe), local, blocks);
             let digest = fe.finish();
             let done = (!ctx.has_anonymous_callee(&local.callees))
@@ -167,9 +166,8 @@ impl<'f> Scope<'f> {
 /// growing the buffers of each, deriving the key of each digest and moving
 /// its hasher was a third of the time of the digests.
 struct Scratch {
-    /// [`FunctionEnc`]'s encoder and canonical bytes.
-    function: Enc,
-    canon: Vec<u8>,
+    /// The function digests' encoder and canonical bytes.
+    function: FunctionDigester,
     /// The encoder of local digests.
     local: Enc,
     blocks: BlockScratch,
@@ -187,8 +185,7 @@ pub(super) struct BlockScratch {
 impl Scratch {
     fn new() -> Self {
         Scratch {
-            function: Enc::new(FUNCTION_CONTEXT),
-            canon: Vec::new(),
+            function: FunctionDigester::new(),
             local: Enc::new(PI_LOCAL_CONTEXT),
             blocks: BlockScratch {
                 enc: Enc::new(PI_BLOCK_CONTEXT),
