@@ -70,18 +70,43 @@ pub fn load(bytes: &[u8]) -> Result<Image<'_>> {
 pub fn analyze(image: &Image<'_>, options: &Options) -> Result<Cfg> {
     let dec = arch::decoder_for(image)?;
     let rec = builder::recover(image, dec.as_ref(), *options);
-    Ok(assemble(image, dec.as_ref(), rec))
+    Ok(assemble(image, dec.as_ref(), rec, false).0)
 }
 
-/// Names, digests and counts for what the builder recovered.
-fn assemble(image: &Image<'_>, dec: &dyn arch::Isa, rec: builder::Recovered) -> Cfg {
+/// [`analyze`], and the position-independent function digests of the
+/// graph ([`digest::position_independent_functions`], in the order of
+/// `cfg.functions`) computed in the same pass as the function digests:
+/// what a saved `talos.cfg/1` document records.
+///
+/// # Errors
+/// [`Error::UnsupportedArch`] when no decoder exists for the image.
+pub fn analyze_with_pi_digests(image: &Image<'_>, options: &Options) -> Result<(Cfg, Vec<Digest>)> {
+    let dec = arch::decoder_for(image)?;
+    let rec = builder::recover(image, dec.as_ref(), *options);
+    Ok(assemble(image, dec.as_ref(), rec, true))
+}
+
+/// Names, digests and counts for what the builder recovered; with `pi`,
+/// the position-independent function digests too (else an empty list).
+fn assemble(
+    image: &Image<'_>,
+    dec: &dyn arch::Isa,
+    rec: builder::Recovered,
+    pi: bool,
+) -> (Cfg, Vec<Digest>) {
     let code_ranges = image.code_ranges();
     let names = names(image);
-    let functions: Vec<Function> = rec
+    let mut functions: Vec<Function> = rec
         .functions
         .into_par_iter()
-        .map(|f| {
-            let digest = digest::function_digest(image, dec, f.addr, f.size, &f.blocks);
+        .map_init(digest::FunctionDigester::new, |digester, f| {
+            // The position-independent digests name callees: with them, the
+            // function digests wait for every name and share their decode.
+            let digest = if pi {
+                Digest::default()
+            } else {
+                digester.digest(image, dec, f.addr, f.size, &f.blocks)
+            };
             let name = names.get(&f.addr).cloned().or_else(|| {
                 let import = f.import_slot.and_then(|s| image.import_slots.get(&s))?;
                 match image.format {
@@ -107,6 +132,15 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Isa, rec: builder::Recovered) -> 
             }
         })
         .collect();
+    let pi_digests = if pi {
+        let (digests, pi_digests) = digest::function_and_pi_digests(image, dec, &functions);
+        for (f, d) in functions.iter_mut().zip(digests) {
+            f.digest = d;
+        }
+        pi_digests
+    } else {
+        Vec::new()
+    };
     let mut stats = Stats {
         functions: functions.len() as u64,
         unresolved_indirect: rec.unresolved.len() as u64,
@@ -124,7 +158,7 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Isa, rec: builder::Recovered) -> 
     caps.dedup();
     let pairs: Vec<(u64, Digest)> = functions.iter().map(|f| (f.addr, f.digest)).collect();
     let digest = digest::graph_digest(image.format, image.arch, image.base, image.entry, &pairs);
-    Cfg {
+    let cfg = Cfg {
         format: image.format,
         arch: image.arch,
         kind: image.kind,
@@ -142,7 +176,8 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Isa, rec: builder::Recovered) -> 
         exception_handlers: image.exception_handlers.clone(),
         caps,
         work: rec.work,
-    }
+    };
+    (cfg, pi_digests)
 }
 
 /// Recover only the functions holding `addrs` (the ones whose `.eh_frame`
@@ -158,7 +193,7 @@ fn assemble(image: &Image<'_>, dec: &dyn arch::Isa, rec: builder::Recovered) -> 
 pub fn analyze_functions(image: &Image<'_>, addrs: &[u64]) -> Result<Cfg> {
     let dec = arch::decoder_for(image)?;
     let rec = builder::recover_local(image, dec.as_ref(), addrs);
-    Ok(assemble(image, dec.as_ref(), rec))
+    Ok(assemble(image, dec.as_ref(), rec, false).0)
 }
 
 /// The preferred name at each address: a global static symbol, then a
@@ -186,10 +221,16 @@ fn names(image: &Image<'_>) -> std::collections::BTreeMap<u64, String> {
 /// Lowercase hex of bytes.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len().saturating_mul(2));
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.extend(hex_digits(b));
     }
     s
+}
+
+/// The two lowercase hex digits of `b` (without the formatting machinery:
+/// a saved graph has two digests per function).
+fn hex_digits(b: u8) -> [char; 2] {
+    let digit = |v: u8| char::from_digit(u32::from(v), 16).unwrap_or('0');
+    [digit(b >> 4), digit(b & 0xf)]
 }

@@ -57,18 +57,34 @@ pub struct Analysed {
 /// # Errors
 /// When the file cannot be read or is not a supported binary.
 pub fn analyse(path: &std::path::Path, options: &talos_cfg::Options) -> Result<Analysed> {
+    Ok(analyse_with(path, options, false)?.0)
+}
+
+/// [`analyse`], and with `pi` the position-independent function digests
+/// (in the order of `cfg.functions`; empty without `pi`), computed with the
+/// function digests.
+fn analyse_with(
+    path: &std::path::Path,
+    options: &talos_cfg::Options,
+    pi: bool,
+) -> Result<(Analysed, Vec<talos_cfg::Digest>)> {
     let bytes = input::map(path)?;
     let image =
         talos_cfg::load(&bytes).with_context(|| format!("{}: cannot load", path.display()))?;
-    let cfg = talos_cfg::analyze(&image, options)
-        .with_context(|| format!("{}: cannot analyse", path.display()))?;
+    let (cfg, pi_digests) = if pi {
+        talos_cfg::analyze_with_pi_digests(&image, options)
+    } else {
+        talos_cfg::analyze(&image, options).map(|cfg| (cfg, Vec::new()))
+    }
+    .with_context(|| format!("{}: cannot analyse", path.display()))?;
     let file_blake3 = file_hash(&bytes);
     drop(image);
-    Ok(Analysed {
+    let a = Analysed {
         bytes,
         cfg,
         file_blake3,
-    })
+    };
+    Ok((a, pi_digests))
 }
 
 /// BLAKE3 of a whole file, hex.
@@ -91,7 +107,10 @@ pub fn run(args: Args) -> Result<Outcome> {
     let options = talos_cfg::Options {
         gap_analysis: !args.no_gaps,
     };
-    let a = analyse(&args.binary, &options)?;
+    // Position-independent digests go in the JSON document, so `talos
+    // diff` can match moved functions against this saved graph.
+    let json = args.format == CfgFormat::Json;
+    let (a, pi) = analyse_with(&args.binary, &options, json)?;
     let only: Option<&Function> = match &args.function {
         Some(key) => Some(
             a.cfg
@@ -121,13 +140,8 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     let text = match args.format {
         CfgFormat::Json => {
-            // Position-independent digests, so `talos diff` can match moved
-            // functions against this saved graph. Written as it goes: a
-            // whole-program graph has millions of blocks.
-            let image =
-                talos_cfg::load(&a.bytes).with_context(|| format!("{path}: cannot load"))?;
-            let pi = talos_cfg::digest::position_independent_functions(&image, &a.cfg);
-            drop(image);
+            // Written as it goes: a whole-program graph has millions of
+            // blocks.
             output::emit_with(args.output.as_deref(), |w| {
                 talos_cfg::schema::write_document(w, &a.cfg, &path, &a.file_blake3, only, Some(&pi))
             })?;

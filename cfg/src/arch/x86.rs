@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use iced_x86::{
-    ConditionCode, Decoder as IcedDecoder, DecoderOptions, FlowControl, Formatter, Instruction,
-    InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess, OpKind, Register,
+    ConditionCode, ConstantOffsets, Decoder as IcedDecoder, DecoderOptions, FlowControl, Formatter,
+    Instruction, InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess, OpKind, Register,
 };
 
 use super::{Canonicalise, Decode, Flow, IndirectTarget, Insn, JumpTable, RegConst, Render};
@@ -260,42 +260,60 @@ impl X86Decoder {
         let Some(raw) = bytes.get(..ins.len()) else {
             return 0;
         };
-        let start = out.len();
-        out.extend_from_slice(raw);
-        let in_image = |v: u64| v >= span.0 && v < span.1;
-        let mut rewrite = |field_off: usize, size: usize, value: u64| {
-            if size < 4 || !in_image(value) {
-                return;
-            }
-            let rel = value.wrapping_sub(base).to_le_bytes();
-            if let (Some(dst), Some(src)) = (
-                start
-                    .checked_add(field_off)
-                    .and_then(|o| out.get_mut(o..o.checked_add(size)?)),
-                rel.get(..size),
-            ) {
-                dst.copy_from_slice(src);
-            }
-        };
-        if offsets.has_displacement() && !ins.is_ip_rel_memory_operand() {
-            rewrite(
-                offsets.displacement_offset(),
-                offsets.displacement_size(),
-                self.mask(ins.memory_displacement64()),
-            );
-        }
-        let has_branch = (0..ins.op_count()).any(|i| is_branch_operand(ins.op_kind(i)));
-        if offsets.has_immediate()
-            && !has_branch
-            && let Some(imm) = immediate_operand(&ins)
-        {
-            rewrite(
-                offsets.immediate_offset(),
-                offsets.immediate_size(),
-                self.mask(imm),
-            );
-        }
+        canonical_insn(self.bitness, &ins, &offsets, raw, span, base, out);
         ins.len()
+    }
+}
+
+/// Append the canonical bytes of the decoded instruction `ins` (its bytes
+/// `raw`, its field offsets `offsets`) to `out`: every absolute address in
+/// `[span.0, span.1)` rewritten relative to `base`. Shared by
+/// [`Canonicalise`] and the digests that decode a block once for several
+/// purposes.
+pub(crate) fn canonical_insn(
+    bitness: u32,
+    ins: &Instruction,
+    offsets: &ConstantOffsets,
+    raw: &[u8],
+    span: (u64, u64),
+    base: u64,
+    out: &mut Vec<u8>,
+) {
+    let mask = |v: u64| if bitness == 32 { v & 0xffff_ffff } else { v };
+    let start = out.len();
+    out.extend_from_slice(raw);
+    let in_image = |v: u64| v >= span.0 && v < span.1;
+    let mut rewrite = |field_off: usize, size: usize, value: u64| {
+        if size < 4 || !in_image(value) {
+            return;
+        }
+        let rel = value.wrapping_sub(base).to_le_bytes();
+        if let (Some(dst), Some(src)) = (
+            start
+                .checked_add(field_off)
+                .and_then(|o| out.get_mut(o..o.checked_add(size)?)),
+            rel.get(..size),
+        ) {
+            dst.copy_from_slice(src);
+        }
+    };
+    if offsets.has_displacement() && !ins.is_ip_rel_memory_operand() {
+        rewrite(
+            offsets.displacement_offset(),
+            offsets.displacement_size(),
+            mask(ins.memory_displacement64()),
+        );
+    }
+    let has_branch = (0..ins.op_count()).any(|i| is_branch_operand(ins.op_kind(i)));
+    if offsets.has_immediate()
+        && !has_branch
+        && let Some(imm) = immediate_operand(ins)
+    {
+        rewrite(
+            offsets.immediate_offset(),
+            offsets.immediate_size(),
+            mask(imm),
+        );
     }
 }
 
