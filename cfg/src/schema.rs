@@ -179,6 +179,74 @@ struct FunctionRef<'a> {
     blocks: &'a [Block],
 }
 
+/// The head of a function in the document: [`FunctionRef`] without its
+/// blocks.
+#[derive(Serialize)]
+struct FunctionHead<'a> {
+    addr: u64,
+    size: u64,
+    name: &'a Option<String>,
+    source: FunctionSource,
+    noreturn: bool,
+    digest: Digest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pi_digest: Option<Digest>,
+}
+
+/// Append the JSON of function `f` (index `i`) to `buf`: the bytes
+/// `serde_json` writes for its [`FunctionRef`]. The head goes through
+/// serde; the basic blocks, nearly all of a whole-program document, are
+/// written here, with no escaping to do (numbers and fixed names).
+fn function_json(
+    buf: &mut Vec<u8>,
+    pi: Option<&[Digest]>,
+    i: usize,
+    f: &Function,
+) -> std::io::Result<()> {
+    let head = FunctionHead {
+        addr: f.addr,
+        size: f.size,
+        name: &f.name,
+        source: f.source,
+        noreturn: f.noreturn,
+        digest: f.digest,
+        pi_digest: pi.and_then(|p| p.get(i).copied()),
+    };
+    serde_json::to_writer(&mut *buf, &head)?;
+    // `{...}` becomes `{...,"blocks":[...]}`.
+    buf.pop();
+    buf.extend_from_slice(b",\"blocks\":[");
+    let mut num = itoa::Buffer::new();
+    for (k, b) in f.blocks.iter().enumerate() {
+        if k > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"addr\":");
+        buf.extend_from_slice(num.format(b.addr).as_bytes());
+        buf.extend_from_slice(b",\"size\":");
+        buf.extend_from_slice(num.format(b.size).as_bytes());
+        buf.extend_from_slice(b",\"instructions\":");
+        buf.extend_from_slice(num.format(b.instructions).as_bytes());
+        buf.extend_from_slice(b",\"succs\":[");
+        for (j, e) in b.succs.iter().enumerate() {
+            if j > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(b"{\"addr\":");
+            match e.addr {
+                Some(a) => buf.extend_from_slice(num.format(a).as_bytes()),
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"kind\":\"");
+            buf.extend_from_slice(e.kind.name().as_bytes());
+            buf.extend_from_slice(b"\"}");
+        }
+        buf.extend_from_slice(b"]}");
+    }
+    buf.extend_from_slice(b"]}");
+    Ok(())
+}
+
 /// Write the `talos.cfg/1` document of `cfg` to `out` as it goes, without
 /// building it in memory (a whole-program graph of a large binary has
 /// millions of blocks): the same document as [`CfgDoc::new`] (with
@@ -277,7 +345,7 @@ pub fn write_document<W: std::io::Write>(
                     .map(|(k, f)| {
                         let i = b.saturating_mul(BATCH).saturating_add(k);
                         let mut buf = Vec::with_capacity(256);
-                        serde_json::to_writer(&mut buf, &function(pi, i, f))?;
+                        function_json(&mut buf, pi, i, f)?;
                         Ok(buf)
                     })
                     .collect();
@@ -299,4 +367,86 @@ pub fn write_document<W: std::io::Write>(
     field(&mut out, "unexplained_bytes", &cfg.unexplained_bytes, true)?;
     out.write_all(b"}\n")?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Edge, EdgeKind};
+
+    fn sample(name: Option<&str>) -> Function {
+        let kinds = [
+            EdgeKind::Fallthrough,
+            EdgeKind::Jump,
+            EdgeKind::CondTaken,
+            EdgeKind::CondNotTaken,
+            EdgeKind::Call,
+            EdgeKind::Return,
+            EdgeKind::IndirectJump,
+            EdgeKind::IndirectCall,
+            EdgeKind::TailCall,
+            EdgeKind::JumpTable,
+        ];
+        let blocks = (0u64..4)
+            .map(|k| Block {
+                addr: 0x1000 + 16 * k,
+                size: if k == 3 { u64::MAX } else { 16 },
+                instructions: if k == 2 { u32::MAX } else { 3 },
+                succs: kinds
+                    .iter()
+                    .take(usize::try_from(k * 3).unwrap_or(0))
+                    .enumerate()
+                    .map(|(j, &kind)| Edge {
+                        addr: (j % 2 == 0).then_some(0x2000 + j as u64),
+                        kind,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Function {
+            addr: 0x1000,
+            size: 64,
+            name: name.map(str::to_string),
+            source: FunctionSource::Symbol,
+            noreturn: true,
+            digest: Digest([7; 32]),
+            blocks,
+        }
+    }
+
+    /// The hand-written blocks are the bytes serde writes for the same
+    /// function, names that need escaping and absent digests included.
+    #[test]
+    fn function_json_is_serdes() {
+        for name in [None, Some("main"), Some("q\"uo\\te\n\u{1}é")] {
+            let f = sample(name);
+            for pi in [None, Some([Digest([9; 32])])] {
+                let pi = pi.as_ref().map(|p| p.as_slice());
+                let mut ours = Vec::new();
+                function_json(&mut ours, pi, 0, &f).unwrap();
+                let theirs = serde_json::to_vec(&FunctionRef {
+                    addr: f.addr,
+                    size: f.size,
+                    name: &f.name,
+                    source: f.source,
+                    noreturn: f.noreturn,
+                    digest: f.digest,
+                    pi_digest: pi.and_then(|p| p.first().copied()),
+                    blocks: &f.blocks,
+                })
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&theirs)
+                );
+            }
+        }
+        let empty = Function {
+            blocks: Vec::new(),
+            ..sample(None)
+        };
+        let mut ours = Vec::new();
+        function_json(&mut ours, None, 0, &empty).unwrap();
+        assert!(ours.ends_with(b",\"blocks\":[]}"));
+    }
 }
