@@ -40,7 +40,7 @@ pub(crate) struct Recovered {
 
 /// What one function adds to the image-wide lists of [`Recovered`].
 #[derive(Default)]
-struct Lists {
+struct FunctionLists {
     unresolved: Vec<Unresolved>,
     jump_tables: Vec<JumpTableInfo>,
     anomalies: Vec<Anomaly>,
@@ -48,9 +48,9 @@ struct Lists {
     caps: Vec<CapHit>,
 }
 
-impl Lists {
-    fn of(e: &Explored) -> Lists {
-        let mut l = Lists::default();
+impl FunctionLists {
+    fn of(e: &Explored) -> FunctionLists {
+        let mut l = FunctionLists::default();
         for &j in &e.unresolved {
             l.unresolved.push(Unresolved {
                 addr: j,
@@ -106,51 +106,90 @@ impl Lists {
     }
 }
 
-/// Turn explored functions into blocks and edges.
-pub(super) fn finish(
-    image: &Image<'_>,
-    dec: &dyn Isa,
-    code: &[CodeRange],
-    mut d: Discovery,
-) -> Recovered {
-    let mut caps = std::mem::take(&mut d.caps);
-    // Each function's share of the image-wide lists, found in parallel and
-    // joined in function order (every list is sorted below anyway).
-    let lists: Vec<Lists> = d.explored.par_iter().map(|(_, e)| Lists::of(e)).collect();
-    let mut unresolved = Vec::new();
-    let mut jump_tables = Vec::new();
-    let mut anomalies = Vec::new();
-    let mut return_sites = Vec::new();
-    for l in lists {
-        unresolved.extend(l.unresolved);
-        jump_tables.extend(l.jump_tables);
-        anomalies.extend(l.anomalies);
-        return_sites.extend(l.return_sites);
-        caps.extend(l.caps);
-    }
-    unresolved.sort();
-    unresolved.dedup();
-    jump_tables.sort_by_key(|t| (t.jump, t.table));
-    jump_tables.dedup();
-    anomalies.sort();
-    anomalies.dedup();
-    return_sites.sort_unstable();
-    return_sites.dedup();
+/// What [`finish`] reads from the explored functions without taking them
+/// apart: it can be found while the noreturn fixpoint runs.
+pub(super) struct Lists {
+    unresolved: Vec<Unresolved>,
+    jump_tables: Vec<JumpTableInfo>,
+    anomalies: Vec<Anomaly>,
+    return_sites: Vec<u64>,
+    caps: Vec<CapHit>,
+    unexplained_bytes: u64,
+    starts: Vec<u64>,
+    code_cov: Vec<(u64, u64)>,
+}
 
-    let cov = covered(&d.explored);
-    let unexplained_bytes = if d.whole_image {
-        gaps(code, &cov)
+impl Lists {
+    pub(super) fn of(image: &Image<'_>, dec: &dyn Isa, code: &[CodeRange], d: &Discovery) -> Self {
+        // Each function's share of the image-wide lists, found in parallel
+        // and joined in function order (every list is sorted below anyway).
+        let lists: Vec<FunctionLists> = d
+            .explored
             .par_iter()
-            .map(|&(s, e)| non_padding_bytes(image, dec, s, e))
-            .sum()
-    } else {
-        0
-    };
-    let starts: Vec<u64> = d.explored.keys().copied().collect();
-    // A function extends from its entry over the decoded code that follows
-    // it, up to the next entry, whichever function's body that code was
-    // reached from: the cold part `f.cold` holds blocks entered from `f`.
-    let code_cov = instruction_coverage(&d.explored);
+            .map(|(_, e)| FunctionLists::of(e))
+            .collect();
+        let mut unresolved = Vec::new();
+        let mut jump_tables = Vec::new();
+        let mut anomalies = Vec::new();
+        let mut return_sites = Vec::new();
+        let mut caps = Vec::new();
+        for l in lists {
+            unresolved.extend(l.unresolved);
+            jump_tables.extend(l.jump_tables);
+            anomalies.extend(l.anomalies);
+            return_sites.extend(l.return_sites);
+            caps.extend(l.caps);
+        }
+        unresolved.sort();
+        unresolved.dedup();
+        jump_tables.sort_by_key(|t| (t.jump, t.table));
+        jump_tables.dedup();
+        anomalies.sort();
+        anomalies.dedup();
+        return_sites.sort_unstable();
+        return_sites.dedup();
+
+        let cov = covered(&d.explored);
+        let unexplained_bytes = if d.whole_image {
+            gaps(code, &cov)
+                .par_iter()
+                .map(|&(s, e)| non_padding_bytes(image, dec, s, e))
+                .sum()
+        } else {
+            0
+        };
+        Lists {
+            unresolved,
+            jump_tables,
+            anomalies,
+            return_sites,
+            caps,
+            unexplained_bytes,
+            starts: d.explored.keys().copied().collect(),
+            // A function extends from its entry over the decoded code that
+            // follows it, up to the next entry, whichever function's body
+            // that code was reached from: the cold part `f.cold` holds
+            // blocks entered from `f`.
+            code_cov: instruction_coverage(&d.explored),
+        }
+    }
+}
+
+/// Turn explored functions into blocks and edges; `lists` is
+/// [`Lists::of`] `d`.
+pub(super) fn finish(mut d: Discovery, lists: Lists) -> Recovered {
+    let mut caps = std::mem::take(&mut d.caps);
+    let Lists {
+        unresolved,
+        jump_tables,
+        anomalies,
+        return_sites,
+        caps: function_caps,
+        unexplained_bytes,
+        starts,
+        code_cov,
+    } = lists;
+    caps.extend(function_caps);
     let Discovery {
         explored,
         sources,

@@ -87,10 +87,12 @@ pub(super) fn gap_functions(
         .values()
         .flat_map(|e| e.soft_targets.iter().copied())
         .collect();
-    let mut pointers: BTreeSet<u64> = ctx.image.code_pointers.iter().copied().collect();
+    let mut pointers: Vec<u64> = ctx.image.code_pointers.clone();
     for e in explored.values() {
         pointers.extend(e.refs.iter().copied());
     }
+    pointers.par_sort_unstable();
+    pointers.dedup();
     // Every gap is swept, also one with the same function on both sides:
     // dead code of that function (the rest of it after a call it did not
     // know never returns) is attached to it when decoded
@@ -100,27 +102,50 @@ pub(super) fn gap_functions(
     // jumping over the string library to `str_find_aux`) is found.
     let mut gap_list: Vec<(u64, u64)> = gaps(ctx.code, &cov);
     gap_list.retain(|&(gs, ge)| !spent.iter().any(|&(s, e)| s <= gs && ge <= e));
-    let new: Vec<((u64, u64), Vec<u64>)> = gap_list
+    // Both the gaps and the known padding starts are sorted: one walk over
+    // both finds the gaps not seen in an earlier round.
+    let mut seen = starts.0.keys().peekable();
+    let new: Vec<(u64, u64)> = gap_list
+        .iter()
+        .copied()
+        .filter(|g| {
+            while seen.next_if(|k| *k < g).is_some() {}
+            seen.peek() != Some(&g)
+        })
+        .collect();
+    let new: Vec<((u64, u64), Vec<u64>)> = new
         .par_iter()
-        .filter(|g| !starts.0.contains_key(g))
         .map(|&(gs, ge)| ((gs, ge), after_padding(ctx, gs, ge)))
         .collect();
     starts.0.extend(new);
-    let no_starts: Vec<u64> = Vec::new();
-    let after = |g: &(u64, u64)| starts.0.get(g).unwrap_or(&no_starts);
-    // Most gaps are alignment padding between two functions: nothing to
-    // try there.
-    gap_list.retain(|g| !after(g).is_empty() || pointers.range(g.0..g.1).next().is_some());
-    let per_gap: Vec<GapFindings> = gap_list
+    // Each gap with its candidates: the pointers into it and its padding
+    // starts. Most gaps are alignment padding between two functions, with
+    // nothing to try.
+    let mut known = starts.0.iter().peekable();
+    let mut sweeps: Vec<((u64, u64), &[u64], &[u64])> = Vec::new();
+    for &(gs, ge) in &gap_list {
+        while known.next_if(|(k, _)| **k < (gs, ge)).is_some() {}
+        let after: &[u64] = match known.peek() {
+            Some((k, v)) if **k == (gs, ge) => v.as_slice(),
+            _ => &[],
+        };
+        let lo = pointers.partition_point(|&p| p < gs);
+        let hi = pointers.partition_point(|&p| p < ge);
+        let inside = pointers.get(lo..hi).unwrap_or(&[]);
+        if !after.is_empty() || !inside.is_empty() {
+            sweeps.push(((gs, ge), inside, after));
+        }
+    }
+    let per_gap: Vec<GapFindings> = sweeps
         .par_iter()
-        .map(|&(gs, ge)| {
+        .map(|&((gs, ge), inside, after)| {
             let mut found = Vec::new();
             let mut shared = BTreeSet::new();
-            let mut candidates: Vec<(u64, FunctionSource)> = pointers
-                .range(gs..ge)
+            let mut candidates: Vec<(u64, FunctionSource)> = inside
+                .iter()
                 .map(|&p| (p, FunctionSource::Pointer))
                 .collect();
-            candidates.extend(after(&(gs, ge)).iter().map(|&a| (a, FunctionSource::Gap)));
+            candidates.extend(after.iter().map(|&a| (a, FunctionSource::Gap)));
             // Lowest address first; for one address the first reason
             // (pointer before gap) wins.
             let mut queue: BTreeMap<u64, FunctionSource> = BTreeMap::new();

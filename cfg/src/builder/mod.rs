@@ -39,7 +39,7 @@ use crate::model::{CapHit, CapKind, FunctionSource};
 
 pub(crate) use explore::{Ctx, Explored, explore};
 pub(crate) use finish::Recovered;
-use finish::finish;
+use finish::{Lists, finish};
 use gaps::gap_functions;
 use noreturn::compute_noreturn;
 use seeds::{initial_ctx, seeds};
@@ -160,7 +160,8 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Isa, addrs: &[u64]) -> 
         caps: Vec::new(),
         changed: false,
     };
-    let mut r = finish(image, dec, &code, d);
+    let lists = Lists::of(image, dec, &code, &d);
+    let mut r = finish(d, lists);
     r.work = ctx.work.load(std::sync::atomic::Ordering::Relaxed);
     r
 }
@@ -184,7 +185,13 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Isa, opts: Options) -> Recove
     loop {
         round = round.saturating_add(1);
         explore_all(&mut ctx, &mut d, &seeds, &mut queue, opts);
-        let found = compute_noreturn(&d.explored, &ctx.noreturn, &ctx.noreturn_slots);
+        // The fixpoint runs on one thread; the lists the graph is finished
+        // with are found on the other meanwhile, and kept if this round is
+        // the last (nothing new is noreturn).
+        let (found, lists) = rayon::join(
+            || compute_noreturn(&d.explored, &ctx.noreturn, &ctx.noreturn_slots),
+            || Lists::of(image, dec, &code, &d),
+        );
         let grown: BTreeSet<u64> = found.difference(&ctx.noreturn).copied().collect();
         if grown.is_empty() || round >= limits::MAX_NORETURN_ROUNDS {
             if !grown.is_empty() {
@@ -195,7 +202,7 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Isa, opts: Options) -> Recove
                 });
             }
             d.noreturn = found;
-            let mut r = finish(image, dec, &code, d);
+            let mut r = finish(d, lists);
             r.work = ctx.work.load(std::sync::atomic::Ordering::Relaxed);
             return r;
         }
