@@ -122,7 +122,7 @@ pub(super) fn gap_functions(
     // starts. Most gaps are alignment padding between two functions, with
     // nothing to try.
     let mut known = starts.0.iter().peekable();
-    let mut sweeps: Vec<((u64, u64), &[u64], &[u64])> = Vec::new();
+    let mut sweeps: Vec<GapSweep<'_>> = Vec::new();
     for &(gs, ge) in &gap_list {
         while known.next_if(|(k, _)| **k < (gs, ge)).is_some() {}
         let after: &[u64] = match known.peek() {
@@ -253,6 +253,9 @@ pub(super) fn shared_entries(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) 
         .map(|(t, _)| t)
         .collect()
 }
+
+/// A gap to sweep: its bounds, the pointers into it, its padding starts.
+type GapSweep<'a> = ((u64, u64), &'a [u64], &'a [u64]);
 
 /// The candidates after padding of each gap swept (by its bounds), kept
 /// from round to round: most gaps are the same in the next round, and
