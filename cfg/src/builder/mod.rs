@@ -438,6 +438,8 @@ fn settle_conflicts(ctx: &mut Ctx<'_>, d: &mut Discovery, queue: &mut BTreeSet<u
     for _ in 0..limits::MAX_CONSISTENCY_ROUNDS {
         ctx.known = explored.keys().copied().collect();
         let shared: &Ctx<'_> = ctx;
+        // The entries in address order, for a binary search per decoded run.
+        let entries: Vec<u64> = explored.keys().copied().collect();
         let mut conflicted: Vec<u64> = explored
             .par_iter()
             .map(|(_, e)| e)
@@ -445,9 +447,15 @@ fn settle_conflicts(ctx: &mut Ctx<'_>, d: &mut Discovery, queue: &mut BTreeSet<u
                 // Entries inside the decoded runs (not the whole extent: a
                 // function with a far cold part spans the whole section).
                 e.insns.ranges().any(|(lo, hi)| {
-                    shared.known.range(lo..hi).any(|&k| {
-                        k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k)
-                    })
+                    let from = entries.partition_point(|&k| k < lo);
+                    entries
+                        .get(from..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .take_while(|&&k| k < hi)
+                        .any(|&k| {
+                            k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k)
+                        })
                 }) || jumps_over_an_entry(shared, e)
             })
             .map(|e| e.start)
