@@ -248,9 +248,10 @@ pub(crate) struct Discovery {
     pub whole_image: bool,
     /// Limits the recovery stopped at.
     pub caps: Vec<CapHit>,
-    /// Whether a function was decoded again, cut or dropped since the last
-    /// [`prune`]: only then can a function have lost the last call that led
-    /// to it. Functions only added since are reached by what found them.
+    /// Whether a function lost a call or tail call (decoded again with
+    /// fewer, cut, or dropped) since the last [`prune`]: only then can a
+    /// function have lost the last call that led to it. Functions only
+    /// added since are reached by what found them.
     pub changed: bool,
 }
 
@@ -421,7 +422,12 @@ fn run_waves(
                     queue.insert(t);
                 }
             }
-            replaced |= explored.insert(r.start, r).is_some();
+            let start = r.start;
+            if let Some(old) = explored.insert(start, r) {
+                replaced |= explored
+                    .get(&start)
+                    .is_none_or(|new| loses_edges(&old, new));
+            }
         }
         queue.retain(|a| !explored.contains_key(a));
     }
@@ -499,7 +505,6 @@ fn settle_conflicts(ctx: &mut Ctx<'_>, d: &mut Discovery, queue: &mut BTreeSet<u
             return true;
         }
         redone.extend(conflicted.iter().copied());
-        d.changed = true;
         let results: Vec<Explored> = conflicted.par_iter().map(|&a| explore(shared, a)).collect();
         for r in results {
             for &t in r.calls.iter().chain(r.tail_targets.iter()) {
@@ -508,11 +513,22 @@ fn settle_conflicts(ctx: &mut Ctx<'_>, d: &mut Discovery, queue: &mut BTreeSet<u
                     queue.insert(t);
                 }
             }
-            explored.insert(r.start, r);
+            let start = r.start;
+            if let Some(old) = explored.insert(start, r) {
+                d.changed |= explored
+                    .get(&start)
+                    .is_none_or(|new| loses_edges(&old, new));
+            }
         }
         d.changed |= run_waves(ctx, explored, sources, queue, Vec::new());
     }
     false
+}
+
+/// Whether decoding a function again lost a call or tail call it had:
+/// only then can [`prune`] find something nothing leads to any more.
+fn loses_edges(old: &Explored, new: &Explored) -> bool {
+    !old.calls.is_subset(&new.calls) || !old.tail_targets.is_subset(&new.tail_targets)
 }
 
 /// For a function without an FDE: whether a jump that was taken for one
