@@ -164,23 +164,8 @@ impl BinaryInfo {
     }
 }
 
-/// A function of the document, borrowed from the graph: the fields and
-/// order of [`FunctionDoc`].
-#[derive(Serialize)]
-struct FunctionRef<'a> {
-    addr: u64,
-    size: u64,
-    name: &'a Option<String>,
-    source: FunctionSource,
-    noreturn: bool,
-    digest: Digest,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pi_digest: Option<Digest>,
-    blocks: &'a [Block],
-}
-
-/// The head of a function in the document: [`FunctionRef`] without its
-/// blocks.
+/// The head of a function in the document: the fields and order of
+/// [`FunctionDoc`] without its blocks.
 #[derive(Serialize)]
 struct FunctionHead<'a> {
     addr: u64,
@@ -194,7 +179,7 @@ struct FunctionHead<'a> {
 }
 
 /// Append the JSON of function `f` (index `i`) to `buf`: the bytes
-/// `serde_json` writes for its [`FunctionRef`]. The head goes through
+/// `serde_json` writes for its [`FunctionDoc`]. The head goes through
 /// serde; the basic blocks, nearly all of a whole-program document, are
 /// written here, with no escaping to do (numbers and fixed names).
 fn function_json(
@@ -294,18 +279,6 @@ pub fn write_document<W: std::io::Write>(
         }
         out.write_all(if last { b"]\n" } else { b"],\n" })
     }
-    fn function<'a>(pi: Option<&[Digest]>, i: usize, f: &'a Function) -> FunctionRef<'a> {
-        FunctionRef {
-            addr: f.addr,
-            size: f.size,
-            name: &f.name,
-            source: f.source,
-            noreturn: f.noreturn,
-            digest: f.digest,
-            pi_digest: pi.and_then(|p| p.get(i).copied()),
-            blocks: &f.blocks,
-        }
-    }
     out.write_all(b"{\n")?;
     field(&mut out, "schema", SCHEMA, false)?;
     field(&mut out, "talos_version", env!("CARGO_PKG_VERSION"), false)?;
@@ -324,12 +297,11 @@ pub fn write_document<W: std::io::Write>(
                 .functions
                 .binary_search_by_key(&f.addr, |g| g.addr)
                 .unwrap_or(usize::MAX);
-            list(
-                &mut out,
-                "functions",
-                std::iter::once(function(pi, i, f)),
-                false,
-            )?;
+            let mut text = Vec::new();
+            function_json(&mut text, pi, i, f)?;
+            write!(out, "  {}: [\n    ", serde_json::to_string("functions")?)?;
+            out.write_all(&text)?;
+            out.write_all(b"\n  ],\n")?;
         }
         None => {
             // A whole-program graph has millions of blocks: the functions
@@ -424,17 +396,9 @@ mod tests {
                 let pi = pi.as_ref().map(|p| p.as_slice());
                 let mut ours = Vec::new();
                 function_json(&mut ours, pi, 0, &f).unwrap();
-                let theirs = serde_json::to_vec(&FunctionRef {
-                    addr: f.addr,
-                    size: f.size,
-                    name: &f.name,
-                    source: f.source,
-                    noreturn: f.noreturn,
-                    digest: f.digest,
-                    pi_digest: pi.and_then(|p| p.first().copied()),
-                    blocks: &f.blocks,
-                })
-                .unwrap();
+                let mut doc = FunctionDoc::from(&f);
+                doc.pi_digest = pi.and_then(|p| p.first().copied());
+                let theirs = serde_json::to_vec(&doc).unwrap();
                 assert_eq!(
                     String::from_utf8_lossy(&ours),
                     String::from_utf8_lossy(&theirs)
