@@ -316,6 +316,16 @@ impl<'data> Image<'data> {
         self.bytes.get(start..end)
     }
 
+    /// [`Image::bytes_from`] `addr`, cut at `end` (the window a decoder may
+    /// look at when it must not read past a range or a gap).
+    #[must_use]
+    pub fn bytes_until(&self, addr: u64, end: u64) -> Option<&'data [u8]> {
+        self.bytes_from(addr).and_then(|b| {
+            let max = usize::try_from(end.saturating_sub(addr)).unwrap_or(usize::MAX);
+            b.get(..b.len().min(max))
+        })
+    }
+
     /// Every file-backed byte from `addr` to the end of its segment's file
     /// part (the window a decoder may look at).
     #[must_use]

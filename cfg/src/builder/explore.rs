@@ -404,12 +404,7 @@ pub(super) fn decode_run(
     let mut sp = sp_in;
     // The bytes from `a` to the end of the code range, as far as they are
     // contiguous in the file.
-    let bytes_at = |a: u64| {
-        ctx.image.bytes_from(a).and_then(|b| {
-            let max = usize::try_from(range_end.saturating_sub(a)).unwrap_or(usize::MAX);
-            b.get(..b.len().min(max))
-        })
-    };
+    let bytes_at = |a: u64| ctx.image.bytes_until(a, range_end);
     // The run is decoded in order, each instruction where the last ended.
     let mut cursor = bytes_at(from).map(|b| ctx.dec.cursor(b, from));
     loop {
@@ -786,11 +781,7 @@ fn dead_code_belongs(ctx: &Ctx<'_>, ex: &Explored, from: u64, sp: Sp) -> bool {
             };
             let Some(insn) = ctx
                 .image
-                .bytes_from(a)
-                .and_then(|w| {
-                    let max = usize::try_from(range.end.saturating_sub(a)).unwrap_or(usize::MAX);
-                    w.get(..w.len().min(max))
-                })
+                .bytes_until(a, range.end)
                 .and_then(|w| Some((w, ctx.dec.decode(w, a, prev.as_ref())?)))
                 .filter(|(_, i)| i.end() > a && i.end() <= range.end)
             else {

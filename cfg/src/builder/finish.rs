@@ -293,10 +293,7 @@ impl<'a> Sweep<'a> {
     }
 
     fn bytes_at(&self, a: u64) -> Option<&'a [u8]> {
-        self.image.bytes_from(a).and_then(|b| {
-            let max = usize::try_from(self.end.saturating_sub(a)).unwrap_or(usize::MAX);
-            b.get(..b.len().min(max))
-        })
+        self.image.bytes_until(a, self.end)
     }
 
     /// The instruction at `a` and whether it is padding; `Some(None)` when

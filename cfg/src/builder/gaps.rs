@@ -283,13 +283,10 @@ impl GapFindings {
 
 /// Whether the instruction at `addr` (below `end`) is padding.
 fn is_padding_at(ctx: &Ctx<'_>, addr: u64, end: u64) -> bool {
-    let window = ctx.image.bytes_from(addr).and_then(|b| {
-        let max = usize::try_from(end.saturating_sub(addr)).unwrap_or(usize::MAX);
-        b.get(..b.len().min(max))
-    });
-    window
-        .and_then(|w| Some((w, ctx.dec.decode(w, addr, None)?)))
-        .is_some_and(|(w, insn)| ctx.dec.is_padding(w, &insn))
+    matches!(
+        Sweep::new(ctx.image, ctx.dec, end).at(addr),
+        Some(Some((_, true)))
+    )
 }
 
 /// Whether `[start, end)` holds anything but padding.
