@@ -36,6 +36,12 @@ impl Run {
     }
 
     fn insn(&self, start: u64, i: usize) -> Option<Insn> {
+        self.insn_with(start, i, self.flow_of(i))
+    }
+
+    /// The instruction at index `i`, whose flow the caller already has
+    /// (from `flows`): no search for it.
+    fn insn_with(&self, start: u64, i: usize, flow: Flow) -> Option<Insn> {
         let off = *self.offs.get(i)?;
         let next = self
             .offs
@@ -45,7 +51,7 @@ impl Run {
         Some(Insn {
             addr: start.wrapping_add(u64::from(off)),
             len: u8::try_from(next.saturating_sub(off)).unwrap_or(u8::MAX),
-            flow: self.flow_of(i),
+            flow,
             data_ref: None,
             konst: None,
         })
@@ -195,7 +201,7 @@ impl InsnIndex {
             .get(first..)
             .unwrap_or(&[])
             .iter()
-            .filter_map(move |&(k, _)| run.insn(start, usize::try_from(k).ok()?));
+            .filter_map(move |&(k, flow)| run.insn_with(start, usize::try_from(k).ok()?, flow));
         Some((flows, start.wrapping_add(u64::from(run.end))))
     }
 
@@ -237,7 +243,7 @@ impl InsnIndex {
         self.runs.iter().flat_map(|(&start, run)| {
             run.flows
                 .iter()
-                .filter_map(move |&(i, _)| run.insn(start, usize::try_from(i).ok()?))
+                .filter_map(move |&(i, flow)| run.insn_with(start, usize::try_from(i).ok()?, flow))
         })
     }
 

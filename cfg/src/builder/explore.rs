@@ -78,6 +78,11 @@ pub(crate) struct Explored {
     /// (the stack as at the entry): an indirect tail call (`ld a5, 8(a0);
     /// jr a5`).
     pub(super) indirect_tail: bool,
+    /// Set when the conflict check last found this function clean: the
+    /// addresses where an entry or a call target found since could make it
+    /// conflict (see `settle_conflicts`). A function decoded again starts
+    /// without it.
+    pub(super) clean_span: Option<(u64, u64)>,
 }
 
 impl Explored {

@@ -21,6 +21,7 @@
 //!    decoded, so steps 2-4 run again until the set stops growing (it only
 //!    grows, so this ends).
 
+mod entries;
 mod explore;
 mod finish;
 mod gaps;
@@ -37,6 +38,7 @@ use crate::image::Image;
 use crate::limits;
 use crate::model::{CapHit, CapKind, FunctionSource};
 
+use entries::Entries;
 pub(crate) use explore::{Ctx, Explored, explore};
 pub(crate) use finish::Recovered;
 use finish::{Lists, finish};
@@ -159,6 +161,7 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Isa, addrs: &[u64]) -> 
         whole_image: false,
         caps: Vec::new(),
         changed: false,
+        checked: Checked::default(),
     };
     let lists = Lists::of(image, dec, &code, &d);
     let mut r = finish(d, lists);
@@ -179,6 +182,7 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Isa, opts: Options) -> Recove
         whole_image: true,
         caps: Vec::new(),
         changed: false,
+        checked: Checked::default(),
     };
     let mut queue: BTreeSet<u64> = seeds.keys().copied().collect();
     let mut round = 0usize;
@@ -248,6 +252,8 @@ pub(crate) struct Discovery {
     pub whole_image: bool,
     /// Limits the recovery stopped at.
     pub caps: Vec<CapHit>,
+    /// What the last conflict check saw (see [`settle_conflicts`]).
+    pub checked: Checked,
     /// Whether a function lost a call or tail call (decoded again with
     /// fewer, cut, or dropped) since the last [`prune`]: only then can a
     /// function have lost the last call that led to it. Functions only
@@ -356,10 +362,10 @@ fn explore_all(
 fn prune(d: &mut Discovery, seeds: &BTreeMap<u64, FunctionSource>) {
     // Functions by index in address order: a whole program has hundreds of
     // thousands, and this runs after every round.
-    let starts: Vec<u64> = d.explored.keys().copied().collect();
+    let entries = Entries::new(d.explored.keys().copied().collect());
     let bodies: Vec<&Explored> = d.explored.values().collect();
-    let index = |a: u64| starts.binary_search(&a).ok();
-    let mut live = vec![false; starts.len()];
+    let index = |a: u64| entries.index(a);
+    let mut live = vec![false; entries.len()];
     let mut work: Vec<usize> = seeds
         .keys()
         .chain(d.gap_found.iter())
@@ -446,25 +452,25 @@ fn settle_conflicts(ctx: &mut Ctx<'_>, d: &mut Discovery, queue: &mut BTreeSet<u
         let shared: &Ctx<'_> = ctx;
         // The entries in address order, for a binary search per decoded run.
         let entries: Vec<u64> = explored.keys().copied().collect();
+        // Most functions are the same as at the last check, and so is all
+        // that their verdict reads, except entries and call targets found
+        // since: a function is checked again only when it was decoded again
+        // or one of those lies in its span ([`conflict_free`]). Call
+        // targets only add up, and an entry dropped only removes
+        // conflicts, so a clean function stays clean otherwise.
+        let fresh = d.checked.fresh(&entries, &shared.called);
         let mut conflicted: Vec<u64> = explored
-            .par_iter()
-            .map(|(_, e)| e)
-            .filter(|e| {
-                // Entries inside the decoded runs (not the whole extent: a
-                // function with a far cold part spans the whole section).
-                e.insns.ranges().any(|(lo, hi)| {
-                    let from = entries.partition_point(|&k| k < lo);
-                    entries
-                        .get(from..)
-                        .unwrap_or(&[])
-                        .iter()
-                        .take_while(|&&k| k < hi)
-                        .any(|&k| {
-                            k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k)
-                        })
-                }) || jumps_over_an_entry(shared, e)
+            .par_iter_mut()
+            .filter_map(|(_, e)| {
+                if let Some((lo, hi)) = e.clean_span {
+                    let i = fresh.partition_point(|&a| a < lo);
+                    if fresh.get(i).is_none_or(|&a| a > hi) {
+                        return None;
+                    }
+                }
+                e.clean_span = conflict_free(shared, &entries, e);
+                e.clean_span.is_none().then_some(e.start)
             })
-            .map(|e| e.start)
             .collect();
         conflicted.sort_unstable();
         // A function decoded again with every entry known that still holds
@@ -523,6 +529,69 @@ fn settle_conflicts(ctx: &mut Ctx<'_>, d: &mut Discovery, queue: &mut BTreeSet<u
         d.changed |= run_waves(ctx, explored, sources, queue, Vec::new());
     }
     false
+}
+
+/// `None` when `e` runs through another function's entry (one of
+/// `entries`, in address order) or jumps over one; else the span of
+/// addresses where an entry or a call target found later could change
+/// that: its code, its entry, and its jumps' targets.
+fn conflict_free(ctx: &Ctx<'_>, entries: &[u64], e: &Explored) -> Option<(u64, u64)> {
+    let (mut lo, mut hi) = e.insns.extent().unwrap_or((e.start, e.start));
+    lo = lo.min(e.start);
+    hi = hi.max(e.start);
+    // Entries inside the decoded runs (not the whole extent: a function
+    // with a far cold part spans the whole section).
+    let inside = e.insns.ranges().any(|(lo, hi)| {
+        let from = entries.partition_point(|&k| k < lo);
+        entries
+            .get(from..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|&&k| k < hi)
+            .any(|&k| k != e.start && e.insns.contains(k) && !is_jump_table_target(e, k))
+    });
+    if inside || jumps_over_an_entry(ctx, e) {
+        return None;
+    }
+    for i in e.insns.flows() {
+        if let Flow::Jump(t) = i.flow {
+            lo = lo.min(t);
+            hi = hi.max(t);
+        }
+    }
+    Some((lo, hi))
+}
+
+/// The entries and call targets the last conflict check saw, to tell the
+/// new ones.
+#[derive(Default)]
+pub(crate) struct Checked {
+    entries: Vec<u64>,
+    called: Vec<u64>,
+}
+
+impl Checked {
+    /// The entries and call targets not seen by the last check, in address
+    /// order; remember the ones of this check.
+    fn fresh(&mut self, entries: &[u64], called: &BTreeSet<u64>) -> Vec<u64> {
+        fn new_in<'a>(now: impl Iterator<Item = &'a u64>, before: &[u64], out: &mut Vec<u64>) {
+            let mut old = before.iter().peekable();
+            for &a in now {
+                while old.next_if(|&&o| o < a).is_some() {}
+                if old.peek() != Some(&&a) {
+                    out.push(a);
+                }
+            }
+        }
+        let mut fresh = Vec::new();
+        new_in(entries.iter(), &self.entries, &mut fresh);
+        new_in(called.iter(), &self.called, &mut fresh);
+        fresh.sort_unstable();
+        fresh.dedup();
+        self.entries = entries.to_vec();
+        self.called = called.iter().copied().collect();
+        fresh
+    }
 }
 
 /// Whether decoding a function again lost a call or tail call it had:

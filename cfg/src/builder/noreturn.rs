@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use crate::arch::Flow;
 
 use super::Explored;
+use super::entries::Entries;
 
 /// Where a waiting path resumes when the function it waits for turns out to
 /// return: an address of the waiting function, or its own return.
@@ -31,7 +32,7 @@ enum Resume {
 /// Functions are numbered by their place in address order: the fixpoint
 /// looks callees up millions of times in a whole program.
 struct Fixpoint<'a> {
-    starts: Vec<u64>,
+    entries: Entries,
     bodies: Vec<&'a Explored>,
     known: &'a BTreeSet<u64>,
     noreturn_slots: &'a BTreeSet<u64>,
@@ -50,7 +51,7 @@ struct Fixpoint<'a> {
 
 impl Fixpoint<'_> {
     fn index(&self, a: u64) -> Option<usize> {
-        self.starts.binary_search(&a).ok()
+        self.entries.index(a)
     }
 
     fn returns(&self, f: usize) -> bool {
@@ -216,7 +217,7 @@ pub(super) fn compute_noreturn(
 ) -> BTreeSet<u64> {
     let n = explored.len();
     let mut fx = Fixpoint {
-        starts: explored.keys().copied().collect(),
+        entries: Entries::new(explored.keys().copied().collect()),
         bodies: explored.values().collect(),
         known,
         noreturn_slots,
@@ -256,7 +257,8 @@ pub(super) fn compute_noreturn(
     }
     let mut out: BTreeSet<u64> = known.clone();
     out.extend(
-        fx.starts
+        fx.entries
+            .starts()
             .iter()
             .zip(&fx.returns)
             .filter(|&(_, &r)| !r)
