@@ -14,8 +14,19 @@ use super::{Ctx, Explored, explore};
 
 /// Bytes covered by decoded instructions, as merged intervals.
 pub(super) fn instruction_coverage(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
-    let mut iv: Vec<(u64, u64)> = explored.values().flat_map(|e| e.insns.ranges()).collect();
+    let mut iv: Vec<(u64, u64)> = explored
+        .par_iter()
+        .flat_map_iter(|(_, e)| e.insns.ranges())
+        .collect();
     merge_intervals(&mut iv)
+}
+
+/// Sorted and without repeats: the whole-program lists each gap round
+/// gathers from every function, in parallel.
+fn sorted_set(mut v: Vec<u64>) -> Vec<u64> {
+    v.par_sort_unstable();
+    v.dedup();
+    v
 }
 
 pub(super) fn merge_intervals(iv: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
@@ -34,13 +45,16 @@ pub(super) fn merge_intervals(iv: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
 /// Bytes covered by decoded instructions and jump tables, as merged
 /// intervals.
 pub(super) fn covered(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
-    let mut iv: Vec<(u64, u64)> = Vec::new();
-    for e in explored.values() {
-        iv.extend(e.insns.ranges());
-        for t in e.tables.values() {
-            iv.push((t.table, t.table.saturating_add(t.byte_len())));
-        }
-    }
+    let mut iv: Vec<(u64, u64)> = explored
+        .par_iter()
+        .flat_map_iter(|(_, e)| {
+            e.insns.ranges().chain(
+                e.tables
+                    .values()
+                    .map(|t| (t.table, t.table.saturating_add(t.byte_len()))),
+            )
+        })
+        .collect();
     merge_intervals(&mut iv)
 }
 
@@ -83,16 +97,13 @@ pub(super) fn gap_functions(
     let cov = covered(explored);
     // Where known functions (without frame tables) jump with their frame
     // released, inside themselves.
-    let soft: BTreeSet<u64> = explored
-        .values()
-        .flat_map(|e| e.soft_targets.iter().copied())
-        .collect();
-    let mut pointers: Vec<u64> = ctx.image.code_pointers.clone();
-    for e in explored.values() {
-        pointers.extend(e.refs.iter().copied());
-    }
-    pointers.par_sort_unstable();
-    pointers.dedup();
+    let soft = sorted_set(
+        explored
+            .par_iter()
+            .flat_map_iter(|(_, e)| e.soft_targets.iter().copied())
+            .collect(),
+    );
+    let pointers = pointers(ctx, explored);
     // Every gap is swept, also one with the same function on both sides:
     // dead code of that function (the rest of it after a call it did not
     // know never returns) is attached to it when decoded
@@ -182,7 +193,7 @@ pub(super) fn gap_functions(
                     .soft_targets
                     .iter()
                     .copied()
-                    .filter(|&t| (t < gs || t >= ge) && soft.contains(&t))
+                    .filter(|&t| (t < gs || t >= ge) && soft.binary_search(&t).is_ok())
                     .collect();
                 if !outside.is_empty()
                     && r.invalid.is_none()
@@ -232,26 +243,45 @@ pub(super) fn gap_functions(
 /// the target of a resolved jump table (an interpreter's labels are
 /// address-taken too).
 pub(super) fn shared_entries(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> BTreeSet<u64> {
-    let mut pointers: BTreeSet<u64> = ctx.image.code_pointers.iter().copied().collect();
-    let mut labels: BTreeSet<u64> = BTreeSet::new();
-    for e in explored.values() {
-        pointers.extend(e.refs.iter().copied());
-        for t in e.tables.values() {
-            labels.extend(t.targets.iter().copied());
-        }
+    // Every soft target with a count of the functions reaching it.
+    let mut reached: Vec<u64> = explored
+        .par_iter()
+        .flat_map_iter(|(_, e)| {
+            e.soft_targets
+                .iter()
+                .copied()
+                .filter(move |&t| t != e.start)
+        })
+        .collect();
+    if reached.is_empty() {
+        return BTreeSet::new();
     }
-    let mut reached: BTreeMap<u64, u32> = BTreeMap::new();
-    for e in explored.values() {
-        for &t in e.soft_targets.iter().filter(|&&t| t != e.start) {
-            *reached.entry(t).or_insert(0) += 1;
-        }
-    }
+    reached.par_sort_unstable();
+    let pointers = pointers(ctx, explored);
+    let labels = sorted_set(
+        explored
+            .par_iter()
+            .flat_map_iter(|(_, e)| e.tables.values().flat_map(|t| t.targets.iter().copied()))
+            .collect(),
+    );
     reached
-        .into_iter()
-        .filter(|&(t, n)| !ctx.known.contains(&t) && (n > 1 || pointers.contains(&t)))
-        .filter(|(t, _)| !labels.contains(t))
+        .chunk_by(|a, b| a == b)
+        .filter_map(|run| Some((*run.first()?, run.len())))
+        .filter(|&(t, n)| !ctx.known.contains(&t) && (n > 1 || pointers.binary_search(&t).is_ok()))
+        .filter(|(t, _)| labels.binary_search(t).is_err())
         .map(|(t, _)| t)
         .collect()
+}
+
+/// Addresses in code that are taken: relocated pointers in data and
+/// addresses built by instructions, sorted.
+fn pointers(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<u64> {
+    let mut v: Vec<u64> = explored
+        .par_iter()
+        .flat_map_iter(|(_, e)| e.refs.iter().copied())
+        .collect();
+    v.extend_from_slice(&ctx.image.code_pointers);
+    sorted_set(v)
 }
 
 /// A gap to sweep: its bounds, the pointers into it, its padding starts.
