@@ -243,11 +243,14 @@ impl Ctx<'_> {
 }
 
 /// Decode one function from `start`.
-pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Explored {
+///
+/// Boxed: a function's facts are several hundred bytes, and the maps of a
+/// whole program's functions would move them on every insert.
+pub(crate) fn explore(ctx: &Ctx<'_>, start: u64) -> Box<Explored> {
     let ex = explore_from(ctx, start);
     ctx.work
         .fetch_add(ex.insns.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    ex
+    Box::new(ex)
 }
 
 fn explore_from(ctx: &Ctx<'_>, start: u64) -> Explored {

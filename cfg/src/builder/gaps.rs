@@ -13,7 +13,7 @@ use super::finish::{Sweep, non_padding_bytes};
 use super::{Ctx, Explored, explore};
 
 /// Bytes covered by decoded instructions, as merged intervals.
-pub(super) fn instruction_coverage(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
+pub(super) fn instruction_coverage(explored: &BTreeMap<u64, Box<Explored>>) -> Vec<(u64, u64)> {
     let mut iv: Vec<(u64, u64)> = explored
         .par_iter()
         .flat_map_iter(|(_, e)| e.insns.ranges())
@@ -44,7 +44,7 @@ pub(super) fn merge_intervals(iv: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
 
 /// Bytes covered by decoded instructions and jump tables, as merged
 /// intervals.
-pub(super) fn covered(explored: &BTreeMap<u64, Explored>) -> Vec<(u64, u64)> {
+pub(super) fn covered(explored: &BTreeMap<u64, Box<Explored>>) -> Vec<(u64, u64)> {
     let mut iv: Vec<(u64, u64)> = explored
         .par_iter()
         .flat_map_iter(|(_, e)| {
@@ -90,7 +90,7 @@ pub(super) fn gaps(code: &[CodeRange], cov: &[(u64, u64)]) -> Vec<(u64, u64)> {
 /// sweeping it each round would only multiply the cost the budget bounds.
 pub(super) fn gap_functions(
     ctx: &Ctx<'_>,
-    explored: &BTreeMap<u64, Explored>,
+    explored: &BTreeMap<u64, Box<Explored>>,
     spent: &[(u64, u64)],
     starts: &mut PaddingStarts,
 ) -> GapFindings {
@@ -242,7 +242,10 @@ pub(super) fn gap_functions(
 /// address is also taken (stored in data or built in code) and it is not
 /// the target of a resolved jump table (an interpreter's labels are
 /// address-taken too).
-pub(super) fn shared_entries(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> BTreeSet<u64> {
+pub(super) fn shared_entries(
+    ctx: &Ctx<'_>,
+    explored: &BTreeMap<u64, Box<Explored>>,
+) -> BTreeSet<u64> {
     // Every soft target with a count of the functions reaching it.
     let mut reached: Vec<u64> = explored
         .par_iter()
@@ -275,7 +278,7 @@ pub(super) fn shared_entries(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) 
 
 /// Addresses in code that are taken: relocated pointers in data and
 /// addresses built by instructions, sorted.
-fn pointers(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Explored>) -> Vec<u64> {
+fn pointers(ctx: &Ctx<'_>, explored: &BTreeMap<u64, Box<Explored>>) -> Vec<u64> {
     let mut v: Vec<u64> = explored
         .par_iter()
         .flat_map_iter(|(_, e)| e.refs.iter().copied())
@@ -297,7 +300,7 @@ pub(super) struct PaddingStarts(BTreeMap<(u64, u64), Vec<u64>>);
 #[derive(Default)]
 pub(super) struct GapFindings {
     /// Functions found in gaps, explored, with the reason.
-    pub functions: Vec<(u64, FunctionSource, Explored)>,
+    pub functions: Vec<(u64, FunctionSource, Box<Explored>)>,
     /// Code inside known functions that is a function of its own, tail
     /// called from them and from code in a gap.
     pub shared: BTreeSet<u64>,

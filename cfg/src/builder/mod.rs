@@ -148,7 +148,7 @@ pub(crate) fn recover_local(image: &Image<'_>, dec: &dyn Isa, addrs: &[u64]) -> 
         }
     }
     let list: Vec<u64> = entries.into_iter().collect();
-    let explored: BTreeMap<u64, Explored> =
+    let explored: BTreeMap<u64, Box<Explored>> =
         list.par_iter().map(|&a| (a, explore(&ctx, a))).collect();
     let d = Discovery {
         sources: explored
@@ -242,7 +242,7 @@ pub(crate) fn recover(image: &Image<'_>, dec: &dyn Isa, opts: Options) -> Recove
 }
 
 pub(crate) struct Discovery {
-    pub explored: BTreeMap<u64, Explored>,
+    pub explored: BTreeMap<u64, Box<Explored>>,
     pub sources: BTreeMap<u64, FunctionSource>,
     pub gap_found: BTreeSet<u64>,
     pub noreturn: BTreeSet<u64>,
@@ -272,7 +272,7 @@ fn explore_all(
     opts: Options,
 ) {
     let mut gap_rounds = 0usize;
-    let mut ready: Vec<Explored> = Vec::new();
+    let mut ready: Vec<Box<Explored>> = Vec::new();
     // Gaps whose sweep stopped at its work budget (the cap is recorded).
     let mut spent: Vec<(u64, u64)> = Vec::new();
     let mut padding = gaps::PaddingStarts::default();
@@ -363,7 +363,7 @@ fn prune(d: &mut Discovery, seeds: &BTreeMap<u64, FunctionSource>) {
     // Functions by index in address order: a whole program has hundreds of
     // thousands, and this runs after every round.
     let entries = Entries::new(d.explored.keys().copied().collect());
-    let bodies: Vec<&Explored> = d.explored.values().collect();
+    let bodies: Vec<&Explored> = d.explored.values().map(|e| &**e).collect();
     let index = |a: u64| entries.index(a);
     let mut live = vec![false; entries.len()];
     let mut work: Vec<usize> = seeds
@@ -396,16 +396,16 @@ fn prune(d: &mut Discovery, seeds: &BTreeMap<u64, FunctionSource>) {
 /// targets as new functions.
 fn run_waves(
     ctx: &mut Ctx<'_>,
-    explored: &mut BTreeMap<u64, Explored>,
+    explored: &mut BTreeMap<u64, Box<Explored>>,
     sources: &mut BTreeMap<u64, FunctionSource>,
     queue: &mut BTreeSet<u64>,
-    ready: Vec<Explored>,
+    ready: Vec<Box<Explored>>,
 ) -> bool {
     let mut replaced = false;
     // `ready`: a first wave already explored (functions found in gaps).
     let mut ready = Some(ready).filter(|r| !r.is_empty());
     while ready.is_some() || !queue.is_empty() {
-        let results: Vec<Explored> = if let Some(r) = ready.take() {
+        let results: Vec<Box<Explored>> = if let Some(r) = ready.take() {
             ctx.known.extend(r.iter().map(|e| e.start));
             r
         } else {
@@ -511,7 +511,8 @@ fn settle_conflicts(ctx: &mut Ctx<'_>, d: &mut Discovery, queue: &mut BTreeSet<u
             return true;
         }
         redone.extend(conflicted.iter().copied());
-        let results: Vec<Explored> = conflicted.par_iter().map(|&a| explore(shared, a)).collect();
+        let results: Vec<Box<Explored>> =
+            conflicted.par_iter().map(|&a| explore(shared, a)).collect();
         for r in results {
             for &t in r.calls.iter().chain(r.tail_targets.iter()) {
                 if !explored.contains_key(&t) {

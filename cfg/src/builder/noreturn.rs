@@ -211,14 +211,14 @@ impl Fixpoint<'_> {
 /// The functions that never return: `known` (imports and their stubs) and
 /// every explored function no path of which reaches a return.
 pub(super) fn compute_noreturn(
-    explored: &BTreeMap<u64, Explored>,
+    explored: &BTreeMap<u64, Box<Explored>>,
     known: &BTreeSet<u64>,
     noreturn_slots: &BTreeSet<u64>,
 ) -> BTreeSet<u64> {
     let n = explored.len();
     let mut fx = Fixpoint {
         entries: Entries::new(explored.keys().copied().collect()),
-        bodies: explored.values().collect(),
+        bodies: explored.values().map(|e| &**e).collect(),
         known,
         noreturn_slots,
         returns: vec![false; n],
