@@ -394,6 +394,10 @@ fn prune(d: &mut Discovery, seeds: &BTreeMap<u64, FunctionSource>) {
 
 /// Explore everything in `queue`, wave by wave, adding call and tail-call
 /// targets as new functions.
+#[allow(
+    clippy::vec_box,
+    reason = "the boxes move into `explored` as they are: no copy of a function's facts"
+)]
 fn run_waves(
     ctx: &mut Ctx<'_>,
     explored: &mut BTreeMap<u64, Box<Explored>>,
