@@ -43,8 +43,9 @@ pub fn measure_state(path: &Path, resolver: &Resolver) -> Result<StateMeasure, S
     if path.is_dir() {
         let dir = ImageDir::open(path).map_err(StateError::Unreadable)?;
         let map = dir.map();
-        talos_evidence::state::measure_images(&map, resolver, &|s: &[u8]| dir.prefetch(s))
-            .map_err(not)
+        // No prefetch: images just written are dirty page cache (see
+        // `source::with_dump`).
+        talos_evidence::state::measure_images(&map, resolver, &|_: &[u8]| {}).map_err(not)
     } else {
         let bytes = input::map(path).map_err(StateError::Unreadable)?;
         let prefetch = |s: &[u8]| {
