@@ -80,6 +80,7 @@ impl Outcome {
 }
 
 fn main() -> ExitCode {
+    allocator_defaults();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
@@ -114,3 +115,27 @@ fn main() -> ExitCode {
 /// peak memory (BENCHMARKS.md, issue 13).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `purge_delay` option (its index in `mi_option_e` of the v2
+/// `mimalloc.h`; the Rust bindings name only the stable options).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory freed and not reused within a second stays with the process
+/// instead of mimalloc's default 10 ms. The recovery of a large binary
+/// frees and allocates again hundreds of MiB from phase to phase; returned
+/// to the kernel after 10 ms, every page came back as a fresh page the
+/// kernel zeroes, which was 20% of the CPU of `talos cfg /usr/bin/node`
+/// (on a VM that hands freed memory back to its host, each such page also
+/// faults on the host). A second keeps freed memory for the next phase:
+/// node's system time went from 0.5-1.4 s to 0.13 s, its peak RSS from 489
+/// to 528 MiB (BENCHMARKS.md, issue 13). `MIMALLOC_PURGE_DELAY` in the
+/// environment still overrides it.
+fn allocator_defaults() {
+    // SAFETY: `mi_option_set_default` writes one entry of mimalloc's option
+    // table, for an index inside it, and only when the option was not read
+    // yet; it is called here before talos starts any thread.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 1000);
+    }
+}

@@ -186,7 +186,7 @@ pub fn with_dump<R>(
             let dump = talos_introspect::core::parse(&bytes)
                 .with_context(|| format!("{shown}: cannot read core"))?;
             let maps = match &bytes {
-                Input::Mapped(m) => vec![m],
+                Input::Mapped(m, _) => vec![m],
                 Input::Owned(_) => Vec::new(),
             };
             f(&View {

@@ -77,7 +77,7 @@ fn analyse_with(
         talos_cfg::analyze(&image, options).map(|cfg| (cfg, Vec::new()))
     }
     .with_context(|| format!("{}: cannot analyse", path.display()))?;
-    let file_blake3 = file_hash(&bytes);
+    let file_blake3 = bytes.blake3(path)?.to_hex().to_string();
     drop(image);
     let a = Analysed {
         bytes,
@@ -85,18 +85,6 @@ fn analyse_with(
         file_blake3,
     };
     Ok((a, pi_digests))
-}
-
-/// BLAKE3 of a whole file, hex.
-#[must_use]
-pub fn file_hash(bytes: &[u8]) -> String {
-    let mut h = blake3::Hasher::new();
-    if bytes.len() > (1 << 20) {
-        h.update_rayon(bytes);
-    } else {
-        h.update(bytes);
-    }
-    h.finalize().to_hex().to_string()
 }
 
 /// Run `talos cfg`.

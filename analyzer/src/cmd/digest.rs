@@ -247,7 +247,7 @@ fn load(path: &Path, s: &Settings) -> Result<Loaded> {
         );
     };
     let map: Option<&memmap2::Mmap> = match &bytes {
-        input::Input::Mapped(m) if s.prefetch => Some(m),
+        input::Input::Mapped(m, _) if s.prefetch => Some(m),
         _ => None,
     };
     let prefetch = |slice: &[u8]| {

@@ -49,7 +49,7 @@ pub fn measure_state(path: &Path, resolver: &Resolver) -> Result<StateMeasure, S
     } else {
         let bytes = input::map(path).map_err(StateError::Unreadable)?;
         let prefetch = |s: &[u8]| {
-            if let input::Input::Mapped(m) = &bytes {
+            if let input::Input::Mapped(m, _) = &bytes {
                 input::populate(m, s);
             }
         };
