@@ -300,3 +300,67 @@ fn a_stub_section_header_is_no_function() {
     let cfg = analyze(&image(text, code, 0x41_0000, vec![0; 16]));
     assert!(cfg.function_at(text + 8).is_some(), "{:?}", cfg.functions);
 }
+
+fn ldrb_imm0(rt: u32, rn: u32) -> u32 {
+    0x3940_0000 | (rn << 5) | rt
+}
+/// `ldr xt, [xn, wm, uxtw #3]`
+fn ldr_x_uxtw3(rt: u32, rn: u32, rm: u32) -> u32 {
+    0xf860_5800 | (rm << 16) | (rn << 5) | rt
+}
+fn movz_x(rd: u32, imm: u32) -> u32 {
+    0xd280_0000 | (imm << 5) | rd
+}
+
+/// clang's computed-goto dispatch on AArch64 (QuickJS's
+/// `dispatch_table[*pc++]`): `ldrb` of the opcode, no range check, `ldr x8,
+/// [x25, w22, uxtw #3]; br x8`, the table base in x25, which one handler
+/// also sets to another value. The dispatch at the end of a handler longer
+/// than a path resolves too, and the handlers stay labels of `main`.
+#[test]
+fn computed_goto_dispatch_with_a_reused_base_register_resolves_to_labels() {
+    let (text, rodata) = (0x40_0000u64, 0x41_0000u64);
+    let (x8, x9, x20, x22, x25) = (8, 9, 20, 22, 25);
+    let mut handlers = [0u64; 3];
+    let mut code = Vec::new();
+    for _ in 0..2 {
+        let mut w: Vec<u32> = Vec::new();
+        let pc = |w: &Vec<u32>| text + 4 * w.len() as u64;
+        w.push(adrp(pc(&w), rodata, x25));
+        w.push(add_imm(x25, x25, (rodata & 0xfff) as u32));
+        let dispatch = |w: &mut Vec<u32>| {
+            w.push(ldrb_imm0(x22, x20));
+            w.push(add_imm(x20, x20, 1));
+            w.push(ldr_x_uxtw3(x8, x25, x22));
+            w.push(br(x8));
+        };
+        dispatch(&mut w);
+        handlers[0] = pc(&w);
+        for _ in 0..80 {
+            w.push(add_imm(x9, x9, 1));
+        }
+        dispatch(&mut w);
+        handlers[1] = pc(&w);
+        w.push(movz_x(x25, 6));
+        w.push(RET);
+        handlers[2] = pc(&w);
+        w.push(movz_w(0, 0));
+        w.push(RET);
+        code = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+    }
+    let mut table: Vec<u8> = handlers.iter().flat_map(|h| h.to_le_bytes()).collect();
+    table.extend_from_slice(&[0; 8]);
+    let cfg = analyze(&image(text, code, rodata, table));
+    let starts: Vec<u64> = cfg.functions.iter().map(|f| f.addr).collect();
+    assert_eq!(starts, vec![text], "{cfg:#?}");
+    assert!(cfg.unresolved.is_empty(), "{:?}", cfg.unresolved);
+    assert_eq!(cfg.jump_tables.len(), 2, "{:?}", cfg.jump_tables);
+    for t in &cfg.jump_tables {
+        assert_eq!((t.table, t.entries), (rodata, 3));
+    }
+    let main = cfg.function_at(text).unwrap();
+    let mut targets = main.edge_targets(EdgeKind::JumpTable);
+    targets.sort_unstable();
+    targets.dedup();
+    assert_eq!(targets, handlers.to_vec());
+}

@@ -265,3 +265,73 @@ fn invalid_words_end_the_walk_without_a_wrong_graph() {
         cfg.anomalies
     );
 }
+
+const S1: u32 = 9;
+const S2: u32 = 18;
+
+fn lbu(rd: u32, rs1: u32, imm: i32) -> u32 {
+    i_type(0x03, 4, rd, rs1, imm)
+}
+
+/// QuickJS's computed-goto dispatch as gcc and clang emit it on RISC-V:
+/// `dispatch_table[*pc++]` through a table of 8-byte label addresses, with
+/// no range check on the opcode byte, and the table base in a callee-saved
+/// register (s2) that one handler also uses for another value (so s2 is
+/// not set once in the function). Every dispatch, the one inside a handler
+/// included, resolves to the handlers, which stay labels of `main`.
+#[test]
+fn computed_goto_dispatch_on_an_unchecked_opcode_byte_resolves_to_labels() {
+    let (text, rodata) = (0x1_0000u64, 0x2_0000u64);
+    let mut handlers = [0u64; 3];
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        let mut a = Asm::new(text);
+        let (hi, lo) = pcrel(a.pc(), rodata);
+        a.emit(u_type(0x17, S2, hi));
+        a.emit(addi(S2, S2, lo));
+        let dispatch = |a: &mut Asm| {
+            a.emit(lbu(A0, S1, 0));
+            a.emit(addi(S1, S1, 1));
+            a.emit(slli(A0, A0, 3));
+            a.emit(add(A0, A0, S2));
+            a.emit(ld(A0, A0, 0));
+            a.emit(jalr(0, A0, 0));
+        };
+        dispatch(&mut a);
+        // h0: an opcode whose work (longer than the 64 instructions of a
+        // path) ends in the next dispatch, so no path from it reaches the
+        // table base's definition.
+        handlers[0] = a.pc();
+        for _ in 0..80 {
+            a.emit(addi(A4, A4, 1));
+        }
+        dispatch(&mut a);
+        // h1: s2 reused for a count, then the interpreter returns.
+        handlers[1] = a.pc();
+        a.emit(addi(S2, 0, 6));
+        a.emit(addi(A0, S2, 0));
+        a.emit(RET);
+        // h2: return.
+        handlers[2] = a.pc();
+        a.emit(addi(A0, 0, 0));
+        a.emit(RET);
+        out = a.bytes();
+    }
+    // The three label addresses, then a word that is not code: the table's
+    // extent (the opcode byte would allow 256 entries).
+    let mut table: Vec<u8> = handlers.iter().flat_map(|h| h.to_le_bytes()).collect();
+    table.extend_from_slice(&[0; 8]);
+    let cfg = analyze(&image(2, text, out, rodata, table));
+    let starts: Vec<u64> = cfg.functions.iter().map(|f| f.addr).collect();
+    assert_eq!(starts, vec![text], "{cfg:#?}");
+    assert!(cfg.unresolved.is_empty(), "{:?}", cfg.unresolved);
+    assert_eq!(cfg.jump_tables.len(), 2, "{:?}", cfg.jump_tables);
+    for t in &cfg.jump_tables {
+        assert_eq!((t.table, t.entries), (rodata, 3));
+    }
+    let main = cfg.function_at(text).unwrap();
+    let mut targets = main.edge_targets(EdgeKind::JumpTable);
+    targets.sort_unstable();
+    targets.dedup();
+    assert_eq!(targets, handlers.to_vec());
+}

@@ -537,15 +537,27 @@ impl Machine {
         else {
             return None;
         };
-        if rest == 0 || !matches!(size, 1 | 2) || scale == 0 {
+        if !matches!(size, 1 | 2) || scale == 0 {
             return None;
+        }
+        let width = 1u64 << (u32::from(size) * 8);
+        if rest == 0 {
+            // Absolute entries (`ld(T + 8·b)`): the byte or halfword is the
+            // entry's number from the table's start, as in the
+            // computed-goto dispatch of an interpreter that fetches its
+            // opcode with `lbu` and has no range check (QuickJS's
+            // `dispatch_table[*pc++]`).
+            return Some(Bound {
+                offset: 0,
+                count: width.min(limits::MAX_JUMP_TABLE_ENTRIES),
+                from_mask: true,
+            });
         }
         let delta = rest.wrapping_sub(c1);
         if !delta.is_multiple_of(scale) {
             return None;
         }
         let first = delta / scale;
-        let width = 1u64 << (u32::from(size) * 8);
         if first >= width {
             return None;
         }

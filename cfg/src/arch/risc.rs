@@ -106,35 +106,44 @@ pub(super) fn capstone_text(cs: &capstone::Capstone, raw: &[u8], addr: u64) -> O
 }
 
 /// The definitions of each register over one function, for
-/// `invariant_registers`: how many there are and the constant the last one
-/// set, if constant. A register defined exactly once by a constant holds it
-/// wherever that definition has run.
+/// `invariant_registers`: the value each definition set, when constant. A
+/// register whose every definition sets the same constant holds it wherever
+/// one of them has run (gcc materialises a computed-goto table's address
+/// again on a second path into the dispatch loop).
 #[derive(Debug, Default)]
 pub(super) struct ConstDefs {
-    defs: BTreeMap<u8, (u32, Option<u64>)>,
+    defs: BTreeMap<u8, Vec<Option<u64>>>,
     /// The function calls something (caller-saved registers do not keep a
     /// value over it).
     pub(super) calls: bool,
 }
 
+/// More definitions of one register than this and it is not an invariant:
+/// keeps the lists short in a function that reuses a register everywhere.
+const MAX_DEFS: usize = 16;
+
 impl ConstDefs {
     /// One more definition of `r`, setting `value` when it is a constant.
     pub(super) fn define(&mut self, r: u8, value: Option<u64>) {
-        let e = self.defs.entry(r).or_insert((0, None));
-        e.0 = e.0.saturating_add(1);
-        e.1 = value;
+        let e = self.defs.entry(r).or_default();
+        if e.len() <= MAX_DEFS {
+            e.push(value);
+        }
     }
 
     /// The second half of an address pair (`auipc`/`lui`/`adrp` then an add
     /// to the same register): `imm` is added to the constant; not a new
     /// definition.
     pub(super) fn add_to(&mut self, r: u8, imm: u64) {
-        let e = self.defs.entry(r).or_insert((0, None));
-        e.1 = e.1.map(|v| v.wrapping_add(imm));
+        let e = self.defs.entry(r).or_default();
+        match e.last_mut() {
+            Some(last) => *last = last.map(|v| v.wrapping_add(imm)),
+            None => e.push(None),
+        }
     }
 
-    /// The registers defined once, by a constant, except `never`; when the
-    /// function calls, only the `callee_saved` ones.
+    /// The registers whose every definition sets one constant, except
+    /// `never`; when the function calls, only the `callee_saved` ones.
     pub(super) fn invariants(
         self,
         callee_saved: fn(u8) -> bool,
@@ -143,10 +152,17 @@ impl ConstDefs {
         let calls = self.calls;
         self.defs
             .into_iter()
-            .filter(|&(r, (n, v))| {
-                n == 1 && v.is_some() && Some(r) != never && (!calls || callee_saved(r))
+            .filter(|&(r, _)| Some(r) != never && (!calls || callee_saved(r)))
+            .filter_map(|(r, values)| {
+                if values.len() > MAX_DEFS {
+                    return None;
+                }
+                let first = (*values.first()?)?;
+                values
+                    .iter()
+                    .all(|&v| v == Some(first))
+                    .then_some((u16::from(r), first))
             })
-            .filter_map(|(r, (_, v))| Some((u16::from(r), v?)))
             .collect()
     }
 }

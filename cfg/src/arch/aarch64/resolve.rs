@@ -32,12 +32,28 @@ impl ResolveIndirect for Aarch64Decoder {
                         Some((i.imm, spilled_constant(image, preds, a, i.imm)?))
                     })
                     .collect();
-                if slots.is_empty() {
-                    return None;
-                }
-                q.starts
-                    .iter()
-                    .find_map(|&i| resolve_path(image, path.get(i..)?, &[], &slots, admit))
+                let spilled = (!slots.is_empty())
+                    .then(|| {
+                        q.starts
+                            .iter()
+                            .find_map(|&i| resolve_path(image, path.get(i..)?, &[], &slots, admit))
+                    })
+                    .flatten();
+                // Then a table base in a callee-saved register the function
+                // also uses for other values (clang's computed-goto
+                // dispatch): each address it sets that register to, tried
+                // as its value, the table deciding (see the RISC-V
+                // `resolve_with_candidates`).
+                spilled.or_else(|| {
+                    address_candidates(image, q.function)
+                        .into_iter()
+                        .take(MAX_CANDIDATES)
+                        .find_map(|seed| {
+                            q.starts.iter().find_map(|&i| {
+                                resolve_path(image, path.get(i..)?, &[seed], &[], admit)
+                            })
+                        })
+                })
             },
         )
     }
@@ -281,6 +297,42 @@ pub(super) fn stack_effect_of(w: u32) -> StackEffect {
         Some(_) => StackEffect::None,
         None => StackEffect::Unknown,
     }
+}
+
+/// The most address constants tried per jump.
+const MAX_CANDIDATES: usize = 8;
+
+/// (callee-saved register, address) for every `adrp`+`add` pair in
+/// `function` that sets a callee-saved register, each pair once, in the
+/// function's order.
+fn address_candidates(image: &Image<'_>, function: &[u64]) -> Vec<(u16, u64)> {
+    let mut out: Vec<(u16, u64)> = Vec::new();
+    let mut prev: Option<(u64, A64)> = None;
+    for &a in function {
+        let Some(i) = image.bytes_from(a).and_then(word).and_then(decode_raw) else {
+            prev = None;
+            continue;
+        };
+        if let Some((pa, p)) = prev
+            && pa.wrapping_add(4) == a
+            && matches!(p.op, Op::Adrp)
+            && p.rd == i.rd
+            && matches!(i.op, Op::AddImm { flags: false })
+            && i.rn == i.rd
+            && i.wide
+            && is_callee_saved(i.rd)
+        {
+            let value = (pa & !0xfff)
+                .wrapping_add(p.imm as u64)
+                .wrapping_add(i.imm as u64);
+            let seed = (u16::from(i.rd), value);
+            if !out.contains(&seed) {
+                out.push(seed);
+            }
+        }
+        prev = Some((a, i));
+    }
+    out
 }
 
 /// Registers defined exactly once in `function`, by a constant (`adrp`

@@ -3,10 +3,11 @@
 
 use super::*;
 use crate::arch::{IndirectQuery, ResolveIndirect};
+use std::collections::BTreeMap;
 
 impl ResolveIndirect for RiscvDecoder {
     fn resolve_indirect(&self, image: &Image<'_>, path: &[u64]) -> Option<IndirectTarget> {
-        resolve_path(image, path, &[], &Some)
+        resolve_path(image, path, &[], &[], &Some)
     }
 
     fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
@@ -15,8 +16,8 @@ impl ResolveIndirect for RiscvDecoder {
             self,
             q,
             || invariant_registers(image, q.function),
-            |p, seeds| resolve_path(image, p, seeds, admit),
-            |_| None,
+            |p, seeds| resolve_path(image, p, seeds, &[], admit),
+            |_| resolve_with_candidates(image, q),
         )
     }
 
@@ -30,11 +31,13 @@ impl ResolveIndirect for RiscvDecoder {
 /// Interpret `path` (the indirect jump last) with `seeds` preset, with
 /// store-to-load forwarding and then without (see
 /// `Machine::without_store_forwarding`), and return the first answer
-/// `admit` lets through.
+/// `admit` lets through. A doubleword load from one of `slots` (base
+/// register, offset, value) reads that value.
 pub(super) fn resolve_path(
     image: &Image<'_>,
     path: &[u64],
     seeds: &[(u16, u64)],
+    slots: &[(u8, i64, u64)],
     admit: &dyn Fn(IndirectTarget) -> Option<IndirectTarget>,
 ) -> Option<IndirectTarget> {
     let mut insns = Vec::with_capacity(path.len());
@@ -51,7 +54,17 @@ pub(super) fn resolve_path(
         }
         for (idx, &(a, i)) in body.iter().enumerate() {
             let next = insns.get(idx.checked_add(1)?).map(|x| x.0);
-            step(&mut m, a, &i, next);
+            let slot = match i.kind {
+                Kind::Load { size: 8, .. } if i.rd != 0 => slots
+                    .iter()
+                    .find(|&&(b, off, _)| b == i.rs1 && off == i.imm)
+                    .map(|&(_, _, v)| v),
+                _ => None,
+            };
+            match slot {
+                Some(v) => m.set(u16::from(i.rd), Val::konst(v)),
+                None => step(&mut m, a, &i, next),
+            }
         }
         let target = m.reg(u16::from(jump.rs1)).add_const(jump.imm as u64);
         Some((m, target))
@@ -104,6 +117,104 @@ pub(super) fn invariant_registers(image: &Image<'_>, function: &[u64]) -> Vec<(u
         prev = Some((a, i));
     }
     defs.invariants(is_callee_saved, Some(SP))
+}
+
+/// The most address constants [`resolve_with_candidates`] tries per jump.
+const MAX_CANDIDATES: usize = 8;
+
+/// The last try for an indirect jump no path resolves: a table base held
+/// in a callee-saved register that the function also uses for other
+/// values. clang keeps a computed-goto dispatch table's address in such a
+/// register (or spills it to a frame slot and reloads it before the
+/// dispatch), so no register is defined once and the dispatch inside a
+/// handler has no path back to the definition. Each address the function
+/// sets that register to (`auipc` then `addi`) is tried as its value at
+/// the start of the path, and a frame slot whose only stores are of that
+/// register reads the same address; `admit` decides whether the table
+/// there is one (its entries code in this function), so the guess seeds
+/// the question and the table answers it.
+fn resolve_with_candidates(image: &Image<'_>, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
+    let c = address_candidates(image, q.function);
+    c.regs.iter().take(MAX_CANDIDATES).find_map(|&(r, value)| {
+        let slots: Vec<(u8, i64, u64)> = c
+            .slots
+            .iter()
+            .filter(|&&(_, _, src)| src == r)
+            .map(|&(b, off, _)| (b, off, value))
+            .collect();
+        let seeds = [(u16::from(r), value)];
+        q.starts
+            .iter()
+            .find_map(|&i| resolve_path(image, q.path.get(i..)?, &seeds, &slots, q.admit))
+    })
+}
+
+/// What [`address_candidates`] finds in a function.
+#[derive(Debug, Default)]
+struct Candidates {
+    /// (callee-saved register, an address constant it is set to), in the
+    /// function's order, each pair once.
+    regs: Vec<(u8, u64)>,
+    /// (base register, offset, source register): a doubleword frame slot
+    /// whose every store in the function is of that one callee-saved
+    /// register, off a base register other than `sp` defined once.
+    slots: Vec<(u8, i64, u8)>,
+}
+
+fn address_candidates(image: &Image<'_>, function: &[u64]) -> Candidates {
+    let mut out = Candidates::default();
+    let mut defs: BTreeMap<u8, u32> = BTreeMap::new();
+    // (base, offset) -> the one register stored there, or None once a
+    // store of another register or of another width was seen.
+    let mut stores: BTreeMap<(u8, i64), Option<u8>> = BTreeMap::new();
+    let mut prev: Option<(u64, Rv)> = None;
+    for &a in function {
+        let Some(i) = image.bytes_from(a).and_then(decode_raw) else {
+            prev = None;
+            continue;
+        };
+        if let Kind::Store { size } = i.kind {
+            let e = stores.entry((i.rs1, i.imm)).or_insert(Some(i.rs2));
+            if size != 8 || *e != Some(i.rs2) {
+                *e = None;
+            }
+        }
+        let pair = prev.filter(|&(pa, p)| {
+            pa.wrapping_add(u64::from(p.len)) == a
+                && p.kind == Kind::Auipc
+                && p.rd == i.rd
+                && i.kind == Kind::OpImm(Alu::Add)
+                && i.rs1 == i.rd
+        });
+        let writes = !matches!(
+            i.kind,
+            Kind::Store { .. } | Kind::FpMem | Kind::Branch(_) | Kind::Trap | Kind::TrapReturn
+        ) && i.rd != 0;
+        let restore = matches!(i.kind, Kind::Load { .. }) && i.rs1 == SP && is_callee_saved(i.rd);
+        if writes && !restore && pair.is_none() {
+            let n = defs.entry(i.rd).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+        if let Some((pa, p)) = pair
+            && is_callee_saved(i.rd)
+        {
+            let value = pa.wrapping_add(p.imm as u64).wrapping_add(i.imm as u64);
+            if !out.regs.contains(&(i.rd, value)) {
+                out.regs.push((i.rd, value));
+            }
+        }
+        prev = Some((a, i));
+    }
+    out.slots = stores
+        .into_iter()
+        .filter_map(|((b, off), src)| {
+            let src = src?;
+            let once = defs.get(&b) == Some(&1);
+            (b != SP && b != 0 && once && out.regs.iter().any(|&(r, _)| r == src))
+                .then_some((b, off, src))
+        })
+        .collect();
+    out
 }
 
 /// s0-s11 (x8, x9, x18-x27): preserved across calls.
