@@ -348,19 +348,6 @@ fn computed_goto_dispatch_with_a_reused_base_register_resolves_to_labels() {
         w.push(RET);
         code = w.iter().flat_map(|x| x.to_le_bytes()).collect();
     }
-    let mut table: Vec<u8> = handlers.iter().flat_map(|h| h.to_le_bytes()).collect();
-    table.extend_from_slice(&[0; 8]);
-    let cfg = analyze(&image(text, code, rodata, table));
-    let starts: Vec<u64> = cfg.functions.iter().map(|f| f.addr).collect();
-    assert_eq!(starts, vec![text], "{cfg:#?}");
-    assert!(cfg.unresolved.is_empty(), "{:?}", cfg.unresolved);
-    assert_eq!(cfg.jump_tables.len(), 2, "{:?}", cfg.jump_tables);
-    for t in &cfg.jump_tables {
-        assert_eq!((t.table, t.entries), (rodata, 3));
-    }
-    let main = cfg.function_at(text).unwrap();
-    let mut targets = main.edge_targets(EdgeKind::JumpTable);
-    targets.sort_unstable();
-    targets.dedup();
-    assert_eq!(targets, handlers.to_vec());
+    let cfg = analyze(&image(text, code, rodata, common::label_table(&handlers)));
+    common::assert_dispatch_to_labels(&cfg, text, rodata, &handlers);
 }

@@ -141,3 +141,30 @@ pub fn elf64_machine(machine: u16, e_type: u16, entry: u64, segs: &[Seg]) -> Vec
     out[18..20].copy_from_slice(&machine.to_le_bytes());
     out
 }
+
+/// The label-address table of a computed-goto interpreter test: the
+/// `handlers` in order, then a zero word that is not code (the table's
+/// extent).
+pub fn label_table(handlers: &[u64]) -> Vec<u8> {
+    let mut table: Vec<u8> = handlers.iter().flat_map(|h| h.to_le_bytes()).collect();
+    table.extend_from_slice(&[0; 8]);
+    table
+}
+
+/// A computed-goto interpreter at `main` with two dispatches through the
+/// table at `table`: one function, every dispatch resolved to the
+/// `handlers`, which stay labels.
+pub fn assert_dispatch_to_labels(cfg: &talos_cfg::Cfg, main: u64, table: u64, handlers: &[u64]) {
+    let starts: Vec<u64> = cfg.functions.iter().map(|f| f.addr).collect();
+    assert_eq!(starts, vec![main], "{cfg:#?}");
+    assert!(cfg.unresolved.is_empty(), "{:?}", cfg.unresolved);
+    assert_eq!(cfg.jump_tables.len(), 2, "{:?}", cfg.jump_tables);
+    for t in &cfg.jump_tables {
+        assert_eq!((t.table, t.entries), (table, handlers.len() as u64));
+    }
+    let f = cfg.function_at(main).expect("main");
+    let mut targets = f.edge_targets(talos_cfg::EdgeKind::JumpTable);
+    targets.sort_unstable();
+    targets.dedup();
+    assert_eq!(targets, handlers);
+}
