@@ -542,14 +542,16 @@ impl Machine {
         }
         let width = 1u64 << (u32::from(size) * 8);
         if rest == 0 {
-            // Absolute entries (`ld(T + 8·b)`): the byte or halfword is the
-            // entry's number from the table's start, as in the
+            // Absolute entries (`ld(T + 8·b)`) indexed by a byte: the byte is
+            // the entry's number from the table's start, as in the
             // computed-goto dispatch of an interpreter that fetches its
             // opcode with `lbu` and has no range check (QuickJS's
-            // `dispatch_table[*pc++]`).
-            return Some(Bound {
+            // `dispatch_table[*pc++]`). Not a halfword: 65,536 entries read
+            // for every path tried would let a hostile binary's jumps cost
+            // billions of reads, and no compiler was seen to emit it.
+            return (size == 1).then_some(Bound {
                 offset: 0,
-                count: width.min(limits::MAX_JUMP_TABLE_ENTRIES),
+                count: width,
                 from_mask: true,
             });
         }
