@@ -142,18 +142,23 @@ impl ConstDefs {
         }
     }
 
+    /// How many times `r` is defined (pair completions not counted), up to
+    /// one more than [`MAX_DEFS`].
+    pub(super) fn count(&self, r: u8) -> usize {
+        self.defs.get(&r).map_or(0, Vec::len)
+    }
+
     /// The registers whose every definition sets one constant, except
     /// `never`; when the function calls, only the `callee_saved` ones.
     pub(super) fn invariants(
-        self,
+        &self,
         callee_saved: fn(u8) -> bool,
         never: Option<u8>,
     ) -> Vec<(u16, u64)> {
-        let calls = self.calls;
         self.defs
-            .into_iter()
-            .filter(|&(r, _)| Some(r) != never && (!calls || callee_saved(r)))
-            .filter_map(|(r, values)| {
+            .iter()
+            .filter(|&(&r, _)| Some(r) != never && (!self.calls || callee_saved(r)))
+            .filter_map(|(&r, values)| {
                 if values.len() > MAX_DEFS {
                     return None;
                 }

@@ -12,12 +12,16 @@ impl ResolveIndirect for RiscvDecoder {
 
     fn resolve_indirect_in(&self, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
         let (image, admit) = (q.image, q.admit);
+        // One pass over the function, made only when a path alone does not
+        // resolve the jump, serves the invariants and the candidates.
+        let facts = std::cell::OnceCell::new();
+        let scan = || facts.get_or_init(|| FunctionScan::of(image, q.function));
         risc::resolve_in(
             self,
             q,
-            || invariant_registers(image, q.function),
+            || scan().defs.invariants(is_callee_saved, Some(SP)),
             |p, seeds| resolve_path(image, p, seeds, &[], admit),
-            |_| resolve_with_candidates(image, q),
+            |_| resolve_with_candidates(image, q, &scan().candidates),
         )
     }
 
@@ -71,54 +75,6 @@ pub(super) fn resolve_path(
     })
 }
 
-/// Registers defined exactly once in `function`, by a constant (`li`,
-/// `lui`, `auipc`, each optionally followed at once by `addi` to the same
-/// register): their value is that constant wherever the definition has
-/// run. Epilogue restores (`ld sN, off(sp)`) are not definitions; the
-/// caller-saved registers do not qualify when the function calls anything.
-pub(super) fn invariant_registers(image: &Image<'_>, function: &[u64]) -> Vec<(u16, u64)> {
-    let mut defs = risc::ConstDefs::default();
-    let mut prev: Option<(u64, Rv)> = None;
-    for &a in function {
-        let Some(i) = image.bytes_from(a).and_then(decode_raw) else {
-            prev = None;
-            continue;
-        };
-        let rd = i.rd;
-        let pair_of_prev = prev.is_some_and(|(pa, p)| {
-            pa.wrapping_add(u64::from(p.len)) == a
-                && matches!(p.kind, Kind::Lui | Kind::Auipc)
-                && p.rd == rd
-                && i.kind == Kind::OpImm(Alu::Add)
-                && i.rs1 == rd
-        });
-        let restore = matches!(i.kind, Kind::Load { .. }) && i.rs1 == SP && is_callee_saved(rd);
-        match i.kind {
-            Kind::Jal | Kind::Jalr if is_link(rd) => defs.calls = true,
-            _ => {}
-        }
-        let writes = !matches!(
-            i.kind,
-            Kind::Store { .. } | Kind::FpMem | Kind::Branch(_) | Kind::Trap | Kind::TrapReturn
-        ) && rd != 0;
-        if writes && !restore {
-            if pair_of_prev {
-                defs.add_to(rd, i.imm as u64);
-            } else {
-                let value = match i.kind {
-                    Kind::Lui => Some(i.imm as u64),
-                    Kind::Auipc => Some(a.wrapping_add(i.imm as u64)),
-                    Kind::OpImm(Alu::Add) if i.rs1 == 0 => Some(i.imm as u64),
-                    _ => None,
-                };
-                defs.define(rd, value);
-            }
-        }
-        prev = Some((a, i));
-    }
-    defs.invariants(is_callee_saved, Some(SP))
-}
-
 /// The most address constants [`resolve_with_candidates`] tries per jump.
 const MAX_CANDIDATES: usize = 8;
 
@@ -133,8 +89,11 @@ const MAX_CANDIDATES: usize = 8;
 /// register reads the same address; `admit` decides whether the table
 /// there is one (its entries code in this function), so the guess seeds
 /// the question and the table answers it.
-fn resolve_with_candidates(image: &Image<'_>, q: &IndirectQuery<'_>) -> Option<IndirectTarget> {
-    let c = address_candidates(image, q.function);
+fn resolve_with_candidates(
+    image: &Image<'_>,
+    q: &IndirectQuery<'_>,
+    c: &Candidates,
+) -> Option<IndirectTarget> {
     c.regs.iter().take(MAX_CANDIDATES).find_map(|&(r, value)| {
         let slots: Vec<(u8, i64, u64)> = c
             .slots
@@ -149,7 +108,7 @@ fn resolve_with_candidates(image: &Image<'_>, q: &IndirectQuery<'_>) -> Option<I
     })
 }
 
-/// What [`address_candidates`] finds in a function.
+/// The address constants of a function, for [`resolve_with_candidates`].
 #[derive(Debug, Default)]
 struct Candidates {
     /// (callee-saved register, an address constant it is set to), in the
@@ -161,60 +120,92 @@ struct Candidates {
     slots: Vec<(u8, i64, u8)>,
 }
 
-fn address_candidates(image: &Image<'_>, function: &[u64]) -> Candidates {
-    let mut out = Candidates::default();
-    let mut defs: BTreeMap<u8, u32> = BTreeMap::new();
-    // (base, offset) -> the one register stored there, or None once a
-    // store of another register or of another width was seen.
-    let mut stores: BTreeMap<(u8, i64), Option<u8>> = BTreeMap::new();
-    let mut prev: Option<(u64, Rv)> = None;
-    for &a in function {
-        let Some(i) = image.bytes_from(a).and_then(decode_raw) else {
-            prev = None;
-            continue;
-        };
-        if let Kind::Store { size } = i.kind {
-            let e = stores.entry((i.rs1, i.imm)).or_insert(Some(i.rs2));
-            if size != 8 || *e != Some(i.rs2) {
-                *e = None;
+/// Facts that hold on every path of a function, from one pass over its
+/// instructions.
+struct FunctionScan {
+    /// The definitions of each register. A register defined only by one
+    /// constant (`li`, `lui`, `auipc`, each optionally followed at once by
+    /// `addi` to the same register) holds it wherever a definition has run.
+    /// Epilogue restores (`ld sN, off(sp)`) are not definitions; the
+    /// caller-saved registers do not qualify when the function calls
+    /// anything.
+    defs: risc::ConstDefs,
+    candidates: Candidates,
+}
+
+impl FunctionScan {
+    fn of(image: &Image<'_>, function: &[u64]) -> Self {
+        let mut defs = risc::ConstDefs::default();
+        let mut regs: Vec<(u8, u64)> = Vec::new();
+        // (base, offset) -> the one register stored there, or None once a
+        // store of another register or of another width was seen.
+        let mut stores: BTreeMap<(u8, i64), Option<u8>> = BTreeMap::new();
+        let mut prev: Option<(u64, Rv)> = None;
+        for &a in function {
+            let Some(i) = image.bytes_from(a).and_then(decode_raw) else {
+                prev = None;
+                continue;
+            };
+            let rd = i.rd;
+            if let Kind::Store { size } = i.kind {
+                let e = stores.entry((i.rs1, i.imm)).or_insert(Some(i.rs2));
+                if size != 8 || *e != Some(i.rs2) {
+                    *e = None;
+                }
             }
-        }
-        let pair = prev.filter(|&(pa, p)| {
-            pa.wrapping_add(u64::from(p.len)) == a
-                && p.kind == Kind::Auipc
-                && p.rd == i.rd
-                && i.kind == Kind::OpImm(Alu::Add)
-                && i.rs1 == i.rd
-        });
-        let writes = !matches!(
-            i.kind,
-            Kind::Store { .. } | Kind::FpMem | Kind::Branch(_) | Kind::Trap | Kind::TrapReturn
-        ) && i.rd != 0;
-        let restore = matches!(i.kind, Kind::Load { .. }) && i.rs1 == SP && is_callee_saved(i.rd);
-        if writes && !restore && pair.is_none() {
-            let n = defs.entry(i.rd).or_insert(0);
-            *n = n.saturating_add(1);
-        }
-        if let Some((pa, p)) = pair
-            && is_callee_saved(i.rd)
-        {
-            let value = pa.wrapping_add(p.imm as u64).wrapping_add(i.imm as u64);
-            if !out.regs.contains(&(i.rd, value)) {
-                out.regs.push((i.rd, value));
+            let pair = prev.filter(|&(pa, p)| {
+                pa.wrapping_add(u64::from(p.len)) == a
+                    && matches!(p.kind, Kind::Lui | Kind::Auipc)
+                    && p.rd == rd
+                    && i.kind == Kind::OpImm(Alu::Add)
+                    && i.rs1 == rd
+            });
+            let restore = matches!(i.kind, Kind::Load { .. }) && i.rs1 == SP && is_callee_saved(rd);
+            if matches!(i.kind, Kind::Jal | Kind::Jalr) && is_link(rd) {
+                defs.calls = true;
             }
+            let writes = !matches!(
+                i.kind,
+                Kind::Store { .. } | Kind::FpMem | Kind::Branch(_) | Kind::Trap | Kind::TrapReturn
+            ) && rd != 0;
+            if writes && !restore {
+                match pair {
+                    Some((pa, p)) => {
+                        defs.add_to(rd, i.imm as u64);
+                        if p.kind == Kind::Auipc && is_callee_saved(rd) {
+                            let value = pa.wrapping_add(p.imm as u64).wrapping_add(i.imm as u64);
+                            if !regs.contains(&(rd, value)) {
+                                regs.push((rd, value));
+                            }
+                        }
+                    }
+                    None => {
+                        let value = match i.kind {
+                            Kind::Lui => Some(i.imm as u64),
+                            Kind::Auipc => Some(a.wrapping_add(i.imm as u64)),
+                            Kind::OpImm(Alu::Add) if i.rs1 == 0 => Some(i.imm as u64),
+                            _ => None,
+                        };
+                        defs.define(rd, value);
+                    }
+                }
+            }
+            prev = Some((a, i));
         }
-        prev = Some((a, i));
+        let slots = stores
+            .into_iter()
+            .filter_map(|((b, off), src)| {
+                let src = src?;
+                let once = defs.count(b) == 1;
+                (b != SP && b != 0 && once && regs.iter().any(|&(r, _)| r == src))
+                    .then_some((b, off, src))
+            })
+            .collect();
+        FunctionScan {
+            defs,
+            candidates: Candidates { regs, slots },
+        }
     }
-    out.slots = stores
-        .into_iter()
-        .filter_map(|((b, off), src)| {
-            let src = src?;
-            let once = defs.get(&b) == Some(&1);
-            (b != SP && b != 0 && once && out.regs.iter().any(|&(r, _)| r == src))
-                .then_some((b, off, src))
-        })
-        .collect();
-    out
 }
 
 /// s0-s11 (x8, x9, x18-x27): preserved across calls.
